@@ -1,0 +1,250 @@
+//! Persisted read positions. The [`Checkpointer`] only writes what it is
+//! given; deciding *which* position is safe (every line before it acked by
+//! the broker) is the caller's job.
+//!
+//! The file is JSON with a version tag, written to a temp file, fsynced,
+//! renamed over the old one, and the directory fsynced, so a crash leaves
+//! either the old or the new checkpoint, never a torn one. Mode 0600: it
+//! names log paths.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{FileId, Fingerprint};
+
+/// Bumped whenever the on-disk shape changes; older builds refuse newer files
+/// instead of misreading them.
+pub const FORMAT_VERSION: u32 = 1;
+const FILE_NAME: &str = "checkpoints.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("cannot create checkpoint directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("cannot read checkpoint file {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("checkpoint file {path} is not valid: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("checkpoint file {path} has format version {found}; this logferry reads version {FORMAT_VERSION}")]
+    Version { path: PathBuf, found: u32 },
+    #[error("cannot write checkpoint file {path}: {source} (the previous checkpoint is kept)")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+/// The saved state of one file identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileCheckpoint {
+    pub id: FileId,
+    /// Head of the file when last read; a reused inode will not match it.
+    pub fingerprint: Fingerprint,
+    /// Every line ending at or before this offset was acknowledged.
+    pub position: u64,
+    /// Where the file was last seen; informational (identity is what counts).
+    pub path: String,
+    /// Seconds since the Unix epoch when this entry was last refreshed, so
+    /// entries of files gone for good can be expired.
+    pub updated: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointFile {
+    pub version: u32,
+    pub files: Vec<FileCheckpoint>,
+}
+
+#[derive(Debug)]
+pub struct Checkpointer {
+    dir: PathBuf,
+    path: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Checkpointer {
+    /// Use `dir` (created 0700 if missing) for checkpoints.
+    pub fn new(dir: &Path) -> Result<Self, CheckpointError> {
+        if !dir.exists() {
+            fs::create_dir_all(dir).map_err(|source| CheckpointError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+        }
+        Ok(Checkpointer {
+            dir: dir.to_path_buf(),
+            path: dir.join(FILE_NAME),
+            tmp: dir.join(format!("{FILE_NAME}.tmp")),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The saved entries; none when no checkpoint was written yet.
+    pub fn load(&self) -> Result<Vec<FileCheckpoint>, CheckpointError> {
+        let text = match fs::read(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(CheckpointError::Read {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        Self::decode(&self.path, &text)
+    }
+
+    /// Parse a checkpoint file's bytes (public for the golden test).
+    pub fn decode(path: &Path, text: &[u8]) -> Result<Vec<FileCheckpoint>, CheckpointError> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            version: u32,
+        }
+        let corrupt = |e: serde_json::Error| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let v: VersionOnly = serde_json::from_slice(text).map_err(corrupt)?;
+        if v.version != FORMAT_VERSION {
+            return Err(CheckpointError::Version {
+                path: path.to_path_buf(),
+                found: v.version,
+            });
+        }
+        let file: CheckpointFile = serde_json::from_slice(text).map_err(corrupt)?;
+        Ok(file.files)
+    }
+
+    pub fn encode(files: &[FileCheckpoint]) -> Vec<u8> {
+        let file = CheckpointFile {
+            version: FORMAT_VERSION,
+            files: files.to_vec(),
+        };
+        let mut out = serde_json::to_vec_pretty(&file).expect("checkpoint serializes");
+        out.push(b'\n');
+        out
+    }
+
+    /// Replace the checkpoint atomically. On error the previous file stays.
+    pub fn save(&self, files: &[FileCheckpoint]) -> Result<(), CheckpointError> {
+        let bytes = Self::encode(files);
+        self.write_atomically(&bytes).map_err(|source| {
+            let _ = fs::remove_file(&self.tmp);
+            CheckpointError::Write {
+                path: self.path.clone(),
+                source,
+            }
+        })
+    }
+
+    fn write_atomically(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&self.tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&self.tmp, &self.path)?;
+        File::open(&self.dir)?.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<FileCheckpoint> {
+        vec![FileCheckpoint {
+            id: FileId {
+                dev: 2049,
+                ino: 131,
+            },
+            fingerprint: Fingerprint { len: 256, hash: 42 },
+            position: 1234,
+            path: "/var/log/app/access.log".into(),
+            updated: 1_790_000_000,
+        }]
+    }
+
+    /// Pins the on-disk format: a change here breaks every existing
+    /// checkpoint and must bump FORMAT_VERSION.
+    #[test]
+    fn golden_format() {
+        let golden = r#"{
+  "version": 1,
+  "files": [
+    {
+      "id": {
+        "dev": 2049,
+        "ino": 131
+      },
+      "fingerprint": {
+        "len": 256,
+        "hash": 42
+      },
+      "position": 1234,
+      "path": "/var/log/app/access.log",
+      "updated": 1790000000
+    }
+  ]
+}
+"#;
+        assert_eq!(
+            String::from_utf8(Checkpointer::encode(&sample())).unwrap(),
+            golden
+        );
+        assert_eq!(
+            Checkpointer::decode(Path::new("x"), golden.as_bytes()).unwrap(),
+            sample()
+        );
+    }
+
+    #[test]
+    fn round_trip_and_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpointer::new(&dir.path().join("state")).unwrap();
+        assert!(cp.load().unwrap().is_empty());
+        cp.save(&sample()).unwrap();
+        assert_eq!(cp.load().unwrap(), sample());
+        let mode = fs::metadata(cp.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn newer_version_is_refused_with_path() {
+        let err = Checkpointer::decode(
+            Path::new("/s/checkpoints.json"),
+            br#"{"version": 9, "files": []}"#,
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("/s/checkpoints.json") && msg.contains("version 9"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn failed_write_keeps_previous() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpointer::new(dir.path()).unwrap();
+        cp.save(&sample()).unwrap();
+        // Make the temp name a directory so opening it for writing fails.
+        fs::create_dir(dir.path().join("checkpoints.json.tmp")).unwrap();
+        let mut changed = sample();
+        changed[0].position = 9999;
+        assert!(matches!(
+            cp.save(&changed),
+            Err(CheckpointError::Write { .. })
+        ));
+        assert_eq!(cp.load().unwrap(), sample());
+    }
+}

@@ -1,0 +1,183 @@
+//! Following one file identity. A [`FileWatcher`] owns an open descriptor,
+//! so a file renamed away by logrotate, or deleted, is still read to its end
+//! through it. It reads with `pread` at its own position, notices truncation
+//! (size below the position, or the head bytes rewritten under it) and starts
+//! that identity over at 0.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::frame::{Line, LineFramer};
+use crate::identity::{FileId, Fingerprint, FINGERPRINT_WINDOW};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+}
+
+/// What one [`FileWatcher::read`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// This many bytes were read and framed.
+    Read(usize),
+    /// Nothing new.
+    Eof,
+    /// The file shrank below the read position or its head bytes changed:
+    /// the identity was restarted at offset 0. `at` is where we had been.
+    Truncated { at: u64 },
+}
+
+#[derive(Debug)]
+pub struct FileWatcher {
+    id: FileId,
+    /// The last path this identity was seen at; for logs and headers only.
+    path: PathBuf,
+    file: File,
+    framer: LineFramer,
+    /// Fingerprint of the bytes read so far (up to the window), used to see
+    /// the file rewritten in place under us.
+    fingerprint: Fingerprint,
+    /// The last read hit end of file; the head is re-checked before more
+    /// data is trusted, which is how copytruncate followed by a quick
+    /// rewrite past our position is caught.
+    at_eof: bool,
+    /// When the file last produced data (or was opened).
+    last_data: Instant,
+}
+
+impl FileWatcher {
+    /// Follow `file` (found at `path`) from byte `position`. If the file is
+    /// now shorter than `position` it is read from 0.
+    pub fn new(
+        path: &Path,
+        file: File,
+        position: u64,
+        framer_proto: &LineFramer,
+    ) -> io::Result<Self> {
+        let meta = file.metadata()?;
+        let position = if meta.len() < position { 0 } else { position };
+        let fingerprint = Fingerprint::read(&file, position)?;
+        Ok(FileWatcher {
+            id: FileId::of(&meta),
+            path: path.to_path_buf(),
+            file,
+            framer: framer_proto.restarted_at(position),
+            fingerprint,
+            at_eof: false,
+            last_data: Instant::now(),
+        })
+    }
+
+    pub fn id(&self) -> FileId {
+        self.id
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn set_path(&mut self, path: &Path) {
+        if self.path != path {
+            self.path = path.to_path_buf();
+        }
+    }
+
+    /// The fingerprint of this identity's head, for checkpoints.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// Offset just past the last byte read.
+    pub fn read_position(&self) -> u64 {
+        self.framer.consumed()
+    }
+
+    /// Start of the unterminated line waiting for its newline (the read
+    /// position when none waits).
+    pub fn pending_bytes(&self) -> usize {
+        self.framer.pending()
+    }
+
+    pub fn idle_for(&self) -> std::time::Duration {
+        self.last_data.elapsed()
+    }
+
+    /// Whether the file was unlinked (no name left). Its descriptor still
+    /// reads; callers drain it, then drop the watcher.
+    pub fn is_deleted(&self) -> bool {
+        self.file.metadata().map(|m| m.nlink() == 0).unwrap_or(true)
+    }
+
+    /// Current size of the file behind the descriptor.
+    pub fn size(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    /// Read up to `buf.len()` new bytes and hand every completed line to
+    /// `emit`.
+    pub fn read<F: FnMut(Line<'_>)>(
+        &mut self,
+        buf: &mut [u8],
+        mut emit: F,
+    ) -> Result<Poll, WatchError> {
+        if self.at_eof {
+            if let Some(at) = self.check_truncation().map_err(|e| self.err(e))? {
+                // Whatever was waiting for a newline was complete data of the
+                // old content; ship it rather than lose it.
+                self.framer.flush_partial(&mut emit);
+                self.framer.reset(0);
+                self.fingerprint = Fingerprint::default();
+                self.at_eof = false;
+                return Ok(Poll::Truncated { at });
+            }
+        }
+        let pos = self.framer.consumed();
+        let n = loop {
+            match self.file.read_at(buf, pos) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.err(e)),
+            }
+        };
+        if n == 0 {
+            self.at_eof = true;
+            return Ok(Poll::Eof);
+        }
+        self.at_eof = false;
+        self.last_data = Instant::now();
+        if self.fingerprint.len < FINGERPRINT_WINDOW {
+            self.fingerprint =
+                Fingerprint::read(&self.file, pos + n as u64).map_err(|e| self.err(e))?;
+        }
+        self.framer.push(&buf[..n], emit);
+        Ok(Poll::Read(n))
+    }
+
+    /// Emit the unterminated last line, if any, as a line of its own.
+    pub fn flush_partial<F: FnMut(Line<'_>)>(&mut self, emit: F) {
+        self.framer.flush_partial(emit);
+    }
+
+    fn check_truncation(&self) -> io::Result<Option<u64>> {
+        let pos = self.framer.consumed();
+        if pos == 0 {
+            return Ok(None);
+        }
+        let size = self.file.metadata()?.len();
+        if size < pos || !self.fingerprint.matches(&self.file)? {
+            return Ok(Some(pos));
+        }
+        Ok(None)
+    }
+
+    fn err(&self, source: io::Error) -> WatchError {
+        WatchError::Read {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}

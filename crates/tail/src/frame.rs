@@ -1,0 +1,240 @@
+//! Cutting bytes into lines. The framer sees the file as a sequence of chunks
+//! at known offsets and emits each complete line as a slice of the chunk it
+//! arrived in (no copy, no allocation) together with the offset just past its
+//! newline: the position a checkpoint may safely name once the line is acked.
+//!
+//! Only an unterminated tail is copied, into a buffer capped at
+//! `max_line_bytes`, so a 100 MB line costs at most that cap in memory.
+
+use memchr::memchr;
+
+/// What happens to a line longer than `max_line_bytes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LongLinePolicy {
+    /// Ship the first `max_line_bytes` bytes once, flagged truncated; drop
+    /// the rest of the line.
+    Truncate,
+    /// Ship the line as consecutive pieces of at most `max_line_bytes`,
+    /// each flagged truncated.
+    Split,
+}
+
+/// One framed line. `bytes` excludes the newline (and a CR before it when CR
+/// stripping is on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line<'a> {
+    pub bytes: &'a [u8],
+    /// File offset of the line's first byte.
+    pub start: u64,
+    /// File offset just past this line (and its newline, if it had one):
+    /// where reading resumes once this line is safely shipped.
+    pub end: u64,
+    /// The line exceeded `max_line_bytes` and `bytes` is only part of it.
+    pub truncated: bool,
+}
+
+#[derive(Debug)]
+pub struct LineFramer {
+    max_line_bytes: usize,
+    policy: LongLinePolicy,
+    strip_cr: bool,
+    /// Bytes of the current unterminated line, never more than
+    /// `max_line_bytes`.
+    partial: Vec<u8>,
+    /// File offset where the current unterminated line began.
+    partial_start: u64,
+    /// File offset just past the last byte pushed.
+    consumed: u64,
+    /// Truncate policy: the current line already overflowed; its remaining
+    /// bytes are dropped until the newline.
+    overflowed: bool,
+    /// Split policy: pieces of the current line were already emitted, so
+    /// its remaining piece is flagged truncated too.
+    split_open: bool,
+}
+
+impl LineFramer {
+    /// A framer whose first pushed byte is at file offset `start`.
+    pub fn new(start: u64, max_line_bytes: usize, policy: LongLinePolicy, strip_cr: bool) -> Self {
+        LineFramer {
+            max_line_bytes: max_line_bytes.max(1),
+            policy,
+            strip_cr,
+            partial: Vec::new(),
+            partial_start: start,
+            consumed: start,
+            overflowed: false,
+            split_open: false,
+        }
+    }
+
+    /// A framer with the same settings, empty, starting at `offset`.
+    pub fn restarted_at(&self, offset: u64) -> LineFramer {
+        LineFramer::new(offset, self.max_line_bytes, self.policy, self.strip_cr)
+    }
+
+    /// File offset just past the last byte pushed.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// Bytes waiting for their newline.
+    pub fn pending(&self) -> usize {
+        if self.overflowed {
+            (self.consumed - self.partial_start) as usize
+        } else {
+            self.partial.len()
+        }
+    }
+
+    /// Forget any partial line and continue at `offset` (after truncation).
+    pub fn reset(&mut self, offset: u64) {
+        self.partial.clear();
+        self.partial_start = offset;
+        self.consumed = offset;
+        self.overflowed = false;
+        self.split_open = false;
+    }
+
+    /// Feed the bytes that follow [`consumed`](Self::consumed) in the file.
+    pub fn push<F: FnMut(Line<'_>)>(&mut self, chunk: &[u8], mut emit: F) {
+        let base = self.consumed;
+        let mut i = 0;
+        while i < chunk.len() {
+            let Some(rel) = memchr(b'\n', &chunk[i..]) else {
+                self.append_partial(&chunk[i..], base + i as u64, &mut emit);
+                break;
+            };
+            let nl = i + rel;
+            let end = base + nl as u64 + 1;
+            if self.partial.is_empty() && !self.overflowed {
+                // Hot path: the whole line lies inside this chunk.
+                self.emit_whole(&chunk[i..nl], base + i as u64, end, &mut emit);
+            } else {
+                self.append_partial(&chunk[i..nl], base + i as u64, &mut emit);
+                self.finish_partial(end, &mut emit);
+            }
+            i = nl + 1;
+        }
+        self.consumed = base + chunk.len() as u64;
+    }
+
+    /// Emit the unterminated tail as a line of its own (idle flush, or a
+    /// deleted file that can never complete it). No-op when nothing waits.
+    pub fn flush_partial<F: FnMut(Line<'_>)>(&mut self, mut emit: F) {
+        if self.partial.is_empty() && !self.overflowed {
+            self.partial_start = self.consumed;
+            return;
+        }
+        let end = self.consumed;
+        self.finish_partial(end, &mut emit);
+    }
+
+    fn strip<'a>(&self, line: &'a [u8]) -> &'a [u8] {
+        match line.last() {
+            Some(b'\r') if self.strip_cr => &line[..line.len() - 1],
+            _ => line,
+        }
+    }
+
+    fn emit_whole<F: FnMut(Line<'_>)>(&mut self, line: &[u8], start: u64, end: u64, emit: &mut F) {
+        let max = self.max_line_bytes;
+        if line.len() <= max {
+            emit(Line {
+                bytes: self.strip(line),
+                start,
+                end,
+                truncated: false,
+            });
+            self.partial_start = end;
+            return;
+        }
+        match self.policy {
+            LongLinePolicy::Truncate => emit(Line {
+                bytes: &line[..max],
+                start,
+                end,
+                truncated: true,
+            }),
+            LongLinePolicy::Split => {
+                let mut off = 0;
+                while off < line.len() {
+                    let piece = &line[off..(off + max).min(line.len())];
+                    let piece_start = start + off as u64;
+                    off += piece.len();
+                    // The last piece owns the newline, so its end resumes
+                    // after it; earlier pieces end mid-line.
+                    let piece_end = if off == line.len() {
+                        end
+                    } else {
+                        start + off as u64
+                    };
+                    emit(Line {
+                        bytes: piece,
+                        start: piece_start,
+                        end: piece_end,
+                        truncated: true,
+                    });
+                }
+            }
+        }
+        self.partial_start = end;
+    }
+
+    /// Add bytes of the current unterminated line, obeying the cap.
+    fn append_partial<F: FnMut(Line<'_>)>(&mut self, mut seg: &[u8], seg_start: u64, emit: &mut F) {
+        if self.partial.is_empty() && !self.overflowed {
+            self.partial_start = seg_start;
+        }
+        let max = self.max_line_bytes;
+        while !seg.is_empty() {
+            if self.overflowed {
+                return; // Truncate policy: drop until the newline.
+            }
+            let room = max - self.partial.len();
+            if seg.len() <= room {
+                self.partial.extend_from_slice(seg);
+                return;
+            }
+            self.partial.extend_from_slice(&seg[..room]);
+            seg = &seg[room..];
+            match self.policy {
+                LongLinePolicy::Truncate => self.overflowed = true,
+                LongLinePolicy::Split => {
+                    let piece_end = self.partial_start + self.partial.len() as u64;
+                    emit(Line {
+                        bytes: &self.partial,
+                        start: self.partial_start,
+                        end: piece_end,
+                        truncated: true,
+                    });
+                    self.partial.clear();
+                    self.partial_start = piece_end;
+                    self.split_open = true;
+                }
+            }
+        }
+    }
+
+    fn finish_partial<F: FnMut(Line<'_>)>(&mut self, end: u64, emit: &mut F) {
+        // A Split piece is only emitted once bytes beyond the cap arrive, so
+        // the final piece is always non-empty here and owns the newline.
+        let truncated = self.overflowed || self.split_open;
+        let bytes: &[u8] = if truncated {
+            &self.partial
+        } else {
+            self.strip(&self.partial)
+        };
+        emit(Line {
+            bytes,
+            start: self.partial_start,
+            end,
+            truncated,
+        });
+        self.partial.clear();
+        self.overflowed = false;
+        self.split_open = false;
+        self.partial_start = end;
+    }
+}

@@ -1,0 +1,27 @@
+//! The tailing core of logferry: everything between a log file on disk and a
+//! complete line with its byte offsets. It knows nothing of Kafka or the CLI.
+//!
+//! # Layout
+//!
+//! - [`identity`]: what makes a file the same file ([`FileId`] = device and
+//!   inode, checked against a [`Fingerprint`] of its first bytes).
+//! - [`frame`]: [`LineFramer`] cuts byte chunks into complete lines with
+//!   absolute offsets, under one long-line policy and bounded memory.
+//! - [`follow`]: [`FileWatcher`] reads one file identity, notices truncation
+//!   and replacement, and keeps reading a rotated-away file to its end.
+//! - [`discover`]: [`Discovery`] expands include/exclude globs into the set of
+//!   files to follow.
+//! - [`checkpoint`]: [`Checkpointer`] persists positions atomically in a
+//!   versioned format.
+
+pub mod checkpoint;
+pub mod discover;
+pub mod follow;
+pub mod frame;
+pub mod identity;
+
+pub use checkpoint::{CheckpointError, CheckpointFile, Checkpointer, FileCheckpoint};
+pub use discover::{Discovery, DiscoveryError};
+pub use follow::{FileWatcher, Poll, WatchError};
+pub use frame::{Line, LineFramer, LongLinePolicy};
+pub use identity::{FileId, Fingerprint};

@@ -1,0 +1,366 @@
+//! Command-line arguments as typed, kept apart from the validated
+//! [`ShipSettings`] built from them. The quick-mode flags are tail2kafka's
+//! own (`-l -t -s -p -m -b -w`), so an old command line keeps working.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use logferry_tail::LongLinePolicy;
+
+use crate::config::{self, Brokers, InputSettings, PartitionBy, ShipSettings, StartAt};
+use crate::ship::encode::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "logferry",
+    version,
+    about = "Ships log files into Apache Kafka without losing a line"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Follow a log file and ship every line to Kafka.
+    Ship(ShipArgs),
+    /// Try logferry with nothing installed: write a sample log, ship it to
+    /// an embedded in-memory broker, read it back and print what arrived.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShipArgs {
+    /// Log file to follow (tail2kafka -l). Absolute or relative path.
+    #[arg(short = 'l', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Kafka topic (tail2kafka -t). Must exist: logferry never creates topics.
+    #[arg(short = 't', long, value_name = "TOPIC")]
+    pub topic: String,
+
+    /// Broker host (tail2kafka -s); with -p forms the bootstrap address.
+    #[arg(
+        short = 's',
+        long = "host-broker",
+        value_name = "HOST",
+        conflicts_with = "brokers"
+    )]
+    pub broker_host: Option<String>,
+
+    /// Broker port (tail2kafka -p).
+    #[arg(
+        short = 'p',
+        long = "port",
+        value_name = "PORT",
+        requires = "broker_host"
+    )]
+    pub broker_port: Option<u16>,
+
+    /// Bootstrap brokers `h1:p1,h2:p2`, or `embedded` for an in-process
+    /// broker (for trying logferry out only).
+    #[arg(long, value_name = "LIST")]
+    pub brokers: Option<String>,
+
+    /// Metadata prefix: each record becomes `META::line` (tail2kafka -m).
+    #[arg(short = 'm', long, value_name = "META")]
+    pub metadata: Option<String>,
+
+    /// Most messages per batch (tail2kafka -b; librdkafka batch.num.messages).
+    #[arg(short = 'b', long, value_name = "N")]
+    pub batch_size: Option<u32>,
+
+    /// Longest wait before a batch is sent, in seconds, fractions allowed
+    /// (tail2kafka -w; librdkafka linger.ms).
+    #[arg(short = 'w', long, value_name = "SECS")]
+    pub batch_time: Option<f64>,
+
+    /// librdkafka property `key=value`, as with kcat; repeatable; overrides
+    /// logferry's defaults.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub properties: Vec<(String, String)>,
+
+    /// Ship what the file already holds instead of starting at its end
+    /// (only for a file with no checkpoint).
+    #[arg(long)]
+    pub from_beginning: bool,
+
+    /// Directory for checkpoints [default: /var/lib/logferry as root, else
+    /// ~/.local/state/logferry; or $LOGFERRY_STATE_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+
+    /// Key records by host and file so one file's lines stay in one
+    /// partition, in order.
+    #[arg(long, value_name = "none|file", default_value = "none", value_parser = parse_partition_by)]
+    pub partition_by: PartitionBy,
+
+    /// Bound on unacknowledged records in bytes; reading pauses at it.
+    #[arg(long, value_name = "BYTES", default_value_t = ShipSettings::DEFAULT_MAX_INFLIGHT_BYTES)]
+    pub max_inflight_bytes: usize,
+
+    /// Longest line shipped whole; longer ones follow --long-lines.
+    #[arg(long, value_name = "BYTES", default_value_t = ShipSettings::DEFAULT_MAX_LINE_BYTES)]
+    pub max_line_bytes: usize,
+
+    /// Policy for lines over --max-line-bytes.
+    #[arg(long, value_name = "truncate|split", default_value = "truncate", value_parser = parse_long_lines)]
+    pub long_lines: LongLinePolicy,
+
+    /// Do not attach the `lf` source header (host, path, file identity,
+    /// offset) to records.
+    #[arg(long)]
+    pub no_source_header: bool,
+
+    /// Host name carried in the source header [default: this machine's].
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+
+    /// Seconds to wait for in-flight records at shutdown.
+    #[arg(long, value_name = "SECS", default_value_t = 8.0)]
+    pub shutdown_timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many sample lines to write (a rotation happens half way).
+    #[arg(long, default_value_t = 20)]
+    pub lines: u32,
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+fn parse_partition_by(s: &str) -> Result<PartitionBy, String> {
+    match s {
+        "none" => Ok(PartitionBy::None),
+        "file" => Ok(PartitionBy::File),
+        _ => Err(format!("expected none or file, got {s:?}")),
+    }
+}
+
+fn parse_long_lines(s: &str) -> Result<LongLinePolicy, String> {
+    match s {
+        "truncate" => Ok(LongLinePolicy::Truncate),
+        "split" => Ok(LongLinePolicy::Split),
+        _ => Err(format!("expected truncate or split, got {s:?}")),
+    }
+}
+
+/// A command-line value that parsed but does not make sense.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ArgError {
+    #[error("--batch-time (-w) must be a non-negative number of seconds, got {0}")]
+    BatchTime(f64),
+    #[error("--batch-size (-b) must be at least 1")]
+    BatchSize,
+    #[error("--topic (-t) must not be empty")]
+    Topic,
+    #[error("--max-inflight-bytes must be at least 64 KiB, got {0}")]
+    Inflight(usize),
+    #[error("--shutdown-timeout must be a non-negative number of seconds, got {0}")]
+    ShutdownTimeout(f64),
+    #[error("--file {0:?}: cannot make the path absolute: {1}")]
+    Path(PathBuf, String),
+}
+
+impl ShipArgs {
+    /// Validate and turn into settings.
+    pub fn into_settings(self) -> Result<ShipSettings, ArgError> {
+        if self.topic.is_empty() {
+            return Err(ArgError::Topic);
+        }
+        let brokers = match (&self.brokers, &self.broker_host) {
+            (Some(b), _) if b == "embedded" => Brokers::Embedded,
+            (Some(b), _) => Brokers::List(b.clone()),
+            (None, Some(h)) => Brokers::List(format!("{h}:{}", self.broker_port.unwrap_or(9092))),
+            (None, None) => Brokers::List("localhost:9092".into()),
+        };
+        let mut props = Vec::new();
+        if let Some(n) = self.batch_size {
+            if n == 0 {
+                return Err(ArgError::BatchSize);
+            }
+            props.push(("batch.num.messages".to_string(), n.to_string()));
+        }
+        if let Some(w) = self.batch_time {
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(ArgError::BatchTime(w));
+            }
+            props.push((
+                "linger.ms".to_string(),
+                ((w * 1000.0).round() as u64).to_string(),
+            ));
+        }
+        props.extend(self.properties);
+        if self.max_inflight_bytes < 64 << 10 {
+            return Err(ArgError::Inflight(self.max_inflight_bytes));
+        }
+        if !(self.shutdown_timeout.is_finite() && self.shutdown_timeout >= 0.0) {
+            return Err(ArgError::ShutdownTimeout(self.shutdown_timeout));
+        }
+        let file = std::path::absolute(&self.file)
+            .map_err(|e| ArgError::Path(self.file.clone(), e.to_string()))?;
+        // The path is a literal, not a glob: escape glob metacharacters.
+        let include = globset_escape(&file.to_string_lossy());
+        let format = match self.metadata {
+            Some(m) => Format::Tail2Kafka {
+                meta: m.into_bytes(),
+            },
+            None => Format::Raw,
+        };
+        Ok(ShipSettings {
+            inputs: vec![InputSettings {
+                include: vec![include],
+                exclude: vec![],
+                topic: self.topic,
+                start_at: if self.from_beginning {
+                    StartAt::Beginning
+                } else {
+                    StartAt::End
+                },
+                format,
+                partition_by: self.partition_by,
+                max_line_bytes: self.max_line_bytes.max(1),
+                long_lines: self.long_lines,
+                strip_cr: false,
+                partial_flush: None,
+            }],
+            brokers,
+            kafka_props: props,
+            checkpoint_dir: self
+                .checkpoint_dir
+                .unwrap_or_else(config::default_checkpoint_dir),
+            checkpoint_interval: Duration::from_secs(1),
+            max_inflight_bytes: self.max_inflight_bytes,
+            host: self.host.unwrap_or_else(config::host_name),
+            source_header: !self.no_source_header,
+            scan_interval: Duration::from_millis(250),
+            rotate_grace: Duration::from_secs(2),
+            shutdown_timeout: Duration::from_secs_f64(self.shutdown_timeout),
+        })
+    }
+}
+
+fn globset_escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}') {
+            out.push('[');
+            out.push(c);
+            out.push(']');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ship(args: &[&str]) -> ShipArgs {
+        let mut v = vec!["logferry", "ship"];
+        v.extend_from_slice(args);
+        match Cli::try_parse_from(v).unwrap().command {
+            Command::Ship(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn tail2kafka_flags_mean_what_they_meant() {
+        let s = ship(&[
+            "-l",
+            "/var/log/a.log",
+            "-t",
+            "web",
+            "-s",
+            "kafka1",
+            "-p",
+            "9093",
+            "-m",
+            "web1",
+            "-b",
+            "500",
+            "-w",
+            "2",
+        ])
+        .into_settings()
+        .unwrap();
+        assert_eq!(s.brokers, Brokers::List("kafka1:9093".into()));
+        let i = &s.inputs[0];
+        assert_eq!(i.include, ["/var/log/a.log"]);
+        assert_eq!(i.topic, "web");
+        assert_eq!(
+            i.format,
+            Format::Tail2Kafka {
+                meta: b"web1".to_vec()
+            }
+        );
+        assert_eq!(i.start_at, StartAt::End);
+        assert!(s
+            .kafka_props
+            .contains(&("batch.num.messages".into(), "500".into())));
+        assert!(s.kafka_props.contains(&("linger.ms".into(), "2000".into())));
+    }
+
+    #[test]
+    fn long_forms_and_passthrough() {
+        let s = ship(&[
+            "--file",
+            "/x/a.log",
+            "--topic",
+            "t",
+            "--brokers",
+            "h1:1,h2:2",
+            "-X",
+            "compression.type=zstd",
+            "--batch-time",
+            "0.05",
+        ])
+        .into_settings()
+        .unwrap();
+        assert_eq!(s.brokers, Brokers::List("h1:1,h2:2".into()));
+        assert!(s
+            .kafka_props
+            .contains(&("compression.type".into(), "zstd".into())));
+        assert!(s.kafka_props.contains(&("linger.ms".into(), "50".into())));
+    }
+
+    #[test]
+    fn default_port_and_glob_escaping() {
+        let s = ship(&["-l", "/x/a[1].log", "-t", "t", "-s", "k"])
+            .into_settings()
+            .unwrap();
+        assert_eq!(s.brokers, Brokers::List("k:9092".into()));
+        assert_eq!(s.inputs[0].include, ["/x/a[[]1[]].log"]);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = ship(&["-l", "/x", "-t", "t", "-w", "-1"])
+            .into_settings()
+            .unwrap_err();
+        assert_eq!(e, ArgError::BatchTime(-1.0));
+        assert!(
+            Cli::try_parse_from(["logferry", "ship", "-l", "/x"]).is_err(),
+            "topic is required"
+        );
+        assert!(
+            Cli::try_parse_from(["logferry", "ship", "-l", "/x", "-t", "t", "-X", "novalue"])
+                .is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["logferry", "ship", "-l", "/x", "-t", "t", "-p", "1"]).is_err(),
+            "-p needs -s"
+        );
+    }
+}

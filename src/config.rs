@@ -1,0 +1,111 @@
+//! Validated settings: what the shipping loop runs on. The CLI (and the
+//! config file) produce raw input; only values that passed validation reach
+//! here, so the loop never re-checks them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use logferry_tail::LongLinePolicy;
+
+use crate::ship::encode::Format;
+
+/// Where the brokers are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Brokers {
+    /// A bootstrap list, `host:port,host:port`.
+    List(String),
+    /// librdkafka's in-process mock cluster: for trying logferry out only.
+    Embedded,
+}
+
+/// Where a file without a checkpoint starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// At its current end, like `tail -n0 -F` (files present at start only;
+    /// files that appear later are always read from their beginning).
+    End,
+    Beginning,
+}
+
+/// How records are keyed, which decides their partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionBy {
+    /// No key: librdkafka's sticky partitioner spreads batches.
+    None,
+    /// Key = host + file identity: one file's lines stay in one partition,
+    /// in order.
+    File,
+}
+
+#[derive(Debug, Clone)]
+pub struct InputSettings {
+    /// Absolute paths or globs.
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub topic: String,
+    pub start_at: StartAt,
+    pub format: Format,
+    pub partition_by: PartitionBy,
+    pub max_line_bytes: usize,
+    pub long_lines: LongLinePolicy,
+    pub strip_cr: bool,
+    /// Emit an unterminated last line after the file was idle this long;
+    /// None waits for the newline forever.
+    pub partial_flush: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShipSettings {
+    pub inputs: Vec<InputSettings>,
+    pub brokers: Brokers,
+    /// librdkafka properties layered over logferry's defaults.
+    pub kafka_props: Vec<(String, String)>,
+    pub checkpoint_dir: PathBuf,
+    pub checkpoint_interval: Duration,
+    /// Records sent and not yet acknowledged may cost at most this much
+    /// (see `record_cost`); reading pauses at the bound.
+    pub max_inflight_bytes: usize,
+    /// Host name carried in the source header.
+    pub host: String,
+    /// Attach the `lf` source header to every record.
+    pub source_header: bool,
+    pub scan_interval: Duration,
+    /// A file no longer found under any matching name (rotated away or
+    /// deleted) is closed after it was idle at EOF this long.
+    pub rotate_grace: Duration,
+    /// Bound on flushing in-flight records at shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+impl ShipSettings {
+    pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 16 << 20;
+    pub const DEFAULT_MAX_LINE_BYTES: usize = 1_000_000;
+}
+
+/// The checkpoint directory used when none is given.
+pub fn default_checkpoint_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LOGFERRY_STATE_DIR") {
+        return PathBuf::from(dir);
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/logferry");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/logferry"),
+        None => PathBuf::from(".logferry-state"),
+    }
+}
+
+/// This machine's host name, for source attribution.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it or truncates.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}

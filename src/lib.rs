@@ -1,0 +1,20 @@
+//! logferry: carries application logs from the files servers write into
+//! Apache Kafka, never losing a line.
+//!
+//! # Layout
+//!
+//! - [`cli`]: command-line arguments as typed (tail2kafka's quick-mode flags
+//!   among them), turned into validated [`config`] settings.
+//! - [`ship`]: the shipping loop: discover, follow and frame (through the
+//!   `logferry-tail` crate), encode, produce, apply acks, checkpoint.
+//!   - [`ship::acks`]: `AckTracker`, the acked-prefix rule for checkpoints.
+//!   - [`ship::encode`]: record values and the compact source header.
+//!   - [`ship::produce`]: producer defaults and delivery reports.
+//! - [`embedded`]: the in-process broker of the quick start.
+//! - [`shutdown`]: signal handling for a clean, bounded stop.
+
+pub mod cli;
+pub mod config;
+pub mod embedded;
+pub mod ship;
+pub mod shutdown;

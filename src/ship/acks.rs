@@ -1,0 +1,176 @@
+//! Which position of a file is safe to checkpoint. Lines are sent in file
+//! order, but acknowledgements can arrive out of order (different
+//! partitions, retries), and a failed line must never be hidden by a later
+//! success. The [`AckTracker`] keeps one slot per in-flight line, in send
+//! order, and reports the end of the longest fully acknowledged prefix.
+
+use std::collections::VecDeque;
+
+/// Sequence numbers carried in a delivery opaque are truncated to this many
+/// bits; the tracker widens them back using its window base.
+pub const SEQ_BITS: u32 = 40;
+const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// File offset just past the line.
+    end: u64,
+    acked: bool,
+}
+
+#[derive(Debug)]
+pub struct AckTracker {
+    /// Sequence number of `window[0]`.
+    base: u64,
+    /// In-flight lines in send order; acked slots at the front are popped.
+    window: VecDeque<Slot>,
+    /// Every line ending at or before this offset was acknowledged.
+    position: u64,
+}
+
+impl AckTracker {
+    /// A tracker for a file whose lines before `position` are already safe.
+    pub fn new(position: u64) -> Self {
+        AckTracker {
+            base: 0,
+            window: VecDeque::new(),
+            position,
+        }
+    }
+
+    /// Record a line ending at `end` as sent; returns its sequence number.
+    pub fn sent(&mut self, end: u64) -> u64 {
+        self.window.push_back(Slot { end, acked: false });
+        self.base + self.window.len() as u64 - 1
+    }
+
+    /// Widen a sequence number that went through a [`SEQ_BITS`]-bit opaque.
+    pub fn widen(&self, short: u64) -> u64 {
+        let delta = short.wrapping_sub(self.base) & SEQ_MASK;
+        self.base + delta
+    }
+
+    /// Mark line `seq` acknowledged. Returns true when the safe position
+    /// moved.
+    pub fn ack(&mut self, seq: u64) -> bool {
+        let Some(idx) = seq.checked_sub(self.base) else {
+            return false; // Already popped: a duplicate report.
+        };
+        match self.window.get_mut(idx as usize) {
+            Some(slot) => slot.acked = true,
+            None => return false,
+        }
+        let mut moved = false;
+        while let Some(front) = self.window.front() {
+            if !front.acked {
+                break;
+            }
+            self.position = front.end;
+            self.window.pop_front();
+            self.base += 1;
+            moved = true;
+        }
+        moved
+    }
+
+    /// The file restarted at 0 (truncation). Lines still in flight belong to
+    /// content that no longer exists, so their acks may no longer move the
+    /// position past the new content.
+    pub fn truncated(&mut self) {
+        for slot in &mut self.window {
+            slot.end = 0;
+        }
+        self.position = 0;
+    }
+
+    /// End of the longest acknowledged prefix.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Lines sent and not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.window.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn in_order_acks_advance() {
+        let mut t = AckTracker::new(10);
+        let a = t.sent(20);
+        let b = t.sent(35);
+        assert_eq!(t.position(), 10);
+        assert!(t.ack(a));
+        assert_eq!(t.position(), 20);
+        assert!(t.ack(b));
+        assert_eq!(t.position(), 35);
+        assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn later_ack_never_hides_earlier_gap() {
+        let mut t = AckTracker::new(0);
+        let a = t.sent(5);
+        let b = t.sent(9);
+        let c = t.sent(14);
+        assert!(!t.ack(c));
+        assert!(!t.ack(b));
+        assert_eq!(t.position(), 0, "line a is not acked yet");
+        assert!(t.ack(a));
+        assert_eq!(t.position(), 14);
+    }
+
+    #[test]
+    fn truncation_resets_position() {
+        let mut t = AckTracker::new(0);
+        let old = t.sent(100);
+        t.truncated();
+        let new = t.sent(7);
+        t.ack(old);
+        assert_eq!(
+            t.position(),
+            0,
+            "old content acks must not point past new content"
+        );
+        t.ack(new);
+        assert_eq!(t.position(), 7);
+    }
+
+    #[test]
+    fn widen_round_trips_across_the_mask() {
+        let mut t = AckTracker::new(0);
+        t.base = SEQ_MASK - 2;
+        let s = t.sent(1);
+        let s2 = t.sent(2);
+        let s3 = t.sent(3);
+        let s4 = t.sent(4);
+        for s in [s, s2, s3, s4] {
+            assert_eq!(t.widen(s & SEQ_MASK), s);
+        }
+    }
+
+    proptest! {
+        /// Whatever the ack order, the position is the end of the longest
+        /// acknowledged prefix.
+        #[test]
+        fn position_is_longest_acked_prefix(n in 1usize..60, order in proptest::collection::vec(any::<proptest::sample::Index>(), 0..80)) {
+            let mut t = AckTracker::new(0);
+            let ends: Vec<u64> = (1..=n as u64).map(|i| i * 10).collect();
+            let seqs: Vec<u64> = ends.iter().map(|&e| t.sent(e)).collect();
+            let mut acked = vec![false; n];
+            for ix in order {
+                let i = ix.index(n);
+                acked[i] = true;
+                t.ack(seqs[i]);
+                let prefix = acked.iter().take_while(|a| **a).count();
+                let expect = if prefix == 0 { 0 } else { ends[prefix - 1] };
+                prop_assert_eq!(t.position(), expect);
+            }
+        }
+    }
+}

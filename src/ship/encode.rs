@@ -1,0 +1,198 @@
+//! What a line becomes on the wire. Pure functions over bytes: the payload
+//! (raw, or tail2kafka's `META::line`) and the compact source-attribution
+//! header that `verify` and consumers use to audit and de-duplicate.
+//!
+//! Per-record cost is dominated by the number of headers, not their bytes,
+//! so attribution is one binary header rather than four strings:
+//!
+//! ```text
+//! header "lf" = [version=1][flags][varint dev][varint ino][varint offset]
+//!               [varint host_len][host][varint path_len][path]
+//! flags bit 0: the line was truncated or split (longer than max_line_bytes)
+//! ```
+
+use logferry_tail::FileId;
+
+/// Name of the source-attribution header.
+pub const SOURCE_HEADER: &str = "lf";
+const SOURCE_VERSION: u8 = 1;
+const FLAG_TRUNCATED: u8 = 1;
+
+/// How a line's bytes become a record value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// The line's bytes exactly.
+    Raw,
+    /// `META::line`, as tail2kafka's `-m` produced.
+    Tail2Kafka { meta: Vec<u8> },
+}
+
+impl Format {
+    /// The record value for `line`, borrowing `line` when no bytes are added.
+    pub fn payload<'a>(&self, line: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
+        match self {
+            Format::Raw => line,
+            Format::Tail2Kafka { meta } => {
+                scratch.clear();
+                scratch.reserve(meta.len() + 2 + line.len());
+                scratch.extend_from_slice(meta);
+                scratch.extend_from_slice(b"::");
+                scratch.extend_from_slice(line);
+                scratch
+            }
+        }
+    }
+}
+
+/// Where a record came from, as carried in the `lf` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub host: String,
+    pub path: Vec<u8>,
+    pub id: FileId,
+    /// File offset of the line's first byte.
+    pub offset: u64,
+    pub truncated: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SourceDecodeError {
+    #[error("source header is empty")]
+    Empty,
+    #[error("source header version {0} is not supported")]
+    Version(u8),
+    #[error("source header is cut short")]
+    Short,
+    #[error("source header host is not UTF-8")]
+    Host,
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(bytes: &mut &[u8]) -> Result<u64, SourceDecodeError> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = bytes.split_first().ok_or(SourceDecodeError::Short)?;
+        *bytes = rest;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(SourceDecodeError::Short)
+}
+
+fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], SourceDecodeError> {
+    if bytes.len() < n {
+        return Err(SourceDecodeError::Short);
+    }
+    let (head, rest) = bytes.split_at(n);
+    *bytes = rest;
+    Ok(head)
+}
+
+/// The host-and-path tail of the header, fixed per file: computed once when
+/// the file is opened, appended to every record's header.
+pub fn source_tail(host: &str, path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(host.len() + path.len() + 4);
+    put_varint(&mut out, host.len() as u64);
+    out.extend_from_slice(host.as_bytes());
+    put_varint(&mut out, path.len() as u64);
+    out.extend_from_slice(path);
+    out
+}
+
+/// Write the `lf` header value for one line into `out` (cleared first).
+pub fn encode_source(out: &mut Vec<u8>, id: FileId, offset: u64, truncated: bool, tail: &[u8]) {
+    out.clear();
+    out.push(SOURCE_VERSION);
+    out.push(if truncated { FLAG_TRUNCATED } else { 0 });
+    put_varint(out, id.dev);
+    put_varint(out, id.ino);
+    put_varint(out, offset);
+    out.extend_from_slice(tail);
+}
+
+pub fn decode_source(mut bytes: &[u8]) -> Result<Source, SourceDecodeError> {
+    let b = &mut bytes;
+    let version = *take(b, 1)
+        .map_err(|_| SourceDecodeError::Empty)?
+        .first()
+        .unwrap_or(&0);
+    if version != SOURCE_VERSION {
+        return Err(SourceDecodeError::Version(version));
+    }
+    let flags = take(b, 1)?[0];
+    let dev = get_varint(b)?;
+    let ino = get_varint(b)?;
+    let offset = get_varint(b)?;
+    let host_len = get_varint(b)? as usize;
+    let host = std::str::from_utf8(take(b, host_len)?)
+        .map_err(|_| SourceDecodeError::Host)?
+        .to_string();
+    let path_len = get_varint(b)? as usize;
+    let path = take(b, path_len)?.to_vec();
+    Ok(Source {
+        host,
+        path,
+        id: FileId { dev, ino },
+        offset,
+        truncated: flags & FLAG_TRUNCATED != 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn raw_is_identity_and_tail2kafka_prefixes() {
+        let mut s = Vec::new();
+        assert_eq!(Format::Raw.payload(b"a\xffb", &mut s), b"a\xffb");
+        let f = Format::Tail2Kafka {
+            meta: b"web1".to_vec(),
+        };
+        assert_eq!(f.payload(b"GET /", &mut s), b"web1::GET /");
+    }
+
+    #[test]
+    fn header_golden_bytes() {
+        let mut out = Vec::new();
+        let tail = source_tail("h", b"/a");
+        encode_source(&mut out, FileId { dev: 1, ino: 300 }, 5, true, &tail);
+        assert_eq!(out, [1, 1, 1, 0xac, 0x02, 5, 1, b'h', 2, b'/', b'a']);
+    }
+
+    #[test]
+    fn truncated_header_is_an_error() {
+        let mut out = Vec::new();
+        encode_source(
+            &mut out,
+            FileId { dev: 1, ino: 2 },
+            3,
+            false,
+            &source_tail("host", b"/p"),
+        );
+        for cut in 0..out.len() {
+            assert!(decode_source(&out[..cut]).is_err(), "cut at {cut}");
+        }
+        assert_eq!(decode_source(&[9]), Err(SourceDecodeError::Version(9)));
+    }
+
+    proptest! {
+        #[test]
+        fn source_round_trips(dev: u64, ino: u64, offset: u64, truncated: bool, host in "[a-z0-9.-]{0,40}", path in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut out = Vec::new();
+            encode_source(&mut out, FileId { dev, ino }, offset, truncated, &source_tail(&host, &path));
+            let s = decode_source(&out).unwrap();
+            prop_assert_eq!(s, Source { host, path, id: FileId { dev, ino }, offset, truncated });
+        }
+    }
+}

@@ -1,0 +1,723 @@
+//! `logferry ship`: discover -> follow -> frame -> encode -> produce -> ack
+//! -> checkpoint, on one thread.
+//!
+//! One thread is enough and is the cheapest: reading and framing run at
+//! GB/s, librdkafka does compression and network I/O on its own threads, and
+//! delivery reports arrive on this thread when it polls, so the trackers and
+//! checkpoints need no locking.
+//!
+//! # Invariants
+//! - Per-file state is keyed by [`FileId`], never by path.
+//! - A checkpoint names only positions whose every earlier line was acked.
+//! - A record is never dropped: a failed delivery is retried (with backoff)
+//!   and keeps its file's checkpoint from moving past it.
+//! - In-flight records are bounded by `max_inflight_bytes`; at the bound,
+//!   reading pauses and memory stays flat while Kafka is slow or down.
+
+pub mod acks;
+pub mod encode;
+pub mod produce;
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use logferry_tail::{
+    CheckpointError, Checkpointer, Discovery, DiscoveryError, FileCheckpoint, FileId, FileWatcher,
+    Fingerprint, Line, LineFramer, Poll,
+};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::util::Timeout;
+
+use crate::config::{PartitionBy, ShipSettings, StartAt};
+use crate::shutdown::Shutdown;
+use acks::{AckTracker, SEQ_BITS};
+use encode::{encode_source, source_tail, SOURCE_HEADER};
+use produce::{client_config, record_cost, Delivery, ShipContext};
+
+/// One read per file per round; large reads keep syscalls per GB low.
+const READ_BUF: usize = 1 << 20;
+/// How long the loop sleeps in `poll` when no file had new data. Bounds the
+/// added latency of an append.
+const IDLE_WAIT: Duration = Duration::from_millis(10);
+/// Restored checkpoints of files not seen again are kept this long, so a file
+/// that is briefly unreadable does not lose its position.
+const RESTORED_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShipError {
+    #[error("input {input}: {source}")]
+    Discovery {
+        input: usize,
+        source: DiscoveryError,
+    },
+    #[error("cannot create the Kafka producer: {0}")]
+    Producer(KafkaError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+/// Counters reported at shutdown (and by tests).
+#[derive(Debug, Default, Clone)]
+pub struct ShipReport {
+    pub lines_sent: u64,
+    pub lines_acked: u64,
+    pub bytes_acked: u64,
+    pub delivery_failures: u64,
+    pub checkpoint_failures: u64,
+    /// Records still unacknowledged when the shutdown timeout expired; they
+    /// are re-read from the checkpoint at the next start.
+    pub unacked_at_exit: u64,
+}
+
+/// Everything logferry knows about one file identity.
+struct Stream {
+    input: usize,
+    id: FileId,
+    /// None once the file was drained and closed; the stream lives on
+    /// until its last in-flight record is acked.
+    watcher: Option<FileWatcher>,
+    tracker: AckTracker,
+    fingerprint: Fingerprint,
+    path: String,
+    /// Found under a matching name by the latest scan. A stream that is not
+    /// was rotated away or deleted: it is drained, then closed.
+    present: bool,
+    /// Host and path part of the source header, fixed per file.
+    source_tail: Vec<u8>,
+    /// Record key under `PartitionBy::File`.
+    key: Vec<u8>,
+}
+
+/// A record whose delivery failed, waiting to be sent again.
+struct Retry {
+    due: Instant,
+    backoff: Duration,
+    opaque: usize,
+    topic: String,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+pub struct Shipper {
+    settings: ShipSettings,
+    /// The bootstrap list in use (for messages).
+    bootstrap: String,
+    producer: BaseProducer<ShipContext>,
+    discoveries: Vec<Discovery>,
+    framers: Vec<LineFramer>,
+    /// Slab of streams; the slot index travels in each record's opaque.
+    streams: Vec<Option<Stream>>,
+    free_slots: Vec<usize>,
+    by_id: HashMap<FileId, usize>,
+    checkpointer: Checkpointer,
+    /// Checkpoints loaded at start (or of retired streams) whose file has
+    /// not been found (again) yet.
+    restored: HashMap<FileId, FileCheckpoint>,
+    last_saved: Vec<(FileId, u64)>,
+    inflight: usize,
+    retries: VecDeque<Retry>,
+    deliveries: Vec<Delivery>,
+    first_scan_done: bool,
+    /// (topic, error) pairs already logged, so an outage logs once, not per
+    /// record.
+    reported_failures: HashMap<(String, String), Instant>,
+    payload_scratch: Vec<u8>,
+    header_scratch: Vec<u8>,
+    report: ShipReport,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Shipper {
+    /// Validate inputs, load checkpoints and create the producer. Nothing is
+    /// read until [`run`](Self::run).
+    pub fn new(settings: ShipSettings, bootstrap: &str) -> Result<Self, ShipError> {
+        let mut discoveries = Vec::new();
+        let mut framers = Vec::new();
+        for (i, input) in settings.inputs.iter().enumerate() {
+            discoveries.push(
+                Discovery::new(&input.include, &input.exclude)
+                    .map_err(|source| ShipError::Discovery { input: i, source })?,
+            );
+            framers.push(LineFramer::new(
+                0,
+                input.max_line_bytes,
+                input.long_lines,
+                input.strip_cr,
+            ));
+        }
+        let checkpointer = Checkpointer::new(&settings.checkpoint_dir)?;
+        let restored = checkpointer
+            .load()?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect::<HashMap<_, _>>();
+        if !restored.is_empty() {
+            tracing::info!(files = restored.len(), path = %checkpointer.path().display(), "loaded checkpoints");
+        }
+        let producer: BaseProducer<ShipContext> = client_config(bootstrap, &settings.kafka_props)
+            .create_with_context(ShipContext::default())
+            .map_err(ShipError::Producer)?;
+        Ok(Shipper {
+            settings,
+            bootstrap: bootstrap.to_string(),
+            producer,
+            discoveries,
+            framers,
+            streams: Vec::new(),
+            free_slots: Vec::new(),
+            by_id: HashMap::new(),
+            checkpointer,
+            restored,
+            last_saved: Vec::new(),
+            inflight: 0,
+            retries: VecDeque::new(),
+            deliveries: Vec::new(),
+            first_scan_done: false,
+            reported_failures: HashMap::new(),
+            payload_scratch: Vec::new(),
+            header_scratch: Vec::new(),
+            report: ShipReport::default(),
+        })
+    }
+
+    /// Ship until `shutdown` is requested, then drain and checkpoint.
+    pub fn run(mut self, shutdown: &Shutdown) -> Result<ShipReport, ShipError> {
+        let mut buf = vec![0u8; READ_BUF];
+        self.scan();
+        self.report_missing_inputs();
+        self.check_cluster();
+        let mut next_scan = Instant::now() + self.settings.scan_interval;
+        let mut next_checkpoint = Instant::now() + self.settings.checkpoint_interval;
+        while !shutdown.is_requested() {
+            let now = Instant::now();
+            if now >= next_scan {
+                self.scan();
+                next_scan = now + self.settings.scan_interval;
+            }
+            let read = self.read_round(&mut buf);
+            self.service(Duration::ZERO);
+            self.send_due_retries(false);
+            if self.inflight >= self.settings.max_inflight_bytes {
+                // Backpressure: wait for acks instead of reading more.
+                self.service(Duration::from_millis(50));
+            } else if read == 0 {
+                self.service(IDLE_WAIT);
+            }
+            if now >= next_checkpoint {
+                self.checkpoint();
+                next_checkpoint = now + self.settings.checkpoint_interval;
+            }
+        }
+        Ok(self.drain())
+    }
+
+    /// Apply delivery reports, waiting up to `timeout` for the first.
+    fn service(&mut self, timeout: Duration) {
+        self.producer.poll(Timeout::After(timeout));
+        let mut deliveries = std::mem::take(&mut self.deliveries);
+        self.producer.context().take_deliveries(&mut deliveries);
+        for d in deliveries.drain(..) {
+            match d {
+                Delivery::Acked { opaque, cost } => {
+                    self.inflight = self.inflight.saturating_sub(cost);
+                    self.report.lines_acked += 1;
+                    self.report.bytes_acked += cost.saturating_sub(record_cost(0, 0)) as u64;
+                    let slot = opaque >> SEQ_BITS;
+                    if let Some(Some(stream)) = self.streams.get_mut(slot) {
+                        let seq = stream
+                            .tracker
+                            .widen((opaque as u64) & ((1 << SEQ_BITS) - 1));
+                        stream.tracker.ack(seq);
+                    }
+                }
+                Delivery::Failed {
+                    opaque,
+                    cost: _,
+                    error,
+                    topic,
+                    key,
+                    mut payload,
+                    mut headers,
+                } => {
+                    self.report.delivery_failures += 1;
+                    if matches!(
+                        error.rdkafka_error_code(),
+                        Some(RDKafkaErrorCode::MessageSizeTooLarge)
+                    ) {
+                        // The broker's limit is below ours: ship what fits,
+                        // flagged truncated, rather than stall forever.
+                        let keep = (payload.len() / 2).max(1);
+                        self.inflight = self.inflight.saturating_sub(payload.len() - keep);
+                        payload.truncate(keep);
+                        for (k, v) in &mut headers {
+                            if k == SOURCE_HEADER && v.len() > 1 {
+                                v[1] |= 1;
+                            }
+                        }
+                    }
+                    self.log_failure(&topic, &error);
+                    self.retries.push_back(Retry {
+                        due: Instant::now() + Duration::from_millis(500),
+                        backoff: Duration::from_millis(500),
+                        opaque,
+                        topic,
+                        key,
+                        payload,
+                        headers,
+                    });
+                }
+            }
+        }
+        self.deliveries = deliveries;
+        self.retire_finished();
+    }
+
+    fn log_failure(&mut self, topic: &str, error: &KafkaError) {
+        let k = (topic.to_string(), error.to_string());
+        let now = Instant::now();
+        let due = self
+            .reported_failures
+            .get(&k)
+            .is_none_or(|t| now.duration_since(*t) > Duration::from_secs(60));
+        if due {
+            tracing::error!(topic, %error, "delivery failed; the record is kept and retried (its file's checkpoint waits for it)");
+            self.reported_failures.insert(k, now);
+        }
+    }
+
+    fn send_due_retries(&mut self, all: bool) {
+        let now = Instant::now();
+        let n = self.retries.len();
+        for _ in 0..n {
+            let Some(mut r) = self.retries.pop_front() else {
+                break;
+            };
+            if !all && r.due > now {
+                self.retries.push_back(r);
+                continue;
+            }
+            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+            for (k, v) in &r.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v),
+                });
+            }
+            let mut rec = BaseRecord::with_opaque_to(&r.topic, r.opaque)
+                .payload(&r.payload)
+                .headers(headers);
+            if let Some(k) = &r.key {
+                rec = rec.key(k);
+            }
+            if let Err((e, _)) = self.producer.send(rec) {
+                self.log_failure(&r.topic.clone(), &e);
+                r.backoff = (r.backoff * 2).min(RETRY_BACKOFF_MAX);
+                r.due = now + r.backoff;
+                self.retries.push_back(r);
+            }
+        }
+    }
+
+    /// Find files; open new identities, mark which known ones still have a
+    /// matching name.
+    fn scan(&mut self) {
+        for s in self.streams.iter_mut().flatten() {
+            s.present = false;
+        }
+        for input in 0..self.discoveries.len() {
+            for found in self.discoveries[input].scan() {
+                if let Some(&slot) = self.by_id.get(&found.id) {
+                    let s = self.streams[slot]
+                        .as_mut()
+                        .expect("by_id points at a live slot");
+                    s.present = true;
+                    let path = found.path.to_string_lossy();
+                    if s.path != path {
+                        tracing::info!(from = %s.path, to = %path, "file renamed; following it by identity");
+                        s.path = path.into_owned();
+                        if let Some(w) = s.watcher.as_mut() {
+                            w.set_path(&found.path);
+                        }
+                    }
+                    continue;
+                }
+                self.open_stream(input, &found.path, found.id);
+            }
+        }
+        self.first_scan_done = true;
+    }
+
+    fn open_stream(&mut self, input: usize, path: &std::path::Path, id: FileId) {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "cannot open; retrying on the next scan");
+                return;
+            }
+        };
+        match file.metadata() {
+            Ok(m) if FileId::of(&m) == id => {}
+            _ => return, // Replaced between scan and open; the next scan sees the new one.
+        }
+        let position = match self.restored.remove(&id) {
+            Some(cp) if cp.fingerprint.matches(&file).unwrap_or(false) => {
+                tracing::info!(path = %path.display(), offset = cp.position, "resuming from checkpoint");
+                cp.position
+            }
+            Some(_) => {
+                tracing::warn!(path = %path.display(), "file changed since its checkpoint (inode reused or rewritten); reading it from the start");
+                0
+            }
+            None if !self.first_scan_done
+                && self.settings.inputs[input].start_at == StartAt::End =>
+            {
+                file.metadata().map(|m| m.len()).unwrap_or(0)
+            }
+            None => 0,
+        };
+        let watcher = match FileWatcher::new(path, file, position, &self.framers[input]) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot follow; retrying on the next scan");
+                return;
+            }
+        };
+        let position = watcher.read_position();
+        tracing::info!(path = %path.display(), id = %id, offset = position, "following");
+        let host = &self.settings.host;
+        let stream = Stream {
+            input,
+            id,
+            tracker: AckTracker::new(position),
+            fingerprint: watcher.fingerprint(),
+            path: path.to_string_lossy().into_owned(),
+            present: true,
+            source_tail: source_tail(host, path.as_os_str().as_bytes()),
+            key: format!("{host}:{id}").into_bytes(),
+            watcher: Some(watcher),
+        };
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.streams[slot] = Some(stream);
+                slot
+            }
+            None => {
+                self.streams.push(Some(stream));
+                self.streams.len() - 1
+            }
+        };
+        self.by_id.insert(id, slot);
+    }
+
+    fn report_missing_inputs(&self) {
+        for (i, input) in self.settings.inputs.iter().enumerate() {
+            let any = self.streams.iter().flatten().any(|s| s.input == i);
+            if !any {
+                tracing::info!(include = ?input.include, "no matching file yet; waiting for one to appear");
+            }
+        }
+    }
+
+    /// Say early, and plainly, if the brokers cannot be reached or a topic is
+    /// missing. Neither is fatal: lines wait (bounded) and ship once fixed.
+    fn check_cluster(&self) {
+        for input in &self.settings.inputs {
+            match self
+                .producer
+                .client()
+                .fetch_metadata(Some(&input.topic), Duration::from_secs(5))
+            {
+                Err(e) => tracing::warn!(
+                    brokers = %self.bootstrap,
+                    error = %e,
+                    "cannot reach the Kafka brokers yet; lines are kept and shipped once they answer"
+                ),
+                Ok(md) => {
+                    let missing = md
+                        .topics()
+                        .iter()
+                        .find(|t| t.name() == input.topic)
+                        .is_none_or(|t| t.error().is_some() || t.partitions().is_empty());
+                    if missing {
+                        tracing::error!(
+                            topic = %input.topic,
+                            "topic does not exist on the cluster (logferry never creates topics); lines wait until it is created"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Read one buffer from every open file that has data. Returns bytes
+    /// read. Files rotated away are served first so that their last lines
+    /// go out before the new file's first ones.
+    fn read_round(&mut self, buf: &mut [u8]) -> usize {
+        let mut total = 0;
+        for pass_present in [false, true] {
+            for slot in 0..self.streams.len() {
+                if self.inflight >= self.settings.max_inflight_bytes {
+                    return total;
+                }
+                let Some(stream) = self.streams[slot].as_mut() else {
+                    continue;
+                };
+                if stream.present != pass_present || stream.watcher.is_none() {
+                    continue;
+                }
+                total += self.read_stream(slot, buf);
+            }
+        }
+        total
+    }
+
+    fn read_stream(&mut self, slot: usize, buf: &mut [u8]) -> usize {
+        let Shipper {
+            settings,
+            producer,
+            streams,
+            inflight,
+            retries,
+            payload_scratch,
+            header_scratch,
+            report,
+            ..
+        } = self;
+        let stream = streams[slot].as_mut().expect("slot checked by caller");
+        let input = &settings.inputs[stream.input];
+        let Stream {
+            watcher,
+            tracker,
+            source_tail,
+            key,
+            id,
+            ..
+        } = stream;
+        let w = watcher.as_mut().expect("watcher checked by caller");
+        let mut sink = Sink {
+            producer,
+            topic: &input.topic,
+            format: &input.format,
+            key: (input.partition_by == PartitionBy::File).then_some(key.as_slice()),
+            source: settings
+                .source_header
+                .then_some((*id, source_tail.as_slice())),
+            slot,
+            tracker,
+            inflight,
+            retries,
+            payload_scratch,
+            header_scratch,
+            report,
+        };
+        let outcome = w.read(buf, |line| sink.send(line));
+        match outcome {
+            Ok(Poll::Read(n)) => {
+                stream.fingerprint = w.fingerprint();
+                n
+            }
+            Ok(Poll::Truncated { at }) => {
+                tracing::warn!(path = %stream.path, offset = at, "file truncated (copytruncate or rewritten); reading it again from offset 0");
+                stream.tracker.truncated();
+                stream.fingerprint = w.fingerprint();
+                1 // Progress: read again at once.
+            }
+            Ok(Poll::Eof) => {
+                let idle = w.idle_for();
+                let flush_after = input.partial_flush;
+                let gone = !stream.present && idle >= settings.rotate_grace;
+                if w.pending_bytes() > 0 && (gone || flush_after.is_some_and(|d| idle >= d)) {
+                    // An unterminated last line that will never (or not soon)
+                    // be completed is shipped as it is.
+                    w.flush_partial(|line| sink.send(line));
+                }
+                if gone {
+                    tracing::info!(path = %stream.path, id = %stream.id, "rotated-away or deleted file drained; closing it");
+                    *watcher = None;
+                }
+                0
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "read failed; closing the file, it is reopened on the next scan");
+                *watcher = None;
+                0
+            }
+        }
+    }
+
+    /// Drop streams whose file is closed and whose records are all acked,
+    /// keeping their final position in case the file is found again.
+    fn retire_finished(&mut self) {
+        for slot in 0..self.streams.len() {
+            let done = matches!(&self.streams[slot], Some(s) if s.watcher.is_none() && s.tracker.in_flight() == 0 && !self.retries.iter().any(|r| r.opaque >> SEQ_BITS == slot));
+            if !done {
+                continue;
+            }
+            let s = self.streams[slot].take().expect("checked above");
+            self.by_id.remove(&s.id);
+            self.free_slots.push(slot);
+            self.restored.insert(
+                s.id,
+                FileCheckpoint {
+                    id: s.id,
+                    fingerprint: s.fingerprint,
+                    position: s.tracker.position(),
+                    path: s.path,
+                    updated: now_unix(),
+                },
+            );
+        }
+    }
+
+    /// Persist acked positions if any moved.
+    fn checkpoint(&mut self) {
+        let now = now_unix();
+        let mut entries: Vec<FileCheckpoint> = self
+            .streams
+            .iter()
+            .flatten()
+            .map(|s| FileCheckpoint {
+                id: s.id,
+                fingerprint: s.fingerprint,
+                position: s.tracker.position(),
+                path: s.path.clone(),
+                updated: now,
+            })
+            .collect();
+        self.restored
+            .retain(|_, c| now.saturating_sub(c.updated) < RESTORED_TTL.as_secs());
+        entries.extend(self.restored.values().cloned());
+        entries.sort_by_key(|e| e.id);
+        let summary: Vec<(FileId, u64)> = entries.iter().map(|e| (e.id, e.position)).collect();
+        if summary == self.last_saved {
+            return;
+        }
+        match self.checkpointer.save(&entries) {
+            Ok(()) => self.last_saved = summary,
+            Err(e) => {
+                self.report.checkpoint_failures += 1;
+                tracing::error!(error = %e, "checkpoint not saved; retrying at the next interval");
+            }
+        }
+    }
+
+    fn unacked(&self) -> usize {
+        self.streams
+            .iter()
+            .flatten()
+            .map(|s| s.tracker.in_flight())
+            .sum()
+    }
+
+    /// Stop reading, wait (bounded) for in-flight records, checkpoint.
+    fn drain(mut self) -> ShipReport {
+        let deadline = Instant::now() + self.settings.shutdown_timeout;
+        self.send_due_retries(true);
+        while self.unacked() > 0 && Instant::now() < deadline {
+            self.service(Duration::from_millis(20));
+            self.send_due_retries(false);
+        }
+        self.checkpoint();
+        let left = self.unacked();
+        self.report.unacked_at_exit = left as u64;
+        if left > 0 {
+            tracing::warn!(
+                records = left,
+                "records not acknowledged before the shutdown timeout; they are re-read from the checkpoint at the next start"
+            );
+        }
+        tracing::info!(
+            lines = self.report.lines_acked,
+            bytes = self.report.bytes_acked,
+            "shipped and acknowledged; stopped"
+        );
+        self.report.clone()
+    }
+}
+
+/// Everything needed to turn one framed line into a record, borrowed from
+/// the [`Shipper`] for the duration of one read.
+struct Sink<'a> {
+    producer: &'a BaseProducer<ShipContext>,
+    topic: &'a str,
+    format: &'a encode::Format,
+    key: Option<&'a [u8]>,
+    source: Option<(FileId, &'a [u8])>,
+    slot: usize,
+    tracker: &'a mut AckTracker,
+    inflight: &'a mut usize,
+    retries: &'a mut VecDeque<Retry>,
+    payload_scratch: &'a mut Vec<u8>,
+    header_scratch: &'a mut Vec<u8>,
+    report: &'a mut ShipReport,
+}
+
+impl Sink<'_> {
+    fn send(&mut self, line: Line<'_>) {
+        let seq = self.tracker.sent(line.end);
+        let opaque = (self.slot << SEQ_BITS) | (seq as usize & ((1 << SEQ_BITS) - 1));
+        let payload = self.format.payload(line.bytes, self.payload_scratch);
+        let cost = record_cost(self.key.map_or(0, <[u8]>::len), payload.len());
+        *self.inflight += cost;
+        self.report.lines_sent += 1;
+        let mut rec = BaseRecord::with_opaque_to(self.topic, opaque).payload(payload);
+        if let Some(k) = self.key {
+            rec = rec.key(k);
+        }
+        if let Some((id, tail)) = self.source {
+            encode_source(self.header_scratch, id, line.start, line.truncated, tail);
+            rec = rec.headers(OwnedHeaders::new_with_capacity(1).insert(Header {
+                key: SOURCE_HEADER,
+                value: Some(self.header_scratch.as_slice()),
+            }));
+        }
+        loop {
+            match self.producer.send(rec) {
+                Ok(()) => return,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // librdkafka's own queue is full: let it drain.
+                    self.producer.poll(Duration::from_millis(10));
+                    rec = back;
+                }
+                Err((error, back)) => {
+                    // Rejected before queueing (unknown topic, size limit):
+                    // keep it and retry later; never drop it.
+                    tracing::error!(topic = %self.topic, %error, "record not accepted by the producer; kept for retry");
+                    self.report.delivery_failures += 1;
+                    let headers = back
+                        .headers
+                        .as_ref()
+                        .map(|hs| {
+                            use rdkafka::message::Headers;
+                            hs.iter()
+                                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    self.retries.push_back(Retry {
+                        due: Instant::now() + Duration::from_secs(1),
+                        backoff: Duration::from_secs(1),
+                        opaque,
+                        topic: self.topic.to_string(),
+                        key: back.key.map(<[u8]>::to_vec),
+                        payload: back.payload.map(<[u8]>::to_vec).unwrap_or_default(),
+                        headers,
+                    });
+                    return;
+                }
+            }
+        }
+    }
+}

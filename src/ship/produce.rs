@@ -1,0 +1,145 @@
+//! The Kafka side of shipping: producer settings with logferry's durable
+//! defaults, and the producer context that collects delivery reports.
+//!
+//! Delivery reports are only *collected* here (under an uncontended lock,
+//! since librdkafka calls back on the thread that polls, which is the
+//! shipping thread); the shipping loop applies them to its [`AckTracker`]s
+//! in one place.
+//!
+//! [`AckTracker`]: crate::ship::acks::AckTracker
+
+use std::sync::Mutex;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+
+/// Producer properties logferry sets unless the user overrides them.
+/// acks=all + idempotence: no loss and no reordering on retries.
+/// message.timeout.ms=0: never give up on a message (librdkafka's default
+/// of 300 s drops lines during a long outage); the in-flight bound pauses
+/// reading instead.
+pub const DEFAULT_PRODUCER_PROPS: &[(&str, &str)] = &[
+    ("acks", "all"),
+    ("enable.idempotence", "true"),
+    ("compression.type", "lz4"),
+    ("linger.ms", "20"),
+    ("batch.size", "1000000"),
+    ("message.timeout.ms", "0"),
+    ("queue.buffering.max.kbytes", "65536"),
+    ("socket.keepalive.enable", "true"),
+    ("reconnect.backoff.max.ms", "5000"),
+];
+
+/// Build the librdkafka configuration: defaults, then the user's
+/// properties in order (the last setting of a key wins, as in kcat).
+pub fn client_config(brokers: &str, props: &[(String, String)]) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers);
+    cfg.set("client.id", "logferry");
+    for (k, v) in DEFAULT_PRODUCER_PROPS {
+        cfg.set(*k, *v);
+    }
+    for (k, v) in props {
+        cfg.set(k, v);
+    }
+    cfg.set_log_level(RDKafkaLogLevel::Warning);
+    cfg
+}
+
+/// One delivery report, reduced to what the shipping loop needs.
+#[derive(Debug)]
+pub enum Delivery {
+    Acked {
+        opaque: usize,
+        cost: usize,
+    },
+    Failed {
+        opaque: usize,
+        cost: usize,
+        error: KafkaError,
+        topic: String,
+        /// The record, copied so it can be sent again: a failed line is
+        /// retried, never dropped.
+        key: Option<Vec<u8>>,
+        payload: Vec<u8>,
+        headers: Vec<(String, Vec<u8>)>,
+    },
+}
+
+/// What one record counts against the in-flight bound: its bytes plus a
+/// fixed allowance for librdkafka's per-message bookkeeping, so that many
+/// tiny lines are bounded as well as a few large ones.
+pub fn record_cost(key_len: usize, payload_len: usize) -> usize {
+    key_len + payload_len + 160
+}
+
+#[derive(Default)]
+pub struct ShipContext {
+    deliveries: Mutex<Vec<Delivery>>,
+}
+
+impl ShipContext {
+    /// Take every report collected since the last call.
+    pub fn take_deliveries(&self, into: &mut Vec<Delivery>) {
+        let mut d = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::swap(&mut *d, into);
+    }
+}
+
+impl ClientContext for ShipContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "{fac}: {log_message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", "{fac}: {log_message}")
+            }
+            _ => tracing::debug!(target: "librdkafka", "{fac}: {log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Connection trouble is retried by librdkafka; say so plainly.
+        tracing::warn!(target: "librdkafka", "{error}: {reason} (retrying)");
+    }
+}
+
+impl ProducerContext for ShipContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        let report = match result {
+            Ok(msg) => Delivery::Acked {
+                opaque,
+                cost: record_cost(msg.key_len(), msg.payload_len()),
+            },
+            Err((error, msg)) => Delivery::Failed {
+                opaque,
+                cost: record_cost(msg.key_len(), msg.payload_len()),
+                error: error.clone(),
+                topic: msg.topic().to_string(),
+                key: msg.key().map(<[u8]>::to_vec),
+                payload: msg.payload().unwrap_or_default().to_vec(),
+                headers: msg
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            },
+        };
+        self.deliveries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(report);
+    }
+}
