@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Follow a log file and ship every line to Kafka.
-    Ship(ShipArgs),
+    Ship(Box<ShipArgs>),
     /// Try logferry with nothing installed: write a sample log, ship it to
     /// an embedded in-memory broker, read it back and print what arrived.
     Demo(DemoArgs),
@@ -270,7 +270,7 @@ mod tests {
         let mut v = vec!["logferry", "ship"];
         v.extend_from_slice(args);
         match Cli::try_parse_from(v).unwrap().command {
-            Command::Ship(a) => a,
+            Command::Ship(a) => *a,
             _ => unreachable!(),
         }
     }
@@ -346,7 +346,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let e = ship(&["-l", "/x", "-t", "t", "-w", "-1"])
+        let e = ship(&["-l", "/x", "-t", "t", "--batch-time=-1"])
             .into_settings()
             .unwrap_err();
         assert_eq!(e, ArgError::BatchTime(-1.0));

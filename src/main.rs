@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match cli.command {
-        Command::Ship(args) => ship(args),
+        Command::Ship(args) => ship(*args),
         Command::Demo(args) => demo(args),
     };
     match result {

@@ -466,18 +466,29 @@ impl Shipper {
     /// go out before the new file's first ones.
     fn read_round(&mut self, buf: &mut [u8]) -> usize {
         let mut total = 0;
+        // Inputs with a rotated-away file that still had data this round:
+        // their current files wait, so one input's lines stay in file order.
+        let mut draining = vec![false; self.settings.inputs.len()];
         for pass_present in [false, true] {
             for slot in 0..self.streams.len() {
                 if self.inflight >= self.settings.max_inflight_bytes {
                     return total;
                 }
-                let Some(stream) = self.streams[slot].as_mut() else {
+                let Some(stream) = self.streams[slot].as_ref() else {
                     continue;
                 };
                 if stream.present != pass_present || stream.watcher.is_none() {
                     continue;
                 }
-                total += self.read_stream(slot, buf);
+                let input = stream.input;
+                if pass_present && draining[input] {
+                    continue;
+                }
+                let n = self.read_stream(slot, buf);
+                if !pass_present && n > 0 {
+                    draining[input] = true;
+                }
+                total += n;
             }
         }
         total

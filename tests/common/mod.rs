@@ -1,0 +1,355 @@
+//! Shared pieces of the integration tests: the real Kafka cluster started by
+//! `scripts/test` (bootstrap list in LOGFERRY_TEST_BROKERS), topics, a
+//! consumer that reads records back, and a `logferry` child process.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The cluster's bootstrap list. Under CI a test that needs Kafka fails
+/// when it is missing; a developer without a cluster gets a skip message.
+pub fn brokers() -> Option<String> {
+    match std::env::var("LOGFERRY_TEST_BROKERS") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("LOGFERRY_TEST_BROKERS is not set under CI: this test needs the real Kafka cluster (run scripts/test)")
+        }
+        _ => {
+            eprintln!("skipping: LOGFERRY_TEST_BROKERS not set (run scripts/test to start a real cluster)");
+            None
+        }
+    }
+}
+
+/// A topic name unique to this test run.
+pub fn topic_name(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("t-{test}-{}-{nanos}", std::process::id())
+}
+
+/// Create a topic with replication factor min(3, brokers) and
+/// min.insync.replicas 2 on a 3-node cluster.
+pub fn create_topic(brokers: &str, name: &str, partitions: i32) {
+    let nodes = brokers.split(',').count() as i32;
+    let rf = nodes.min(3);
+    let isr = if rf >= 3 { "2" } else { "1" };
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(rf))
+        .set("min.insync.replicas", isr);
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let res =
+        futures_executor::block_on(admin.create_topics([&topic], &opts)).expect("create_topics");
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+    }
+    // Wait until every partition has a leader, so the first produce does not
+    // race topic creation.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(md) = consumer.fetch_metadata(Some(name), Duration::from_secs(5)) {
+            if let Some(t) = md.topics().first() {
+                if t.error().is_none()
+                    && t.partitions().len() == partitions as usize
+                    && t.partitions().iter().all(|p| p.leader() >= 0)
+                {
+                    return;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "topic {name} has no leaders after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One record read back.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, Vec<u8>>,
+}
+
+/// Reads a topic from the beginning of every partition.
+pub struct Reader {
+    consumer: BaseConsumer,
+    pub records: Vec<Record>,
+}
+
+impl Reader {
+    pub fn new(brokers: &str, topic: &str) -> Reader {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", format!("reader-{topic}"))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_uncommitted")
+            .create()
+            .unwrap();
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        let mut tpl = TopicPartitionList::new();
+        for p in md.topics()[0].partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        Reader {
+            consumer,
+            records: Vec::new(),
+        }
+    }
+
+    /// Poll until at least `n` records were read in total, or the deadline.
+    pub fn read_until(&mut self, n: usize, timeout: Duration) -> &[Record] {
+        let deadline = Instant::now() + timeout;
+        while self.records.len() < n && Instant::now() < deadline {
+            self.poll_once(Duration::from_millis(200));
+        }
+        &self.records
+    }
+
+    pub fn poll_once(&mut self, timeout: Duration) {
+        if let Some(res) = self.consumer.poll(timeout) {
+            let m = res.expect("consume");
+            let headers = m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.records.push(Record {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                payload: m.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
+        }
+    }
+
+    pub fn payloads(&self) -> Vec<Vec<u8>> {
+        self.records.iter().map(|r| r.payload.clone()).collect()
+    }
+}
+
+/// Total records in a topic (sum of high watermarks): the exact count,
+/// independent of how far a reader got.
+pub fn topic_count(brokers: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    md.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (lo, hi) = consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .unwrap();
+            hi - lo
+        })
+        .sum()
+}
+
+/// A running `logferry` binary with its stderr captured to a file.
+pub struct Logferry {
+    pub child: Option<Child>,
+    pub stderr_path: PathBuf,
+}
+
+impl Logferry {
+    pub fn start(args: &[&str], stderr_path: &Path) -> Logferry {
+        let err = File::create(stderr_path).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_logferry"))
+            .args(args)
+            .env("LOGFERRY_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("spawn logferry");
+        Logferry {
+            child: Some(child),
+            stderr_path: stderr_path.to_path_buf(),
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        let mut s = String::new();
+        File::open(&self.stderr_path)
+            .and_then(|mut f| f.read_to_string(&mut s))
+            .unwrap();
+        s
+    }
+
+    /// Wait until logferry's log contains `needle` (it logs "following" once
+    /// a file is open).
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        self.wait_for_log_count(needle, 1, timeout)
+    }
+
+    /// Wait until `needle` occurs at least `count` times in the log.
+    pub fn wait_for_log_count(&self, needle: &str, count: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.stderr().matches(needle).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "logferry did not log {needle:?} within {timeout:?}; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        // SAFETY: plain kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+
+    /// Wait for exit, at most `timeout`; None if still running.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let st = self
+            .wait_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|| {
+                panic!(
+                    "logferry did not stop within 15 s; stderr:\n{}",
+                    self.stderr()
+                )
+            });
+        self.child = None;
+        st
+    }
+}
+
+impl Drop for Logferry {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// An appending writer for a test log file.
+pub struct LogWriter {
+    pub path: PathBuf,
+    file: File,
+}
+
+impl LogWriter {
+    pub fn create(path: &Path) -> LogWriter {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        LogWriter {
+            path: path.to_path_buf(),
+            file,
+        }
+    }
+
+    pub fn write_lines<I: IntoIterator<Item = String>>(&mut self, lines: I) {
+        let mut buf = Vec::new();
+        for l in lines {
+            buf.extend_from_slice(l.as_bytes());
+            buf.push(b'\n');
+        }
+        self.file.write_all(&buf).unwrap();
+    }
+
+    /// logrotate's rename+create: rename to `to`, then reopen a new file
+    /// under the original name.
+    pub fn rotate_rename(&mut self, to: &Path) {
+        std::fs::rename(&self.path, to).unwrap();
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .unwrap();
+    }
+
+    /// logrotate's copytruncate: copy, then truncate in place.
+    pub fn rotate_copytruncate(&mut self, to: &Path) {
+        std::fs::copy(&self.path, to).unwrap();
+        self.file.set_len(0).unwrap();
+    }
+}
+
+/// A numbered, access-log-like line; `n` is recoverable with [`line_no`].
+pub fn line(n: usize) -> String {
+    format!(
+        "{n:08} 198.51.100.{} - - [24/Nov/2026:10:00:00 +0000] \"GET /api/items/{} HTTP/1.1\" 200 {} \"-\" \"curl/8.5\"",
+        n % 250,
+        n * 7,
+        n % 5000
+    )
+}
+
+pub fn line_no(payload: &[u8]) -> usize {
+    std::str::from_utf8(&payload[..8]).unwrap().parse().unwrap()
+}
+
+/// Checkpointed position of the only file in a checkpoint directory.
+pub fn checkpoint_positions(dir: &Path) -> Vec<(String, u64)> {
+    let text = std::fs::read_to_string(dir.join("checkpoints.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["position"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
