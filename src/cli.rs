@@ -231,6 +231,7 @@ impl ShipArgs {
                 long_lines: self.long_lines,
                 strip_cr: false,
                 partial_flush: None,
+                multiline: None,
             }],
             brokers,
             kafka_props: props,
@@ -244,6 +245,7 @@ impl ShipArgs {
             scan_interval: Duration::from_millis(250),
             rotate_grace: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs_f64(self.shutdown_timeout),
+            max_open_files: ShipSettings::DEFAULT_MAX_OPEN_FILES,
         })
     }
 }

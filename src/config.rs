@@ -52,6 +52,20 @@ pub struct InputSettings {
     /// Emit an unterminated last line after the file was idle this long;
     /// None waits for the newline forever.
     pub partial_flush: Option<Duration>,
+    /// Join continuation lines into one record (stack traces).
+    pub multiline: Option<MultilineSettings>,
+}
+
+/// Multiline joining: a line matching `start` begins a record; following
+/// lines that do not match are appended to it (joined with `\n`).
+#[derive(Debug, Clone)]
+pub struct MultilineSettings {
+    /// Regex matched against each line's bytes; validated at load.
+    pub start: String,
+    /// A record is emitted when no continuation came for this long.
+    pub timeout: Duration,
+    /// A record is emitted (flagged truncated) once it reaches this size.
+    pub max_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -75,11 +89,15 @@ pub struct ShipSettings {
     pub rotate_grace: Duration,
     /// Bound on flushing in-flight records at shutdown.
     pub shutdown_timeout: Duration,
+    /// At most this many files are kept open; idle ones are closed (least
+    /// recently active first) and reopened by identity when they grow.
+    pub max_open_files: usize,
 }
 
 impl ShipSettings {
     pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 16 << 20;
     pub const DEFAULT_MAX_LINE_BYTES: usize = 1_000_000;
+    pub const DEFAULT_MAX_OPEN_FILES: usize = 1024;
 }
 
 /// The checkpoint directory used when none is given.

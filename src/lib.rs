@@ -18,3 +18,4 @@ pub mod config;
 pub mod embedded;
 pub mod ship;
 pub mod shutdown;
+pub mod verify;

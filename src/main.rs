@@ -96,6 +96,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             long_lines: LongLinePolicy::Truncate,
             strip_cr: false,
             partial_flush: None,
+            multiline: None,
         }],
         brokers: Brokers::Embedded,
         kafka_props: vec![("linger.ms".into(), "5".into())],
@@ -107,6 +108,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         scan_interval: Duration::from_millis(100),
         rotate_grace: Duration::from_millis(500),
         shutdown_timeout: Duration::from_secs(5),
+        max_open_files: ShipSettings::DEFAULT_MAX_OPEN_FILES,
     };
     let shutdown = Shutdown::new();
     shutdown

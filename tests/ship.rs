@@ -95,10 +95,9 @@ fn rename_create_and_copytruncate_lose_and_duplicate_nothing() {
     let mut r = Reader::new(&brokers, &topic);
     let mut n = 0;
     // Three rename+create rotations in the middle of a stream, with lines
-    // appended right before and right after each. The rotated names do not
-    // match the followed path, so each new file must be seen under the name
-    // before the next rotation (rotation storms need a glob that matches
-    // the rotated names too; see the tailing tests).
+    // appended right before and right after each, faster than logferry
+    // scans: files that were rotated away before logferry saw them under
+    // the followed name are found under their rotated names.
     for round in 0..3 {
         for _ in 0..20 {
             w.write_lines((n..n + 250).map(line));
@@ -107,20 +106,18 @@ fn rename_create_and_copytruncate_lose_and_duplicate_nothing() {
         w.rotate_rename(&dir.path().join(format!("app.log.{round}")));
         w.write_lines((n..n + 100).map(line));
         n += 100;
-        lf.wait_for_log_count("following", round + 2, Duration::from_secs(20));
     }
     // copytruncate: logrotate copies, then truncates in place while the
-    // writer keeps its descriptor. Lines written before the copy must have
-    // been shipped by then (that is logrotate's own window), so wait for them.
-    r.read_until(n, Duration::from_secs(60));
-    assert_eq!(r.records.len(), n, "before copytruncate");
+    // writer keeps its descriptor. Whatever logferry had not read yet when
+    // the file was cut is read from the copy, from where reading stopped.
+    // Give logferry a moment of reading first, so the cut lands mid-stream.
+    r.read_until(1, Duration::from_secs(60));
     w.rotate_copytruncate(&dir.path().join("app.log.ct"));
     w.write_lines((n..n + 5000).map(line));
     n += 5000;
     r.read_until(n, Duration::from_secs(60));
     let st = lf.stop();
     assert!(st.success(), "stderr:\n{}", lf.stderr());
-    assert!(lf.stderr().contains("truncated"), "truncation is logged");
     assert_exactly_once_in_order(&r.payloads(), n);
     assert_eq!(
         topic_count(&brokers, &topic),

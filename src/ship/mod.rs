@@ -21,8 +21,10 @@ pub mod produce;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use logferry_tail::discover::Found;
 use logferry_tail::{
     CheckpointError, Checkpointer, Discovery, DiscoveryError, FileCheckpoint, FileId, FileWatcher,
     Fingerprint, Line, LineFramer, Poll,
@@ -91,6 +93,32 @@ struct Stream {
     source_tail: Vec<u8>,
     /// Record key under `PartitionBy::File`.
     key: Vec<u8>,
+    /// Modification time when opened: the order in which rotated files
+    /// are drained.
+    modified: std::time::SystemTime,
+}
+
+/// How a file was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Under a name the include patterns match.
+    Current,
+    /// Only under a rotated name (`PATTERN.*`, `PATTERN-*`).
+    Rotated,
+}
+
+/// Suffixes of rotated files that are compressed, never shipped.
+const COMPRESSED: &[&str] = &["gz", "bz2", "xz", "zst", "zip", "lz4", "Z"];
+
+/// How long a truncated file's old head is remembered for copy detection.
+const TRUNCATED_HEAD_TTL: Duration = Duration::from_secs(300);
+
+struct TruncatedHead {
+    input: usize,
+    fingerprint: Fingerprint,
+    position: u64,
+    path: String,
+    when: Instant,
 }
 
 /// A record whose delivery failed, waiting to be sent again.
@@ -124,6 +152,14 @@ pub struct Shipper {
     retries: VecDeque<Retry>,
     deliveries: Vec<Delivery>,
     first_scan_done: bool,
+    /// Per input: the rotated names of its include patterns
+    /// (`PATTERN.*`, `PATTERN-*`, not compressed), watched only to finish
+    /// files already being read and to catch files rotated before a scan
+    /// saw them under their current name.
+    rotated: Vec<Discovery>,
+    /// Heads of files that were truncated recently, so that the copy
+    /// copytruncate made is recognised even if seen after the truncation.
+    truncated_heads: Vec<TruncatedHead>,
     /// (topic, error) pairs already logged, so an outage logs once, not per
     /// record.
     reported_failures: HashMap<(String, String), Instant>,
@@ -144,10 +180,24 @@ impl Shipper {
     /// read until [`run`](Self::run).
     pub fn new(settings: ShipSettings, bootstrap: &str) -> Result<Self, ShipError> {
         let mut discoveries = Vec::new();
+        let mut rotated = Vec::new();
         let mut framers = Vec::new();
         for (i, input) in settings.inputs.iter().enumerate() {
             discoveries.push(
                 Discovery::new(&input.include, &input.exclude)
+                    .map_err(|source| ShipError::Discovery { input: i, source })?,
+            );
+            let rotated_include: Vec<String> = input
+                .include
+                .iter()
+                .flat_map(|p| [format!("{p}.*"), format!("{p}-*")])
+                .collect();
+            let mut rotated_exclude = input.exclude.clone();
+            for p in &input.include {
+                rotated_exclude.extend(COMPRESSED.iter().map(|c| format!("{p}*.{c}")));
+            }
+            rotated.push(
+                Discovery::new(&rotated_include, &rotated_exclude)
                     .map_err(|source| ShipError::Discovery { input: i, source })?,
             );
             framers.push(LineFramer::new(
@@ -185,6 +235,8 @@ impl Shipper {
             retries: VecDeque::new(),
             deliveries: Vec::new(),
             first_scan_done: false,
+            rotated,
+            truncated_heads: Vec::new(),
             reported_failures: HashMap::new(),
             payload_scratch: Vec::new(),
             header_scratch: Vec::new(),
@@ -333,33 +385,135 @@ impl Shipper {
     /// Find files; open new identities, mark which known ones still have a
     /// matching name.
     fn scan(&mut self) {
+        self.truncated_heads
+            .retain(|h| h.when.elapsed() < TRUNCATED_HEAD_TTL);
         for s in self.streams.iter_mut().flatten() {
             s.present = false;
         }
         for input in 0..self.discoveries.len() {
+            // Rotated names first: at start they are recorded as history
+            // before the current file's start position is taken, so a
+            // rotation racing the first scan is seen as new, not as history.
+            for found in self.rotated[input].scan() {
+                self.consider(input, Role::Rotated, found);
+            }
             for found in self.discoveries[input].scan() {
-                if let Some(&slot) = self.by_id.get(&found.id) {
-                    let s = self.streams[slot]
-                        .as_mut()
-                        .expect("by_id points at a live slot");
-                    s.present = true;
-                    let path = found.path.to_string_lossy();
-                    if s.path != path {
-                        tracing::info!(from = %s.path, to = %path, "file renamed; following it by identity");
-                        s.path = path.into_owned();
-                        if let Some(w) = s.watcher.as_mut() {
-                            w.set_path(&found.path);
-                        }
-                    }
-                    continue;
-                }
-                self.open_stream(input, &found.path, found.id);
+                self.consider(input, Role::Current, found);
             }
         }
         self.first_scan_done = true;
     }
 
-    fn open_stream(&mut self, input: usize, path: &std::path::Path, id: FileId) {
+    fn consider(&mut self, input: usize, role: Role, found: Found) {
+        if let Some(&slot) = self.by_id.get(&found.id) {
+            let s = self.streams[slot]
+                .as_mut()
+                .expect("by_id points at a live slot");
+            if role == Role::Current {
+                s.present = true;
+            }
+            let path = found.path.to_string_lossy();
+            if s.path != path && (role == Role::Current || !s.present) {
+                tracing::info!(from = %s.path, to = %path, "file renamed; following it by identity");
+                s.path = path.into_owned();
+                if let Some(w) = s.watcher.as_mut() {
+                    w.set_path(&found.path);
+                }
+            }
+            return;
+        }
+        // A file we finished (or saw at start under a rotated name) is only
+        // reopened when it grew past what was shipped.
+        if let Some(cp) = self.restored.get(&found.id) {
+            if role == Role::Rotated && found.meta.len() == cp.position {
+                return;
+            }
+        }
+        if role == Role::Rotated && !self.first_scan_done && !self.restored.contains_key(&found.id)
+        {
+            // Rotated files present at start are history, not to be shipped;
+            // remember them so that only their growth is read later.
+            if let Ok(file) = File::open(&found.path) {
+                let size = found.meta.len();
+                if let Ok(fingerprint) = Fingerprint::read(&file, size) {
+                    self.restored.insert(
+                        found.id,
+                        FileCheckpoint {
+                            id: found.id,
+                            fingerprint,
+                            position: size,
+                            path: found.path.to_string_lossy().into_owned(),
+                            updated: now_unix(),
+                        },
+                    );
+                }
+            }
+            return;
+        }
+        self.open_stream(input, role, &found.path, found.id);
+    }
+
+    /// Where reading a newly found identity starts, and why.
+    fn start_position(
+        &mut self,
+        input: usize,
+        role: Role,
+        file: &File,
+        path: &Path,
+        id: FileId,
+    ) -> u64 {
+        if let Some(cp) = self.restored.remove(&id) {
+            if cp.fingerprint.matches(file).unwrap_or(false) {
+                tracing::info!(path = %path.display(), offset = cp.position, "resuming from checkpoint");
+                return cp.position;
+            }
+            tracing::warn!(path = %path.display(), "file changed since its checkpoint (inode reused or rewritten); reading it from the start");
+            return 0;
+        }
+        if self.first_scan_done {
+            // A copy of a file being read (copytruncate) continues where
+            // the original was read to: what was read is not read twice,
+            // and what the truncation cut off is read from the copy.
+            if let Some((from, at)) = self.copy_source(input, file) {
+                tracing::info!(path = %path.display(), copy_of = %from, offset = at, "file is a copy of one already read (copytruncate); reading only the part not yet read");
+                return at;
+            }
+            return 0;
+        }
+        match (role, self.settings.inputs[input].start_at) {
+            (Role::Current, StartAt::End) => file.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// If `file` starts with the same bytes as a file of this input that is
+    /// (or was just, before truncation) being read, that file's path and
+    /// read position.
+    fn copy_source(&self, input: usize, file: &File) -> Option<(String, u64)> {
+        let size = file.metadata().ok()?.len();
+        let live = self
+            .streams
+            .iter()
+            .flatten()
+            .filter(|s| s.input == input)
+            .filter_map(|s| {
+                let pos = s.watcher.as_ref()?.read_position();
+                Some((s.fingerprint, pos, s.path.clone()))
+            });
+        let cut = self
+            .truncated_heads
+            .iter()
+            .filter(|h| h.input == input)
+            .map(|h| (h.fingerprint, h.position, h.path.clone()));
+        for (fp, pos, path) in live.chain(cut) {
+            if fp.len > 0 && fp.len <= size && fp.matches(file).unwrap_or(false) {
+                return Some((path, pos.min(size)));
+            }
+        }
+        None
+    }
+
+    fn open_stream(&mut self, input: usize, role: Role, path: &Path, id: FileId) {
         let file = match File::open(path) {
             Ok(f) => f,
             Err(e) => {
@@ -371,22 +525,7 @@ impl Shipper {
             Ok(m) if FileId::of(&m) == id => {}
             _ => return, // Replaced between scan and open; the next scan sees the new one.
         }
-        let position = match self.restored.remove(&id) {
-            Some(cp) if cp.fingerprint.matches(&file).unwrap_or(false) => {
-                tracing::info!(path = %path.display(), offset = cp.position, "resuming from checkpoint");
-                cp.position
-            }
-            Some(_) => {
-                tracing::warn!(path = %path.display(), "file changed since its checkpoint (inode reused or rewritten); reading it from the start");
-                0
-            }
-            None if !self.first_scan_done
-                && self.settings.inputs[input].start_at == StartAt::End =>
-            {
-                file.metadata().map(|m| m.len()).unwrap_or(0)
-            }
-            None => 0,
-        };
+        let position = self.start_position(input, role, &file, path, id);
         let watcher = match FileWatcher::new(path, file, position, &self.framers[input]) {
             Ok(w) => w,
             Err(e) => {
@@ -395,6 +534,9 @@ impl Shipper {
             }
         };
         let position = watcher.read_position();
+        let modified = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .unwrap_or(UNIX_EPOCH);
         tracing::info!(path = %path.display(), id = %id, offset = position, "following");
         let host = &self.settings.host;
         let stream = Stream {
@@ -403,9 +545,10 @@ impl Shipper {
             tracker: AckTracker::new(position),
             fingerprint: watcher.fingerprint(),
             path: path.to_string_lossy().into_owned(),
-            present: true,
+            present: role == Role::Current,
             source_tail: source_tail(host, path.as_os_str().as_bytes()),
             key: format!("{host}:{id}").into_bytes(),
+            modified,
             watcher: Some(watcher),
         };
         let slot = match self.free_slots.pop() {
@@ -466,30 +609,45 @@ impl Shipper {
     /// go out before the new file's first ones.
     fn read_round(&mut self, buf: &mut [u8]) -> usize {
         let mut total = 0;
-        // Inputs with a rotated-away file that still had data this round:
-        // their current files wait, so one input's lines stay in file order.
+        // Files no longer under a current name go first, oldest first, and
+        // only one of them per input and round: an input's files are then
+        // shipped in the order they were written, and its current file
+        // waits until the rotated ones are drained.
+        let mut rotated: Vec<(std::time::SystemTime, usize)> = self
+            .streams
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, s)| {
+                let s = s.as_ref()?;
+                (!s.present && s.watcher.is_some()).then_some((s.modified, slot))
+            })
+            .collect();
+        rotated.sort_unstable();
         let mut draining = vec![false; self.settings.inputs.len()];
-        for pass_present in [false, true] {
-            for slot in 0..self.streams.len() {
-                if self.inflight >= self.settings.max_inflight_bytes {
-                    return total;
-                }
-                let Some(stream) = self.streams[slot].as_ref() else {
-                    continue;
-                };
-                if stream.present != pass_present || stream.watcher.is_none() {
-                    continue;
-                }
-                let input = stream.input;
-                if pass_present && draining[input] {
-                    continue;
-                }
-                let n = self.read_stream(slot, buf);
-                if !pass_present && n > 0 {
-                    draining[input] = true;
-                }
-                total += n;
+        let current = (0..self.streams.len()).filter(
+            |&slot| matches!(&self.streams[slot], Some(s) if s.present && s.watcher.is_some()),
+        );
+        let order: Vec<usize> = rotated
+            .into_iter()
+            .map(|(_, slot)| slot)
+            .chain(current)
+            .collect();
+        for slot in order {
+            if self.inflight >= self.settings.max_inflight_bytes {
+                break;
             }
+            let Some(stream) = self.streams[slot].as_ref() else {
+                continue;
+            };
+            let (input, present) = (stream.input, stream.present);
+            if draining[input] || stream.watcher.is_none() {
+                continue;
+            }
+            let n = self.read_stream(slot, buf);
+            if !present && n > 0 {
+                draining[input] = true;
+            }
+            total += n;
         }
         total
     }
@@ -504,6 +662,7 @@ impl Shipper {
             payload_scratch,
             header_scratch,
             report,
+            truncated_heads,
             ..
         } = self;
         let stream = streams[slot].as_mut().expect("slot checked by caller");
@@ -541,6 +700,13 @@ impl Shipper {
             }
             Ok(Poll::Truncated { at }) => {
                 tracing::warn!(path = %stream.path, offset = at, "file truncated (copytruncate or rewritten); reading it again from offset 0");
+                truncated_heads.push(TruncatedHead {
+                    input: stream.input,
+                    fingerprint: stream.fingerprint,
+                    position: at,
+                    path: stream.path.clone(),
+                    when: Instant::now(),
+                });
                 stream.tracker.truncated();
                 stream.fingerprint = w.fingerprint();
                 1 // Progress: read again at once.

@@ -1,0 +1,312 @@
+//! `logferry verify`: read a topic back and audit it against the source
+//! files, using the `lf` source header of each record (host, file identity,
+//! byte offset). It answers the question a user of a log shipper should be
+//! able to ask at any time: is every line of my files in Kafka, once, in
+//! order?
+//!
+//! A line is identified by (host, device, inode, start offset). For each
+//! audited file the report counts lines missing from the topic, lines
+//! present more than once (expected only after a crash between ack and
+//! checkpoint), records out of file order within a partition, and records
+//! whose content differs from the file (a file rewritten in place).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use logferry_tail::{FileId, Fingerprint, LineFramer, LongLinePolicy};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::ship::encode::{decode_source, Format, SOURCE_HEADER};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("cannot read {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("Kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("topic {0:?} does not exist")]
+    NoTopic(String),
+    #[error("timed out after {0:?} reading the topic to its end (read {1} records)")]
+    Timeout(Duration, u64),
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifySettings {
+    pub brokers: String,
+    pub topic: String,
+    /// The source files to audit (their current identity is what is looked
+    /// up in the topic).
+    pub files: Vec<PathBuf>,
+    /// Only records from this host are considered.
+    pub host: String,
+    /// How lines were encoded, to compare content.
+    pub format: Format,
+    pub max_line_bytes: usize,
+    pub long_lines: LongLinePolicy,
+    /// Bound on reading the topic to its end.
+    pub timeout: Duration,
+    /// Extra librdkafka properties (TLS, SASL).
+    pub kafka_props: Vec<(String, String)>,
+}
+
+/// The audit of one file.
+#[derive(Debug, Clone, Default)]
+pub struct FileAudit {
+    pub path: PathBuf,
+    pub id: Option<FileId>,
+    /// Complete lines in the file.
+    pub lines: u64,
+    /// Lines with no record in the topic.
+    pub missing: u64,
+    /// File offsets of the first missing lines (at most 10), for the report.
+    pub first_missing: Vec<u64>,
+    /// Extra copies beyond the first (a line shipped 3 times counts 2).
+    pub duplicates: u64,
+    /// First copies that came after a later line in the same partition.
+    pub out_of_order: u64,
+    /// Records at a line's offset whose content differs from the file.
+    pub mismatched: u64,
+    /// Records for this identity at offsets where no line starts now
+    /// (content replaced by truncation).
+    pub unmatched: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    pub files: Vec<FileAudit>,
+    pub records: u64,
+    /// Records without a readable `lf` header (shipped with
+    /// --no-source-header, or by another producer).
+    pub without_source: u64,
+    /// Records from other hosts or other files.
+    pub other_sources: u64,
+}
+
+impl VerifyReport {
+    /// No line lost and no content changed.
+    pub fn ok(&self) -> bool {
+        self.files
+            .iter()
+            .all(|f| f.missing == 0 && f.mismatched == 0)
+    }
+
+    pub fn missing(&self) -> u64 {
+        self.files.iter().map(|f| f.missing).sum()
+    }
+
+    pub fn duplicates(&self) -> u64 {
+        self.files.iter().map(|f| f.duplicates).sum()
+    }
+}
+
+impl std::fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "read {} records ({} without source header, {} from other sources)",
+            self.records, self.without_source, self.other_sources
+        )?;
+        for a in &self.files {
+            let id = a.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
+            writeln!(
+                f,
+                "{} [{id}]: {} lines, {} missing, {} duplicated, {} out of order, {} mismatched, {} unmatched",
+                a.path.display(),
+                a.lines,
+                a.missing,
+                a.duplicates,
+                a.out_of_order,
+                a.mismatched,
+                a.unmatched
+            )?;
+            if !a.first_missing.is_empty() {
+                writeln!(f, "  first missing line offsets: {:?}", a.first_missing)?;
+            }
+        }
+        write!(
+            f,
+            "{}",
+            if self.ok() {
+                "OK: no line missing"
+            } else {
+                "FAILED: lines missing or changed"
+            }
+        )
+    }
+}
+
+/// One record as seen by the audit.
+struct Seen {
+    partition: i32,
+    kafka_offset: i64,
+    hash: u64,
+}
+
+pub fn verify(settings: &VerifySettings) -> Result<VerifyReport, VerifyError> {
+    let mut report = VerifyReport::default();
+    let by_line = read_topic(settings, &mut report)?;
+    let mut used: HashMap<FileId, bool> = HashMap::new();
+    for path in &settings.files {
+        let audit = audit_file(settings, path, &by_line)?;
+        if let Some(id) = audit.id {
+            used.insert(id, true);
+        }
+        report.files.push(audit);
+    }
+    report.other_sources += by_line
+        .iter()
+        .filter(|((id, _), _)| !used.contains_key(id))
+        .map(|(_, v)| v.len() as u64)
+        .sum::<u64>();
+    Ok(report)
+}
+
+type LineIndex = HashMap<(FileId, u64), Vec<Seen>>;
+
+fn read_topic(s: &VerifySettings, report: &mut VerifyReport) -> Result<LineIndex, VerifyError> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &s.brokers)
+        .set("group.id", "logferry-verify")
+        .set("enable.auto.commit", "false");
+    for (k, v) in &s.kafka_props {
+        cfg.set(k, v);
+    }
+    let consumer: BaseConsumer = cfg.create()?;
+    let md = consumer.fetch_metadata(Some(&s.topic), Duration::from_secs(10))?;
+    let topic = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == s.topic && t.error().is_none() && !t.partitions().is_empty())
+        .ok_or_else(|| VerifyError::NoTopic(s.topic.clone()))?;
+    // Read each partition up to its high watermark as of now.
+    let mut ends = HashMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in topic.partitions() {
+        let (lo, hi) = consumer.fetch_watermarks(&s.topic, p.id(), Duration::from_secs(10))?;
+        if hi > lo {
+            ends.insert(p.id(), hi);
+            tpl.add_partition_offset(&s.topic, p.id(), Offset::Beginning)?;
+        }
+    }
+    let mut index: LineIndex = HashMap::new();
+    if ends.is_empty() {
+        return Ok(index);
+    }
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + s.timeout;
+    while !ends.is_empty() {
+        if Instant::now() > deadline {
+            return Err(VerifyError::Timeout(s.timeout, report.records));
+        }
+        let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = msg?;
+        let (partition, offset) = (m.partition(), m.offset());
+        if ends.get(&partition).is_some_and(|&hi| offset >= hi - 1) {
+            ends.remove(&partition);
+        }
+        report.records += 1;
+        let header = m.headers().and_then(|hs| {
+            hs.iter()
+                .find(|h| h.key == SOURCE_HEADER)
+                .and_then(|h| h.value)
+        });
+        let Some(src) = header.and_then(|v| decode_source(v).ok()) else {
+            report.without_source += 1;
+            continue;
+        };
+        if src.host != s.host {
+            report.other_sources += 1;
+            continue;
+        }
+        let payload = m.payload().unwrap_or_default();
+        index.entry((src.id, src.offset)).or_default().push(Seen {
+            partition,
+            kafka_offset: offset,
+            hash: Fingerprint::of_bytes(payload).hash,
+        });
+    }
+    Ok(index)
+}
+
+fn audit_file(
+    s: &VerifySettings,
+    path: &Path,
+    index: &LineIndex,
+) -> Result<FileAudit, VerifyError> {
+    let io_err = |source| VerifyError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io_err)?;
+    let id = FileId::of(&file.metadata().map_err(io_err)?);
+    let mut audit = FileAudit {
+        path: path.to_path_buf(),
+        id: Some(id),
+        ..FileAudit::default()
+    };
+    let mut framer = LineFramer::new(0, s.max_line_bytes, s.long_lines, false);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut scratch = Vec::new();
+    // (partition, Kafka offset, line offset) of each line's first copy.
+    let mut placed: Vec<(i32, i64, u64)> = Vec::new();
+    let mut starts = std::collections::HashSet::new();
+    loop {
+        let n = file.read(&mut buf).map_err(io_err)?;
+        if n == 0 {
+            break;
+        }
+        framer.push(&buf[..n], |line| {
+            audit.lines += 1;
+            starts.insert(line.start);
+            let want = Fingerprint::of_bytes(s.format.payload(line.bytes, &mut scratch)).hash;
+            match index.get(&(id, line.start)) {
+                None => {
+                    audit.missing += 1;
+                    if audit.first_missing.len() < 10 {
+                        audit.first_missing.push(line.start);
+                    }
+                }
+                Some(seen) => {
+                    audit.duplicates += seen.len() as u64 - 1;
+                    if seen[0].hash != want {
+                        audit.mismatched += 1;
+                    }
+                    let first = seen
+                        .iter()
+                        .min_by_key(|x| x.kafka_offset)
+                        .expect("non-empty");
+                    placed.push((first.partition, first.kafka_offset, line.start));
+                }
+            }
+        });
+    }
+    // In Kafka order within each partition, a file's lines must ascend.
+    placed.sort_unstable();
+    let mut prev: Option<(i32, u64)> = None;
+    for (partition, _, start) in placed {
+        if let Some((p, high)) = prev {
+            if p == partition && start < high {
+                audit.out_of_order += 1;
+                continue;
+            }
+        }
+        prev = Some((partition, start));
+    }
+    audit.unmatched = index
+        .iter()
+        .filter(|((fid, off), _)| *fid == id && !starts.contains(off))
+        .map(|(_, v)| v.len() as u64)
+        .sum();
+    Ok(audit)
+}
