@@ -5,6 +5,8 @@
 //!
 //! - [`cli`]: command-line arguments as typed (tail2kafka's quick-mode flags
 //!   among them), turned into validated [`config`] settings.
+//! - [`config_file`]: the TOML configuration file (`ship -c`, `check`),
+//!   validated into the same settings, errors naming file, line and key.
 //! - [`ship`]: the shipping loop: discover, follow and frame (through the
 //!   `logferry-tail` crate), encode, produce, apply acks, checkpoint.
 //!   - [`ship::acks`]: `AckTracker`, the acked-prefix rule for checkpoints.
@@ -15,6 +17,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod embedded;
 pub mod ship;
 pub mod shutdown;
