@@ -1,6 +1,8 @@
 //! Command-line arguments as typed, kept apart from the validated
 //! [`ShipSettings`] built from them. The quick-mode flags are tail2kafka's
 //! own (`-l -t -s -p -m -b -w`), so an old command line keeps working.
+//! A configuration file (`-c FILE`, see [`crate::config_file`]) takes their
+//! place for more than one file; the two are exclusive.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use logferry_tail::LongLinePolicy;
 
 use crate::config::{self, Brokers, InputSettings, PartitionBy, ShipSettings, StartAt};
+use crate::config_file;
 use crate::ship::encode::Format;
 
 #[derive(Debug, Parser)]
@@ -24,8 +27,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Follow a log file and ship every line to Kafka.
+    /// Follow log files and ship every line to Kafka: the files of a
+    /// configuration file (-c FILE), or one file given by flags (-l -t).
     Ship(Box<ShipArgs>),
+    /// Validate a configuration file and print what it would ship (exit 0
+    /// valid, 2 invalid); with --connect also ask the brokers (exit 1 when
+    /// a broker does not answer or a topic is missing).
+    Check(CheckArgs),
     /// Try logferry with nothing installed: write a sample log, ship it to
     /// an embedded in-memory broker, read it back and print what arrived.
     Demo(DemoArgs),
@@ -33,13 +41,24 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ShipArgs {
+    /// Configuration file (TOML; see examples/logferry.toml). Used instead
+    /// of the flags below; $LOGFERRY_CONFIG when neither -c nor --file is
+    /// given.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        conflicts_with_all = QUICK_MODE_ARGS
+    )]
+    pub config: Option<PathBuf>,
+
     /// Log file to follow (tail2kafka -l). Absolute or relative path.
-    #[arg(short = 'l', long = "file", value_name = "FILE")]
-    pub file: PathBuf,
+    #[arg(short = 'l', long = "file", value_name = "FILE", requires = "topic")]
+    pub file: Option<PathBuf>,
 
     /// Kafka topic (tail2kafka -t). Must exist: logferry never creates topics.
-    #[arg(short = 't', long, value_name = "TOPIC")]
-    pub topic: String,
+    #[arg(short = 't', long, value_name = "TOPIC", requires = "file")]
+    pub topic: Option<String>,
 
     /// Broker host (tail2kafka -s); with -p forms the bootstrap address.
     #[arg(
@@ -123,6 +142,54 @@ pub struct ShipArgs {
     pub shutdown_timeout: f64,
 }
 
+/// The flags that describe what to ship without a configuration file.
+const QUICK_MODE_ARGS: [&str; 18] = [
+    "file",
+    "topic",
+    "broker_host",
+    "broker_port",
+    "brokers",
+    "metadata",
+    "batch_size",
+    "batch_time",
+    "properties",
+    "from_beginning",
+    "checkpoint_dir",
+    "partition_by",
+    "max_inflight_bytes",
+    "max_line_bytes",
+    "long_lines",
+    "no_source_header",
+    "host",
+    "shutdown_timeout",
+];
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Configuration file to check.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        env = crate::config_file::CONFIG_ENV
+    )]
+    pub config: PathBuf,
+
+    /// Also connect: every bootstrap broker must answer a metadata request
+    /// and every configured topic must exist (exit 1 otherwise).
+    #[arg(long)]
+    pub connect: bool,
+
+    /// Seconds to wait for each broker with --connect.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        requires = "connect"
+    )]
+    pub timeout: f64,
+}
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// How many sample lines to write (a rotation happens half way).
@@ -168,12 +235,30 @@ pub enum ArgError {
     ShutdownTimeout(f64),
     #[error("--file {0:?}: cannot make the path absolute: {1}")]
     Path(PathBuf, String),
+    #[error("ship needs a configuration file (-c FILE, or $LOGFERRY_CONFIG) or a file and a topic (-l FILE -t TOPIC); see `logferry ship --help`")]
+    NoInput,
 }
 
 impl ShipArgs {
-    /// Validate and turn into settings.
+    /// The configuration file to ship from: `-c`, else `env_config` (the
+    /// value of $LOGFERRY_CONFIG) unless quick-mode `--file` was given.
+    /// None: quick mode ([`Self::into_settings`]).
+    pub fn config_path(&self, env_config: Option<std::ffi::OsString>) -> Option<PathBuf> {
+        if let Some(c) = &self.config {
+            return Some(c.clone());
+        }
+        if self.file.is_some() {
+            return None;
+        }
+        env_config.filter(|v| !v.is_empty()).map(PathBuf::from)
+    }
+
+    /// Validate the quick-mode flags and turn them into settings.
     pub fn into_settings(self) -> Result<ShipSettings, ArgError> {
-        if self.topic.is_empty() {
+        let (Some(file), Some(topic)) = (self.file, self.topic) else {
+            return Err(ArgError::NoInput);
+        };
+        if topic.is_empty() {
             return Err(ArgError::Topic);
         }
         let brokers = match (&self.brokers, &self.broker_host) {
@@ -205,8 +290,8 @@ impl ShipArgs {
         if !(self.shutdown_timeout.is_finite() && self.shutdown_timeout >= 0.0) {
             return Err(ArgError::ShutdownTimeout(self.shutdown_timeout));
         }
-        let file = std::path::absolute(&self.file)
-            .map_err(|e| ArgError::Path(self.file.clone(), e.to_string()))?;
+        let file =
+            std::path::absolute(&file).map_err(|e| ArgError::Path(file.clone(), e.to_string()))?;
         // The path is a literal, not a glob: escape glob metacharacters.
         let include = globset_escape(&file.to_string_lossy());
         let format = match self.metadata {
@@ -219,7 +304,7 @@ impl ShipArgs {
             inputs: vec![InputSettings {
                 include: vec![include],
                 exclude: vec![],
-                topic: self.topic,
+                topic,
                 start_at: if self.from_beginning {
                     StartAt::Beginning
                 } else {
@@ -238,12 +323,12 @@ impl ShipArgs {
             checkpoint_dir: self
                 .checkpoint_dir
                 .unwrap_or_else(config::default_checkpoint_dir),
-            checkpoint_interval: Duration::from_secs(1),
+            checkpoint_interval: config_file::DEFAULT_CHECKPOINT_INTERVAL,
             max_inflight_bytes: self.max_inflight_bytes,
             host: self.host.unwrap_or_else(config::host_name),
             source_header: !self.no_source_header,
-            scan_interval: Duration::from_millis(250),
-            rotate_grace: Duration::from_secs(2),
+            scan_interval: config_file::DEFAULT_SCAN_INTERVAL,
+            rotate_grace: config_file::DEFAULT_ROTATE_GRACE,
             shutdown_timeout: Duration::from_secs_f64(self.shutdown_timeout),
             max_open_files: ShipSettings::DEFAULT_MAX_OPEN_FILES,
         })
@@ -267,6 +352,15 @@ fn globset_escape(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check(args: &[&str]) -> CheckArgs {
+        let mut v = vec!["logferry", "check"];
+        v.extend_from_slice(args);
+        match Cli::try_parse_from(v).unwrap().command {
+            Command::Check(a) => a,
+            _ => unreachable!(),
+        }
+    }
 
     fn ship(args: &[&str]) -> ShipArgs {
         let mut v = vec!["logferry", "ship"];
@@ -364,5 +458,60 @@ mod tests {
             Cli::try_parse_from(["logferry", "ship", "-l", "/x", "-t", "t", "-p", "1"]).is_err(),
             "-p needs -s"
         );
+    }
+
+    #[test]
+    fn config_file_or_quick_mode() {
+        let a = ship(&["-c", "/etc/logferry.toml"]);
+        assert_eq!(
+            a.config_path(None),
+            Some(PathBuf::from("/etc/logferry.toml"))
+        );
+        let a = ship(&["--config", "/a.toml"]);
+        assert_eq!(
+            a.config_path(Some("/b.toml".into())),
+            Some(PathBuf::from("/a.toml")),
+            "-c wins over the environment"
+        );
+        // $LOGFERRY_CONFIG applies when no quick-mode file was given...
+        let a = ship(&[]);
+        assert_eq!(
+            a.config_path(Some("/b.toml".into())),
+            Some(PathBuf::from("/b.toml"))
+        );
+        // ...and neither: a usage error naming both ways.
+        let a = ship(&[]);
+        assert_eq!(a.config_path(None), None);
+        assert_eq!(a.into_settings().unwrap_err(), ArgError::NoInput);
+        // Quick mode on the command line beats the environment.
+        let a = ship(&["-l", "/x", "-t", "t"]);
+        assert_eq!(a.config_path(Some("/b.toml".into())), None);
+        assert!(a.into_settings().is_ok());
+        // A file and quick-mode flags do not mix.
+        for extra in [
+            &["-l", "/x", "-t", "t"][..],
+            &["--brokers", "k:1"],
+            &["-X", "a=b"],
+            &["--host", "h"],
+        ] {
+            let mut v = vec!["logferry", "ship", "-c", "/a.toml"];
+            v.extend_from_slice(extra);
+            assert!(Cli::try_parse_from(&v).is_err(), "{v:?}");
+        }
+        assert!(
+            Cli::try_parse_from(["logferry", "ship", "-t", "t"]).is_err(),
+            "topic needs a file"
+        );
+    }
+
+    #[test]
+    fn check_args() {
+        let c = check(&["-c", "/a.toml"]);
+        assert_eq!(c.config, PathBuf::from("/a.toml"));
+        assert!(!c.connect);
+        let c = check(&["--config", "/a.toml", "--connect", "--timeout", "2.5"]);
+        assert!(c.connect);
+        assert_eq!(c.timeout, 2.5);
+        assert!(Cli::try_parse_from(["logferry", "check", "-c", "/a", "--timeout", "1"]).is_err());
     }
 }

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use logferry::cli::{Cli, Command, DemoArgs, ShipArgs};
+use logferry::cli::{CheckArgs, Cli, Command, DemoArgs, ShipArgs};
 use logferry::config::{Brokers, InputSettings, PartitionBy, ShipSettings, StartAt};
+use logferry::config_file::{self, ConfigError};
 use logferry::embedded::{EmbeddedBroker, Printer, LABEL};
 use logferry::ship::encode::Format;
 use logferry::ship::Shipper;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Ship(args) => ship(*args),
+        Command::Check(args) => check(args),
         Command::Demo(args) => demo(args),
     };
     match result {
@@ -38,13 +40,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// Print a configuration error, one `logferry: FILE:LINE:COL: ...` line per
+/// problem.
+fn report_config_error(e: &ConfigError) {
+    for line in e.to_string().lines() {
+        eprintln!("logferry: {line}");
+    }
+}
+
 fn ship(args: ShipArgs) -> anyhow::Result<ExitCode> {
-    let settings = match args.into_settings() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("logferry: {e}");
-            return Ok(ExitCode::from(2));
-        }
+    let settings = match args.config_path(std::env::var_os(config_file::CONFIG_ENV)) {
+        Some(path) => match config_file::load(&path) {
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    tracing::warn!("{}:{}: {}", path.display(), w.line.unwrap_or(0), w.message);
+                }
+                loaded.settings
+            }
+            Err(e) => {
+                report_config_error(&e);
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => match args.into_settings() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("logferry: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
     };
     let shutdown = Shutdown::new();
     shutdown
@@ -68,6 +92,43 @@ fn ship(args: ShipArgs) -> anyhow::Result<ExitCode> {
     shipper.run(&shutdown)?;
     drop(printer);
     drop(embedded);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `logferry check`: 0 valid, 2 invalid, 1 when `--connect` finds a broker
+/// that does not answer or a topic that does not exist.
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        eprintln!(
+            "logferry: --timeout must be a positive number of seconds, got {}",
+            args.timeout
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let loaded = match config_file::load(&args.config) {
+        Ok(l) => l,
+        Err(e) => {
+            report_config_error(&e);
+            return Ok(ExitCode::from(2));
+        }
+    };
+    print!("{}", config_file::summary(&args.config, &loaded));
+    if args.connect {
+        let timeout = Duration::from_secs_f64(args.timeout);
+        match config_file::connect_check(&loaded.settings, timeout) {
+            Ok(report) => {
+                for line in &report.lines {
+                    println!("{line}");
+                }
+            }
+            Err(e) => {
+                for line in e.to_string().lines() {
+                    eprintln!("logferry: {line}");
+                }
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
