@@ -152,6 +152,10 @@ pub struct Shipper {
     retries: VecDeque<Retry>,
     deliveries: Vec<Delivery>,
     first_scan_done: bool,
+    /// No checkpoint existed at start: the configured start position applies
+    /// to files found now. With a checkpoint, a file found at start is new
+    /// since the last run and is read from its beginning.
+    fresh_start: bool,
     /// Per input: the rotated names of its include patterns
     /// (`PATTERN.*`, `PATTERN-*`, not compressed), watched only to finish
     /// files already being read and to catch files rotated before a scan
@@ -208,6 +212,7 @@ impl Shipper {
             ));
         }
         let checkpointer = Checkpointer::new(&settings.checkpoint_dir)?;
+        let fresh_start = !checkpointer.path().exists();
         let restored = checkpointer
             .load()?
             .into_iter()
@@ -235,6 +240,7 @@ impl Shipper {
             retries: VecDeque::new(),
             deliveries: Vec::new(),
             first_scan_done: false,
+            fresh_start,
             rotated,
             truncated_heads: Vec::new(),
             reported_failures: HashMap::new(),
@@ -248,6 +254,10 @@ impl Shipper {
     pub fn run(mut self, shutdown: &Shutdown) -> Result<ShipReport, ShipError> {
         let mut buf = vec![0u8; READ_BUF];
         self.scan();
+        // The first checkpoint is written at once: from now on a restart is
+        // not a fresh start, so files that appear while logferry is down
+        // are read from their beginning, not treated as history.
+        self.checkpoint();
         self.report_missing_inputs();
         self.check_cluster();
         let mut next_scan = Instant::now() + self.settings.scan_interval;
@@ -424,12 +434,17 @@ impl Shipper {
         }
         // A file we finished (or saw at start under a rotated name) is only
         // reopened when it grew past what was shipped.
-        if let Some(cp) = self.restored.get(&found.id) {
+        if let Some(cp) = self.restored.get_mut(&found.id) {
+            // Seen again: keep its entry from expiring.
+            cp.updated = now_unix();
             if role == Role::Rotated && found.meta.len() == cp.position {
                 return;
             }
         }
-        if role == Role::Rotated && !self.first_scan_done && !self.restored.contains_key(&found.id)
+        if role == Role::Rotated
+            && !self.first_scan_done
+            && self.fresh_start
+            && !self.restored.contains_key(&found.id)
         {
             // Rotated files present at start are history, not to be shipped;
             // remember them so that only their growth is read later.
@@ -470,18 +485,18 @@ impl Shipper {
             tracing::warn!(path = %path.display(), "file changed since its checkpoint (inode reused or rewritten); reading it from the start");
             return 0;
         }
-        if self.first_scan_done {
-            // A copy of a file being read (copytruncate) continues where
-            // the original was read to: what was read is not read twice,
-            // and what the truncation cut off is read from the copy.
-            if let Some((from, at)) = self.copy_source(input, file) {
-                tracing::info!(path = %path.display(), copy_of = %from, offset = at, "file is a copy of one already read (copytruncate); reading only the part not yet read");
-                return at;
-            }
-            return 0;
+        // A copy of a file being read (copytruncate) continues where the
+        // original was read to: what was read is not read twice, and what
+        // the truncation cut off is read from the copy.
+        if let Some((from, at)) = self.copy_source(input, file) {
+            tracing::info!(path = %path.display(), copy_of = %from, offset = at, "file is a copy of one already read (copytruncate); reading only the part not yet read");
+            return at;
         }
+        let at_start = !self.first_scan_done && self.fresh_start;
         match (role, self.settings.inputs[input].start_at) {
-            (Role::Current, StartAt::End) => file.metadata().map(|m| m.len()).unwrap_or(0),
+            (Role::Current, StartAt::End) if at_start => {
+                file.metadata().map(|m| m.len()).unwrap_or(0)
+            }
             _ => 0,
         }
     }
@@ -505,7 +520,13 @@ impl Shipper {
             .iter()
             .filter(|h| h.input == input)
             .map(|h| (h.fingerprint, h.position, h.path.clone()));
-        for (fp, pos, path) in live.chain(cut) {
+        // Checkpoints of files not open now: a copy made while logferry was
+        // stopped resumes at the original's checkpoint.
+        let saved = self
+            .restored
+            .values()
+            .map(|c| (c.fingerprint, c.position, c.path.clone()));
+        for (fp, pos, path) in live.chain(cut).chain(saved) {
             if fp.len > 0 && fp.len <= size && fp.matches(file).unwrap_or(false) {
                 return Some((path, pos.min(size)));
             }
@@ -778,7 +799,7 @@ impl Shipper {
         entries.extend(self.restored.values().cloned());
         entries.sort_by_key(|e| e.id);
         let summary: Vec<(FileId, u64)> = entries.iter().map(|e| (e.id, e.position)).collect();
-        if summary == self.last_saved {
+        if summary == self.last_saved && self.checkpointer.path().exists() {
             return;
         }
         match self.checkpointer.save(&entries) {

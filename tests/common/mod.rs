@@ -135,7 +135,15 @@ impl Reader {
 
     pub fn poll_once(&mut self, timeout: Duration) {
         if let Some(res) = self.consumer.poll(timeout) {
-            let m = res.expect("consume");
+            // Transport errors while a broker is down are expected; the
+            // consumer recovers by itself.
+            let m = match res {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("reader: {e}");
+                    return;
+                }
+            };
             let headers = m
                 .headers()
                 .map(|hs| {
@@ -352,4 +360,104 @@ pub fn checkpoint_positions(dir: &Path) -> Vec<(String, u64)> {
             )
         })
         .collect()
+}
+
+/// Run `scripts/kafka` (fault injection on the test cluster).
+pub fn kafka_script(args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka");
+    let out = Command::new(script)
+        .args(args)
+        .output()
+        .expect("run scripts/kafka");
+    assert!(
+        out.status.success(),
+        "scripts/kafka {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Resident set size of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A small deterministic generator for fault timings (seed printed by the
+/// test so a failure can be replayed).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn from_time() -> Lcg {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        eprintln!("fault seed: {seed}");
+        Lcg(seed)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+/// Audit `files` against `topic` with `logferry::verify`.
+pub fn audit(
+    brokers: &str,
+    topic: &str,
+    files: &[PathBuf],
+    host: &str,
+) -> logferry::verify::VerifyReport {
+    logferry::verify::verify(&logferry::verify::VerifySettings {
+        brokers: brokers.to_string(),
+        topic: topic.to_string(),
+        files: files.to_vec(),
+        host: host.to_string(),
+        format: logferry::ship::encode::Format::Raw,
+        max_line_bytes: 1_000_000,
+        long_lines: logferry_tail::LongLinePolicy::Truncate,
+        timeout: Duration::from_secs(60),
+        kafka_props: vec![],
+    })
+    .expect("verify")
+}
+
+/// Audit repeatedly until nothing is missing, or the deadline; returns the
+/// last report.
+pub fn audit_until_complete(
+    brokers: &str,
+    topic: &str,
+    files: &[PathBuf],
+    host: &str,
+    timeout: Duration,
+) -> logferry::verify::VerifyReport {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let report = audit(brokers, topic, files, host);
+        if report.missing() == 0 || Instant::now() > deadline {
+            return report;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Every file in `dir` whose name starts with `prefix`, sorted.
+pub fn files_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    v.sort();
+    v
 }
