@@ -477,12 +477,20 @@ pub fn parse(src: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
 /// Turn a serde/TOML error into a message that names the key and section.
 fn describe_toml_error(src: &str, e: &toml::de::Error) -> Issue {
     let span = e.span();
-    let msg = e.message().trim().to_string();
+    let mut msg = e.message().trim().to_string();
+    if msg.contains("__toml_private_datetime") {
+        // serde's view of a TOML date: say it plainly.
+        msg = "a date or time is not a valid value here".into();
+    }
     let span_text = span
         .as_ref()
         .and_then(|s| src.get(s.clone()))
         .unwrap_or("")
         .to_string();
+    // TOML dates reach serde as maps; a map where no table was written is one.
+    if msg.starts_with("invalid type: map") && !span_text.trim_start().starts_with(['{', '[']) {
+        msg = msg.replacen("map", "date or time", 1);
+    }
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let names = backticked(rest);
         let key = names.first().cloned().unwrap_or(span_text);
@@ -544,6 +552,7 @@ fn describe_toml_error(src: &str, e: &toml::de::Error) -> Issue {
 /// Messages from the TOML parser itself (not from serde) are syntax errors.
 fn src_is_syntax_error(msg: &str) -> bool {
     !(msg.starts_with("invalid type")
+        || msg.starts_with("a date or time")
         || msg.starts_with("invalid value")
         || msg.starts_with("unknown variant")
         || msg.starts_with("invalid length")
@@ -611,7 +620,7 @@ fn key_before(src: &str, offset: usize) -> Option<String> {
             return None;
         }
         if let Some(c) = re.captures_iter(line).last() {
-            return Some(c[1].replace([' ', '\t'], ""));
+            return Some(c[1].replace([' ', '\t', '"', '\''], ""));
         }
     }
     None
@@ -1261,12 +1270,6 @@ impl<'de> Deserialize<'de> for PropValue {
             }
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<PropValue, A::Error> {
                 let t = PropTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                // TOML dates arrive as a map with one private key.
-                if t.0.len() == 1 && t.0[0].0.get_ref().starts_with("$__toml") {
-                    return Ok(PropValue::Bad(
-                        "expected a string, number or boolean, not a date",
-                    ));
-                }
                 Ok(PropValue::Table(t))
             }
         }
