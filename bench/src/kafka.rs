@@ -15,15 +15,18 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, Timestamp};
-use rdkafka::TopicPartitionList;
 use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>> {
-    ClientConfig::new().set("bootstrap.servers", brokers).create().context("creating Kafka admin client")
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .context("creating Kafka admin client")
 }
 
 /// Creates `topic` (replication = min(3, nodes), min.insync = RF-1 or 1,
@@ -35,8 +38,11 @@ pub fn create_topic(brokers: &str, topic: &str, partitions: i32, nodes: i32) -> 
     let nt = NewTopic::new(topic, partitions, TopicReplication::Fixed(rf))
         .set("message.timestamp.type", "LogAppendTime")
         .set("min.insync.replicas", &isr);
-    let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT)).request_timeout(Some(TIMEOUT));
-    let res = futures_executor::block_on(admin.create_topics([&nt], &opts)).context("create_topics")?;
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(TIMEOUT))
+        .request_timeout(Some(TIMEOUT));
+    let res =
+        futures_executor::block_on(admin.create_topics([&nt], &opts)).context("create_topics")?;
     for r in res {
         if let Err((t, code)) = r {
             bail!("creating topic {t}: {code}");
@@ -51,7 +57,9 @@ pub fn create_topic(brokers: &str, topic: &str, partitions: i32, nodes: i32) -> 
             if let Some(t) = md.topics().first() {
                 if t.error().is_none()
                     && t.partitions().len() == partitions as usize
-                    && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
+                    && t.partitions()
+                        .iter()
+                        .all(|p| p.leader() >= 0 && p.error().is_none())
                 {
                     return Ok(());
                 }
@@ -97,7 +105,11 @@ pub struct Counter {
 
 impl Counter {
     pub fn new(brokers: &str, topic: &str, partitions: i32) -> Result<Self> {
-        Ok(Counter { consumer: consumer(brokers)?, topic: topic.to_string(), partitions })
+        Ok(Counter {
+            consumer: consumer(brokers)?,
+            topic: topic.to_string(),
+            partitions,
+        })
     }
 
     pub fn high_watermarks(&self) -> Result<Vec<i64>> {
@@ -145,20 +157,30 @@ pub struct ReadBack {
 
 /// Reads the whole topic back and checks it against `expected[file] = lines`.
 /// Lines a rotation scenario wrote are `0..expected[file]` per file index.
-pub fn read_back(brokers: &str, topic: &str, partitions: i32, expected: &[u64]) -> Result<ReadBack> {
+pub fn read_back(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    expected: &[u64],
+) -> Result<ReadBack> {
     let counter = Counter::new(brokers, topic, partitions)?;
     let highs = counter.high_watermarks()?;
     let c = &counter.consumer;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| anyhow!("assign {topic}/{p}: {e}"))?;
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(|e| anyhow!("assign {topic}/{p}: {e}"))?;
     }
     c.assign(&tpl).context("assigning partitions")?;
 
     // Seen-count per line; u8 saturates, which is plenty to count duplicates.
     let mut seen: Vec<Vec<u8>> = expected.iter().map(|&n| vec![0u8; n as usize]).collect();
     let mut hist = vec![0u64; LAT_BUCKETS];
-    let mut rb = ReadBack { first_append_ms: i64::MAX, last_append_ms: i64::MIN, ..Default::default() };
+    let mut rb = ReadBack {
+        first_append_ms: i64::MAX,
+        last_append_ms: i64::MIN,
+        ..Default::default()
+    };
     let mut next: Vec<i64> = vec![0; partitions as usize];
     let done = |next: &[i64]| next.iter().zip(&highs).all(|(n, h)| n >= h);
     let mut last_progress = Instant::now();
@@ -166,7 +188,9 @@ pub fn read_back(brokers: &str, topic: &str, partitions: i32, expected: &[u64]) 
         if last_progress.elapsed() > TIMEOUT {
             bail!("read-back of {topic} stalled: at offsets {next:?} of {highs:?}");
         }
-        let Some(msg) = c.poll(Duration::from_millis(500)) else { continue };
+        let Some(msg) = c.poll(Duration::from_millis(500)) else {
+            continue;
+        };
         let msg = msg.with_context(|| format!("reading {topic}"))?;
         last_progress = Instant::now();
         let p = msg.partition() as usize;
@@ -191,7 +215,10 @@ pub fn read_back(brokers: &str, topic: &str, partitions: i32, expected: &[u64]) 
             rb.unparsed += 1;
             continue;
         };
-        match seen.get_mut(m.file as usize).and_then(|v| v.get_mut(m.seq as usize)) {
+        match seen
+            .get_mut(m.file as usize)
+            .and_then(|v| v.get_mut(m.seq as usize))
+        {
             Some(n) => *n = n.saturating_add(1),
             None => rb.unexpected += 1,
         }

@@ -9,7 +9,9 @@
 use memchr::memmem;
 use std::io::Write;
 
-const METHODS: &[&str] = &["GET", "GET", "GET", "GET", "POST", "POST", "PUT", "DELETE", "HEAD"];
+const METHODS: &[&str] = &[
+    "GET", "GET", "GET", "GET", "POST", "POST", "PUT", "DELETE", "HEAD",
+];
 const PATHS: &[&str] = &[
     "/",
     "/index.html",
@@ -26,7 +28,9 @@ const PATHS: &[&str] = &[
     "/products/electronics/laptops",
     "/favicon.ico",
 ];
-const STATUSES: &[u16] = &[200, 200, 200, 200, 200, 200, 204, 301, 302, 304, 400, 401, 403, 404, 404, 500, 502, 503];
+const STATUSES: &[u16] = &[
+    200, 200, 200, 200, 200, 200, 204, 301, 302, 304, 400, 401, 403, 404, 404, 500, 502, 503,
+];
 const REFERERS: &[&str] = &[
     "-",
     "-",
@@ -45,7 +49,9 @@ const AGENTS: &[&str] = &[
     "kube-probe/1.29",
     "Googlebot/2.1 (+http://www.google.com/bot.html)",
 ];
-const MONTHS: &[&str] = &["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: &[&str] = &[
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// Shortest and longest line the generator aims for (without the newline).
 pub const MIN_LEN: usize = 100;
@@ -88,7 +94,11 @@ pub struct LineGen {
 
 impl LineGen {
     pub fn new(seed: u64) -> Self {
-        LineGen { rng: Rng::new(seed), date_sec: u64::MAX, date: String::new() }
+        LineGen {
+            rng: Rng::new(seed),
+            date_sec: u64::MAX,
+            date: String::new(),
+        }
     }
 
     /// Appends one line (with its trailing newline) to `buf`.
@@ -185,7 +195,11 @@ pub fn parse_marker(record: &[u8]) -> Option<Marker> {
     let (seq, rest) = take_number(rest)?;
     let rest = rest.strip_prefix(b" ts=")?;
     let (ts_us, _) = take_number(rest)?;
-    Some(Marker { file: u32::try_from(file).ok()?, seq, ts_us })
+    Some(Marker {
+        file: u32::try_from(file).ok()?,
+        seq,
+        ts_us,
+    })
 }
 
 fn take_number(s: &[u8]) -> Option<(u64, &[u8])> {
@@ -213,11 +227,21 @@ mod tests {
             assert!(!line.contains(&b'\n'));
             lens.push(line.len());
             let m = parse_marker(line).expect("marker");
-            assert_eq!(m, Marker { file: 3, seq, ts_us: 1_732_480_620_123_456 + seq });
+            assert_eq!(
+                m,
+                Marker {
+                    file: 3,
+                    seq,
+                    ts_us: 1_732_480_620_123_456 + seq
+                }
+            );
         }
         let min = *lens.iter().min().unwrap();
         let max = *lens.iter().max().unwrap();
-        assert!(min >= MIN_LEN - 10 && max <= MAX_LEN + 10, "lengths {min}..{max}");
+        assert!(
+            min >= MIN_LEN - 10 && max <= MAX_LEN + 10,
+            "lengths {min}..{max}"
+        );
     }
 
     #[test]
@@ -229,7 +253,11 @@ mod tests {
         assert_eq!(parse_marker(b"x id=1:99999999999999999999999 ts=5"), None);
         assert_eq!(
             parse_marker(b"<13>prefix x id=1:2 ts=3 trailing"),
-            Some(Marker { file: 1, seq: 2, ts_us: 3 })
+            Some(Marker {
+                file: 1,
+                seq: 2,
+                ts_us: 3
+            })
         );
     }
 

@@ -32,7 +32,11 @@ pub struct Proc {
 fn clk_tck() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
 }
 
 impl Proc {
@@ -41,8 +45,15 @@ impl Proc {
     /// benchmark leaves nothing running.
     /// `stdin`: where input comes from (default /dev/null); `pipe_stdout`:
     /// keep stdout as a pipe for the next process of a pipeline.
-    pub fn spawn(name: &str, cmd: &mut Command, log: &Path, stdin: Option<Stdio>, pipe_stdout: bool) -> Result<Proc> {
-        let f = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    pub fn spawn(
+        name: &str,
+        cmd: &mut Command,
+        log: &Path,
+        stdin: Option<Stdio>,
+        pipe_stdout: bool,
+    ) -> Result<Proc> {
+        let f =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         if pipe_stdout {
             cmd.stdout(Stdio::piped());
         } else {
@@ -56,8 +67,15 @@ impl Proc {
                 Ok(())
             });
         }
-        let child = cmd.spawn().with_context(|| format!("starting {name} ({:?})", cmd.get_program()))?;
-        Ok(Proc { name: name.to_string(), child, exit: None, live: Usage::default() })
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {name} ({:?})", cmd.get_program()))?;
+        Ok(Proc {
+            name: name.to_string(),
+            child,
+            exit: None,
+            live: Usage::default(),
+        })
     }
 
     pub fn pid(&self) -> i32 {
@@ -82,8 +100,15 @@ impl Proc {
         let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
         if r == pid {
             let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-            let usage = Usage { cpu_s: tv(ru.ru_utime) + tv(ru.ru_stime), peak_rss_kb: ru.ru_maxrss.max(0) as u64 };
-            let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
+            let usage = Usage {
+                cpu_s: tv(ru.ru_utime) + tv(ru.ru_stime),
+                peak_rss_kb: ru.ru_maxrss.max(0) as u64,
+            };
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            };
             self.exit = Some((code, usage));
             return;
         }
@@ -93,7 +118,8 @@ impl Proc {
             if let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) {
                 let f: Vec<&str> = rest.split_whitespace().collect();
                 if f.len() > 13 {
-                    let ticks: f64 = f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
+                    let ticks: f64 =
+                        f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
                     self.live.cpu_s = self.live.cpu_s.max(ticks / clk_tck());
                 }
             }
@@ -123,7 +149,10 @@ impl Proc {
     /// moments /proc sampling missed), the /proc samples otherwise.
     pub fn usage(&self) -> Usage {
         match self.exit {
-            Some((_, u)) => Usage { cpu_s: u.cpu_s.max(self.live.cpu_s), peak_rss_kb: u.peak_rss_kb.max(self.live.peak_rss_kb) },
+            Some((_, u)) => Usage {
+                cpu_s: u.cpu_s.max(self.live.cpu_s),
+                peak_rss_kb: u.peak_rss_kb.max(self.live.peak_rss_kb),
+            },
             None => self.live,
         }
     }
@@ -158,7 +187,10 @@ impl Proc {
         if self.wait_timeout(grace) {
             return true;
         }
-        eprintln!("lfbench: {} ignored SIGTERM for {grace:?}, killing it", self.name);
+        eprintln!(
+            "lfbench: {} ignored SIGTERM for {grace:?}, killing it",
+            self.name
+        );
         self.signal(libc::SIGKILL);
         self.wait_timeout(Duration::from_secs(10));
         false

@@ -58,7 +58,10 @@ fn opt(v: Option<f64>) -> String {
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::new();
     for key in scenario_keys(rows) {
-        let rs: Vec<&Row> = rows.iter().filter(|r| (r.scenario.as_str(), r.nodes) == (key.0.as_str(), key.1)).collect();
+        let rs: Vec<&Row> = rows
+            .iter()
+            .filter(|r| (r.scenario.as_str(), r.nodes) == (key.0.as_str(), key.1))
+            .collect();
         let first = rs[0];
         let _ = writeln!(
             out,
@@ -74,13 +77,21 @@ pub fn markdown(rows: &[Row]) -> String {
             "Input: {} lines, {:.1} MB{}.\n",
             first.input_lines,
             first.input_bytes as f64 / 1e6,
-            if first.input_mb_s > 0.0 { format!(", written at {:.1} MB/s", first.input_mb_s) } else { String::new() }
+            if first.input_mb_s > 0.0 {
+                format!(", written at {:.1} MB/s", first.input_mb_s)
+            } else {
+                String::new()
+            }
         );
         out.push_str("| tool | MB/s landed | lines/s | CPU-s | CPU-s/GB | peak RSS MB | p50 ms | p99 ms | max ms | missing | dup | notes |\n");
         out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
         for r in rs {
             if let Some(why) = &r.skipped {
-                let _ = writeln!(out, "| {} | - | - | - | - | - | - | - | - | - | - | not run: {} |", r.tool, why);
+                let _ = writeln!(
+                    out,
+                    "| {} | - | - | - | - | - | - | - | - | - | - | not run: {} |",
+                    r.tool, why
+                );
                 continue;
             }
             let _ = writeln!(
@@ -123,23 +134,43 @@ pub struct Metric {
 }
 
 pub const METRICS: &[Metric] = &[
-    Metric { label: "MB/s landed (higher is better)", get: |r| Some(r.mb_s) },
-    Metric { label: "CPU-s per GB (lower is better)", get: |r| Some(r.cpu_s_per_gb) },
-    Metric { label: "peak RSS MB (lower is better)", get: |r| Some(r.peak_rss_mb) },
-    Metric { label: "p99 latency ms (lower is better)", get: |r| r.p99_ms },
+    Metric {
+        label: "MB/s landed (higher is better)",
+        get: |r| Some(r.mb_s),
+    },
+    Metric {
+        label: "CPU-s per GB (lower is better)",
+        get: |r| Some(r.cpu_s_per_gb),
+    },
+    Metric {
+        label: "peak RSS MB (lower is better)",
+        get: |r| Some(r.peak_rss_mb),
+    },
+    Metric {
+        label: "p99 latency ms (lower is better)",
+        get: |r| r.p99_ms,
+    },
 ];
 
-const COLORS: &[&str] = &["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+const COLORS: &[&str] = &[
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+];
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A chart for a group of scenarios (e.g. all steady rates): one panel per
 /// metric, in each a bar per (scenario, tool). Hand-written SVG: no plotting
 /// library, the file is small and diffable.
 pub fn svg_chart(title: &str, rows: &[&Row], metrics: &[&Metric]) -> String {
-    let rows: Vec<&Row> = rows.iter().copied().filter(|r| r.skipped.is_none()).collect();
+    let rows: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.skipped.is_none())
+        .collect();
     let mut tools: Vec<&str> = Vec::new();
     for r in &rows {
         if !tools.contains(&r.tool.as_str()) {
@@ -162,7 +193,11 @@ pub fn svg_chart(title: &str, rows: &[&Row], metrics: &[&Metric]) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="11">"#
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#, esc(title));
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#,
+        esc(title)
+    );
     for (i, t) in tools.iter().enumerate() {
         let x = 10.0 + i as f64 * 150.0;
         let _ = writeln!(
@@ -176,8 +211,16 @@ pub fn svg_chart(title: &str, rows: &[&Row], metrics: &[&Metric]) -> String {
     for (mi, m) in metrics.iter().enumerate() {
         let ox = 10.0 + (mi % cols) as f64 * panel_w;
         let oy = 40.0 + legend_h + (mi / cols) as f64 * panel_h;
-        let _ = writeln!(s, r#"<text x="{ox:.0}" y="{:.0}" font-weight="bold">{}</text>"#, oy + 14.0, esc(m.label));
-        let max = rows.iter().filter_map(|r| (m.get)(r)).fold(0.0f64, f64::max);
+        let _ = writeln!(
+            s,
+            r#"<text x="{ox:.0}" y="{:.0}" font-weight="bold">{}</text>"#,
+            oy + 14.0,
+            esc(m.label)
+        );
+        let max = rows
+            .iter()
+            .filter_map(|r| (m.get)(r))
+            .fold(0.0f64, f64::max);
         for (ri, r) in rows.iter().enumerate() {
             let y = oy + 24.0 + ri as f64 * (bar_h + 4.0);
             let ti = tools.iter().position(|t| *t == r.tool).unwrap_or(0);
@@ -191,7 +234,11 @@ pub fn svg_chart(title: &str, rows: &[&Row], metrics: &[&Metric]) -> String {
             );
             match (m.get)(r) {
                 Some(v) => {
-                    let w = if max > 0.0 { (v / max * plot_w).max(1.0) } else { 1.0 };
+                    let w = if max > 0.0 {
+                        (v / max * plot_w).max(1.0)
+                    } else {
+                        1.0
+                    };
                     let _ = writeln!(
                         s,
                         r#"<rect x="{:.0}" y="{y:.0}" width="{w:.1}" height="{bar_h:.0}" fill="{}"/><text x="{:.1}" y="{:.0}">{}</text>"#,
@@ -203,7 +250,12 @@ pub fn svg_chart(title: &str, rows: &[&Row], metrics: &[&Metric]) -> String {
                     );
                 }
                 None => {
-                    let _ = writeln!(s, r#"<text x="{:.0}" y="{:.0}" fill="gray">n/a</text>"#, ox + label_w + 4.0, y + bar_h - 3.0);
+                    let _ = writeln!(
+                        s,
+                        r#"<text x="{:.0}" y="{:.0}" fill="gray">n/a</text>"#,
+                        ox + label_w + 4.0,
+                        y + bar_h - 3.0
+                    );
                 }
             }
         }
@@ -213,12 +265,22 @@ pub fn svg_chart(title: &str, rows: &[&Row], metrics: &[&Metric]) -> String {
 }
 
 fn fmt_num(v: f64) -> String {
-    if v >= 100.0 { format!("{v:.0}") } else if v >= 10.0 { format!("{v:.1}") } else { format!("{v:.2}") }
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 impl Row {
     /// Short scenario label for chart rows.
     pub fn title_short(&self) -> String {
-        if self.nodes == 1 { self.scenario.clone() } else { format!("{} ({}n)", self.scenario, self.nodes) }
+        if self.nodes == 1 {
+            self.scenario.clone()
+        } else {
+            format!("{} ({}n)", self.scenario, self.nodes)
+        }
     }
 }

@@ -9,9 +9,9 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use logferry_bench::kafka::{self, Counter};
+use logferry_bench::now_us;
 use logferry_bench::procmon::Proc;
 use logferry_bench::report::{self, Row, METRICS};
-use logferry_bench::now_us;
 use serde::Deserialize;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -179,7 +179,14 @@ struct GenStats {
     lines: u64,
     bytes: u64,
     start_us: u64,
+    end_us: u64,
     mb_per_s: f64,
+}
+
+impl GenStats {
+    fn duration_s(&self) -> f64 {
+        self.end_us.saturating_sub(self.start_us) as f64 / 1e6
+    }
 }
 
 fn read_stats(p: &Path) -> Result<GenStats> {
@@ -206,10 +213,14 @@ fn run(a: RunArgs) -> Result<i32> {
     }
     for bin in [&a.logferry, &a.loggen] {
         if !bin.is_file() {
-            bail!("{} not found: build with `cargo build --release -p logferry -p logferry-bench`", bin.display());
+            bail!(
+                "{} not found: build with `cargo build --release -p logferry -p logferry-bench`",
+                bin.display()
+            );
         }
     }
-    std::fs::create_dir_all(&a.workdir).with_context(|| format!("creating {}", a.workdir.display()))?;
+    std::fs::create_dir_all(&a.workdir)
+        .with_context(|| format!("creating {}", a.workdir.display()))?;
     let sc = match a.scenario {
         ScenarioKind::Backlog => Scenario {
             key: "backlog".into(),
@@ -218,23 +229,37 @@ fn run(a: RunArgs) -> Result<i32> {
         },
         ScenarioKind::Steady => Scenario {
             key: format!("steady-{}", a.rate_mb),
-            title: format!("Steady {} MB/s into one file for {} s", a.rate_mb, a.duration),
+            title: format!(
+                "Steady {} MB/s into one file for {} s",
+                a.rate_mb, a.duration
+            ),
             kind: a.scenario,
         },
         ScenarioKind::Rotate => Scenario {
             key: format!("rotate-{}", a.rate_mb),
-            title: format!("Steady {} MB/s for {} s with {} rename+create rotations", a.rate_mb, a.duration, a.rotations),
+            title: format!(
+                "Steady {} MB/s for {} s with {} rename+create rotations",
+                a.rate_mb, a.duration, a.rotations
+            ),
             kind: a.scenario,
         },
         ScenarioKind::Files => Scenario {
             key: format!("files-{}", a.files),
-            title: format!("{} files, {} lines/s each, for {} s", a.files, a.lines_per_file_sec, a.duration),
+            title: format!(
+                "{} files, {} lines/s each, for {} s",
+                a.files, a.lines_per_file_sec, a.duration
+            ),
             kind: a.scenario,
         },
     };
     let tools = if a.tools.is_empty() {
         match a.scenario {
-            ScenarioKind::Backlog => vec![Tool::Logferry, Tool::LogferryNohdr, Tool::Kcat, Tool::Rsyslog],
+            ScenarioKind::Backlog => vec![
+                Tool::Logferry,
+                Tool::LogferryNohdr,
+                Tool::Kcat,
+                Tool::Rsyslog,
+            ],
             _ => vec![Tool::Logferry, Tool::TailKcat, Tool::Rsyslog],
         }
     } else {
@@ -245,10 +270,19 @@ fn run(a: RunArgs) -> Result<i32> {
     let backlog = if sc.kind == ScenarioKind::Backlog {
         let file = a.workdir.join("backlog.log");
         let stats = a.workdir.join("backlog.json");
-        log(&format!("writing {} MB backlog to {}", a.backlog_mb, file.display()));
+        log(&format!(
+            "writing {} MB backlog to {}",
+            a.backlog_mb,
+            file.display()
+        ));
         let _ = std::fs::remove_file(&file);
         let st = Command::new(&a.loggen)
-            .args(["--out", &path_str(&file), "--bytes", &(a.backlog_mb * 1_000_000).to_string()])
+            .args([
+                "--out",
+                &path_str(&file),
+                "--bytes",
+                &(a.backlog_mb * 1_000_000).to_string(),
+            ])
             .args(["--stats", &path_str(&stats)])
             .status()
             .context("running loggen")?;
@@ -262,12 +296,20 @@ fn run(a: RunArgs) -> Result<i32> {
 
     let mut failed = false;
     for tool in tools {
-        log(&format!("scenario {} ({} node(s)): {}", sc.key, a.nodes, tool.name()));
+        log(&format!(
+            "scenario {} ({} node(s)): {}",
+            sc.key,
+            a.nodes,
+            tool.name()
+        ));
         let mut row = match run_tool(&a, &sc, tool, backlog.as_ref()) {
             Ok(row) => row,
             Err(e) => {
                 log(&format!("{} failed: {e:#}", tool.name()));
-                Row { skipped: Some(format!("failed: {e:#}")), ..Default::default() }
+                Row {
+                    skipped: Some(format!("failed: {e:#}")),
+                    ..Default::default()
+                }
             }
         };
         row.scenario = sc.key.clone();
@@ -281,7 +323,11 @@ fn run(a: RunArgs) -> Result<i32> {
             row.unparsed, row.skipped.as_deref().unwrap_or("")
         ));
         if a.require_complete.contains(&tool) && !row.complete() {
-            log(&format!("COMPLETENESS FAILURE: {} in {}", tool.name(), sc.key));
+            log(&format!(
+                "COMPLETENESS FAILURE: {} in {}",
+                tool.name(),
+                sc.key
+            ));
             failed = true;
         }
         let mut f = std::fs::OpenOptions::new()
@@ -307,14 +353,29 @@ enum Input {
     Dir { dir: PathBuf, files: Vec<PathBuf> },
 }
 
-fn run_tool(a: &RunArgs, sc: &Scenario, tool: Tool, backlog: Option<&(PathBuf, GenStats)>) -> Result<Row> {
+fn run_tool(
+    a: &RunArgs,
+    sc: &Scenario,
+    tool: Tool,
+    backlog: Option<&(PathBuf, GenStats)>,
+) -> Result<Row> {
     let live = sc.kind != ScenarioKind::Backlog;
     match (tool, live) {
-        (Tool::Kcat, true) => return Ok(skip("kcat -P -l reads a file once; the live row is tail -F | kcat -P")),
-        (Tool::TailKcat, false) => return Ok(skip("tail -F follows live files; the backlog row is kcat -P -l")),
+        (Tool::Kcat, true) => {
+            return Ok(skip(
+                "kcat -P -l reads a file once; the live row is tail -F | kcat -P",
+            ))
+        }
+        (Tool::TailKcat, false) => {
+            return Ok(skip(
+                "tail -F follows live files; the backlog row is kcat -P -l",
+            ))
+        }
         _ => {}
     }
-    let tooldir = a.workdir.join(format!("{}-{}-{}n", sc.key, tool.slug(), a.nodes));
+    let tooldir = a
+        .workdir
+        .join(format!("{}-{}-{}n", sc.key, tool.slug(), a.nodes));
     let _ = std::fs::remove_dir_all(&tooldir);
     std::fs::create_dir_all(&tooldir)?;
 
@@ -324,7 +385,9 @@ fn run_tool(a: &RunArgs, sc: &Scenario, tool: Tool, backlog: Option<&(PathBuf, G
             let dir = tooldir.join("in");
             std::fs::create_dir_all(&dir)?;
             // Created empty before the tool starts, as loggen will name them.
-            let files: Vec<PathBuf> = (0..a.files).map(|i| dir.join(format!("app-{i:05}.log"))).collect();
+            let files: Vec<PathBuf> = (0..a.files)
+                .map(|i| dir.join(format!("app-{i:05}.log")))
+                .collect();
             for f in &files {
                 std::fs::File::create(f).with_context(|| format!("creating {}", f.display()))?;
             }
@@ -337,7 +400,13 @@ fn run_tool(a: &RunArgs, sc: &Scenario, tool: Tool, backlog: Option<&(PathBuf, G
         }
     };
 
-    let topic = format!("lfb-{}-{}-{}n-{}", sc.key.replace('.', "_"), tool.slug(), a.nodes, now_us() / 1_000_000);
+    let topic = format!(
+        "lfb-{}-{}-{}n-{}",
+        sc.key.replace('.', "_"),
+        tool.slug(),
+        a.nodes,
+        now_us() / 1_000_000
+    );
     kafka::create_topic(&a.brokers, &topic, a.partitions, a.nodes)?;
     let result = measure(a, sc, tool, &input, &tooldir, &topic, backlog.map(|b| &b.1));
     kafka::delete_topic(&a.brokers, &topic);
@@ -356,7 +425,10 @@ fn run_tool(a: &RunArgs, sc: &Scenario, tool: Tool, backlog: Option<&(PathBuf, G
 }
 
 fn skip(why: &str) -> Row {
-    Row { skipped: Some(why.into()), ..Default::default() }
+    Row {
+        skipped: Some(why.into()),
+        ..Default::default()
+    }
 }
 
 fn sample_all(procs: &mut [Proc]) {
@@ -368,7 +440,9 @@ fn sleep_sampling(procs: &mut [Proc], d: Duration) {
     let end = Instant::now() + d;
     while Instant::now() < end {
         sample_all(procs);
-        std::thread::sleep(Duration::from_millis(200).min(end.saturating_duration_since(Instant::now())));
+        std::thread::sleep(
+            Duration::from_millis(200).min(end.saturating_duration_since(Instant::now())),
+        );
     }
 }
 
@@ -384,14 +458,26 @@ fn measure(
     let mut row = Row::default();
     let counter = Counter::new(&a.brokers, topic, a.partitions)?;
     let t0 = now_us();
-    let mut procs = match start_tool(a, tool, input, tooldir, topic, sc.kind == ScenarioKind::Backlog)? {
+    let mut procs = match start_tool(
+        a,
+        tool,
+        input,
+        tooldir,
+        topic,
+        sc.kind == ScenarioKind::Backlog,
+    )? {
         Ok(p) => p,
         Err(why) => return Ok(skip(&why)),
     };
 
     let (stats, data_start_us) = match backlog {
         Some(st) => (
-            GenStats { lines_per_file: st.lines_per_file.clone(), lines: st.lines, bytes: st.bytes, ..Default::default() },
+            GenStats {
+                lines_per_file: st.lines_per_file.clone(),
+                lines: st.lines,
+                bytes: st.bytes,
+                ..Default::default()
+            },
             t0,
         ),
         None => {
@@ -399,7 +485,12 @@ fn measure(
             sleep_sampling(&mut procs, Duration::from_secs_f64(a.warmup));
             sample_all(&mut procs);
             if let Some(p) = procs.iter().find(|p| p.exit_code().is_some()) {
-                bail!("{} exited during warm-up (code {:?}); log in {}", p.name, p.exit_code(), tooldir.display());
+                bail!(
+                    "{} exited during warm-up (code {:?}); log in {}",
+                    p.name,
+                    p.exit_code(),
+                    tooldir.display()
+                );
             }
             let st = run_loggen(a, sc, input, tooldir, &mut procs)?;
             let start = st.start_us;
@@ -408,7 +499,11 @@ fn measure(
     };
     row.input_lines = stats.lines;
     row.input_bytes = stats.bytes;
-    row.input_mb_s = if backlog.is_some() { 0.0 } else { stats.mb_per_s };
+    row.input_mb_s = if backlog.is_some() {
+        0.0
+    } else {
+        stats.mb_per_s
+    };
 
     // Wait until every line landed (the count includes duplicates, so also
     // wait for it to stop moving), the tool exited by itself, or a stall.
@@ -416,6 +511,7 @@ fn measure(
     let hard_cap = Instant::now() + Duration::from_secs(3600);
     let mut last = -1i64;
     let mut last_change = Instant::now();
+    let mut stalled = false;
     loop {
         sample_all(&mut procs);
         let landed = counter.landed().unwrap_or(last);
@@ -424,11 +520,21 @@ fn measure(
             last_change = Instant::now();
         }
         let all_exited = procs.iter_mut().all(|p| p.exited());
-        if (landed >= stats.lines as i64 && last_change.elapsed() >= Duration::from_secs(1)) || all_exited {
+        if (landed >= stats.lines as i64 && last_change.elapsed() >= Duration::from_secs(1))
+            || all_exited
+        {
             break;
         }
-        if last_change.elapsed() >= stall {
-            row.notes.push(format!("stalled at {landed} of {} records", stats.lines));
+        // Live scenarios: the writer has finished, so a short quiet period is
+        // enough; a backlog tool may legitimately pause longer (e.g. rsyslog
+        // between batches), so it gets the full --stall-secs.
+        let quiet = if backlog.is_some() {
+            stall
+        } else {
+            stall.min(Duration::from_secs(10))
+        };
+        if last_change.elapsed() >= quiet {
+            stalled = true;
             break;
         }
         if Instant::now() > hard_cap {
@@ -443,25 +549,55 @@ fn measure(
         if !p.stop(Duration::from_secs(20)) {
             row.notes.push(format!("{} killed after SIGTERM", p.name));
         }
-        if let Some(c) = p.exit_code().filter(|&c| c != 0 && c != 128 + libc::SIGTERM) {
+        if let Some(c) = p
+            .exit_code()
+            .filter(|&c| c != 0 && c != 128 + libc::SIGTERM)
+        {
             row.notes.push(format!("{} exit {c}", p.name));
         }
     }
 
     let rb = kafka::read_back(&a.brokers, topic, a.partitions, &stats.lines_per_file)?;
+    if stalled && last >= 0 && rb.records > last as u64 {
+        row.notes.push(format!(
+            "{} line(s) landed only after SIGTERM (held until EOF/shutdown)",
+            rb.records - last as u64
+        ));
+    } else if stalled {
+        row.notes.push(format!(
+            "stopped after no progress for a while, at {last} of {} records",
+            stats.lines
+        ));
+    }
     row.landed_records = rb.records;
     row.landed_bytes = rb.bytes;
     row.missing = rb.missing;
     row.duplicates = rb.duplicates;
     row.unparsed = rb.unparsed + rb.unexpected;
-    row.p50_ms = rb.p50_ms;
-    row.p99_ms = rb.p99_ms;
-    row.max_ms = rb.max_ms;
+    // A backlog's lines were written before the tool started: their age says
+    // nothing about the tool, so latency is only reported for live scenarios.
+    if backlog.is_none() {
+        row.p50_ms = rb.p50_ms;
+        row.p99_ms = rb.p99_ms;
+        row.max_ms = rb.max_ms;
+    }
     if rb.no_timestamp > 0 {
-        row.notes.push(format!("{} records without LogAppendTime", rb.no_timestamp));
+        row.notes
+            .push(format!("{} records without LogAppendTime", rb.no_timestamp));
     }
     if rb.records > 0 {
-        row.duration_s = ((rb.last_append_ms * 1000) as f64 - data_start_us as f64).max(1.0) / 1e6;
+        row.duration_s = match (backlog, rb.p99_ms) {
+            // Backlog: from the tool's start to the broker's append of the last line.
+            (Some(_), _) | (None, None) => {
+                ((rb.last_append_ms * 1000) as f64 - data_start_us as f64).max(1.0) / 1e6
+            }
+            // Live: the writing window plus the p99 latency. A tool that keeps
+            // up scores the input rate; one that falls behind at rate R < input
+            // builds latency until its p99 stretches the window to ~bytes/R. The
+            // last-line time is not used because a pipeline may hold its last
+            // line until EOF (kcat does), which says nothing about throughput.
+            (None, Some(p99)) => stats.duration_s() + p99 / 1e3,
+        };
         row.mb_s = rb.bytes as f64 / 1e6 / row.duration_s;
         row.lines_s = rb.records as f64 / row.duration_s;
     }
@@ -469,7 +605,8 @@ fn measure(
         let u = p.usage();
         row.cpu_s += u.cpu_s;
         row.peak_rss_mb += u.peak_rss_kb as f64 / 1024.0;
-        row.procs.push((p.name.clone(), u.cpu_s, u.peak_rss_kb as f64 / 1024.0));
+        row.procs
+            .push((p.name.clone(), u.cpu_s, u.peak_rss_kb as f64 / 1024.0));
     }
     if rb.bytes > 0 {
         row.cpu_s_per_gb = row.cpu_s / (rb.bytes as f64 / 1e9);
@@ -478,19 +615,36 @@ fn measure(
 }
 
 /// Runs the generator to the end for a live scenario, sampling the tool.
-fn run_loggen(a: &RunArgs, sc: &Scenario, input: &Input, tooldir: &Path, procs: &mut [Proc]) -> Result<GenStats> {
+fn run_loggen(
+    a: &RunArgs,
+    sc: &Scenario,
+    input: &Input,
+    tooldir: &Path,
+    procs: &mut [Proc],
+) -> Result<GenStats> {
     let stats = tooldir.join("loggen.json");
     let mut cmd = Command::new(&a.loggen);
-    cmd.args(["--duration", &a.duration.to_string(), "--stats", &path_str(&stats)]);
+    cmd.args([
+        "--duration",
+        &a.duration.to_string(),
+        "--stats",
+        &path_str(&stats),
+    ]);
     match (sc.kind, input) {
         (ScenarioKind::Files, Input::Dir { dir, files }) => {
             cmd.args(["--out", &path_str(dir), "--files", &files.len().to_string()]);
-            cmd.args(["--lines-per-sec", &(a.lines_per_file_sec * files.len() as f64).to_string()]);
+            cmd.args([
+                "--lines-per-sec",
+                &(a.lines_per_file_sec * files.len() as f64).to_string(),
+            ]);
         }
         (_, Input::File(f)) => {
             cmd.args(["--out", &path_str(f), "--rate-mb", &a.rate_mb.to_string()]);
             if sc.kind == ScenarioKind::Rotate && a.rotations > 0 {
-                cmd.args(["--rotate-every-secs", &(a.duration / (a.rotations as f64 + 1.0)).to_string()]);
+                cmd.args([
+                    "--rotate-every-secs",
+                    &(a.duration / (a.rotations as f64 + 1.0)).to_string(),
+                ]);
             }
         }
         _ => bail!("scenario and input do not match"),
@@ -505,13 +659,21 @@ fn run_loggen(a: &RunArgs, sc: &Scenario, input: &Input, tooldir: &Path, procs: 
         sleep_sampling(procs, Duration::from_millis(200));
     }
     if gen.exit_code() != Some(0) {
-        bail!("loggen failed (exit {:?}); see {}", gen.exit_code(), tooldir.join("loggen.log").display());
+        bail!(
+            "loggen failed (exit {:?}); see {}",
+            gen.exit_code(),
+            tooldir.join("loggen.log").display()
+        );
     }
     read_stats(&stats)
 }
 
 fn which(bin: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(bin)).find(|p| p.is_file())
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(bin))
+        .find(|p| p.is_file())
 }
 
 fn kcat_producer(a: &RunArgs, topic: &str) -> Command {
@@ -537,10 +699,20 @@ fn start_tool(
     match tool {
         Tool::Logferry | Tool::LogferryNohdr => {
             let Input::File(file) = input else {
-                return Ok(Err("logferry ship follows one --file; no multi-file option in this build".into()));
+                return Ok(Err(
+                    "logferry ship follows one --file; no multi-file option in this build".into(),
+                ));
             };
             let mut c = Command::new(&a.logferry);
-            c.args(["ship", "--file", &path_str(file), "--topic", topic, "--brokers", &a.brokers]);
+            c.args([
+                "ship",
+                "--file",
+                &path_str(file),
+                "--topic",
+                topic,
+                "--brokers",
+                &a.brokers,
+            ]);
             c.args(["--checkpoint-dir", &path_str(&dir.join("checkpoints"))]);
             if from_beginning {
                 c.arg("--from-beginning");
@@ -548,16 +720,30 @@ fn start_tool(
             if tool == Tool::LogferryNohdr {
                 c.arg("--no-source-header");
             }
-            Ok(Ok(vec![Proc::spawn("logferry", &mut c, &logf("logferry"), None, false)?]))
+            Ok(Ok(vec![Proc::spawn(
+                "logferry",
+                &mut c,
+                &logf("logferry"),
+                None,
+                false,
+            )?]))
         }
         Tool::Kcat => {
             if which("kcat").is_none() {
                 return Ok(Err("kcat not installed".into()));
             }
-            let Input::File(file) = input else { return Ok(Err("kcat -l takes one file".into())) };
+            let Input::File(file) = input else {
+                return Ok(Err("kcat -l takes one file".into()));
+            };
             let mut c = kcat_producer(a, topic);
             c.args(["-l", &path_str(file)]);
-            Ok(Ok(vec![Proc::spawn("kcat", &mut c, &logf("kcat"), None, false)?]))
+            Ok(Ok(vec![Proc::spawn(
+                "kcat",
+                &mut c,
+                &logf("kcat"),
+                None,
+                false,
+            )?]))
         }
         Tool::TailKcat => {
             if which("kcat").is_none() {
@@ -581,7 +767,9 @@ fn start_tool(
             Ok(Ok(vec![tail, kcat]))
         }
         Tool::Rsyslog => {
-            let Some(rsyslogd) = which("rsyslogd") else { return Ok(Err("rsyslogd not installed".into())) };
+            let Some(rsyslogd) = which("rsyslogd") else {
+                return Ok(Err("rsyslogd not installed".into()));
+            };
             if !Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so").exists()
                 && !Path::new("/usr/lib/rsyslog/omkafka.so").exists()
             {
@@ -594,10 +782,25 @@ fn start_tool(
             let work = dir.join("rsyslog-work");
             std::fs::create_dir_all(&work)?;
             let conf = dir.join("rsyslog.conf");
-            std::fs::write(&conf, rsyslog_conf(&work, &pattern, &a.brokers, topic, from_beginning))?;
+            std::fs::write(
+                &conf,
+                rsyslog_conf(&work, &pattern, &a.brokers, topic, from_beginning),
+            )?;
             let mut c = Command::new(rsyslogd);
-            c.args(["-n", "-f", &path_str(&conf), "-i", &path_str(&dir.join("rsyslogd.pid"))]);
-            Ok(Ok(vec![Proc::spawn("rsyslogd", &mut c, &logf("rsyslogd"), None, false)?]))
+            c.args([
+                "-n",
+                "-f",
+                &path_str(&conf),
+                "-i",
+                &path_str(&dir.join("rsyslogd.pid")),
+            ]);
+            Ok(Ok(vec![Proc::spawn(
+                "rsyslogd",
+                &mut c,
+                &logf("rsyslogd"),
+                None,
+                false,
+            )?]))
         }
     }
 }
@@ -606,8 +809,18 @@ fn start_tool(
 /// mode, a LinkedList ruleset queue dequeued in large batches, omkafka with
 /// librdkafka's own partitioner (`partitions.auto`), and the same producer
 /// settings as every other tool. The template sends the line as it is.
-fn rsyslog_conf(work: &Path, pattern: &str, brokers: &str, topic: &str, from_beginning: bool) -> String {
-    let brokers = brokers.split(',').map(|b| format!("\"{b}\"")).collect::<Vec<_>>().join(", ");
+fn rsyslog_conf(
+    work: &Path,
+    pattern: &str,
+    brokers: &str,
+    topic: &str,
+    from_beginning: bool,
+) -> String {
+    let brokers = brokers
+        .split(',')
+        .map(|b| format!("\"{b}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let props = PRODUCER_PROPS
         .iter()
         .filter(|(k, _)| *k != "acks")
@@ -635,9 +848,16 @@ ruleset(name="tokafka" queue.type="LinkedList" queue.size="500000" queue.dequeue
 fn report_cmd(a: ReportArgs) -> Result<()> {
     let mut rows: Vec<Row> = Vec::new();
     for p in &a.results {
-        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            rows.push(serde_json::from_str(line).with_context(|| format!("{}:{}", p.display(), i + 1))?);
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            rows.push(
+                serde_json::from_str(line).with_context(|| format!("{}:{}", p.display(), i + 1))?,
+            );
         }
     }
     if rows.is_empty() {
@@ -646,34 +866,67 @@ fn report_cmd(a: ReportArgs) -> Result<()> {
     // Charts: one per scenario family, across rates and cluster sizes.
     std::fs::create_dir_all(&a.svg_dir)?;
     let families: &[(&str, &str, &[usize])] = &[
-        ("backlog", "Backlog: shipping one pre-written file", &[0, 1, 2]),
+        (
+            "backlog",
+            "Backlog: shipping one pre-written file",
+            &[0, 1, 2],
+        ),
         ("steady", "Steady rates into one file", &[0, 1, 2, 3]),
-        ("rotate", "Steady rate with rename+create rotations", &[0, 1, 2, 3]),
-        ("files", "Many files, a few lines each per second", &[0, 1, 2, 3]),
+        (
+            "rotate",
+            "Steady rate with rename+create rotations",
+            &[0, 1, 2, 3],
+        ),
+        (
+            "files",
+            "Many files, a few lines each per second",
+            &[0, 1, 2, 3],
+        ),
     ];
     let mut charts = Vec::new();
     for (fam, title, mi) in families {
-        let rs: Vec<&Row> = rows.iter().filter(|r| r.scenario.starts_with(fam)).collect();
+        let rs: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.scenario.starts_with(fam))
+            .collect();
         if rs.iter().all(|r| r.skipped.is_some()) {
             continue;
         }
         let metrics: Vec<_> = mi.iter().map(|&i| &METRICS[i]).collect();
         let name = format!("bench-{fam}.svg");
-        std::fs::write(a.svg_dir.join(&name), report::svg_chart(title, &rs, &metrics))?;
+        std::fs::write(
+            a.svg_dir.join(&name),
+            report::svg_chart(title, &rs, &metrics),
+        )?;
         charts.push(name);
     }
-    let mut section = String::from("<!-- results:begin (generated by `lfbench report`; edit outside these markers) -->\n\n");
+    let mut section = String::from(
+        "<!-- results:begin (generated by `lfbench report`; edit outside these markers) -->\n\n",
+    );
     for c in &charts {
         section.push_str(&format!("![{c}]({c})\n\n"));
     }
     section.push_str(&report::markdown(&rows));
     section.push_str("<!-- results:end -->");
     let doc = std::fs::read_to_string(&a.doc).unwrap_or_default();
-    let new = match (doc.find("<!-- results:begin"), doc.find("<!-- results:end -->")) {
-        (Some(b), Some(e)) if e > b => format!("{}{}{}", &doc[..b], section, &doc[e + "<!-- results:end -->".len()..]),
+    let new = match (
+        doc.find("<!-- results:begin"),
+        doc.find("<!-- results:end -->"),
+    ) {
+        (Some(b), Some(e)) if e > b => format!(
+            "{}{}{}",
+            &doc[..b],
+            section,
+            &doc[e + "<!-- results:end -->".len()..]
+        ),
         _ => format!("{doc}\n{section}\n"),
     };
     std::fs::write(&a.doc, new).with_context(|| format!("writing {}", a.doc.display()))?;
-    log(&format!("wrote {} and {} chart(s) in {}", a.doc.display(), charts.len(), a.svg_dir.display()));
+    log(&format!(
+        "wrote {} and {} chart(s) in {}",
+        a.doc.display(),
+        charts.len(),
+        a.svg_dir.display()
+    ));
     Ok(())
 }

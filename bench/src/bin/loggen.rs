@@ -20,7 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
-#[command(name = "loggen", about = "Write benchmark access-log lines at a fixed rate or as fast as possible")]
+#[command(
+    name = "loggen",
+    about = "Write benchmark access-log lines at a fixed rate or as fast as possible"
+)]
 struct Args {
     /// Output file (with --files 1) or directory (files app-00000.log ...).
     #[arg(long)]
@@ -82,12 +85,20 @@ struct Out {
 impl Out {
     fn open(path: PathBuf) -> Result<Self> {
         let file = open_append(&path)?;
-        Ok(Out { path, file, buf: Vec::with_capacity(1 << 16), seq: 0, lines_since_rotate: 0 })
+        Ok(Out {
+            path,
+            file,
+            buf: Vec::with_capacity(1 << 16),
+            seq: 0,
+            lines_since_rotate: 0,
+        })
     }
 
     fn flush(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
-            self.file.write_all(&self.buf).with_context(|| format!("writing {}", self.path.display()))?;
+            self.file
+                .write_all(&self.buf)
+                .with_context(|| format!("writing {}", self.path.display()))?;
             self.buf.clear();
         }
         Ok(())
@@ -98,7 +109,8 @@ impl Out {
         self.flush()?;
         let mut rotated = self.path.clone().into_os_string();
         rotated.push(".1");
-        std::fs::rename(&self.path, &rotated).with_context(|| format!("rotating {}", self.path.display()))?;
+        std::fs::rename(&self.path, &rotated)
+            .with_context(|| format!("rotating {}", self.path.display()))?;
         self.file = open_append(&self.path)?;
         self.lines_since_rotate = 0;
         Ok(())
@@ -106,7 +118,11 @@ impl Out {
 }
 
 fn open_append(path: &Path) -> Result<File> {
-    OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
 }
 
 fn main() {
@@ -123,7 +139,10 @@ fn run(args: Args) -> Result<()> {
     if args.files == 0 {
         bail!("--files must be at least 1");
     }
-    for (name, v) in [("--rate-mb", args.rate_mb), ("--lines-per-sec", args.lines_per_sec)] {
+    for (name, v) in [
+        ("--rate-mb", args.rate_mb),
+        ("--lines-per-sec", args.lines_per_sec),
+    ] {
         if let Some(v) = v {
             if !(v.is_finite() && v > 0.0) {
                 bail!("{name} must be a positive number, got {v}");
@@ -133,10 +152,16 @@ fn run(args: Args) -> Result<()> {
     let paths: Vec<PathBuf> = if args.files == 1 {
         vec![args.out.clone()]
     } else {
-        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-        (0..args.files).map(|i| args.out.join(format!("app-{i:05}.log"))).collect()
+        std::fs::create_dir_all(&args.out)
+            .with_context(|| format!("creating {}", args.out.display()))?;
+        (0..args.files)
+            .map(|i| args.out.join(format!("app-{i:05}.log")))
+            .collect()
     };
-    let mut outs = paths.into_iter().map(Out::open).collect::<Result<Vec<_>>>()?;
+    let mut outs = paths
+        .into_iter()
+        .map(Out::open)
+        .collect::<Result<Vec<_>>>()?;
 
     // SIGTERM/SIGINT end the run cleanly, with the summary still written.
     let stop = Arc::new(AtomicBool::new(false));
@@ -145,10 +170,18 @@ fn run(args: Args) -> Result<()> {
     }
 
     let mut gen = LineGen::new(args.seed);
-    let mut stats = Stats { lines_per_file: vec![0; outs.len()], start_us: now_us(), ..Default::default() };
+    let mut stats = Stats {
+        lines_per_file: vec![0; outs.len()],
+        start_us: now_us(),
+        ..Default::default()
+    };
     let started = Instant::now();
-    let deadline = args.duration.map(|d| started + Duration::from_secs_f64(d.max(0.0)));
-    let rotate_every = args.rotate_every_secs.map(|s| Duration::from_secs_f64(s.max(0.001)));
+    let deadline = args
+        .duration
+        .map(|d| started + Duration::from_secs_f64(d.max(0.0)));
+    let rotate_every = args
+        .rotate_every_secs
+        .map(|s| Duration::from_secs_f64(s.max(0.001)));
     let mut next_rotate = rotate_every.map(|d| started + d);
     // Rate-limited: each tick writes what the clock says is owed. Unlimited:
     // each round fills ~1 MiB per file buffer before writing.
@@ -163,14 +196,22 @@ fn run(args: Args) -> Result<()> {
         let elapsed = now.duration_since(started).as_secs_f64();
         // How many bytes / lines this round may write.
         let (byte_budget, line_budget) = match (args.rate_mb, args.lines_per_sec) {
-            (Some(mb), _) => (((mb * 1e6 * elapsed) as u64).saturating_sub(stats.bytes), u64::MAX),
-            (None, Some(lps)) => (u64::MAX, ((lps * elapsed) as u64).saturating_sub(stats.lines)),
+            (Some(mb), _) => (
+                ((mb * 1e6 * elapsed) as u64).saturating_sub(stats.bytes),
+                u64::MAX,
+            ),
+            (None, Some(lps)) => (
+                u64::MAX,
+                ((lps * elapsed) as u64).saturating_sub(stats.lines),
+            ),
             (None, None) => (1 << 20, u64::MAX),
         };
         let ts = now_us();
         let (mut wrote_bytes, mut wrote_lines) = (0u64, 0u64);
         while wrote_bytes < byte_budget && wrote_lines < line_budget {
-            if args.lines.is_some_and(|n| stats.lines >= n) || args.bytes.is_some_and(|n| stats.bytes >= n) {
+            if args.lines.is_some_and(|n| stats.lines >= n)
+                || args.bytes.is_some_and(|n| stats.bytes >= n)
+            {
                 flush_all(&mut outs)?;
                 break 'outer;
             }
@@ -190,7 +231,10 @@ fn run(args: Args) -> Result<()> {
             if out.buf.len() >= 1 << 20 {
                 out.flush()?;
             }
-            if args.rotate_every_lines.is_some_and(|k| out.lines_since_rotate >= k) {
+            if args
+                .rotate_every_lines
+                .is_some_and(|k| out.lines_since_rotate >= k)
+            {
                 out.rotate()?;
                 stats.rotations += 1;
             }
@@ -212,7 +256,11 @@ fn run(args: Args) -> Result<()> {
     flush_all(&mut outs)?;
     stats.end_us = now_us();
     let secs = (stats.end_us.saturating_sub(stats.start_us)) as f64 / 1e6;
-    stats.mb_per_s = if secs > 0.0 { stats.bytes as f64 / 1e6 / secs } else { 0.0 };
+    stats.mb_per_s = if secs > 0.0 {
+        stats.bytes as f64 / 1e6 / secs
+    } else {
+        0.0
+    };
     let json = serde_json::to_string_pretty(&stats)?;
     match &args.stats {
         Some(p) => std::fs::write(p, json).with_context(|| format!("writing {}", p.display()))?,
@@ -239,6 +287,9 @@ fn install_flag(sig: libc::c_int, flag: &Arc<AtomicBool>) {
     // SAFETY: the handler only performs an atomic store, which is
     // async-signal-safe; `signal` is called before any other thread exists.
     unsafe {
-        libc::signal(sig, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
+        libc::signal(
+            sig,
+            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
     }
 }
