@@ -37,6 +37,66 @@ pub enum Command {
     /// Try logferry with nothing installed: write a sample log, ship it to
     /// an embedded in-memory broker, read it back and print what arrived.
     Demo(DemoArgs),
+    /// Read a topic back and audit it against source files, using each
+    /// record's source header: lines missing, duplicated, out of order.
+    /// Exit 0 when nothing is missing, 1 otherwise.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Topic to read back.
+    #[arg(short = 't', long, value_name = "TOPIC")]
+    pub topic: String,
+
+    /// Bootstrap brokers `h1:p1,h2:p2`.
+    #[arg(long, value_name = "LIST", default_value = "localhost:9092")]
+    pub brokers: String,
+
+    /// Source files to audit (current and rotated names), repeatable.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Host name the records were shipped with [default: this machine's].
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+
+    /// Metadata prefix the records were shipped with (`-m`).
+    #[arg(short = 'm', long, value_name = "META")]
+    pub metadata: Option<String>,
+
+    /// --max-line-bytes the records were shipped with.
+    #[arg(long, value_name = "BYTES", default_value_t = ShipSettings::DEFAULT_MAX_LINE_BYTES)]
+    pub max_line_bytes: usize,
+
+    /// librdkafka property `key=value` for the consumer (TLS, SASL).
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub properties: Vec<(String, String)>,
+
+    /// Bound on reading the topic to its end, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub timeout: u64,
+}
+
+impl VerifyArgs {
+    pub fn into_settings(self) -> crate::verify::VerifySettings {
+        crate::verify::VerifySettings {
+            brokers: self.brokers,
+            topic: self.topic,
+            files: self.files,
+            host: self.host.unwrap_or_else(config::host_name),
+            format: match self.metadata {
+                Some(m) => Format::Tail2Kafka {
+                    meta: m.into_bytes(),
+                },
+                None => Format::Raw,
+            },
+            max_line_bytes: self.max_line_bytes.max(1),
+            long_lines: LongLinePolicy::Truncate,
+            timeout: Duration::from_secs(self.timeout),
+            kafka_props: self.properties,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

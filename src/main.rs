@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Ship(args) => ship(*args),
         Command::Check(args) => check(args),
         Command::Demo(args) => demo(args),
+        Command::Verify(args) => verify(args),
     };
     match result {
         Ok(code) => code,
@@ -130,6 +131,19 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `logferry verify`: audit a topic against the source files.
+fn verify(args: logferry::cli::VerifyArgs) -> anyhow::Result<ExitCode> {
+    let settings = args.into_settings();
+    let report = logferry::verify::verify(&settings)
+        .with_context(|| format!("verifying topic {}", settings.topic))?;
+    println!("{report}");
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// The quick start: a sample access log written while logferry ships it to

@@ -83,11 +83,7 @@ fn kill9_logferry_twenty_times_with_rotations_loses_nothing() {
     let Some(brokers) = brokers() else { return };
     let topic = topic_name("kill9");
     create_topic(&brokers, &topic, 1);
-    let dir = tempfile::Builder::new()
-        .prefix("lf-fault-")
-        .keep(true)
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     let state = dir.path().join("state");
     let writer = Arc::new(Mutex::new(LogWriter::create(&log)));
@@ -129,11 +125,7 @@ fn one_broker_killed_mid_stream_loses_and_duplicates_nothing() {
     let Some(brokers) = brokers() else { return };
     let topic = topic_name("brokerkill");
     create_topic(&brokers, &topic, 1);
-    let dir = tempfile::Builder::new()
-        .prefix("lf-fault-")
-        .keep(true)
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     let state = dir.path().join("state");
     let writer = Arc::new(Mutex::new(LogWriter::create(&log)));
@@ -162,7 +154,7 @@ fn one_broker_killed_mid_stream_loses_and_duplicates_nothing() {
     let report = audit_until_complete(
         &brokers,
         &topic,
-        &[log.clone()],
+        std::slice::from_ref(&log),
         HOST,
         Duration::from_secs(90),
     );
@@ -223,11 +215,7 @@ fn rotation_while_stopped_rename_and_copytruncate() {
     let Some(brokers) = brokers() else { return };
     let topic = topic_name("stopped-rotate");
     create_topic(&brokers, &topic, 1);
-    let dir = tempfile::Builder::new()
-        .prefix("lf-fault-")
-        .keep(true)
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     let state = dir.path().join("state");
     let mut w = LogWriter::create(&log);
@@ -275,11 +263,7 @@ fn checkpoint_disk_full_keeps_shipping_and_recovers() {
     let Some(brokers) = brokers() else { return };
     let topic = topic_name("diskfull");
     create_topic(&brokers, &topic, 1);
-    let dir = tempfile::Builder::new()
-        .prefix("lf-fault-")
-        .keep(true)
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
     // A 64 KiB tmpfs for the checkpoint directory only.
@@ -350,11 +334,7 @@ fn missing_topic_is_named_and_lines_wait_for_it() {
     let _g = CLUSTER.read().unwrap_or_else(|p| p.into_inner());
     let Some(brokers) = brokers() else { return };
     let topic = topic_name("missing");
-    let dir = tempfile::Builder::new()
-        .prefix("lf-fault-")
-        .keep(true)
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     let state = dir.path().join("state");
     let mut w = LogWriter::create(&log);
@@ -381,4 +361,48 @@ fn missing_topic_is_named_and_lines_wait_for_it() {
         (0..500).collect::<Vec<_>>(),
         "every line arrived once the topic existed"
     );
+}
+
+#[test]
+fn record_over_the_topic_size_limit_is_truncated_not_dropped() {
+    let _g = CLUSTER.read().unwrap_or_else(|p| p.into_inner());
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("toolarge");
+    create_topic_with(&brokers, &topic, 1, &[("max.message.bytes", "3000")]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let state = dir.path().join("state");
+    let mut w = LogWriter::create(&log);
+    let (log_s, state_s) = (log.to_str().unwrap(), state.to_str().unwrap());
+    let mut lf = Logferry::start(
+        &args(log_s, &topic, &brokers, state_s),
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log("following", Duration::from_secs(20));
+    let big = format!("{:08} {}", 100, "x".repeat(20_000));
+    w.write_lines((0..100).map(line));
+    w.write_lines([big.clone()]);
+    w.write_lines((101..200).map(line));
+    let mut r = Reader::new(&brokers, &topic);
+    r.read_until(200, Duration::from_secs(60));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert_eq!(
+        r.records.len(),
+        200,
+        "every line arrived, the big one cut to fit"
+    );
+    let mut normal = 0;
+    for rec in &r.records {
+        let src = logferry::ship::encode::decode_source(&rec.headers["lf"]).unwrap();
+        if line_no(&rec.payload) == 100 {
+            assert!(src.truncated, "the cut record is flagged");
+            assert!(rec.payload.len() < 3000 && big.as_bytes().starts_with(&rec.payload));
+        } else {
+            assert!(!src.truncated);
+            assert_eq!(rec.payload, line(line_no(&rec.payload)).as_bytes());
+            normal += 1;
+        }
+    }
+    assert_eq!(normal, 199, "no innocent record was cut");
+    assert!(lf.stderr().contains("size limit"), "the cut is reported");
 }

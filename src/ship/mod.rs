@@ -164,6 +164,9 @@ pub struct Shipper {
     /// Heads of files that were truncated recently, so that the copy
     /// copytruncate made is recognised even if seen after the truncation.
     truncated_heads: Vec<TruncatedHead>,
+    /// Per topic: the largest record value the brokers accepted, learned from
+    /// size rejections; longer lines are cut to it before sending.
+    size_caps: HashMap<String, usize>,
     /// (topic, error) pairs already logged, so an outage logs once, not per
     /// record.
     reported_failures: HashMap<(String, String), Instant>,
@@ -244,6 +247,7 @@ impl Shipper {
             rotated,
             truncated_heads: Vec::new(),
             reported_failures: HashMap::new(),
+            size_caps: HashMap::new(),
             payload_scratch: Vec::new(),
             header_scratch: Vec::new(),
             report: ShipReport::default(),
@@ -290,6 +294,21 @@ impl Shipper {
         self.producer.poll(Timeout::After(timeout));
         let mut deliveries = std::mem::take(&mut self.deliveries);
         self.producer.context().take_deliveries(&mut deliveries);
+        let mut largest_failed: HashMap<String, usize> = HashMap::new();
+        for d in &deliveries {
+            if let Delivery::Failed {
+                error,
+                topic,
+                payload,
+                ..
+            } = d
+            {
+                if is_size_error(error) {
+                    let l = largest_failed.entry(topic.clone()).or_insert(0);
+                    *l = (*l).max(payload.len());
+                }
+            }
+        }
         for d in deliveries.drain(..) {
             match d {
                 Delivery::Acked { opaque, cost } => {
@@ -314,19 +333,21 @@ impl Shipper {
                     mut headers,
                 } => {
                     self.report.delivery_failures += 1;
-                    if matches!(
-                        error.rdkafka_error_code(),
-                        Some(RDKafkaErrorCode::MessageSizeTooLarge)
-                    ) {
-                        // The broker's limit is below ours: ship what fits,
-                        // flagged truncated, rather than stall forever.
-                        let keep = (payload.len() / 2).max(1);
-                        self.inflight = self.inflight.saturating_sub(payload.len() - keep);
-                        payload.truncate(keep);
-                        for (k, v) in &mut headers {
-                            if k == SOURCE_HEADER && v.len() > 1 {
-                                v[1] |= 1;
-                            }
+                    if is_size_error(&error) {
+                        // The broker's limit is below this record. Every
+                        // record of the rejected batch reports the error, so
+                        // only the largest is taken to be the culprit: the
+                        // topic's cap drops below it, and only records over
+                        // the cap are cut (flagged truncated), never dropped.
+                        let cap = self.size_caps.entry(topic.clone()).or_insert(usize::MAX);
+                        let largest = largest_failed.get(&topic).copied().unwrap_or(payload.len());
+                        *cap = (*cap).min(largest * 3 / 4).max(1);
+                        let cap = *cap;
+                        if payload.len() > cap {
+                            self.inflight = self.inflight.saturating_sub(payload.len() - cap);
+                            payload.truncate(cap);
+                            mark_truncated(&mut headers);
+                            tracing::warn!(topic = %topic, bytes = cap, "record over the broker's size limit; shipping it truncated");
                         }
                     }
                     self.log_failure(&topic, &error);
@@ -405,7 +426,11 @@ impl Shipper {
             // before the current file's start position is taken, so a
             // rotation racing the first scan is seen as new, not as history.
             for found in self.rotated[input].scan() {
-                self.consider(input, Role::Rotated, found);
+                // A name both patterns match (`/dir/*` also matches
+                // `/dir/*.*`) is a current file.
+                if !self.discoveries[input].matches(&found.path) {
+                    self.consider(input, Role::Rotated, found);
+                }
             }
             for found in self.discoveries[input].scan() {
                 self.consider(input, Role::Current, found);
@@ -684,6 +709,7 @@ impl Shipper {
             header_scratch,
             report,
             truncated_heads,
+            size_caps,
             ..
         } = self;
         let stream = streams[slot].as_mut().expect("slot checked by caller");
@@ -712,6 +738,7 @@ impl Shipper {
             payload_scratch,
             header_scratch,
             report,
+            size_cap: size_caps.entry(input.topic.clone()).or_insert(usize::MAX),
         };
         let outcome = w.read(buf, |line| sink.send(line));
         match outcome {
@@ -845,6 +872,22 @@ impl Shipper {
     }
 }
 
+fn is_size_error(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize)
+    )
+}
+
+/// Set the truncated flag in a copied `lf` header.
+fn mark_truncated(headers: &mut [(String, Vec<u8>)]) {
+    for (k, v) in headers {
+        if k == SOURCE_HEADER && v.len() > 1 {
+            v[1] |= 1;
+        }
+    }
+}
+
 /// Everything needed to turn one framed line into a record, borrowed from
 /// the [`Shipper`] for the duration of one read.
 struct Sink<'a> {
@@ -860,13 +903,20 @@ struct Sink<'a> {
     payload_scratch: &'a mut Vec<u8>,
     header_scratch: &'a mut Vec<u8>,
     report: &'a mut ShipReport,
+    /// Learned size limit of this topic, if any.
+    size_cap: &'a mut usize,
 }
 
 impl Sink<'_> {
     fn send(&mut self, line: Line<'_>) {
         let seq = self.tracker.sent(line.end);
         let opaque = (self.slot << SEQ_BITS) | (seq as usize & ((1 << SEQ_BITS) - 1));
-        let payload = self.format.payload(line.bytes, self.payload_scratch);
+        let mut payload = self.format.payload(line.bytes, self.payload_scratch);
+        let mut truncated = line.truncated;
+        if payload.len() > *self.size_cap {
+            payload = &payload[..*self.size_cap];
+            truncated = true;
+        }
         let cost = record_cost(self.key.map_or(0, <[u8]>::len), payload.len());
         *self.inflight += cost;
         self.report.lines_sent += 1;
@@ -875,7 +925,7 @@ impl Sink<'_> {
             rec = rec.key(k);
         }
         if let Some((id, tail)) = self.source {
-            encode_source(self.header_scratch, id, line.start, line.truncated, tail);
+            encode_source(self.header_scratch, id, line.start, truncated, tail);
             rec = rec.headers(OwnedHeaders::new_with_capacity(1).insert(Header {
                 key: SOURCE_HEADER,
                 value: Some(self.header_scratch.as_slice()),
@@ -888,6 +938,32 @@ impl Sink<'_> {
                     // librdkafka's own queue is full: let it drain.
                     self.producer.poll(Duration::from_millis(10));
                     rec = back;
+                }
+                Err((
+                    KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+                    back,
+                )) if back.payload.is_some_and(|p| p.len() > 1) => {
+                    // Over the client's message.max.bytes: cut to fit, flag
+                    // it, and send again at once.
+                    let p = back.payload.unwrap_or_default();
+                    let keep = p.len() * 3 / 4;
+                    *self.size_cap = (*self.size_cap).min(keep);
+                    *self.inflight = self.inflight.saturating_sub(p.len() - keep);
+                    tracing::warn!(topic = %self.topic, bytes = keep, "record over the client's message.max.bytes; shipping it truncated");
+                    let mut headers = OwnedHeaders::new_with_capacity(1);
+                    if let Some((id, tail)) = self.source {
+                        encode_source(self.header_scratch, id, line.start, true, tail);
+                        headers = headers.insert(Header {
+                            key: SOURCE_HEADER,
+                            value: Some(self.header_scratch.as_slice()),
+                        });
+                    }
+                    rec = BaseRecord::with_opaque_to(self.topic, opaque)
+                        .payload(&p[..keep])
+                        .headers(headers);
+                    if let Some(k) = back.key {
+                        rec = rec.key(k);
+                    }
                 }
                 Err((error, back)) => {
                     // Rejected before queueing (unknown topic, size limit):

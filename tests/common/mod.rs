@@ -43,6 +43,11 @@ pub fn topic_name(test: &str) -> String {
 /// Create a topic with replication factor min(3, brokers) and
 /// min.insync.replicas 2 on a 3-node cluster.
 pub fn create_topic(brokers: &str, name: &str, partitions: i32) {
+    create_topic_with(brokers, name, partitions, &[])
+}
+
+/// [`create_topic`] with extra topic configuration.
+pub fn create_topic_with(brokers: &str, name: &str, partitions: i32, config: &[(&str, &str)]) {
     let nodes = brokers.split(',').count() as i32;
     let rf = nodes.min(3);
     let isr = if rf >= 3 { "2" } else { "1" };
@@ -50,8 +55,11 @@ pub fn create_topic(brokers: &str, name: &str, partitions: i32) {
         .set("bootstrap.servers", brokers)
         .create()
         .expect("admin client");
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(rf))
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(rf))
         .set("min.insync.replicas", isr);
+    for (k, v) in config {
+        topic = topic.set(k, v);
+    }
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let res =
         futures_executor::block_on(admin.create_topics([&topic], &opts)).expect("create_topics");

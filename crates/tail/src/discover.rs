@@ -116,6 +116,12 @@ impl Discovery {
         })
     }
 
+    /// Whether `path` is one this discovery follows (included, not
+    /// excluded).
+    pub fn matches(&self, path: &Path) -> bool {
+        self.include.is_match(path) && !self.exclude.is_match(path)
+    }
+
     /// Every regular file that currently matches.
     pub fn scan(&mut self) -> Vec<Found> {
         let mut out = Vec::new();
