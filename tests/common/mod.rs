@@ -424,7 +424,7 @@ pub fn audit(
     topic: &str,
     files: &[PathBuf],
     host: &str,
-) -> logferry::verify::VerifyReport {
+) -> Result<logferry::verify::VerifyReport, logferry::verify::VerifyError> {
     logferry::verify::verify(&logferry::verify::VerifySettings {
         brokers: brokers.to_string(),
         topic: topic.to_string(),
@@ -436,11 +436,11 @@ pub fn audit(
         timeout: Duration::from_secs(60),
         kafka_props: vec![],
     })
-    .expect("verify")
 }
 
 /// Audit repeatedly until nothing is missing, or the deadline; returns the
-/// last report.
+/// last report. Errors while the cluster recovers (leaders not elected yet)
+/// are retried until the deadline.
 pub fn audit_until_complete(
     brokers: &str,
     topic: &str,
@@ -450,9 +450,11 @@ pub fn audit_until_complete(
 ) -> logferry::verify::VerifyReport {
     let deadline = Instant::now() + timeout;
     loop {
-        let report = audit(brokers, topic, files, host);
-        if report.missing() == 0 || Instant::now() > deadline {
-            return report;
+        match audit(brokers, topic, files, host) {
+            Ok(report) if report.missing() == 0 || Instant::now() > deadline => return report,
+            Ok(_) => {}
+            Err(e) if Instant::now() > deadline => panic!("verify: {e}"),
+            Err(e) => eprintln!("verify (retrying): {e}"),
         }
         std::thread::sleep(Duration::from_millis(500));
     }

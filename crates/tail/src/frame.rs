@@ -238,3 +238,123 @@ impl LineFramer {
         self.partial_start = end;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// (bytes, start, end, truncated) of every line `push`ed in `chunks`.
+    fn frame(f: &mut LineFramer, chunks: &[&[u8]]) -> Vec<(Vec<u8>, u64, u64, bool)> {
+        let mut out = Vec::new();
+        for c in chunks {
+            f.push(c, |l| {
+                out.push((l.bytes.to_vec(), l.start, l.end, l.truncated))
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn complete_lines_with_offsets_and_partial_waits() {
+        let mut f = LineFramer::new(100, 1000, LongLinePolicy::Truncate, false);
+        let got = frame(&mut f, &[b"ab\ncd", b"e\nfg"]);
+        assert_eq!(
+            got,
+            vec![
+                (b"ab".to_vec(), 100, 103, false),
+                (b"cde".to_vec(), 103, 107, false)
+            ]
+        );
+        assert_eq!(f.pending(), 2, "fg waits for its newline");
+        assert_eq!(f.consumed(), 109);
+        // Completed later: emitted once, whole.
+        let got = frame(&mut f, &[b"h\n"]);
+        assert_eq!(got, vec![(b"fgh".to_vec(), 107, 111, false)]);
+    }
+
+    #[test]
+    fn idle_flush_emits_the_unterminated_tail_once() {
+        let mut f = LineFramer::new(0, 1000, LongLinePolicy::Truncate, false);
+        frame(&mut f, &[b"a\nlast"]);
+        let mut out = Vec::new();
+        f.flush_partial(|l| out.push((l.bytes.to_vec(), l.start, l.end)));
+        f.flush_partial(|l| out.push((l.bytes.to_vec(), l.start, l.end)));
+        assert_eq!(out, vec![(b"last".to_vec(), 2, 6)]);
+    }
+
+    #[test]
+    fn long_line_truncate_keeps_memory_bounded_and_goes_on() {
+        let mut f = LineFramer::new(0, 4, LongLinePolicy::Truncate, false);
+        let big = vec![b'x'; 1 << 20];
+        let mut got = frame(&mut f, &[b"0123456789", &big, b"\nok\n"]);
+        assert!(f.partial.capacity() < 64, "buffer stayed near the cap");
+        got.iter_mut().for_each(|g| g.0.truncate(8));
+        let end = 10 + (1 << 20) + 1;
+        assert_eq!(
+            got,
+            vec![
+                (b"0123".to_vec(), 0, end, true),
+                (b"ok".to_vec(), end, end + 3, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn long_line_split_into_pieces_that_cover_it() {
+        let mut f = LineFramer::new(0, 4, LongLinePolicy::Split, false);
+        let got = frame(&mut f, &[b"abcdefghij\nxy\n"]);
+        assert_eq!(
+            got,
+            vec![
+                (b"abcd".to_vec(), 0, 4, true),
+                (b"efgh".to_vec(), 4, 8, true),
+                (b"ij".to_vec(), 8, 11, true),
+                (b"xy".to_vec(), 11, 14, false),
+            ]
+        );
+        // Across chunk boundaries, a line of exactly the cap is not split.
+        let mut f = LineFramer::new(0, 4, LongLinePolicy::Split, false);
+        let got = frame(&mut f, &[b"ab", b"cd", b"\n"]);
+        assert_eq!(got, vec![(b"abcd".to_vec(), 0, 5, false)]);
+    }
+
+    #[test]
+    fn bytes_are_exact_and_crlf_is_optional() {
+        let mut f = LineFramer::new(0, 100, LongLinePolicy::Truncate, false);
+        let got = frame(&mut f, &[b"\xff\xfe\x00bin\r\n"]);
+        assert_eq!(got[0].0, b"\xff\xfe\x00bin\r");
+        let mut f = LineFramer::new(0, 100, LongLinePolicy::Truncate, true);
+        let got = frame(&mut f, &[b"win\r\n", b"\r\n"]);
+        assert_eq!(got[0].0, b"win");
+        assert_eq!(got[1].0, b"");
+        assert_eq!(got[1].2, 7);
+    }
+
+    proptest! {
+        /// However the bytes are cut into chunks, the lines and offsets are
+        /// those of a plain split on newlines.
+        #[test]
+        fn chunking_never_changes_lines(data in proptest::collection::vec(prop_oneof![Just(b'\n'), any::<u8>()], 0..400), cuts in proptest::collection::vec(0usize..400, 0..10)) {
+            let mut expected = Vec::new();
+            let mut start = 0u64;
+            for (i, b) in data.iter().enumerate() {
+                if *b == b'\n' {
+                    expected.push((data[start as usize..i].to_vec(), start, i as u64 + 1, false));
+                    start = i as u64 + 1;
+                }
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks: Vec<&[u8]> = Vec::new();
+            let mut prev = 0;
+            for c in cuts.into_iter().chain([data.len()]) {
+                chunks.push(&data[prev..c]);
+                prev = c;
+            }
+            let mut f = LineFramer::new(0, 1 << 20, LongLinePolicy::Truncate, false);
+            prop_assert_eq!(frame(&mut f, &chunks), expected);
+            prop_assert_eq!(f.pending() as u64, data.len() as u64 - start);
+        }
+    }
+}
