@@ -80,6 +80,19 @@ pub fn delete_topic(brokers: &str, topic: &str) {
     }
 }
 
+/// Number of partitions of an existing topic.
+pub fn partition_count(brokers: &str, topic: &str) -> Result<i32> {
+    let md = consumer(brokers)?
+        .fetch_metadata(Some(topic), TIMEOUT)
+        .context("fetching metadata")?;
+    match md.topics().first() {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+            Ok(t.partitions().len() as i32)
+        }
+        _ => bail!("topic {topic} not found"),
+    }
+}
+
 fn consumer(brokers: &str) -> Result<BaseConsumer> {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)

@@ -70,12 +70,14 @@ impl Proc {
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {name} ({:?})", cmd.get_program()))?;
-        Ok(Proc {
+        let mut p = Proc {
             name: name.to_string(),
             child,
             exit: None,
             live: Usage::default(),
-        })
+        };
+        p.sample();
+        Ok(p)
     }
 
     pub fn pid(&self) -> i32 {
@@ -145,13 +147,16 @@ impl Proc {
         self.exit.map(|(c, _)| c)
     }
 
-    /// Best reading: the rusage at exit if reaped (it includes the last
+    /// Best reading. CPU: the rusage at exit if reaped (it includes the last
     /// moments /proc sampling missed), the /proc samples otherwise.
+    /// Peak RSS: VmHWM from /proc only. `ru_maxrss` is not usable here: exec
+    /// folds the pre-exec image's high-water mark into it, i.e. the driver's
+    /// own RSS at fork time, so a 5 MB `tail` would report the driver's 40 MB.
     pub fn usage(&self) -> Usage {
         match self.exit {
             Some((_, u)) => Usage {
                 cpu_s: u.cpu_s.max(self.live.cpu_s),
-                peak_rss_kb: u.peak_rss_kb.max(self.live.peak_rss_kb),
+                peak_rss_kb: self.live.peak_rss_kb,
             },
             None => self.live,
         }

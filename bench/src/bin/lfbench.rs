@@ -42,6 +42,54 @@ enum Cmd {
     Run(RunArgs),
     /// Write tables into docs/BENCHMARKS.md and SVG charts beside it.
     Report(ReportArgs),
+    /// Wait until a topic holds at least --lines records (for bench/profile);
+    /// with --create N, create it first with N partitions (LogAppendTime).
+    WaitLanded(WaitArgs),
+}
+
+#[derive(Parser)]
+struct WaitArgs {
+    #[arg(long)]
+    brokers: String,
+    #[arg(long)]
+    topic: String,
+    #[arg(long, default_value_t = 0)]
+    lines: i64,
+    #[arg(long)]
+    create: Option<i32>,
+    #[arg(long, default_value_t = 1)]
+    nodes: i32,
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+}
+
+fn wait_landed(a: WaitArgs) -> Result<()> {
+    if let Some(parts) = a.create {
+        kafka::create_topic(&a.brokers, &a.topic, parts, a.nodes)?;
+    }
+    let md_parts = a.create.unwrap_or(0);
+    let parts = if md_parts > 0 {
+        md_parts
+    } else {
+        kafka::partition_count(&a.brokers, &a.topic)?
+    };
+    let counter = Counter::new(&a.brokers, &a.topic, parts)?;
+    let deadline = Instant::now() + Duration::from_secs(a.timeout);
+    loop {
+        let n = counter.landed()?;
+        if n >= a.lines {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} holds {n} of {} records after {} s",
+                a.topic,
+                a.lines,
+                a.timeout
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -162,6 +210,7 @@ fn main() {
     let res = match cli.cmd {
         Cmd::Run(a) => run(a),
         Cmd::Report(a) => report_cmd(a).map(|()| 0),
+        Cmd::WaitLanded(a) => wait_landed(a).map(|()| 0),
     };
     match res {
         Ok(code) => std::process::exit(code),
