@@ -413,3 +413,37 @@ fn record_over_the_topic_size_limit_is_truncated_not_dropped() {
     assert_eq!(normal, 199, "no innocent record was cut");
     assert!(lf.stderr().contains("size limit"), "the cut is reported");
 }
+
+#[test]
+fn fatal_producer_error_replaces_the_producer_and_loses_nothing() {
+    let _g = CLUSTER.read().unwrap_or_else(|p| p.into_inner());
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("fatal");
+    create_topic(&brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let state = dir.path().join("state");
+    let mut w = LogWriter::create(&log);
+    let (log_s, state_s) = (log.to_str().unwrap(), state.to_str().unwrap());
+    // librdkafka's own fault injection raises a fatal idempotence error
+    // (as a fenced producer would see) after 2000 lines were sent.
+    let mut lf = Logferry::start_with_env(
+        &args(log_s, &topic, &brokers, state_s),
+        &[("LOGFERRY_FAULT_FATAL_AFTER", "2000")],
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log("following", Duration::from_secs(20));
+    for chunk in 0..10 {
+        w.write_lines((chunk * 500..chunk * 500 + 500).map(line));
+    }
+    let report = audit_until_complete(
+        &brokers,
+        &topic,
+        std::slice::from_ref(&log),
+        HOST,
+        Duration::from_secs(60),
+    );
+    lf.wait_for_log("replacing it and resending", Duration::from_secs(10));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert_complete(&report, 5000);
+}

@@ -21,13 +21,13 @@ pub mod produce;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use logferry_tail::discover::Found;
 use logferry_tail::{
     CheckpointError, Checkpointer, Discovery, DiscoveryError, FileCheckpoint, FileId, FileWatcher,
-    Fingerprint, Line, LineFramer, Poll,
+    Fingerprint, Line, LineFramer, MultilineJoiner, Poll,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -49,6 +49,8 @@ const IDLE_WAIT: Duration = Duration::from_millis(10);
 /// that is briefly unreadable does not lose its position.
 const RESTORED_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A file that produced data this recently is polled on every round.
+const HOT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShipError {
@@ -61,6 +63,12 @@ pub enum ShipError {
     Producer(KafkaError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error("input {input}: multiline start pattern {pattern:?} is not a valid regex: {reason}")]
+    Multiline {
+        input: usize,
+        pattern: String,
+        reason: String,
+    },
 }
 
 /// Counters reported at shutdown (and by tests).
@@ -74,6 +82,8 @@ pub struct ShipReport {
     /// Records still unacknowledged when the shutdown timeout expired; they
     /// are re-read from the checkpoint at the next start.
     pub unacked_at_exit: u64,
+    /// Producers replaced after a fatal error.
+    pub producer_restarts: u64,
 }
 
 /// Everything logferry knows about one file identity.
@@ -96,6 +106,19 @@ struct Stream {
     /// Modification time when opened: the order in which rotated files
     /// are drained.
     modified: std::time::SystemTime,
+    /// Closed to stay within `max_open_files` while idle (holding the read
+    /// position); reopened by identity when it grows. Distinct from a
+    /// drained stream, whose watcher is gone for good.
+    parked: Option<u64>,
+    /// The latest scan saw the file's size differ from the read position:
+    /// read it even though it is not hot.
+    wake: bool,
+    /// Joins continuation lines when the input is multiline.
+    joiner: Option<MultilineJoiner>,
+    /// When a read last returned data. Files active within [`HOT`] are
+    /// polled every round; colder ones only when a scan wakes them, which
+    /// keeps the cost of thousands of idle files at one stat per scan.
+    last_data: Instant,
 }
 
 /// How a file was found.
@@ -134,6 +157,8 @@ struct Retry {
 
 pub struct Shipper {
     settings: ShipSettings,
+    /// Per input: a fresh joiner for each of its files, when multiline.
+    joiners: Vec<Option<MultilineJoiner>>,
     /// The bootstrap list in use (for messages).
     bootstrap: String,
     producer: BaseProducer<ShipContext>,
@@ -164,6 +189,13 @@ pub struct Shipper {
     /// Heads of files that were truncated recently, so that the copy
     /// copytruncate made is recognised even if seen after the truncation.
     truncated_heads: Vec<TruncatedHead>,
+    /// Streams whose file is open now.
+    open_files: usize,
+    /// Open failures already logged.
+    open_errors: std::collections::HashSet<(PathBuf, std::io::ErrorKind)>,
+    /// Fault injection (tests): raise a fatal producer error after this many
+    /// lines were sent.
+    fault_fatal_after: Option<u64>,
     /// Per topic: the largest record value the brokers accepted, learned from
     /// size rejections; longer lines are cut to it before sending.
     size_caps: HashMap<String, usize>,
@@ -214,6 +246,21 @@ impl Shipper {
                 input.strip_cr,
             ));
         }
+        let mut joiners = Vec::new();
+        for (i, input) in settings.inputs.iter().enumerate() {
+            joiners.push(match &input.multiline {
+                None => None,
+                Some(m) => {
+                    let start =
+                        regex::bytes::Regex::new(&m.start).map_err(|e| ShipError::Multiline {
+                            input: i,
+                            pattern: m.start.clone(),
+                            reason: e.to_string(),
+                        })?;
+                    Some(MultilineJoiner::new(start, m.timeout, m.max_bytes))
+                }
+            });
+        }
         let checkpointer = Checkpointer::new(&settings.checkpoint_dir)?;
         let fresh_start = !checkpointer.path().exists();
         let restored = checkpointer
@@ -229,6 +276,7 @@ impl Shipper {
             .map_err(ShipError::Producer)?;
         Ok(Shipper {
             settings,
+            joiners,
             bootstrap: bootstrap.to_string(),
             producer,
             discoveries,
@@ -248,6 +296,11 @@ impl Shipper {
             truncated_heads: Vec::new(),
             reported_failures: HashMap::new(),
             size_caps: HashMap::new(),
+            open_files: 0,
+            open_errors: Default::default(),
+            fault_fatal_after: std::env::var("LOGFERRY_FAULT_FATAL_AFTER")
+                .ok()
+                .and_then(|v| v.parse().ok()),
             payload_scratch: Vec::new(),
             header_scratch: Vec::new(),
             report: ShipReport::default(),
@@ -273,6 +326,7 @@ impl Shipper {
                 next_scan = now + self.settings.scan_interval;
             }
             let read = self.read_round(&mut buf);
+            self.inject_fatal_error();
             self.service(Duration::ZERO);
             self.send_due_retries(false);
             if self.inflight >= self.settings.max_inflight_bytes {
@@ -292,6 +346,10 @@ impl Shipper {
     /// Apply delivery reports, waiting up to `timeout` for the first.
     fn service(&mut self, timeout: Duration) {
         self.producer.poll(Timeout::After(timeout));
+        if let Some((code, reason)) = self.producer.client().fatal_error() {
+            self.recreate_producer(code, &reason);
+            return;
+        }
         let mut deliveries = std::mem::take(&mut self.deliveries);
         self.producer.context().take_deliveries(&mut deliveries);
         let mut largest_failed: HashMap<String, usize> = HashMap::new();
@@ -367,6 +425,87 @@ impl Shipper {
         self.retire_finished();
     }
 
+    /// A fatal producer error (the idempotent producer lost its sequence
+    /// state, for example) ends that producer for good. Replace it and send
+    /// again everything after each file's acknowledged position: records
+    /// the old producer held are discarded with it, so nothing is lost and
+    /// at most the unacknowledged tail is duplicated.
+    fn recreate_producer(&mut self, code: RDKafkaErrorCode, reason: &str) {
+        tracing::error!(%code, reason, "the Kafka producer hit a fatal error; replacing it and resending from the last acknowledged positions");
+        let producer = loop {
+            match client_config(&self.bootstrap, &self.settings.kafka_props)
+                .create_with_context(ShipContext::default())
+            {
+                Ok(p) => break p,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot create a new producer; retrying in 1 s");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        };
+        // Dropping the old producer purges what it still held; its delivery
+        // reports die with its context, so no stale ack reaches a tracker.
+        drop(std::mem::replace(&mut self.producer, producer));
+        self.report.producer_restarts += 1;
+        self.retries.clear();
+        self.inflight = 0;
+        for slot in 0..self.streams.len() {
+            let Some(s) = self.streams[slot].as_mut() else {
+                continue;
+            };
+            let position = s.tracker.position();
+            s.tracker = AckTracker::new(position);
+            if let Some(j) = s.joiner.as_mut() {
+                j.reset();
+            }
+            match s.watcher.as_mut() {
+                Some(w) => w.rewind(position),
+                None if s.parked.is_some() => {
+                    s.parked = Some(position);
+                    s.wake = true;
+                }
+                None => {
+                    // Already closed: hand it back to discovery, which
+                    // reopens it by identity from the acked position.
+                    let s = self.streams[slot].take().expect("checked above");
+                    self.by_id.remove(&s.id);
+                    self.free_slots.push(slot);
+                    self.restored.insert(
+                        s.id,
+                        FileCheckpoint {
+                            id: s.id,
+                            fingerprint: s.fingerprint,
+                            position,
+                            path: s.path,
+                            updated: now_unix(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Fault injection for the fatal-error test: once this many lines were
+    /// sent, ask librdkafka to raise a fatal error (as a broker would by
+    /// fencing the idempotent producer). Set by LOGFERRY_FAULT_FATAL_AFTER.
+    fn inject_fatal_error(&mut self) {
+        let Some(after) = self.fault_fatal_after else {
+            return;
+        };
+        if self.report.lines_sent >= after {
+            self.fault_fatal_after = None;
+            tracing::warn!(after, "fault injection: raising a fatal producer error");
+            // SAFETY: the handle is live; the reason is a valid C string.
+            unsafe {
+                rdkafka::bindings::rd_kafka_test_fatal_error(
+                    self.producer.client().native_ptr(),
+                    rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                    c"logferry fault injection".as_ptr(),
+                );
+            }
+        }
+    }
+
     fn log_failure(&mut self, topic: &str, error: &KafkaError) {
         let k = (topic.to_string(), error.to_string());
         let now = Instant::now();
@@ -437,6 +576,7 @@ impl Shipper {
             }
         }
         self.first_scan_done = true;
+        self.rebalance_open_files();
     }
 
     fn consider(&mut self, input: usize, role: Role, found: Found) {
@@ -446,6 +586,14 @@ impl Shipper {
                 .expect("by_id points at a live slot");
             if role == Role::Current {
                 s.present = true;
+            }
+            let at = s
+                .watcher
+                .as_ref()
+                .map(FileWatcher::read_position)
+                .or(s.parked);
+            if at.is_some_and(|at| at != found.meta.len()) {
+                s.wake = true;
             }
             let path = found.path.to_string_lossy();
             if s.path != path && (role == Role::Current || !s.present) {
@@ -563,7 +711,10 @@ impl Shipper {
         let file = match File::open(path) {
             Ok(f) => f,
             Err(e) => {
-                tracing::debug!(path = %path.display(), error = %e, "cannot open; retrying on the next scan");
+                // Logged once per path and kind of error; retried each scan.
+                if self.open_errors.insert((path.to_path_buf(), e.kind())) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot open; retrying on every scan");
+                }
                 return;
             }
         };
@@ -595,6 +746,10 @@ impl Shipper {
             source_tail: source_tail(host, path.as_os_str().as_bytes()),
             key: format!("{host}:{id}").into_bytes(),
             modified,
+            parked: None,
+            joiner: self.joiners[input].clone(),
+            wake: true,
+            last_data: Instant::now(),
             watcher: Some(watcher),
         };
         let slot = match self.free_slots.pop() {
@@ -608,6 +763,91 @@ impl Shipper {
             }
         };
         self.by_id.insert(id, slot);
+        self.open_files += 1;
+        if self.open_files > self.settings.max_open_files {
+            self.park(slot);
+        }
+    }
+
+    /// Close a stream's file to free a descriptor, keeping its state.
+    fn park(&mut self, slot: usize) {
+        let Some(s) = self.streams[slot].as_mut() else {
+            return;
+        };
+        if let Some(w) = s.watcher.take() {
+            s.parked = Some(w.read_position());
+            self.open_files -= 1;
+        }
+    }
+
+    /// Reopen a parked stream by identity. False if the file behind its
+    /// path is no longer that identity (the next scan finds it elsewhere).
+    fn unpark(&mut self, slot: usize, path: &Path) -> bool {
+        let Some(s) = self.streams[slot].as_mut() else {
+            return false;
+        };
+        let Some(position) = s.parked else {
+            return false;
+        };
+        let Ok(file) = File::open(path) else {
+            return false;
+        };
+        if file.metadata().map(|m| FileId::of(&m)).ok() != Some(s.id) {
+            return false;
+        }
+        match FileWatcher::new(path, file, position, &self.framers[s.input]) {
+            Ok(w) => {
+                if w.read_position() != position {
+                    // Shorter than where we were: truncated while closed.
+                    tracing::warn!(path = %path.display(), offset = position, "file truncated while closed; reading it again from offset 0");
+                    s.tracker.truncated();
+                }
+                s.watcher = Some(w);
+                s.parked = None;
+                self.open_files += 1;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Keep at most `max_open_files` open: park idle files (least recently
+    /// active first) so that parked files with new data can be reopened.
+    fn rebalance_open_files(&mut self) {
+        let budget = self.settings.max_open_files;
+        let waiting: Vec<usize> = (0..self.streams.len())
+            .filter(|&i| matches!(&self.streams[i], Some(s) if s.parked.is_some() && s.wake))
+            .collect();
+        let free = budget.saturating_sub(self.open_files);
+        let need = waiting.len().saturating_sub(free);
+        if need > 0 {
+            let mut idle: Vec<(Instant, usize)> = self
+                .streams
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    let s = s.as_ref()?;
+                    let w = s.watcher.as_ref()?;
+                    let parkable = s.present
+                        && !s.wake
+                        && w.pending_bytes() == 0
+                        && !s.joiner.as_ref().is_some_and(MultilineJoiner::is_open)
+                        && s.last_data.elapsed() >= HOT;
+                    parkable.then_some((s.last_data, i))
+                })
+                .collect();
+            idle.sort_unstable();
+            for (_, slot) in idle.into_iter().take(need) {
+                self.park(slot);
+            }
+        }
+        for slot in waiting {
+            if self.open_files >= budget {
+                break;
+            }
+            let path = PathBuf::from(&self.streams[slot].as_ref().expect("listed above").path);
+            self.unpark(slot, &path);
+        }
     }
 
     fn report_missing_inputs(&self) {
@@ -670,9 +910,10 @@ impl Shipper {
             .collect();
         rotated.sort_unstable();
         let mut draining = vec![false; self.settings.inputs.len()];
-        let current = (0..self.streams.len()).filter(
-            |&slot| matches!(&self.streams[slot], Some(s) if s.present && s.watcher.is_some()),
-        );
+        let current = (0..self.streams.len()).filter(|&slot| {
+            matches!(&self.streams[slot], Some(s) if s.present && s.watcher.is_some()
+                && (s.wake || s.last_data.elapsed() < HOT || s.joiner.as_ref().is_some_and(MultilineJoiner::is_open)))
+        });
         let order: Vec<usize> = rotated
             .into_iter()
             .map(|(_, slot)| slot)
@@ -690,6 +931,13 @@ impl Shipper {
                 continue;
             }
             let n = self.read_stream(slot, buf);
+            if let Some(s) = self.streams[slot].as_mut() {
+                if n > 0 {
+                    s.last_data = Instant::now();
+                } else {
+                    s.wake = false;
+                }
+            }
             if !present && n > 0 {
                 draining[input] = true;
             }
@@ -710,6 +958,7 @@ impl Shipper {
             report,
             truncated_heads,
             size_caps,
+            open_files,
             ..
         } = self;
         let stream = streams[slot].as_mut().expect("slot checked by caller");
@@ -720,6 +969,7 @@ impl Shipper {
             source_tail,
             key,
             id,
+            joiner,
             ..
         } = stream;
         let w = watcher.as_mut().expect("watcher checked by caller");
@@ -740,13 +990,22 @@ impl Shipper {
             report,
             size_cap: size_caps.entry(input.topic.clone()).or_insert(usize::MAX),
         };
-        let outcome = w.read(buf, |line| sink.send(line));
+        // Lines go through the joiner when the input is multiline.
+        let mut deliver = |line: Line<'_>, sink: &mut Sink<'_>| match joiner.as_mut() {
+            Some(j) => j.push(line, |rec| sink.send(rec)),
+            None => sink.send(line),
+        };
+        let outcome = w.read(buf, |line| deliver(line, &mut sink));
         match outcome {
             Ok(Poll::Read(n)) => {
                 stream.fingerprint = w.fingerprint();
                 n
             }
             Ok(Poll::Truncated { at }) => {
+                // The old content's last record is complete: ship it.
+                if let Some(j) = joiner.as_mut() {
+                    j.flush(|rec| sink.send(rec));
+                }
                 tracing::warn!(path = %stream.path, offset = at, "file truncated (copytruncate or rewritten); reading it again from offset 0");
                 truncated_heads.push(TruncatedHead {
                     input: stream.input,
@@ -766,17 +1025,26 @@ impl Shipper {
                 if w.pending_bytes() > 0 && (gone || flush_after.is_some_and(|d| idle >= d)) {
                     // An unterminated last line that will never (or not soon)
                     // be completed is shipped as it is.
-                    w.flush_partial(|line| sink.send(line));
+                    w.flush_partial(|line| deliver(line, &mut sink));
+                }
+                if let Some(j) = joiner.as_mut() {
+                    if gone {
+                        j.flush(|rec| sink.send(rec));
+                    } else {
+                        j.flush_if_idle(|rec| sink.send(rec));
+                    }
                 }
                 if gone {
                     tracing::info!(path = %stream.path, id = %stream.id, "rotated-away or deleted file drained; closing it");
                     *watcher = None;
+                    *open_files -= 1;
                 }
                 0
             }
             Err(e) => {
                 tracing::warn!(error = %e, "read failed; closing the file, it is reopened on the next scan");
                 *watcher = None;
+                *open_files -= 1;
                 0
             }
         }
@@ -786,7 +1054,12 @@ impl Shipper {
     /// keeping their final position in case the file is found again.
     fn retire_finished(&mut self) {
         for slot in 0..self.streams.len() {
-            let done = matches!(&self.streams[slot], Some(s) if s.watcher.is_none() && s.tracker.in_flight() == 0 && !self.retries.iter().any(|r| r.opaque >> SEQ_BITS == slot));
+            // Drained and closed, or parked under a name no longer current
+            // with nothing new: done once its last record is acked.
+            let done = matches!(&self.streams[slot], Some(s) if s.watcher.is_none()
+                && (s.parked.is_none() || (!s.present && !s.wake))
+                && s.tracker.in_flight() == 0
+                && !self.retries.iter().any(|r| r.opaque >> SEQ_BITS == slot));
             if !done {
                 continue;
             }

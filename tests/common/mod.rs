@@ -205,9 +205,15 @@ pub struct Logferry {
 
 impl Logferry {
     pub fn start(args: &[&str], stderr_path: &Path) -> Logferry {
+        Self::start_with_env(args, &[], stderr_path)
+    }
+
+    /// [`start`](Self::start) with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)], stderr_path: &Path) -> Logferry {
         let err = File::create(stderr_path).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_logferry"))
             .args(args)
+            .envs(env.iter().copied())
             .env("LOGFERRY_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

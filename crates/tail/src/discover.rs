@@ -184,13 +184,12 @@ impl Discovery {
         // stat, not lstat: a symlink stands for its target.
         match fs::metadata(path) {
             Ok(meta) if meta.is_file() => {
-                // Readability is checked here so that permission problems are
-                // reported by discovery, once, and retried on the next scan.
-                if let Err(e) = fs::File::open(path) {
-                    self.report(path, &e);
-                    return;
+                // Readability is left to the caller's open: opening every
+                // file on every scan would cost thousands of syscalls a
+                // second with many files.
+                if !self.reported.is_empty() {
+                    self.reported.retain(|(p, _)| p != path);
                 }
-                self.reported.retain(|(p, _)| p != path);
                 out.push(Found {
                     path: path.to_path_buf(),
                     id: FileId::of(&meta),

@@ -157,6 +157,13 @@ impl FileWatcher {
         Ok(Poll::Read(n))
     }
 
+    /// Read again from `position` (a line start), forgetting what was read
+    /// after it: used when records sent from there must be sent again.
+    pub fn rewind(&mut self, position: u64) {
+        self.framer.reset(position);
+        self.at_eof = false;
+    }
+
     /// Emit the unterminated last line, if any, as a line of its own.
     pub fn flush_partial<F: FnMut(Line<'_>)>(&mut self, emit: F) {
         self.framer.flush_partial(emit);

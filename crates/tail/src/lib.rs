@@ -19,9 +19,11 @@ pub mod discover;
 pub mod follow;
 pub mod frame;
 pub mod identity;
+pub mod multiline;
 
 pub use checkpoint::{CheckpointError, CheckpointFile, Checkpointer, FileCheckpoint};
 pub use discover::{Discovery, DiscoveryError};
 pub use follow::{FileWatcher, Poll, WatchError};
 pub use frame::{Line, LineFramer, LongLinePolicy};
 pub use identity::{FileId, Fingerprint};
+pub use multiline::MultilineJoiner;

@@ -1,0 +1,210 @@
+//! Many files under one glob, against the real cluster: rotation under load
+//! across 200 files, and 10,000 files through an open-file budget of 1,024.
+//! Configured with a TOML file, as a production agent is.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+fn config(
+    dir: &Path,
+    brokers: &str,
+    topic: &str,
+    include: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    let brokers: Vec<String> = brokers.split(',').map(|b| format!("\"{b}\"")).collect();
+    let text = format!(
+        r#"
+host = "tailhost"
+scan_interval = "100ms"
+{extra}
+
+[kafka]
+brokers = [{brokers}]
+
+[kafka.properties]
+"linger.ms" = 5
+
+[checkpoint]
+directory = "{state}"
+
+[[inputs]]
+include = ["{include}"]
+topic = "{topic}"
+start_at = "beginning"
+"#,
+        brokers = brokers.join(", "),
+        state = dir.join("state").display(),
+    );
+    let path = dir.join("logferry.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `{file:05}-{seq:07} ...`: which file and which line of it.
+fn tagged(file: usize, seq: usize) -> String {
+    format!(
+        "{file:05}-{seq:07} GET /api/v1/items/{seq} HTTP/1.1 200 {}",
+        seq % 977
+    )
+}
+
+/// Every file's lines arrived exactly once and in order.
+fn assert_per_file_exactly_once(records: &[Record], files: usize, per_file: usize) {
+    let mut next: HashMap<usize, usize> = HashMap::new();
+    for r in records {
+        let text = std::str::from_utf8(&r.payload).unwrap();
+        let file: usize = text[..5].parse().unwrap();
+        let seq: usize = text[6..13].parse().unwrap();
+        let want = next.entry(file).or_insert(0);
+        assert_eq!(
+            seq, *want,
+            "file {file}: got line {seq}, expected {want} (lost, duplicated or reordered)"
+        );
+        *want += 1;
+    }
+    assert_eq!(next.len(), files, "files seen");
+    assert!(next.values().all(|&n| n == per_file), "every file complete");
+}
+
+#[test]
+fn two_hundred_files_rotated_under_load() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("200files");
+    create_topic(&brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let cfg = config(
+        dir.path(),
+        &brokers,
+        &topic,
+        &format!("{}/*.log", logs.display()),
+        "",
+    );
+    let mut lf = Logferry::start(
+        &["ship", "-c", cfg.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log("no matching file yet", Duration::from_secs(20));
+    let files = 200;
+    let mut writers: Vec<LogWriter> = (0..files)
+        .map(|f| LogWriter::create(&logs.join(format!("app{f:03}.log"))))
+        .collect();
+    let (rounds, per_round) = (10, 50);
+    for round in 0..rounds {
+        for (f, w) in writers.iter_mut().enumerate() {
+            w.write_lines((round * per_round..(round + 1) * per_round).map(|s| tagged(f, s)));
+            // Every file is rotated twice, in the middle of the stream.
+            if round == 3 || round == 6 {
+                w.rotate_rename(&logs.join(format!("app{f:03}.log.{round}")));
+            }
+        }
+    }
+    let total = files * rounds * per_round;
+    let mut r = Reader::new(&brokers, &topic);
+    r.read_until(total, Duration::from_secs(120));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert_per_file_exactly_once(&r.records, files, rounds * per_round);
+    assert_eq!(topic_count(&brokers, &topic), total as i64);
+}
+
+#[test]
+fn ten_thousand_files_through_a_budget_of_1024_descriptors() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("10kfiles");
+    create_topic(&brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let files = 10_000;
+    for f in 0..files {
+        let mut h = std::fs::File::create(logs.join(format!("f{f:05}.log"))).unwrap();
+        writeln!(h, "{}\n{}", tagged(f, 0), tagged(f, 1)).unwrap();
+    }
+    let cfg = config(
+        dir.path(),
+        &brokers,
+        &topic,
+        &format!("{}/*.log", logs.display()),
+        "max_open_files = 1024",
+    );
+    let mut lf = Logferry::start(
+        &["ship", "-c", cfg.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    let pid = lf.child.as_ref().unwrap().id();
+    let mut r = Reader::new(&brokers, &topic);
+    r.read_until(files * 2, Duration::from_secs(180));
+    assert_eq!(r.records.len(), files * 2, "first lines of every file");
+    // Every file grows again: parked files are reopened by identity.
+    for f in 0..files {
+        let mut h = std::fs::OpenOptions::new()
+            .append(true)
+            .open(logs.join(format!("f{f:05}.log")))
+            .unwrap();
+        writeln!(h, "{}", tagged(f, 2)).unwrap();
+    }
+    r.read_until(files * 3, Duration::from_secs(180));
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert!(
+        fds <= 1024 + 64,
+        "{fds} descriptors open with a budget of 1024"
+    );
+    assert_per_file_exactly_once(&r.records, files, 3);
+    assert_eq!(topic_count(&brokers, &topic), (files * 3) as i64);
+}
+
+#[test]
+fn multiline_stack_traces_become_one_record_each() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("multiline");
+    create_topic(&brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let cfg = config(dir.path(), &brokers, &topic, log.to_str().unwrap(), "");
+    // Append the multiline table to the (only) input.
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[inputs.multiline]\nstart = '^\\d{4}-\\d{2}-\\d{2} '\ntimeout = \"300ms\"\nmax_bytes = 4096\n");
+    std::fs::write(&cfg, text).unwrap();
+    let mut lf = Logferry::start(
+        &["ship", "-c", cfg.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log("no matching file yet", Duration::from_secs(20));
+    let mut w = LogWriter::create(&log);
+    let mut expected = Vec::new();
+    for i in 0..50 {
+        let mut rec = vec![format!(
+            "2026-11-24 10:00:{:02} ERROR request {i} failed",
+            i % 60
+        )];
+        for depth in 0..(i % 5) {
+            rec.push(format!(
+                "\tat com.example.Handler{depth}.handle(Handler.java:{})",
+                10 + depth
+            ));
+        }
+        expected.push(rec.join("\n"));
+        w.write_lines(rec);
+    }
+    let mut r = Reader::new(&brokers, &topic);
+    // The last record is emitted by the idle timeout.
+    r.read_until(50, Duration::from_secs(30));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    let got: Vec<String> = r
+        .records
+        .iter()
+        .map(|r| String::from_utf8(r.payload.clone()).unwrap())
+        .collect();
+    assert_eq!(got, expected);
+}
