@@ -126,9 +126,13 @@ impl FileWatcher {
     ) -> Result<Poll, WatchError> {
         if self.at_eof {
             if let Some(at) = self.check_truncation().map_err(|e| self.err(e))? {
-                // Whatever was waiting for a newline was complete data of the
-                // old content; ship it rather than lose it.
-                self.framer.flush_partial(&mut emit);
+                // Whatever was waiting for a newline is all that is left of
+                // that line; ship it, flagged as a fragment, rather than
+                // lose it.
+                self.framer.flush_partial(|mut line| {
+                    line.truncated = true;
+                    emit(line)
+                });
                 self.framer.reset(0);
                 self.fingerprint = Fingerprint::default();
                 self.at_eof = false;
