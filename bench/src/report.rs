@@ -90,14 +90,14 @@ pub fn markdown(rows: &[Row]) -> String {
                 let _ = writeln!(
                     out,
                     "| {} | - | - | - | - | - | - | - | - | - | - | not run: {} |",
-                    r.tool, why
+                    r.tool.replace('|', "\\|"), why
                 );
                 continue;
             }
             let _ = writeln!(
                 out,
                 "| {} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} |",
-                r.tool,
+                r.tool.replace('|', "\\|"),
                 r.mb_s,
                 r.lines_s,
                 r.cpu_s,
