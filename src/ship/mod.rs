@@ -16,6 +16,7 @@
 
 pub mod acks;
 pub mod encode;
+pub mod notice;
 pub mod produce;
 
 use std::collections::{HashMap, VecDeque};
@@ -191,6 +192,10 @@ pub struct Shipper {
     truncated_heads: Vec<TruncatedHead>,
     /// Streams whose file is open now.
     open_files: usize,
+    /// inotify events: wake a file at once, or scan at once.
+    notices: notice::FsNotices,
+    /// Last known path of each stream, to route notifications.
+    by_path: HashMap<PathBuf, usize>,
     /// Open failures already logged.
     open_errors: std::collections::HashSet<(PathBuf, std::io::ErrorKind)>,
     /// Fault injection (tests): raise a fatal producer error after this many
@@ -261,6 +266,10 @@ impl Shipper {
                 }
             });
         }
+        let mut watch_dirs: Vec<(PathBuf, bool)> =
+            discoveries.iter().flat_map(Discovery::watch_dirs).collect();
+        watch_dirs.sort();
+        watch_dirs.dedup();
         let checkpointer = Checkpointer::new(&settings.checkpoint_dir)?;
         let fresh_start = !checkpointer.path().exists();
         let restored = checkpointer
@@ -297,6 +306,8 @@ impl Shipper {
             reported_failures: HashMap::new(),
             size_caps: HashMap::new(),
             open_files: 0,
+            notices: notice::FsNotices::new(watch_dirs),
+            by_path: HashMap::new(),
             open_errors: Default::default(),
             fault_fatal_after: std::env::var("LOGFERRY_FAULT_FATAL_AFTER")
                 .ok()
@@ -319,10 +330,28 @@ impl Shipper {
         self.check_cluster();
         let mut next_scan = Instant::now() + self.settings.scan_interval;
         let mut next_checkpoint = Instant::now() + self.settings.checkpoint_interval;
+        let mut last_scan = Instant::now();
         while !shutdown.is_requested() {
             let now = Instant::now();
-            if now >= next_scan {
+            let notices = self.notices.drain();
+            let mut rescan = notices.rescan;
+            for path in notices.modified {
+                match self
+                    .by_path
+                    .get(&path)
+                    .and_then(|&slot| self.streams[slot].as_mut())
+                {
+                    Some(s) => s.wake = true,
+                    None => rescan = true,
+                }
+            }
+            // Scans prompted by events are spaced a little, so a burst of
+            // file creations costs a few scans, not one each.
+            if now >= next_scan
+                || (rescan && now.duration_since(last_scan) >= Duration::from_millis(20))
+            {
                 self.scan();
+                last_scan = now;
                 next_scan = now + self.settings.scan_interval;
             }
             let read = self.read_round(&mut buf);
@@ -555,6 +584,7 @@ impl Shipper {
     /// Find files; open new identities, mark which known ones still have a
     /// matching name.
     fn scan(&mut self) {
+        self.notices.retry_missing();
         self.truncated_heads
             .retain(|h| h.when.elapsed() < TRUNCATED_HEAD_TTL);
         for s in self.streams.iter_mut().flatten() {
@@ -602,6 +632,7 @@ impl Shipper {
                 if let Some(w) = s.watcher.as_mut() {
                     w.set_path(&found.path);
                 }
+                self.by_path.insert(found.path.clone(), slot);
             }
             return;
         }
@@ -763,6 +794,7 @@ impl Shipper {
             }
         };
         self.by_id.insert(id, slot);
+        self.by_path.insert(path.to_path_buf(), slot);
         self.open_files += 1;
         if self.open_files > self.settings.max_open_files {
             self.park(slot);
@@ -1065,6 +1097,9 @@ impl Shipper {
             }
             let s = self.streams[slot].take().expect("checked above");
             self.by_id.remove(&s.id);
+            if self.by_path.get(Path::new(&s.path)) == Some(&slot) {
+                self.by_path.remove(Path::new(&s.path));
+            }
             self.free_slots.push(slot);
             self.restored.insert(
                 s.id,

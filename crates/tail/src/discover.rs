@@ -116,6 +116,21 @@ impl Discovery {
         })
     }
 
+    /// Directories whose changes can add, remove or grow a matching file,
+    /// with whether their subdirectories matter too: what a file-system
+    /// watcher should watch.
+    pub fn watch_dirs(&self) -> Vec<(PathBuf, bool)> {
+        self.roots
+            .iter()
+            .map(|r| match r.depth {
+                // A literal path: its directory sees it created and renamed.
+                Some(0) => (r.dir.parent().unwrap_or(Path::new("/")).to_path_buf(), false),
+                Some(1) => (r.dir.clone(), false),
+                _ => (r.dir.clone(), true),
+            })
+            .collect()
+    }
+
     /// Whether `path` is one this discovery follows (included, not
     /// excluded).
     pub fn matches(&self, path: &Path) -> bool {

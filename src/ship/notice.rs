@@ -1,0 +1,110 @@
+//! File-system notifications (inotify, through `notify`), so that a write
+//! to a quiet file or a new file is seen at once instead of at the next
+//! scan. Purely an accelerator: the periodic scan remains the source of
+//! truth, and when watching is impossible (no inotify, limits reached, a
+//! directory that does not exist yet) logferry says so once and relies on
+//! the scan.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver, TryRecvError};
+
+use notify::event::{EventKind, ModifyKind};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+
+/// What the events since the last drain ask of the shipping loop.
+#[derive(Debug, Default)]
+pub struct Notices {
+    /// Files whose content changed.
+    pub modified: Vec<PathBuf>,
+    /// Something was created, removed or renamed: scan now.
+    pub rescan: bool,
+}
+
+pub struct FsNotices {
+    watcher: Option<RecommendedWatcher>,
+    events: Receiver<notify::Result<notify::Event>>,
+    /// Directories being watched.
+    watched: HashSet<PathBuf>,
+    /// Directories that could not be watched (yet); retried on each scan.
+    missing: Vec<(PathBuf, bool)>,
+    warned: bool,
+}
+
+impl FsNotices {
+    /// Watch `dirs` (directory, recursive). Never fails: without a watcher
+    /// the shipper polls.
+    pub fn new(dirs: Vec<(PathBuf, bool)>) -> Self {
+        let (tx, events) = channel();
+        let watcher = match notify::recommended_watcher(move |ev| {
+            let _ = tx.send(ev);
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "file-system notifications unavailable; relying on periodic scans");
+                None
+            }
+        };
+        let mut n = FsNotices {
+            watcher,
+            events,
+            watched: HashSet::new(),
+            missing: dirs,
+            warned: false,
+        };
+        n.retry_missing();
+        n
+    }
+
+    /// Try again to watch directories that could not be watched before
+    /// (they may have been created since).
+    pub fn retry_missing(&mut self) {
+        let Some(w) = self.watcher.as_mut() else {
+            return;
+        };
+        let mut still = Vec::new();
+        for (dir, recursive) in self.missing.drain(..) {
+            if self.watched.contains(&dir) {
+                continue;
+            }
+            let mode = if recursive {
+                RecursiveMode::Recursive
+            } else {
+                RecursiveMode::NonRecursive
+            };
+            match w.watch(&dir, mode) {
+                Ok(()) => {
+                    self.watched.insert(dir);
+                }
+                Err(e) => {
+                    if !self.warned && dir.exists() {
+                        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory; relying on periodic scans for it");
+                        self.warned = true;
+                    }
+                    still.push((dir, recursive));
+                }
+            }
+        }
+        self.missing = still;
+    }
+
+    /// Everything that happened since the last call.
+    pub fn drain(&mut self) -> Notices {
+        let mut out = Notices::default();
+        loop {
+            match self.events.try_recv() {
+                Ok(Ok(ev)) => match ev.kind {
+                    EventKind::Modify(ModifyKind::Data(_)) | EventKind::Modify(ModifyKind::Any) => {
+                        out.modified.extend(ev.paths)
+                    }
+                    EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => {}
+                    _ => out.rescan = true,
+                },
+                // Overflowed queue or a watch that went away: scan.
+                Ok(Err(_)) => out.rescan = true,
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        out
+    }
+}
