@@ -90,7 +90,8 @@ pub fn markdown(rows: &[Row]) -> String {
                 let _ = writeln!(
                     out,
                     "| {} | - | - | - | - | - | - | - | - | - | - | not run: {} |",
-                    r.tool.replace('|', "\\|"), why
+                    r.tool.replace('|', "\\|"),
+                    why
                 );
                 continue;
             }
