@@ -6,9 +6,10 @@
 //! LOGFERRY_TEST_UNTRUSTED_CA, LOGFERRY_TEST_SASL_USER and
 //! LOGFERRY_TEST_SASL_PASSWORD when set, otherwise what `scripts/kafka
 //! security` prints for the running test cluster. logferry always ships over
-//! SASL_SSL here; records are read back over the PLAINTEXT listener
-//! (LOGFERRY_TEST_BROKERS), except in the SCRAM-SHA-512 test, whose reader
-//! logs in over SASL_SSL with SCRAM-SHA-256.
+//! SASL_SSL here, with certificate and hostname verification on; records are
+//! read back over the PLAINTEXT listener (LOGFERRY_TEST_BROKERS), except in
+//! the SCRAM-SHA-512 test, whose reader logs in over SASL_SSL with
+//! SCRAM-SHA-256.
 
 mod common;
 
@@ -352,15 +353,15 @@ topic = "{topic}"
     assert_no_secret(&err, &[&s.password]);
 }
 
-/// Run logferry with `bad` properties until it logs `symptom`, with lines
+/// Run logferry with `bad` brokers and properties until it logs `symptom`, with lines
 /// written before and during the failure; check nothing was shipped; stop
 /// it, write more while it is stopped; then restart with `good` and check
 /// every line arrives exactly once, in order. Returns both runs' stderr.
 fn fails_clearly_then_ships_everything(
     s: &Secured,
     name: &str,
-    bad: &[(String, String)],
-    good: &[(String, String)],
+    (bad_brokers, bad): (&str, &[(String, String)]),
+    (good_brokers, good): (&str, &[(String, String)]),
     symptom: &str,
 ) -> (String, String) {
     let topic = topic_name(name);
@@ -369,18 +370,18 @@ fn fails_clearly_then_ships_everything(
     let (log, state) = (dir.path().join("app.log"), dir.path().join("state"));
     let mut w = LogWriter::create(&log);
     let mut lf = start(
-        &ship_args(&log, &topic, &s.sasl, &state, bad),
+        &ship_args(&log, &topic, bad_brokers, &state, bad),
         &dir.path().join("err-bad"),
     );
     lf.wait_for_log("following", Duration::from_secs(20));
     w.write_lines((0..300).map(line));
     lf.wait_for_log(symptom, Duration::from_secs(30));
     w.write_lines((300..400).map(line));
-    // Nothing can have been shipped: the brokers never let it in.
+    // Nothing can have been shipped: no connection got past the failure.
     assert_eq!(
         topic_count(&s.plaintext, &topic),
         0,
-        "shipped without login"
+        "shipped despite the failure"
     );
     let st = lf.stop();
     let bad_err = lf.stderr();
@@ -389,7 +390,7 @@ fn fails_clearly_then_ships_everything(
     w.write_lines((400..500).map(line));
 
     let mut lf = start(
-        &ship_args(&log, &topic, &s.sasl, &state, good),
+        &ship_args(&log, &topic, good_brokers, &state, good),
         &dir.path().join("err-good"),
     );
     let mut r = Reader::new(&s.plaintext, &topic);
@@ -421,8 +422,8 @@ fn wrong_password_fails_clearly_and_loses_nothing() {
     let (bad_err, good_err) = fails_clearly_then_ships_everything(
         &s,
         "badpw",
-        &bad,
-        &good,
+        (&s.sasl, &bad),
+        (&s.sasl, &good),
         "Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512",
     );
     assert!(
@@ -441,11 +442,56 @@ fn untrusted_certificate_fails_clearly_and_loses_nothing() {
     let Some(s) = secured() else { return };
     let bad = sasl_props("SCRAM-SHA-512", &s.user, &s.password, &s.untrusted_ca);
     let good = sasl_props("SCRAM-SHA-512", &s.user, &s.password, &s.ca);
-    let (bad_err, good_err) =
-        fails_clearly_then_ships_everything(&s, "badca", &bad, &good, "certificate verify failed");
+    let (bad_err, good_err) = fails_clearly_then_ships_everything(
+        &s,
+        "badca",
+        (&s.sasl, &bad),
+        (&s.sasl, &good),
+        "certificate verify failed",
+    );
     assert!(
         bad_err.contains("SSL handshake failed"),
         "no TLS error logged:\n{bad_err}"
+    );
+    // (e)
+    assert_no_secret(&bad_err, &[&s.password]);
+    assert_no_secret(&good_err, &[&s.password]);
+}
+
+/// Hostname verification is on: the brokers' certificate names 127.0.0.1
+/// and localhost, so the same brokers reached as `127.1` (another spelling
+/// of 127.0.0.1 for the resolver, but not a name in the certificate) are
+/// refused with the right CA and password; reached by a name the
+/// certificate holds, every line is shipped.
+#[test]
+fn a_name_not_in_the_certificate_is_refused() {
+    let Some(s) = secured() else { return };
+    let ports: Vec<&str> = s
+        .sasl
+        .split(',')
+        .map(|b| {
+            b.strip_prefix("127.0.0.1:")
+                .unwrap_or_else(|| panic!("SASL_SSL broker {b} is not on 127.0.0.1"))
+        })
+        .collect();
+    let by = |host: &str| {
+        ports
+            .iter()
+            .map(|p| format!("{host}:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let props = sasl_props("SCRAM-SHA-512", &s.user, &s.password, &s.ca);
+    let (bad_err, good_err) = fails_clearly_then_ships_everything(
+        &s,
+        "badname",
+        (&by("127.1"), &props),
+        (&by("localhost"), &props),
+        "certificate verify failed",
+    );
+    assert!(
+        bad_err.contains("sasl_ssl://127.1:"),
+        "the failing broker is not named:\n{bad_err}"
     );
     // (e)
     assert_no_secret(&bad_err, &[&s.password]);
