@@ -747,27 +747,49 @@ fn start_tool(
     let logf = |n: &str| dir.join(format!("{n}.log"));
     match tool {
         Tool::Logferry | Tool::LogferryNohdr => {
-            let Input::File(file) = input else {
-                return Ok(Err(
-                    "logferry ship follows one --file; no multi-file option in this build".into(),
-                ));
-            };
             let mut c = Command::new(&a.logferry);
-            c.args([
-                "ship",
-                "--file",
-                &path_str(file),
-                "--topic",
-                topic,
-                "--brokers",
-                &a.brokers,
-            ]);
-            c.args(["--checkpoint-dir", &path_str(&dir.join("checkpoints"))]);
-            if from_beginning {
-                c.arg("--from-beginning");
-            }
-            if tool == Tool::LogferryNohdr {
-                c.arg("--no-source-header");
+            match input {
+                Input::File(file) => {
+                    c.args([
+                        "ship",
+                        "--file",
+                        &path_str(file),
+                        "--topic",
+                        topic,
+                        "--brokers",
+                        &a.brokers,
+                    ]);
+                    c.args(["--checkpoint-dir", &path_str(&dir.join("checkpoints"))]);
+                    if from_beginning {
+                        c.arg("--from-beginning");
+                    }
+                    if tool == Tool::LogferryNohdr {
+                        c.arg("--no-source-header");
+                    }
+                }
+                Input::Dir { dir: input_dir, .. } => {
+                    // Many files need an include glob, which only the config
+                    // file offers (see examples/logferry.toml). Everything
+                    // else stays at logferry's defaults, as with --file.
+                    let conf = dir.join("logferry.toml");
+                    let brokers = a
+                        .brokers
+                        .split(',')
+                        .map(|b| format!("{b:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let text = format!(
+                        "source_header = {}\n\n[kafka]\nbrokers = [{brokers}]\n\n[checkpoint]\ndirectory = {:?}\n\n\
+                         [[inputs]]\ninclude = {:?}\ntopic = {topic:?}\nstart_at = {:?}\n",
+                        tool != Tool::LogferryNohdr,
+                        path_str(&dir.join("checkpoints")),
+                        path_str(&input_dir.join("*.log")),
+                        if from_beginning { "beginning" } else { "end" },
+                    );
+                    std::fs::write(&conf, text)
+                        .with_context(|| format!("writing {}", conf.display()))?;
+                    c.args(["ship", "-c", &path_str(&conf)]);
+                }
             }
             Ok(Ok(vec![Proc::spawn(
                 "logferry",
