@@ -173,7 +173,7 @@ pub struct ShipArgs {
 
     /// Key records by host and file so one file's lines stay in one
     /// partition, in order.
-    #[arg(long, value_name = "none|file", default_value = "none", value_parser = parse_partition_by)]
+    #[arg(long, value_name = "none|file|host", default_value = "none", value_parser = parse_partition_by)]
     pub partition_by: PartitionBy,
 
     /// Bound on unacknowledged records in bytes; reading pauses at it.
@@ -268,7 +268,8 @@ fn parse_partition_by(s: &str) -> Result<PartitionBy, String> {
     match s {
         "none" => Ok(PartitionBy::None),
         "file" => Ok(PartitionBy::File),
-        _ => Err(format!("expected none or file, got {s:?}")),
+        "host" => Ok(PartitionBy::Host),
+        _ => Err(format!("expected none, file or host, got {s:?}")),
     }
 }
 

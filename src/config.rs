@@ -28,13 +28,19 @@ pub enum StartAt {
 }
 
 /// How records are keyed, which decides their partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartitionBy {
     /// No key: librdkafka's sticky partitioner spreads batches.
     None,
     /// Key = host + file identity: one file's lines stay in one partition,
     /// in order.
     File,
+    /// Key = host: one server's lines stay in one partition.
+    Host,
+    /// Key = what this regex captures in the line (group `key`, else group
+    /// 1), e.g. a request id, so one request's lines from every server land
+    /// in one partition. Lines without a match have no key.
+    Pattern(String),
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +48,9 @@ pub struct InputSettings {
     /// Absolute paths or globs.
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// A topic name, or a template over `{host}`, `{file_name}`,
+    /// `{file_stem}` and `{dir}` (the file's directory name), rendered per
+    /// file; characters a topic name cannot hold become `_`.
     pub topic: String,
     pub start_at: StartAt,
     pub format: Format,

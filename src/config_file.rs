@@ -169,6 +169,8 @@ const INPUT_KEYS: &[&str] = &[
     "format",
     "metadata",
     "partition_by",
+    "key_pattern",
+    "fields",
     "max_line_bytes",
     "long_lines",
     "strip_cr",
@@ -216,6 +218,8 @@ struct RawInput {
     format: Option<Spanned<RawFormat>>,
     metadata: Option<Spanned<String>>,
     partition_by: Option<RawPartitionBy>,
+    key_pattern: Option<Spanned<String>>,
+    fields: Option<Spanned<std::collections::BTreeMap<String, String>>>,
     max_line_bytes: Option<Spanned<RawSize>>,
     long_lines: Option<RawLongLines>,
     strip_cr: Option<bool>,
@@ -243,6 +247,7 @@ enum RawStartAt {
 enum RawFormat {
     Raw,
     Tail2kafka,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -250,6 +255,8 @@ enum RawFormat {
 enum RawPartitionBy {
     None,
     File,
+    Host,
+    Pattern,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -1117,8 +1124,27 @@ impl Validator<'_> {
                 );
                 Format::Raw
             }
+            (Some(RawFormat::Json), None) => Format::Json {
+                fields: raw
+                    .fields
+                    .as_ref()
+                    .map(|f| {
+                        f.get_ref()
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            },
             (_, None) => Format::Raw,
         };
+        if let (Some(f), false) = (&raw.fields, matches!(format, Format::Json { .. })) {
+            self.err(
+                Some(f.span()),
+                "fields",
+                format!("\"fields\" in {sect} is only used with format = \"json\""),
+            );
+        }
 
         let max_line_bytes = self.size(
             &raw.max_line_bytes,
@@ -1191,6 +1217,27 @@ impl Validator<'_> {
             format,
             partition_by: match raw.partition_by {
                 Some(RawPartitionBy::File) => PartitionBy::File,
+                Some(RawPartitionBy::Host) => PartitionBy::Host,
+                Some(RawPartitionBy::Pattern) => match &raw.key_pattern {
+                    Some(p) => {
+                        if let Err(e) = regex::bytes::Regex::new(p.get_ref()) {
+                            self.err(
+                                Some(p.span()),
+                                "key_pattern",
+                                format!("\"key_pattern\" in {sect} is not a valid regex: {e}"),
+                            );
+                        }
+                        PartitionBy::Pattern(p.get_ref().clone())
+                    }
+                    None => {
+                        self.err(
+                            Some(table_span.clone()),
+                            "key_pattern",
+                            format!("partition_by = \"pattern\" in {sect} needs \"key_pattern\" (a regex whose group `key` or 1 is the key)"),
+                        );
+                        PartitionBy::None
+                    }
+                },
                 Some(RawPartitionBy::None) | None => PartitionBy::None,
             },
             max_line_bytes,
@@ -1311,7 +1358,22 @@ fn regex_error(e: &regex::Error) -> String {
 }
 
 /// Kafka's own rules for topic names.
+/// A topic name, or a template: `{host}`, `{file_name}`, `{file_stem}` and
+/// `{dir}` are filled in per file (characters a topic cannot hold become
+/// `_`), so only the literal parts are checked here.
 fn check_topic(t: &str) -> Result<(), String> {
+    if t.contains('{') || t.contains('}') {
+        let mut literal = t.to_string();
+        for v in ["{host}", "{file_name}", "{file_stem}", "{dir}"] {
+            literal = literal.replace(v, "x");
+        }
+        if literal.contains('{') || literal.contains('}') {
+            return Err(format!(
+                "\"{t}\": a topic template may only use {{host}}, {{file_name}}, {{file_stem}} and {{dir}}"
+            ));
+        }
+        return check_topic(&literal);
+    }
     if t.is_empty() {
         return Err("must not be empty".into());
     }
@@ -1558,6 +1620,7 @@ pub fn summary(path: &Path, loaded: &LoadedConfig) -> String {
                 "tail2kafka (metadata \"{}\")",
                 String::from_utf8_lossy(meta)
             ),
+            Format::Json { fields } => format!("json ({} static fields)", fields.len()),
         };
         let _ = writeln!(
             o,
@@ -1566,9 +1629,11 @@ pub fn summary(path: &Path, loaded: &LoadedConfig) -> String {
                 StartAt::End => "end",
                 StartAt::Beginning => "beginning",
             },
-            match i.partition_by {
-                PartitionBy::None => "none",
-                PartitionBy::File => "file",
+            match &i.partition_by {
+                PartitionBy::None => "none".to_string(),
+                PartitionBy::File => "file".to_string(),
+                PartitionBy::Host => "host".to_string(),
+                PartitionBy::Pattern(p) => format!("pattern /{p}/"),
             },
             i.max_line_bytes,
             match i.long_lines {

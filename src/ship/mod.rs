@@ -64,6 +64,12 @@ pub enum ShipError {
     Producer(KafkaError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error("input {input}: key pattern {pattern:?} is not a valid regex: {reason}")]
+    KeyPattern {
+        input: usize,
+        pattern: String,
+        reason: String,
+    },
     #[error("input {input}: multiline start pattern {pattern:?} is not a valid regex: {reason}")]
     Multiline {
         input: usize,
@@ -102,8 +108,10 @@ struct Stream {
     present: bool,
     /// Host and path part of the source header, fixed per file.
     source_tail: Vec<u8>,
-    /// Record key under `PartitionBy::File`.
+    /// Record key under `PartitionBy::File` or `Host`.
     key: Vec<u8>,
+    /// The topic this file's lines go to (its input's template, rendered).
+    topic: String,
     /// Modification time when opened: the order in which rotated files
     /// are drained.
     modified: std::time::SystemTime,
@@ -160,6 +168,8 @@ pub struct Shipper {
     settings: ShipSettings,
     /// Per input: a fresh joiner for each of its files, when multiline.
     joiners: Vec<Option<MultilineJoiner>>,
+    /// Per input: the key pattern under `PartitionBy::Pattern`.
+    key_patterns: Vec<Option<regex::bytes::Regex>>,
     /// The bootstrap list in use (for messages).
     bootstrap: String,
     producer: BaseProducer<ShipContext>,
@@ -270,6 +280,21 @@ impl Shipper {
             discoveries.iter().flat_map(Discovery::watch_dirs).collect();
         watch_dirs.sort();
         watch_dirs.dedup();
+        let mut key_patterns = Vec::new();
+        for (i, input) in settings.inputs.iter().enumerate() {
+            key_patterns.push(match &input.partition_by {
+                PartitionBy::Pattern(p) => {
+                    Some(
+                        regex::bytes::Regex::new(p).map_err(|e| ShipError::KeyPattern {
+                            input: i,
+                            pattern: p.clone(),
+                            reason: e.to_string(),
+                        })?,
+                    )
+                }
+                _ => None,
+            });
+        }
         let checkpointer = Checkpointer::new(&settings.checkpoint_dir)?;
         let fresh_start = !checkpointer.path().exists();
         let restored = checkpointer
@@ -286,6 +311,7 @@ impl Shipper {
         Ok(Shipper {
             settings,
             joiners,
+            key_patterns,
             bootstrap: bootstrap.to_string(),
             producer,
             discoveries,
@@ -775,7 +801,11 @@ impl Shipper {
             path: path.to_string_lossy().into_owned(),
             present: role == Role::Current,
             source_tail: source_tail(host, path.as_os_str().as_bytes()),
-            key: format!("{host}:{id}").into_bytes(),
+            key: match self.settings.inputs[input].partition_by {
+                PartitionBy::Host => host.clone().into_bytes(),
+                _ => format!("{host}:{id}").into_bytes(),
+            },
+            topic: render_topic(&self.settings.inputs[input].topic, host, path),
             modified,
             parked: None,
             joiner: self.joiners[input].clone(),
@@ -991,6 +1021,7 @@ impl Shipper {
             truncated_heads,
             size_caps,
             open_files,
+            key_patterns,
             ..
         } = self;
         let stream = streams[slot].as_mut().expect("slot checked by caller");
@@ -1002,14 +1033,31 @@ impl Shipper {
             key,
             id,
             joiner,
+            topic,
+            path,
+            input: stream_input,
             ..
         } = stream;
+        let stream_input = *stream_input;
         let w = watcher.as_mut().expect("watcher checked by caller");
         let mut sink = Sink {
             producer,
-            topic: &input.topic,
+            topic,
             format: &input.format,
-            key: (input.partition_by == PartitionBy::File).then_some(key.as_slice()),
+            host: &settings.host,
+            path,
+            read_at_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            key: match &input.partition_by {
+                PartitionBy::None => RecordKey::None,
+                PartitionBy::File | PartitionBy::Host => RecordKey::Fixed(key.as_slice()),
+                PartitionBy::Pattern(_) => match &key_patterns[stream_input] {
+                    Some(re) => RecordKey::Pattern(re),
+                    None => RecordKey::None,
+                },
+            },
             source: settings
                 .source_header
                 .then_some((*id, source_tail.as_slice())),
@@ -1020,7 +1068,7 @@ impl Shipper {
             payload_scratch,
             header_scratch,
             report,
-            size_cap: size_caps.entry(input.topic.clone()).or_insert(usize::MAX),
+            size_cap: size_caps.entry(topic.clone()).or_insert(usize::MAX),
         };
         // Lines go through the joiner when the input is multiline.
         let mut deliver = |line: Line<'_>, sink: &mut Sink<'_>| match joiner.as_mut() {
@@ -1198,11 +1246,72 @@ fn mark_truncated(headers: &mut [(String, Vec<u8>)]) {
 
 /// Everything needed to turn one framed line into a record, borrowed from
 /// the [`Shipper`] for the duration of one read.
+/// How one record's key is found.
+enum RecordKey<'a> {
+    None,
+    Fixed(&'a [u8]),
+    Pattern(&'a regex::bytes::Regex),
+}
+
+impl RecordKey<'_> {
+    fn for_line<'l>(&'l self, line: &'l [u8]) -> Option<&'l [u8]> {
+        match self {
+            RecordKey::None => None,
+            RecordKey::Fixed(k) => Some(k),
+            RecordKey::Pattern(re) => {
+                let caps = re.captures(line)?;
+                caps.name("key")
+                    .or_else(|| caps.get(1))
+                    .map(|m| &line[m.range()])
+            }
+        }
+    }
+}
+
+/// Render a topic template for one file: `{host}`, `{file_name}`,
+/// `{file_stem}`, `{dir}`. Characters a topic name cannot hold become `_`.
+pub fn render_topic(template: &str, host: &str, path: &Path) -> String {
+    if !template.contains('{') {
+        return template.to_string();
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let dir = path
+        .parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let rendered = template
+        .replace("{host}", host)
+        .replace("{file_name}", &name)
+        .replace("{file_stem}", &stem)
+        .replace("{dir}", &dir);
+    rendered
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 struct Sink<'a> {
     producer: &'a BaseProducer<ShipContext>,
     topic: &'a str,
     format: &'a encode::Format,
-    key: Option<&'a [u8]>,
+    host: &'a str,
+    path: &'a str,
+    read_at_ms: u64,
+    key: RecordKey<'a>,
     source: Option<(FileId, &'a [u8])>,
     slot: usize,
     tracker: &'a mut AckTracker,
@@ -1219,17 +1328,27 @@ impl Sink<'_> {
     fn send(&mut self, line: Line<'_>) {
         let seq = self.tracker.sent(line.end);
         let opaque = (self.slot << SEQ_BITS) | (seq as usize & ((1 << SEQ_BITS) - 1));
-        let mut payload = self.format.payload(line.bytes, self.payload_scratch);
+        let key = self.key.for_line(line.bytes);
+        let source = encode::LineSource {
+            host: self.host,
+            path: self.path,
+            id: self.source.map_or(FileId { dev: 0, ino: 0 }, |(id, _)| id),
+            offset: line.start,
+            read_at_ms: self.read_at_ms,
+        };
+        let mut payload = self
+            .format
+            .payload(line.bytes, &source, self.payload_scratch);
         let mut truncated = line.truncated;
         if payload.len() > *self.size_cap {
             payload = &payload[..*self.size_cap];
             truncated = true;
         }
-        let cost = record_cost(self.key.map_or(0, <[u8]>::len), payload.len());
+        let cost = record_cost(key.map_or(0, <[u8]>::len), payload.len());
         *self.inflight += cost;
         self.report.lines_sent += 1;
         let mut rec = BaseRecord::with_opaque_to(self.topic, opaque).payload(payload);
-        if let Some(k) = self.key {
+        if let Some(k) = key {
             rec = rec.key(k);
         }
         if let Some((id, tail)) = self.source {

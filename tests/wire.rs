@@ -1,0 +1,241 @@
+//! What goes on the wire, against the real cluster: the JSON envelope,
+//! keys and partitions (per file, by a regex capture), and topic templates.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+/// A config file with one input and `input_extra` lines in its table.
+fn config(
+    dir: &Path,
+    brokers: &str,
+    topic: &str,
+    include: &str,
+    input_extra: &str,
+) -> std::path::PathBuf {
+    let brokers: Vec<String> = brokers.split(',').map(|b| format!("\"{b}\"")).collect();
+    let text = format!(
+        r#"
+host = "wirehost"
+scan_interval = "100ms"
+
+[kafka]
+brokers = [{brokers}]
+
+[kafka.properties]
+"linger.ms" = 5
+
+[checkpoint]
+directory = "{state}"
+
+[[inputs]]
+include = ["{include}"]
+topic = "{topic}"
+start_at = "beginning"
+{input_extra}
+"#,
+        brokers = brokers.join(", "),
+        state = dir.join("state").display(),
+    );
+    let path = dir.join("logferry.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn json_envelope_carries_line_source_and_fields() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("json");
+    create_topic(&brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let cfg = config(
+        dir.path(),
+        &brokers,
+        &topic,
+        log.to_str().unwrap(),
+        "format = \"json\"\n[inputs.fields]\nenv = \"test\"\nservice = \"shop\"",
+    );
+    std::fs::write(&log, b"GET /a \"quoted\"\n\xff\xfebinary\n").unwrap();
+    let mut lf = Logferry::start(
+        &["ship", "-c", cfg.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    let mut r = Reader::new(&brokers, &topic);
+    r.read_until(2, Duration::from_secs(30));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert_eq!(r.records.len(), 2);
+    let v: Vec<serde_json::Value> = r
+        .records
+        .iter()
+        .map(|rec| serde_json::from_slice(&rec.payload).unwrap())
+        .collect();
+    assert_eq!(v[0]["line"], "GET /a \"quoted\"");
+    assert_eq!(v[0]["encoding"], "utf-8");
+    assert_eq!(v[0]["host"], "wirehost");
+    assert_eq!(v[0]["path"], log.to_str().unwrap());
+    assert_eq!(v[0]["offset"], 0);
+    assert_eq!(v[0]["fields"]["env"], "test");
+    assert_eq!(v[0]["fields"]["service"], "shop");
+    assert!(v[0]["read_at_ms"].as_u64().unwrap() > 1_700_000_000_000);
+    assert_eq!(v[1]["encoding"], "base64");
+    assert_eq!(v[1]["offset"], 16);
+    // The envelope's line decodes back to the file's bytes exactly.
+    let f = logferry::ship::encode::Format::Json { fields: vec![] };
+    assert_eq!(
+        f.line_of(&r.records[1].payload).unwrap(),
+        &b"\xff\xfebinary"[..]
+    );
+}
+
+#[test]
+fn file_partitioning_keeps_each_of_50_files_in_order_across_12_partitions() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("perfile");
+    create_topic(&brokers, &topic, 12);
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let cfg = config(
+        dir.path(),
+        &brokers,
+        &topic,
+        &format!("{}/*.log", logs.display()),
+        "partition_by = \"file\"",
+    );
+    let mut lf = Logferry::start(
+        &["ship", "-c", cfg.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log("no matching file yet", Duration::from_secs(20));
+    let (files, per_file) = (50, 200);
+    let mut writers: Vec<LogWriter> = (0..files)
+        .map(|f| LogWriter::create(&logs.join(format!("f{f:02}.log"))))
+        .collect();
+    for round in 0..4 {
+        for (f, w) in writers.iter_mut().enumerate() {
+            let from = round * per_file / 4;
+            w.write_lines((from..from + per_file / 4).map(|n| format!("{f:02}-{n:05}")));
+        }
+    }
+    let mut r = Reader::new(&brokers, &topic);
+    r.read_until(files * per_file, Duration::from_secs(120));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert_eq!(r.records.len(), files * per_file);
+    // Per file: one partition, and in Kafka order within it the file order.
+    let mut by_file: HashMap<String, Vec<(i32, i64, usize)>> = HashMap::new();
+    for rec in &r.records {
+        let text = String::from_utf8(rec.payload.clone()).unwrap();
+        let (f, n) = text.split_once('-').unwrap();
+        by_file.entry(f.to_string()).or_default().push((
+            rec.partition,
+            rec.offset,
+            n.parse().unwrap(),
+        ));
+    }
+    assert_eq!(by_file.len(), files);
+    let mut partitions_used = HashSet::new();
+    for (f, mut recs) in by_file {
+        let parts: HashSet<i32> = recs.iter().map(|r| r.0).collect();
+        assert_eq!(parts.len(), 1, "file {f} spread over partitions {parts:?}");
+        partitions_used.extend(parts);
+        recs.sort_unstable();
+        let order: Vec<usize> = recs.iter().map(|r| r.2).collect();
+        assert_eq!(
+            order,
+            (0..per_file).collect::<Vec<_>>(),
+            "file {f} out of order"
+        );
+    }
+    assert!(
+        partitions_used.len() > 6,
+        "50 files use most of the 12 partitions: {partitions_used:?}"
+    );
+}
+
+#[test]
+fn regex_key_puts_one_request_in_one_partition() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("reqkey");
+    create_topic(&brokers, &topic, 12);
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let cfg = config(
+        dir.path(),
+        &brokers,
+        &topic,
+        &format!("{}/*.log", logs.display()),
+        "partition_by = \"pattern\"\nkey_pattern = 'request_id=(?P<key>[0-9a-f]+)'",
+    );
+    // Three "servers" (files) log lines of the same 40 requests.
+    for server in 0..3 {
+        let mut w = LogWriter::create(&logs.join(format!("server{server}.log")));
+        w.write_lines(
+            (0..40).map(|req| format!("server={server} request_id={:x} GET /x", 0xa000 + req)),
+        );
+    }
+    let mut lf = Logferry::start(
+        &["ship", "-c", cfg.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    let mut r = Reader::new(&brokers, &topic);
+    r.read_until(120, Duration::from_secs(60));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert_eq!(r.records.len(), 120);
+    let mut partition_of: HashMap<Vec<u8>, HashSet<i32>> = HashMap::new();
+    for rec in &r.records {
+        let key = rec.key.clone().expect("every line has a request id");
+        let text = String::from_utf8(rec.payload.clone()).unwrap();
+        assert!(text.contains(&format!("request_id={}", String::from_utf8_lossy(&key))));
+        partition_of.entry(key).or_default().insert(rec.partition);
+    }
+    assert_eq!(partition_of.len(), 40);
+    assert!(
+        partition_of.values().all(|p| p.len() == 1),
+        "a request spread over partitions"
+    );
+}
+
+#[test]
+fn topic_template_routes_each_file_to_its_topic() {
+    let Some(brokers) = brokers() else { return };
+    let prefix = topic_name("tmpl");
+    for stem in ["alpha", "beta"] {
+        create_topic(&brokers, &format!("{prefix}.wirehost.{stem}"), 1);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let cfg = config(
+        dir.path(),
+        &brokers,
+        &format!("{prefix}.{{host}}.{{file_stem}}"),
+        &format!("{}/*.log", logs.display()),
+        "",
+    );
+    for (stem, n) in [("alpha", 30), ("beta", 20)] {
+        let mut w = LogWriter::create(&logs.join(format!("{stem}.log")));
+        w.write_lines((0..n).map(|i| format!("{stem} {i}")));
+    }
+    let mut lf = Logferry::start(
+        &["ship", "-c", cfg.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    for (stem, n) in [("alpha", 30), ("beta", 20)] {
+        let topic = format!("{prefix}.wirehost.{stem}");
+        let mut r = Reader::new(&brokers, &topic);
+        r.read_until(n, Duration::from_secs(60));
+        assert_eq!(r.records.len(), n, "topic {topic}");
+        assert!(r
+            .records
+            .iter()
+            .all(|rec| rec.payload.starts_with(stem.as_bytes())));
+        assert_eq!(topic_count(&brokers, &topic), n as i64);
+    }
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+}
