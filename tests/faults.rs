@@ -447,3 +447,82 @@ fn fatal_producer_error_replaces_the_producer_and_loses_nothing() {
     assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
     assert_complete(&report, 5000);
 }
+
+#[test]
+fn a_missing_topic_stalls_only_its_own_input() {
+    let _g = CLUSTER.read().unwrap_or_else(|p| p.into_inner());
+    let Some(brokers) = brokers() else { return };
+    let missing = topic_name("stalled");
+    let flowing = topic_name("flowing");
+    create_topic(&brokers, &flowing, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let list: Vec<String> = brokers.split(',').map(|b| format!("\"{b}\"")).collect();
+    let cfg = dir.path().join("logferry.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+host = "{HOST}"
+scan_interval = "100ms"
+[kafka]
+brokers = [{list}]
+max_inflight_bytes = "256KiB"
+[kafka.properties]
+"linger.ms" = 5
+[checkpoint]
+directory = "{state}"
+[[inputs]]
+include = ["{a}"]
+topic = "{missing}"
+start_at = "beginning"
+[[inputs]]
+include = ["{b}"]
+topic = "{flowing}"
+start_at = "beginning"
+"#,
+            list = list.join(", "),
+            state = dir.path().join("state").display(),
+            a = a.display(),
+            b = b.display(),
+        ),
+    )
+    .unwrap();
+    // Input A holds far more than its share of the in-flight bound.
+    let mut wa = LogWriter::create(&a);
+    wa.write_lines((0..5000).map(line));
+    let mut wb = LogWriter::create(&b);
+    let mut lf = Logferry::start(
+        &["ship", "-c", cfg.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log("topic does not exist", Duration::from_secs(30));
+    // B keeps flowing while A is stuck.
+    let mut rb = Reader::new(&brokers, &flowing);
+    for round in 0..5 {
+        wb.write_lines((round * 1000..(round + 1) * 1000).map(line));
+        rb.read_until((round + 1) * 1000, Duration::from_secs(30));
+        assert_eq!(
+            rb.records.len(),
+            (round + 1) * 1000,
+            "input B stalled behind input A; stderr:\n{}",
+            lf.stderr()
+                .lines()
+                .filter(|l| !l.contains("kept for retry"))
+                .take(40)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    // Once A's topic exists, A's lines arrive too.
+    create_topic(&brokers, &missing, 1);
+    let report = audit_until_complete(
+        &brokers,
+        &missing,
+        std::slice::from_ref(&a),
+        HOST,
+        Duration::from_secs(120),
+    );
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert_eq!(report.missing(), 0, "{report}");
+}

@@ -185,6 +185,10 @@ pub struct Shipper {
     restored: HashMap<FileId, FileCheckpoint>,
     last_saved: Vec<(FileId, u64)>,
     inflight: usize,
+    /// The same, per input: an input whose records cannot be delivered (its
+    /// topic missing, say) may hold at most its share of the bound, so the
+    /// other inputs keep flowing.
+    input_inflight: Vec<usize>,
     retries: VecDeque<Retry>,
     deliveries: Vec<Delivery>,
     first_scan_done: bool,
@@ -280,6 +284,7 @@ impl Shipper {
             discoveries.iter().flat_map(Discovery::watch_dirs).collect();
         watch_dirs.sort();
         watch_dirs.dedup();
+        let n_inputs = settings.inputs.len();
         let mut key_patterns = Vec::new();
         for (i, input) in settings.inputs.iter().enumerate() {
             key_patterns.push(match &input.partition_by {
@@ -323,6 +328,7 @@ impl Shipper {
             restored,
             last_saved: Vec::new(),
             inflight: 0,
+            input_inflight: vec![0; n_inputs],
             retries: VecDeque::new(),
             deliveries: Vec::new(),
             first_scan_done: false,
@@ -430,6 +436,8 @@ impl Shipper {
                     self.report.bytes_acked += cost.saturating_sub(record_cost(0, 0)) as u64;
                     let slot = opaque >> SEQ_BITS;
                     if let Some(Some(stream)) = self.streams.get_mut(slot) {
+                        let share = &mut self.input_inflight[stream.input];
+                        *share = share.saturating_sub(cost);
                         let seq = stream
                             .tracker
                             .widen((opaque as u64) & ((1 << SEQ_BITS) - 1));
@@ -458,6 +466,10 @@ impl Shipper {
                         let cap = *cap;
                         if payload.len() > cap {
                             self.inflight = self.inflight.saturating_sub(payload.len() - cap);
+                            if let Some(Some(s)) = self.streams.get(opaque >> SEQ_BITS) {
+                                let share = &mut self.input_inflight[s.input];
+                                *share = share.saturating_sub(payload.len() - cap);
+                            }
                             payload.truncate(cap);
                             mark_truncated(&mut headers);
                             tracing::warn!(topic = %topic, bytes = cap, "record over the broker's size limit; shipping it truncated");
@@ -504,6 +516,7 @@ impl Shipper {
         self.report.producer_restarts += 1;
         self.retries.clear();
         self.inflight = 0;
+        self.input_inflight.iter_mut().for_each(|c| *c = 0);
         for slot in 0..self.streams.len() {
             let Some(s) = self.streams[slot].as_mut() else {
                 continue;
@@ -620,19 +633,31 @@ impl Shipper {
             // Rotated names first: at start they are recorded as history
             // before the current file's start position is taken, so a
             // rotation racing the first scan is seen as new, not as history.
-            for found in self.rotated[input].scan() {
-                // A name both patterns match (`/dir/*` also matches
-                // `/dir/*.*`) is a current file.
-                if !self.discoveries[input].matches(&found.path) {
-                    self.consider(input, Role::Rotated, found);
-                }
-            }
+            self.scan_rotated(input);
+            let known = self.by_id.len();
             for found in self.discoveries[input].scan() {
                 self.consider(input, Role::Current, found);
+            }
+            // A new current file means a rotation happened; if it happened
+            // while this scan ran, the file it replaced was renamed after
+            // the rotated names were listed. List them again so that file
+            // is found now and drained before the new one is read.
+            if self.by_id.len() > known && self.first_scan_done {
+                self.scan_rotated(input);
             }
         }
         self.first_scan_done = true;
         self.rebalance_open_files();
+    }
+
+    fn scan_rotated(&mut self, input: usize) {
+        for found in self.rotated[input].scan() {
+            // A name both patterns match (`/dir/*` also matches `/dir/*.*`)
+            // is a current file.
+            if !self.discoveries[input].matches(&found.path) {
+                self.consider(input, Role::Rotated, found);
+            }
+        }
     }
 
     fn consider(&mut self, input: usize, role: Role, found: Found) {
@@ -890,11 +915,14 @@ impl Shipper {
                 .filter_map(|(i, s)| {
                     let s = s.as_ref()?;
                     let w = s.watcher.as_ref()?;
+                    // At EOF with nothing half-read: closing it loses
+                    // nothing, and the least recently active go first. Busy
+                    // files are not exempt, or thousands of files writing
+                    // a line a second would starve the ones waiting.
                     let parkable = s.present
                         && !s.wake
                         && w.pending_bytes() == 0
-                        && !s.joiner.as_ref().is_some_and(MultilineJoiner::is_open)
-                        && s.last_data.elapsed() >= HOT;
+                        && !s.joiner.as_ref().is_some_and(MultilineJoiner::is_open);
                     parkable.then_some((s.last_data, i))
                 })
                 .collect();
@@ -972,27 +1000,36 @@ impl Shipper {
             .collect();
         rotated.sort_unstable();
         let mut draining = vec![false; self.settings.inputs.len()];
+        // With notifications on, a write wakes its file, so only woken
+        // files are read; without, recently active files are polled.
+        let hot = if self.notices.active() {
+            Duration::ZERO
+        } else {
+            HOT
+        };
         let current = (0..self.streams.len()).filter(|&slot| {
             matches!(&self.streams[slot], Some(s) if s.present && s.watcher.is_some()
-                && (s.wake || s.last_data.elapsed() < HOT || s.joiner.as_ref().is_some_and(MultilineJoiner::is_open)))
+                && (s.wake || s.last_data.elapsed() < hot || s.joiner.as_ref().is_some_and(MultilineJoiner::is_open)))
         });
+        let share = self.settings.max_inflight_bytes / self.settings.inputs.len().max(1);
         let order: Vec<usize> = rotated
             .into_iter()
             .map(|(_, slot)| slot)
             .chain(current)
             .collect();
         for slot in order {
-            if self.inflight >= self.settings.max_inflight_bytes {
-                break;
-            }
             let Some(stream) = self.streams[slot].as_ref() else {
                 continue;
             };
             let (input, present) = (stream.input, stream.present);
-            if draining[input] || stream.watcher.is_none() {
+            if draining[input] || stream.watcher.is_none() || self.input_inflight[input] >= share {
                 continue;
             }
-            let n = self.read_stream(slot, buf);
+            // Read no more than fits in this input's share (at least 64 KiB,
+            // so lines of any size make progress): the bound is overshot by
+            // at most one small read.
+            let room = (share - self.input_inflight[input]).clamp(64 << 10, buf.len());
+            let n = self.read_stream(slot, &mut buf[..room]);
             if let Some(s) = self.streams[slot].as_mut() {
                 if n > 0 {
                     s.last_data = Instant::now();
@@ -1022,6 +1059,7 @@ impl Shipper {
             size_caps,
             open_files,
             key_patterns,
+            input_inflight,
             ..
         } = self;
         let stream = streams[slot].as_mut().expect("slot checked by caller");
@@ -1064,6 +1102,7 @@ impl Shipper {
             slot,
             tracker,
             inflight,
+            input_inflight: &mut input_inflight[stream_input],
             retries,
             payload_scratch,
             header_scratch,
@@ -1316,6 +1355,8 @@ struct Sink<'a> {
     slot: usize,
     tracker: &'a mut AckTracker,
     inflight: &'a mut usize,
+    /// This input's part of `inflight`.
+    input_inflight: &'a mut usize,
     retries: &'a mut VecDeque<Retry>,
     payload_scratch: &'a mut Vec<u8>,
     header_scratch: &'a mut Vec<u8>,
@@ -1346,6 +1387,7 @@ impl Sink<'_> {
         }
         let cost = record_cost(key.map_or(0, <[u8]>::len), payload.len());
         *self.inflight += cost;
+        *self.input_inflight += cost;
         self.report.lines_sent += 1;
         let mut rec = BaseRecord::with_opaque_to(self.topic, opaque).payload(payload);
         if let Some(k) = key {
@@ -1376,6 +1418,7 @@ impl Sink<'_> {
                     let keep = p.len() * 3 / 4;
                     *self.size_cap = (*self.size_cap).min(keep);
                     *self.inflight = self.inflight.saturating_sub(p.len() - keep);
+                    *self.input_inflight = self.input_inflight.saturating_sub(p.len() - keep);
                     tracing::warn!(topic = %self.topic, bytes = keep, "record over the client's message.max.bytes; shipping it truncated");
                     let mut headers = OwnedHeaders::new_with_capacity(1);
                     if let Some((id, tail)) = self.source {

@@ -88,6 +88,12 @@ impl FsNotices {
         self.missing = still;
     }
 
+    /// Every directory is watched: a write anywhere in them will be
+    /// reported, so quiet files need not be polled.
+    pub fn active(&self) -> bool {
+        self.watcher.is_some() && self.missing.is_empty()
+    }
+
     /// Everything that happened since the last call.
     pub fn drain(&mut self) -> Notices {
         let mut out = Notices::default();

@@ -79,6 +79,34 @@ pub fn record_cost(key_len: usize, payload_len: usize) -> usize {
 #[derive(Default)]
 pub struct ShipContext {
     deliveries: Mutex<Vec<Delivery>>,
+    /// When each distinct librdkafka message was last logged: a broker that
+    /// is down or refuses a login repeats the same line many times a
+    /// second, which would bury everything else.
+    logged: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+/// The same librdkafka message is logged at most once in this period.
+const REPEAT_QUIET: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl ShipContext {
+    /// Whether `message` should be logged now (not logged in the last
+    /// REPEAT_QUIET). Messages differing only in details after the first
+    /// 100 characters count as the same.
+    fn first_in_a_while(&self, message: &str) -> bool {
+        let key: String = message.chars().take(100).collect();
+        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        match logged.get(&key) {
+            Some(t) if now.duration_since(*t) < REPEAT_QUIET => false,
+            _ => {
+                if logged.len() > 1000 {
+                    logged.clear();
+                }
+                logged.insert(key, now);
+                true
+            }
+        }
+    }
 }
 
 impl ShipContext {
@@ -91,6 +119,11 @@ impl ShipContext {
 
 impl ClientContext for ShipContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if (level as i32) <= (RDKafkaLogLevel::Warning as i32)
+            && !self.first_in_a_while(log_message)
+        {
+            return;
+        }
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
@@ -106,8 +139,12 @@ impl ClientContext for ShipContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        // Connection trouble is retried by librdkafka; say so plainly.
-        tracing::warn!(target: "librdkafka", "{error}: {reason} (retrying)");
+        // The same event usually arrives through `log` too; only say it
+        // again when it has not been said recently. Connection trouble is
+        // retried by librdkafka; say so plainly.
+        if self.first_in_a_while(reason) {
+            tracing::warn!(target: "librdkafka", "{error}: {reason} (retrying)");
+        }
     }
 }
 
