@@ -284,6 +284,8 @@ fn parse_long_lines(s: &str) -> Result<LongLinePolicy, String> {
 /// A command-line value that parsed but does not make sense.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ArgError {
+    #[error("-X {0}: {1}")]
+    Property(String, String),
     #[error("--batch-time (-w) must be a non-negative number of seconds, got {0}")]
     BatchTime(f64),
     #[error("--batch-size (-b) must be at least 1")]
@@ -344,7 +346,12 @@ impl ShipArgs {
                 ((w * 1000.0).round() as u64).to_string(),
             ));
         }
-        props.extend(self.properties);
+        for (k, v) in self.properties {
+            // -X sasl.password='${env:KAFKA_PASSWORD}' keeps the secret
+            // out of the process list.
+            let v = config::resolve_value(&v).map_err(|why| ArgError::Property(k.clone(), why))?;
+            props.push((k, v));
+        }
         if self.max_inflight_bytes < 64 << 10 {
             return Err(ArgError::Inflight(self.max_inflight_bytes));
         }

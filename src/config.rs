@@ -136,3 +136,56 @@ pub fn host_name() -> String {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
+
+/// A property value may name where its secret lives instead of holding it,
+/// so passwords stay out of config files and command lines:
+/// `${env:NAME}` (an environment variable) or `${file:/path}` (a file's
+/// content, one trailing newline removed). Any other value is itself.
+/// Errors name the variable or file, never a value.
+pub fn resolve_value(value: &str) -> Result<String, String> {
+    let Some(inner) = value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) else {
+        return Ok(value.to_string());
+    };
+    if let Some(name) = inner.strip_prefix("env:") {
+        return std::env::var(name).map_err(|_| format!("environment variable {name} is not set"));
+    }
+    if let Some(path) = inner.strip_prefix("file:") {
+        let mut text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        if text.ends_with('\n') {
+            text.pop();
+            if text.ends_with('\r') {
+                text.pop();
+            }
+        }
+        return Ok(text);
+    }
+    Ok(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_resolve_from_env_and_file() {
+        assert_eq!(resolve_value("plain").unwrap(), "plain");
+        std::env::set_var("LOGFERRY_TEST_SECRET_X", "s3cret");
+        assert_eq!(
+            resolve_value("${env:LOGFERRY_TEST_SECRET_X}").unwrap(),
+            "s3cret"
+        );
+        let err = resolve_value("${env:LOGFERRY_TEST_NOT_SET_Y}").unwrap_err();
+        assert!(err.contains("LOGFERRY_TEST_NOT_SET_Y"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "from-file\n").unwrap();
+        assert_eq!(
+            resolve_value(&format!("${{file:{}}}", f.display())).unwrap(),
+            "from-file"
+        );
+        assert!(resolve_value("${file:/nonexistent/pw}")
+            .unwrap_err()
+            .contains("/nonexistent/pw"));
+    }
+}

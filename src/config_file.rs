@@ -936,6 +936,17 @@ impl Validator<'_> {
             })
         });
         flat.sort_by_key(|e| e.2.start);
+        // `${env:NAME}` and `${file:/path}` are replaced by what they name.
+        for (k, v, span) in &mut flat {
+            match crate::config::resolve_value(v) {
+                Ok(resolved) => *v = resolved,
+                Err(why) => self.issues.push(Issue {
+                    span: Some(span.clone()),
+                    message: format!("kafka.properties \"{k}\": {why}"),
+                    key: Some(k.clone()),
+                }),
+            }
+        }
         let mut seen: HashMap<String, Range<usize>> = HashMap::new();
         for (k, v, span) in &flat {
             if let Some(prev) = seen.insert(k.clone(), span.clone()) {

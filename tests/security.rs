@@ -497,3 +497,40 @@ fn a_name_not_in_the_certificate_is_refused() {
     assert_no_secret(&bad_err, &[&s.password]);
     assert_no_secret(&good_err, &[&s.password]);
 }
+
+/// The password comes from the environment (`${env:NAME}`), so it is
+/// neither in the command line nor in a config file.
+#[test]
+fn password_from_the_environment_ships() {
+    let Some(s) = secured() else { return };
+    let topic = topic_name("envpw");
+    create_topic(&s.plaintext, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (log, state) = (dir.path().join("app.log"), dir.path().join("state"));
+    let mut w = LogWriter::create(&log);
+    let props = sasl_props(
+        "SCRAM-SHA-512",
+        &s.user,
+        "${env:LF_TEST_KAFKA_PASSWORD}",
+        &s.ca,
+    );
+    let args = ship_args(&log, &topic, &s.sasl, &state, &props);
+    assert!(
+        !args.iter().any(|a| a.contains(&s.password)),
+        "no password on the command line"
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut lf = Logferry::start_with_env(
+        &args,
+        &[("LF_TEST_KAFKA_PASSWORD", s.password.as_str())],
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log("following", Duration::from_secs(20));
+    w.write_lines((0..300).map(line));
+    let got = read_over_sasl(&s, "SCRAM-SHA-512", &topic, 300);
+    let st = lf.stop();
+    let err = lf.stderr();
+    assert!(st.success(), "stderr:\n{err}");
+    assert_exactly_once_in_order(&got, 300, &err);
+    assert_no_secret(&err, &[&s.password]);
+}
