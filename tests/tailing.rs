@@ -208,3 +208,30 @@ fn multiline_stack_traces_become_one_record_each() {
         .collect();
     assert_eq!(got, expected);
 }
+
+#[test]
+fn a_symlinked_log_is_followed_once() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("symlink");
+    create_topic(&brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let real = dir.path().join("real");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::create_dir(&real).unwrap();
+    // logs/current.log -> ../real/app.log, and logs/app.log is the same file
+    // under a second name: one identity, read once.
+    let target = real.join("app.log");
+    let mut w = LogWriter::create(&target);
+    std::os::unix::fs::symlink(&target, logs.join("current.log")).unwrap();
+    std::fs::hard_link(&target, logs.join("app.log")).unwrap();
+    let cfg = config(dir.path(), &brokers, &topic, &format!("{}/*.log", logs.display()), "");
+    let mut lf = Logferry::start(&["ship", "-c", cfg.to_str().unwrap()], &dir.path().join("err"));
+    lf.wait_for_log("following", Duration::from_secs(20));
+    w.write_lines((0..500).map(|n| tagged(1, n)));
+    let mut r = Reader::new(&brokers, &topic);
+    r.read_until(500, Duration::from_secs(30));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert_per_file_exactly_once(&r.records, 1, 500);
+    assert_eq!(topic_count(&brokers, &topic), 500, "no second copy through the other name");
+}
