@@ -489,7 +489,6 @@ impl Shipper {
             }
         }
         self.deliveries = deliveries;
-        self.retire_finished();
     }
 
     /// A fatal producer error (the idempotent producer lost its sequence
@@ -647,6 +646,9 @@ impl Shipper {
             }
         }
         self.first_scan_done = true;
+        // Once per scan is often enough to let go of finished files, and
+        // keeps the per-round work independent of how many files there are.
+        self.retire_finished();
         self.rebalance_open_files();
     }
 
@@ -1007,9 +1009,14 @@ impl Shipper {
         } else {
             HOT
         };
+        // Parked (closed under the open-file budget) current files that
+        // grew are read too: opened for the read and closed again, so that
+        // thousands of busy files share the budget without waiting turns.
         let current = (0..self.streams.len()).filter(|&slot| {
-            matches!(&self.streams[slot], Some(s) if s.present && s.watcher.is_some()
-                && (s.wake || s.last_data.elapsed() < hot || s.joiner.as_ref().is_some_and(MultilineJoiner::is_open)))
+            matches!(&self.streams[slot], Some(s) if s.present
+                && ((s.watcher.is_some()
+                    && (s.wake || s.last_data.elapsed() < hot || s.joiner.as_ref().is_some_and(MultilineJoiner::is_open)))
+                    || (s.parked.is_some() && s.wake)))
         });
         let share = self.settings.max_inflight_bytes / self.settings.inputs.len().max(1);
         let order: Vec<usize> = rotated
@@ -1022,8 +1029,18 @@ impl Shipper {
                 continue;
             };
             let (input, present) = (stream.input, stream.present);
-            if draining[input] || stream.watcher.is_none() || self.input_inflight[input] >= share {
+            let parked = stream.parked.is_some();
+            if draining[input]
+                || (stream.watcher.is_none() && !parked)
+                || self.input_inflight[input] >= share
+            {
                 continue;
+            }
+            if parked {
+                let path = PathBuf::from(&stream.path);
+                if !self.unpark(slot, &path) {
+                    continue; // Renamed or gone: the next scan finds out.
+                }
             }
             // Read no more than fits in this input's share (at least 64 KiB,
             // so lines of any size make progress): the bound is overshot by
@@ -1039,6 +1056,21 @@ impl Shipper {
             }
             if !present && n > 0 {
                 draining[input] = true;
+            }
+            if parked {
+                // A short read reached the end of the file: nothing more to
+                // read until it grows again (saves reopening it to learn so).
+                if n < room {
+                    if let Some(s) = self.streams[slot].as_mut() {
+                        s.wake = false;
+                    }
+                }
+                // Close it again unless a line or record is half done.
+                let idle = matches!(&self.streams[slot], Some(s) if s.watcher.as_ref().is_some_and(|w| w.pending_bytes() == 0)
+                    && !s.joiner.as_ref().is_some_and(MultilineJoiner::is_open));
+                if idle && self.open_files > self.settings.max_open_files.saturating_sub(1) {
+                    self.park(slot);
+                }
             }
             total += n;
         }
