@@ -225,13 +225,26 @@ fn a_symlinked_log_is_followed_once() {
     let mut w = LogWriter::create(&target);
     std::os::unix::fs::symlink(&target, logs.join("current.log")).unwrap();
     std::fs::hard_link(&target, logs.join("app.log")).unwrap();
-    let cfg = config(dir.path(), &brokers, &topic, &format!("{}/*.log", logs.display()), "");
-    let mut lf = Logferry::start(&["ship", "-c", cfg.to_str().unwrap()], &dir.path().join("err"));
+    let cfg = config(
+        dir.path(),
+        &brokers,
+        &topic,
+        &format!("{}/*.log", logs.display()),
+        "",
+    );
+    let mut lf = Logferry::start(
+        &["ship", "-c", cfg.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
     lf.wait_for_log("following", Duration::from_secs(20));
     w.write_lines((0..500).map(|n| tagged(1, n)));
     let mut r = Reader::new(&brokers, &topic);
     r.read_until(500, Duration::from_secs(30));
     assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
     assert_per_file_exactly_once(&r.records, 1, 500);
-    assert_eq!(topic_count(&brokers, &topic), 500, "no second copy through the other name");
+    assert_eq!(
+        topic_count(&brokers, &topic),
+        500,
+        "no second copy through the other name"
+    );
 }
