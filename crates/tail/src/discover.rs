@@ -124,7 +124,10 @@ impl Discovery {
             .iter()
             .map(|r| match r.depth {
                 // A literal path: its directory sees it created and renamed.
-                Some(0) => (r.dir.parent().unwrap_or(Path::new("/")).to_path_buf(), false),
+                Some(0) => (
+                    r.dir.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                    false,
+                ),
                 Some(1) => (r.dir.clone(), false),
                 _ => (r.dir.clone(), true),
             })
