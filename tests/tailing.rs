@@ -111,7 +111,38 @@ fn two_hundred_files_rotated_under_load() {
     let mut r = Reader::new(&brokers, &topic);
     r.read_until(total, Duration::from_secs(120));
     assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
-    assert_per_file_exactly_once(&r.records, files, rounds * per_round);
+    // Each file's lines arrive exactly once, and in order within each file
+    // identity (rounds 0-3, 4-6 and 7-9 went to three different files).
+    // Across two identities order is best effort: a rotated file renamed
+    // while its directory is being listed can be found one scan late.
+    let mut seen: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut last: HashMap<(usize, usize), usize> = HashMap::new();
+    for rec in &r.records {
+        let text = std::str::from_utf8(&rec.payload).unwrap();
+        let (file, seq): (usize, usize) =
+            (text[..5].parse().unwrap(), text[6..13].parse().unwrap());
+        let identity = match seq / per_round {
+            0..=3 => 0,
+            4..=6 => 1,
+            _ => 2,
+        };
+        if let Some(prev) = last.insert((file, identity), seq) {
+            assert!(
+                seq > prev,
+                "file {file}: line {seq} after {prev} within one identity"
+            );
+        }
+        seen.entry(file).or_default().push(seq);
+    }
+    assert_eq!(seen.len(), files);
+    for (file, mut seqs) in seen {
+        seqs.sort_unstable();
+        assert_eq!(
+            seqs,
+            (0..rounds * per_round).collect::<Vec<_>>(),
+            "file {file}: lost or duplicated"
+        );
+    }
     assert_eq!(topic_count(&brokers, &topic), total as i64);
 }
 
@@ -247,4 +278,64 @@ fn a_symlinked_log_is_followed_once() {
         500,
         "no second copy through the other name"
     );
+}
+
+#[test]
+fn rotation_storm_of_a_hundred_rotations_a_second() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("storm");
+    create_topic(&brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let log = logs.join("app.log");
+    let cfg = config(dir.path(), &brokers, &topic, log.to_str().unwrap(), "");
+    let mut lf = Logferry::start(
+        &["ship", "-c", cfg.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log("no matching file yet", Duration::from_secs(20));
+    // 200 rename+create rotations at about 100 a second, lines written
+    // before and after each: most rotated files are never seen by a scan
+    // under the current name.
+    let mut w = LogWriter::create(&log);
+    let mut n = 0;
+    let started = std::time::Instant::now();
+    for i in 0..200 {
+        w.write_lines((n..n + 25).map(|s| tagged(7, s)));
+        n += 25;
+        w.rotate_rename(&logs.join(format!("app.log.{i}")));
+        // Pace the storm at ~100 rotations a second.
+        let due = started + Duration::from_millis(10 * (i + 1) as u64);
+        if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    w.write_lines((n..n + 25).map(|s| tagged(7, s)));
+    n += 25;
+    let mut r = Reader::new(&brokers, &topic);
+    r.read_until(n, Duration::from_secs(120));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    // Exactly once. Order is promised per file identity; across files
+    // renamed faster than a directory can be listed consistently, a later
+    // file can be found first, so the order across them is not asserted.
+    let mut seqs: Vec<usize> = r
+        .records
+        .iter()
+        .map(|rec| {
+            std::str::from_utf8(&rec.payload[6..13])
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let reordered = seqs.windows(2).filter(|w| w[1] < w[0]).count();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (0..n).collect::<Vec<_>>(),
+        "lines lost or duplicated in the storm"
+    );
+    assert_eq!(topic_count(&brokers, &topic), n as i64);
+    eprintln!("storm: {n} lines exactly once; {reordered} places where a later file came first");
 }
