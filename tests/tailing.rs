@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::*;
 
+/// This file's tests' configuration: one input, `extra` at the top level.
 fn config(
     dir: &Path,
     brokers: &str,
@@ -18,33 +19,7 @@ fn config(
     include: &str,
     extra: &str,
 ) -> std::path::PathBuf {
-    let brokers: Vec<String> = brokers.split(',').map(|b| format!("\"{b}\"")).collect();
-    let text = format!(
-        r#"
-host = "tailhost"
-scan_interval = "100ms"
-{extra}
-
-[kafka]
-brokers = [{brokers}]
-
-[kafka.properties]
-"linger.ms" = 5
-
-[checkpoint]
-directory = "{state}"
-
-[[inputs]]
-include = ["{include}"]
-topic = "{topic}"
-start_at = "beginning"
-"#,
-        brokers = brokers.join(", "),
-        state = dir.join("state").display(),
-    );
-    let path = dir.join("logferry.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    config_toml(dir, brokers, "tailhost", topic, include, extra, "")
 }
 
 /// `{file:05}-{seq:07} ...`: which file and which line of it.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 
-/// A config file with one input and `input_extra` lines in its table.
+/// This file's tests' configuration: one input with `input_extra` lines.
 fn config(
     dir: &Path,
     brokers: &str,
@@ -17,33 +17,7 @@ fn config(
     include: &str,
     input_extra: &str,
 ) -> std::path::PathBuf {
-    let brokers: Vec<String> = brokers.split(',').map(|b| format!("\"{b}\"")).collect();
-    let text = format!(
-        r#"
-host = "wirehost"
-scan_interval = "100ms"
-
-[kafka]
-brokers = [{brokers}]
-
-[kafka.properties]
-"linger.ms" = 5
-
-[checkpoint]
-directory = "{state}"
-
-[[inputs]]
-include = ["{include}"]
-topic = "{topic}"
-start_at = "beginning"
-{input_extra}
-"#,
-        brokers = brokers.join(", "),
-        state = dir.join("state").display(),
-    );
-    let path = dir.join("logferry.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    config_toml(dir, brokers, "wirehost", topic, include, "", input_extra)
 }
 
 #[test]

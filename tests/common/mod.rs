@@ -477,3 +477,44 @@ pub fn files_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// A logferry TOML configuration with one input, written into `dir`.
+/// `top_extra` goes before `[kafka]`, `input_extra` into the input's table.
+pub fn config_toml(
+    dir: &Path,
+    brokers: &str,
+    host: &str,
+    topic: &str,
+    include: &str,
+    top_extra: &str,
+    input_extra: &str,
+) -> PathBuf {
+    let brokers: Vec<String> = brokers.split(',').map(|b| format!("\"{b}\"")).collect();
+    let text = format!(
+        r#"
+host = "{host}"
+scan_interval = "100ms"
+{top_extra}
+
+[kafka]
+brokers = [{brokers}]
+
+[kafka.properties]
+"linger.ms" = 5
+
+[checkpoint]
+directory = "{state}"
+
+[[inputs]]
+include = ["{include}"]
+topic = "{topic}"
+start_at = "beginning"
+{input_extra}
+"#,
+        brokers = brokers.join(", "),
+        state = dir.join("state").display(),
+    );
+    let path = dir.join("logferry.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
