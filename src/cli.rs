@@ -10,7 +10,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use logferry_tail::LongLinePolicy;
 
-use crate::config::{self, Brokers, InputSettings, PartitionBy, ShipSettings, StartAt};
+use crate::config::{
+    self, Attribution, Brokers, InputSettings, PartitionBy, ShipSettings, StartAt,
+};
 use crate::config_file;
 use crate::ship::encode::Format;
 
@@ -188,9 +190,15 @@ pub struct ShipArgs {
     #[arg(long, value_name = "truncate|split", default_value = "truncate", value_parser = parse_long_lines)]
     pub long_lines: LongLinePolicy,
 
-    /// Do not attach the `lf` source header (host, path, file identity,
-    /// offset) to records.
-    #[arg(long)]
+    /// Where the source attribution (host, path, file identity, offset)
+    /// goes: in the record key (logferry then picks the partition), in an
+    /// `lf` record header, or nowhere.
+    #[arg(long, value_enum, value_name = "key|header|off", default_value = "key")]
+    pub attribution: Attribution,
+
+    /// The same as `--attribution off` (kept for scripts written against
+    /// earlier versions).
+    #[arg(long, hide = true)]
     pub no_source_header: bool,
 
     /// Host name carried in the source header [default: this machine's].
@@ -203,7 +211,7 @@ pub struct ShipArgs {
 }
 
 /// The flags that describe what to ship without a configuration file.
-const QUICK_MODE_ARGS: [&str; 18] = [
+const QUICK_MODE_ARGS: [&str; 19] = [
     "file",
     "topic",
     "broker_host",
@@ -219,6 +227,7 @@ const QUICK_MODE_ARGS: [&str; 18] = [
     "max_inflight_bytes",
     "max_line_bytes",
     "long_lines",
+    "attribution",
     "no_source_header",
     "host",
     "shutdown_timeout",
@@ -394,7 +403,11 @@ impl ShipArgs {
             checkpoint_interval: config_file::DEFAULT_CHECKPOINT_INTERVAL,
             max_inflight_bytes: self.max_inflight_bytes,
             host: self.host.unwrap_or_else(config::host_name),
-            source_header: !self.no_source_header,
+            attribution: if self.no_source_header {
+                Attribution::Off
+            } else {
+                self.attribution
+            },
             scan_interval: config_file::DEFAULT_SCAN_INTERVAL,
             rotate_grace: config_file::DEFAULT_ROTATE_GRACE,
             shutdown_timeout: Duration::from_secs_f64(self.shutdown_timeout),

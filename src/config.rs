@@ -27,6 +27,35 @@ pub enum StartAt {
     Beginning,
 }
 
+/// Where each record's source attribution (host, path, file identity,
+/// offset: the `lf` source record) travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Attribution {
+    /// In the record key, with logferry choosing the partition from the
+    /// partitioning key carried inside it. The default: a key costs
+    /// librdkafka little more than its bytes, while a record header costs
+    /// a header list allocated, copied and freed per record (about +60 %
+    /// CPU per GB against +13 % for the key; docs/BENCHMARKS.md).
+    #[default]
+    Key,
+    /// In one `lf` record header; the key stays the plain partitioning key
+    /// (for consumers that group or compact by key).
+    Header,
+    /// Not at all: `verify` cannot audit such records.
+    Off,
+}
+
+impl Attribution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Attribution::Key => "key",
+            Attribution::Header => "header",
+            Attribution::Off => "off",
+        }
+    }
+}
+
 /// How records are keyed, which decides their partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartitionBy {
@@ -90,8 +119,8 @@ pub struct ShipSettings {
     pub max_inflight_bytes: usize,
     /// Host name carried in the source header.
     pub host: String,
-    /// Attach the `lf` source header to every record.
-    pub source_header: bool,
+    /// Where the source attribution goes.
+    pub attribution: Attribution,
     pub scan_interval: Duration,
     /// A file no longer found under any matching name (rotated away or
     /// deleted) is closed after it was idle at EOF this long.

@@ -27,7 +27,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::{
-    self, Brokers, InputSettings, MultilineSettings, PartitionBy, ShipSettings, StartAt,
+    self, Attribution, Brokers, InputSettings, MultilineSettings, PartitionBy, ShipSettings,
+    StartAt,
 };
 use crate::ship::encode::Format;
 use crate::ship::produce::DEFAULT_PRODUCER_PROPS;
@@ -149,7 +150,7 @@ const TOP_KEYS: &[&str] = &[
     "scan_interval",
     "rotate_grace",
     "max_open_files",
-    "source_header",
+    "attribution",
     "kafka",
     "checkpoint",
     "inputs",
@@ -186,7 +187,7 @@ struct RawConfig {
     scan_interval: Option<Spanned<RawDuration>>,
     rotate_grace: Option<Spanned<RawDuration>>,
     max_open_files: Option<Spanned<i64>>,
-    source_header: Option<bool>,
+    attribution: Option<Attribution>,
     kafka: Option<RawKafka>,
     checkpoint: Option<RawCheckpoint>,
     inputs: Option<Vec<Spanned<RawInput>>>,
@@ -761,7 +762,7 @@ impl Validator<'_> {
             Some(n) => usize::try_from(*n.get_ref()).unwrap_or(usize::MAX),
             None => ShipSettings::DEFAULT_MAX_OPEN_FILES,
         };
-        let source_header = raw.source_header.unwrap_or(true);
+        let attribution = raw.attribution.unwrap_or_default();
 
         // --- [kafka]
         let kafka = raw.kafka.unwrap_or(RawKafka {
@@ -842,7 +843,7 @@ impl Validator<'_> {
             checkpoint_interval,
             max_inflight_bytes,
             host,
-            source_header,
+            attribution,
             scan_interval,
             rotate_grace,
             shutdown_timeout,
@@ -1608,13 +1609,13 @@ pub fn summary(path: &Path, loaded: &LoadedConfig) -> String {
     );
     let _ = writeln!(
         o,
-        "limits: max_inflight_bytes {}, max_open_files {}, scan_interval {}, rotate_grace {}, shutdown_timeout {}, source_header {}",
+        "limits: max_inflight_bytes {}, max_open_files {}, scan_interval {}, rotate_grace {}, shutdown_timeout {}, attribution {}",
         fmt_size(s.max_inflight_bytes),
         s.max_open_files,
         fmt_duration(s.scan_interval),
         fmt_duration(s.rotate_grace),
         fmt_duration(s.shutdown_timeout),
-        if s.source_header { "on" } else { "off" }
+        s.attribution.as_str()
     );
     let _ = writeln!(o, "inputs: {}", s.inputs.len());
     for (n, i) in s.inputs.iter().enumerate() {
@@ -1872,7 +1873,7 @@ topic = "app"
         assert_eq!(s.rotate_grace, DEFAULT_ROTATE_GRACE);
         assert_eq!(s.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT);
         assert_eq!(s.max_open_files, ShipSettings::DEFAULT_MAX_OPEN_FILES);
-        assert!(s.source_header);
+        assert_eq!(s.attribution, Attribution::Key);
         assert_eq!(s.host, config::host_name());
         let i = &s.inputs[0];
         assert_eq!(i.include, ["/var/log/app.log"]);
@@ -1895,7 +1896,7 @@ host = "web1"
 scan_interval = "100ms"
 rotate_grace = 5
 max_open_files = 64
-source_header = false
+attribution = "header"
 
 [kafka]
 brokers = ["k1:9092", "k2:9093"]
@@ -1938,7 +1939,7 @@ topic = "app"
         assert_eq!(s.scan_interval, Duration::from_millis(100));
         assert_eq!(s.rotate_grace, Duration::from_secs(5));
         assert_eq!(s.max_open_files, 64);
-        assert!(!s.source_header);
+        assert_eq!(s.attribution, Attribution::Header);
         assert_eq!(s.brokers, Brokers::List("k1:9092,k2:9093".into()));
         assert_eq!(s.max_inflight_bytes, 32 << 20);
         assert_eq!(s.shutdown_timeout, Duration::from_secs(60));

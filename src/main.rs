@@ -179,7 +179,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         checkpoint_interval: Duration::from_millis(500),
         max_inflight_bytes: ShipSettings::DEFAULT_MAX_INFLIGHT_BYTES,
         host: logferry::config::host_name(),
-        source_header: true,
+        attribution: logferry::config::Attribution::Key,
         scan_interval: Duration::from_millis(100),
         rotate_grace: Duration::from_millis(500),
         shutdown_timeout: Duration::from_secs(5),

@@ -22,7 +22,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::ship::encode::{decode_source, Format, SOURCE_HEADER};
+use crate::ship::encode::{decode_source, partition_key_of, Format, SOURCE_HEADER};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -84,8 +84,8 @@ pub struct FileAudit {
 pub struct VerifyReport {
     pub files: Vec<FileAudit>,
     pub records: u64,
-    /// Records without a readable `lf` header (shipped with
-    /// --no-source-header, or by another producer).
+    /// Records without a readable source in the key or the `lf` header
+    /// (shipped with `--attribution off`, or by another producer).
     pub without_source: u64,
     /// Records from other hosts or other files.
     pub other_sources: u64,
@@ -221,7 +221,10 @@ fn read_topic(s: &VerifySettings, report: &mut VerifyReport) -> Result<LineIndex
                 .find(|h| h.key == SOURCE_HEADER)
                 .and_then(|h| h.value)
         });
-        let Some(src) = header.and_then(|v| decode_source(v).ok()) else {
+        // The source is in the `lf` header or, by default, in the key form
+        // of the record key (a plain key is not taken for one).
+        let key_form = m.key().filter(|k| partition_key_of(k).is_some());
+        let Some(src) = header.or(key_form).and_then(|v| decode_source(v).ok()) else {
             report.without_source += 1;
             continue;
         };

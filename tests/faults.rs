@@ -400,7 +400,7 @@ fn record_over_the_topic_size_limit_is_truncated_not_dropped() {
     );
     let mut normal = 0;
     for rec in &r.records {
-        let src = logferry::ship::encode::decode_source(&rec.headers["lf"]).unwrap();
+        let src = rec.source().expect("source attribution");
         if line_no(&rec.payload) == 100 {
             assert!(src.truncated, "the cut record is flagged");
             assert!(rec.payload.len() < 50_000 && big.as_bytes().starts_with(&rec.payload));

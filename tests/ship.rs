@@ -72,7 +72,7 @@ fn hundred_thousand_lines_arrive_once_in_order() {
     );
     // The source header names the file and each line's offset.
     let first = &r.records[1];
-    let src = logferry::ship::encode::decode_source(&first.headers["lf"]).unwrap();
+    let src = first.source().expect("source attribution");
     assert_eq!(src.path, log_s.as_bytes());
     assert_eq!(src.offset, line(0).len() as u64 + 1);
 }

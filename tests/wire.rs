@@ -131,22 +131,24 @@ fn file_partitioning_keeps_each_of_50_files_in_order_across_12_partitions() {
     );
 }
 
-#[test]
-fn regex_key_puts_one_request_in_one_partition() {
-    let Some(brokers) = brokers() else { return };
-    let topic = topic_name("reqkey");
-    create_topic(&brokers, &topic, 12);
+/// Ship three "servers" (files) logging lines of the same 40 requests to a
+/// 12-partition topic with `partition_by = "pattern"` and the given
+/// attribution; return each request id's partitions.
+fn ship_requests(brokers: &str, attribution: &str) -> HashMap<Vec<u8>, HashSet<i32>> {
+    let topic = topic_name(&format!("reqkey-{attribution}"));
+    create_topic(brokers, &topic, 12);
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
-    let cfg = config(
+    let cfg = config_toml(
         dir.path(),
-        &brokers,
+        brokers,
+        "wirehost",
         &topic,
         &format!("{}/*.log", logs.display()),
+        &format!("attribution = \"{attribution}\""),
         "partition_by = \"pattern\"\nkey_pattern = 'request_id=(?P<key>[0-9a-f]+)'",
     );
-    // Three "servers" (files) log lines of the same 40 requests.
     for server in 0..3 {
         let mut w = LogWriter::create(&logs.join(format!("server{server}.log")));
         w.write_lines(
@@ -157,13 +159,22 @@ fn regex_key_puts_one_request_in_one_partition() {
         &["ship", "-c", cfg.to_str().unwrap()],
         &dir.path().join("err"),
     );
-    let mut r = Reader::new(&brokers, &topic);
+    let mut r = Reader::new(brokers, &topic);
     r.read_until(120, Duration::from_secs(60));
     assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
     assert_eq!(r.records.len(), 120);
     let mut partition_of: HashMap<Vec<u8>, HashSet<i32>> = HashMap::new();
     for rec in &r.records {
-        let key = rec.key.clone().expect("every line has a request id");
+        // The request id is the record key itself with attribution in a
+        // header, and the partitioning key inside the key form otherwise.
+        let key = match attribution {
+            "key" => {
+                let src = rec.source().expect("key form");
+                assert_eq!(src.host, "wirehost");
+                src.partition_key
+            }
+            _ => rec.key.clone().expect("every line has a request id"),
+        };
         let text = String::from_utf8(rec.payload.clone()).unwrap();
         assert!(text.contains(&format!("request_id={}", String::from_utf8_lossy(&key))));
         partition_of.entry(key).or_default().insert(rec.partition);
@@ -171,8 +182,20 @@ fn regex_key_puts_one_request_in_one_partition() {
     assert_eq!(partition_of.len(), 40);
     assert!(
         partition_of.values().all(|p| p.len() == 1),
-        "a request spread over partitions"
+        "a request spread over partitions ({attribution})"
     );
+    partition_of
+}
+
+#[test]
+fn regex_key_puts_one_request_in_one_partition() {
+    let Some(brokers) = brokers() else { return };
+    let in_key = ship_requests(&brokers, "key");
+    let in_header = ship_requests(&brokers, "header");
+    // logferry's partitioner (attribution in the key) and librdkafka's
+    // default (plain key) agree, so a fleet mixing both keeps a request in
+    // one partition.
+    assert_eq!(in_key, in_header);
 }
 
 #[test]

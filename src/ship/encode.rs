@@ -1,21 +1,31 @@
 //! What a line becomes on the wire. Pure functions over bytes: the payload
-//! (raw, or tail2kafka's `META::line`) and the compact source-attribution
-//! header that `verify` and consumers use to audit and de-duplicate.
+//! (raw, or tail2kafka's `META::line`) and the compact source attribution
+//! that `verify` and consumers use to audit and de-duplicate.
 //!
-//! Per-record cost is dominated by the number of headers, not their bytes,
-//! so attribution is one binary header rather than four strings:
+//! Attribution is one binary field rather than four strings (librdkafka's
+//! per-record cost grows with the number of headers far more than with
+//! their bytes). It travels either in the record key (the default, and the
+//! cheapest place: see `config::Attribution`) or in one record header:
 //!
 //! ```text
-//! header "lf" = [version=1][flags][varint dev][varint ino][varint offset]
-//!               [varint host_len][host][varint path_len][path]
+//! key          = [version=2][flags][varint pkey_len][pkey] SOURCE
+//! header "lf"  = [version=1][flags] SOURCE
+//! SOURCE       = [varint dev][varint ino][varint offset]
+//!                [varint host_len][host][varint path_len][path]
 //! flags bit 0: the line was truncated or split (longer than max_line_bytes)
+//! pkey: the partitioning key (`partition_by`); empty means none, and the
+//!       record goes to a sticky partition
 //! ```
+//!
+//! The partitioning key comes first in the key form so the partitioner,
+//! which runs once per record inside librdkafka, reads only a few bytes.
 
 use logferry_tail::FileId;
 
 /// Name of the source-attribution header.
 pub const SOURCE_HEADER: &str = "lf";
 const SOURCE_VERSION: u8 = 1;
+const KEY_VERSION: u8 = 2;
 const FLAG_TRUNCATED: u8 = 1;
 
 /// How a line's bytes become a record value.
@@ -157,6 +167,9 @@ pub struct Source {
     /// File offset of the line's first byte.
     pub offset: u64,
     pub truncated: bool,
+    /// The partitioning key carried in the key form (empty: none, and
+    /// always empty in the header form).
+    pub partition_key: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -212,27 +225,84 @@ pub fn source_tail(host: &str, path: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Write the `lf` header value for one line into `out` (cleared first).
-pub fn encode_source(out: &mut Vec<u8>, id: FileId, offset: u64, truncated: bool, tail: &[u8]) {
-    out.clear();
-    out.push(SOURCE_VERSION);
-    out.push(if truncated { FLAG_TRUNCATED } else { 0 });
+fn flags(truncated: bool) -> u8 {
+    if truncated {
+        FLAG_TRUNCATED
+    } else {
+        0
+    }
+}
+
+fn put_source(out: &mut Vec<u8>, id: FileId, offset: u64, tail: &[u8]) {
     put_varint(out, id.dev);
     put_varint(out, id.ino);
     put_varint(out, offset);
     out.extend_from_slice(tail);
 }
 
+/// Write the `lf` header value for one line into `out` (cleared first).
+pub fn encode_source(out: &mut Vec<u8>, id: FileId, offset: u64, truncated: bool, tail: &[u8]) {
+    out.clear();
+    out.push(SOURCE_VERSION);
+    out.push(flags(truncated));
+    put_source(out, id, offset, tail);
+}
+
+/// Write the key form for one line into `out` (cleared first):
+/// `partition_key` (empty for none) followed by the source.
+pub fn encode_source_key(
+    out: &mut Vec<u8>,
+    partition_key: &[u8],
+    id: FileId,
+    offset: u64,
+    truncated: bool,
+    tail: &[u8],
+) {
+    out.clear();
+    out.push(KEY_VERSION);
+    out.push(flags(truncated));
+    put_varint(out, partition_key.len() as u64);
+    out.extend_from_slice(partition_key);
+    put_source(out, id, offset, tail);
+}
+
+/// The partitioning key inside a key-form record key (empty: none), or
+/// `None` when `key` is not in the key form.
+pub fn partition_key_of(key: &[u8]) -> Option<&[u8]> {
+    let mut b = key;
+    let head = take(&mut b, 2).ok()?;
+    if head[0] != KEY_VERSION {
+        return None;
+    }
+    let len = usize::try_from(get_varint(&mut b).ok()?).ok()?;
+    take(&mut b, len).ok()
+}
+
+/// Set the truncated flag in an encoded source (either form); other bytes
+/// are left alone.
+pub fn mark_truncated(encoded: &mut [u8]) {
+    if let [SOURCE_VERSION | KEY_VERSION, flags, ..] = encoded {
+        *flags |= FLAG_TRUNCATED;
+    }
+}
+
+/// Decode either form: the `lf` header value or a key-form record key.
 pub fn decode_source(mut bytes: &[u8]) -> Result<Source, SourceDecodeError> {
     let b = &mut bytes;
     let version = *take(b, 1)
         .map_err(|_| SourceDecodeError::Empty)?
         .first()
         .unwrap_or(&0);
-    if version != SOURCE_VERSION {
+    if version != SOURCE_VERSION && version != KEY_VERSION {
         return Err(SourceDecodeError::Version(version));
     }
     let flags = take(b, 1)?[0];
+    let partition_key = if version == KEY_VERSION {
+        let len = get_varint(b)? as usize;
+        take(b, len)?.to_vec()
+    } else {
+        Vec::new()
+    };
     let dev = get_varint(b)?;
     let ino = get_varint(b)?;
     let offset = get_varint(b)?;
@@ -248,6 +318,7 @@ pub fn decode_source(mut bytes: &[u8]) -> Result<Source, SourceDecodeError> {
         id: FileId { dev, ino },
         offset,
         truncated: flags & FLAG_TRUNCATED != 0,
+        partition_key,
     })
 }
 
@@ -334,6 +405,45 @@ mod tests {
     }
 
     #[test]
+    fn key_golden_bytes() {
+        let mut out = Vec::new();
+        let tail = source_tail("h", b"/a");
+        encode_source_key(
+            &mut out,
+            b"rq",
+            FileId { dev: 1, ino: 300 },
+            5,
+            false,
+            &tail,
+        );
+        assert_eq!(
+            out,
+            [2, 0, 2, b'r', b'q', 1, 0xac, 0x02, 5, 1, b'h', 2, b'/', b'a']
+        );
+        assert_eq!(partition_key_of(&out), Some(&b"rq"[..]));
+        mark_truncated(&mut out);
+        assert!(decode_source(&out).unwrap().truncated);
+        encode_source_key(&mut out, b"", FileId { dev: 1, ino: 2 }, 3, false, &tail);
+        assert_eq!(partition_key_of(&out), Some(&b""[..]));
+        // A plain key (another producer, or attribution = "header") is not
+        // mistaken for the key form.
+        assert_eq!(partition_key_of(b"request-42"), None);
+        let mut plain = b"\x05xyz".to_vec();
+        mark_truncated(&mut plain);
+        assert_eq!(plain, b"\x05xyz");
+    }
+
+    #[test]
+    fn truncated_key_is_an_error() {
+        let mut out = Vec::new();
+        let tail = source_tail("host", b"/p");
+        encode_source_key(&mut out, b"id", FileId { dev: 1, ino: 2 }, 3, false, &tail);
+        for cut in 0..out.len() {
+            assert!(decode_source(&out[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
     fn truncated_header_is_an_error() {
         let mut out = Vec::new();
         encode_source(
@@ -355,7 +465,16 @@ mod tests {
             let mut out = Vec::new();
             encode_source(&mut out, FileId { dev, ino }, offset, truncated, &source_tail(&host, &path));
             let s = decode_source(&out).unwrap();
-            prop_assert_eq!(s, Source { host, path, id: FileId { dev, ino }, offset, truncated });
+            prop_assert_eq!(s, Source { host: host.clone(), path: path.clone(), id: FileId { dev, ino }, offset, truncated, partition_key: Vec::new() });
+        }
+
+        #[test]
+        fn key_form_round_trips(dev: u64, ino: u64, offset: u64, truncated: bool, pkey in proptest::collection::vec(any::<u8>(), 0..40), host in "[a-z0-9.-]{0,40}", path in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut out = Vec::new();
+            encode_source_key(&mut out, &pkey, FileId { dev, ino }, offset, truncated, &source_tail(&host, &path));
+            prop_assert_eq!(partition_key_of(&out), Some(pkey.as_slice()));
+            let s = decode_source(&out).unwrap();
+            prop_assert_eq!(s, Source { host, path, id: FileId { dev, ino }, offset, truncated, partition_key: pkey });
         }
     }
 }

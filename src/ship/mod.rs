@@ -17,6 +17,7 @@
 pub mod acks;
 pub mod encode;
 pub mod notice;
+pub mod partition;
 pub mod produce;
 
 use std::collections::{HashMap, VecDeque};
@@ -32,14 +33,14 @@ use logferry_tail::{
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::util::Timeout;
 
-use crate::config::{PartitionBy, ShipSettings, StartAt};
+use crate::config::{Attribution, PartitionBy, ShipSettings, StartAt};
 use crate::shutdown::Shutdown;
 use acks::{AckTracker, SEQ_BITS};
-use encode::{encode_source, source_tail, SOURCE_HEADER};
-use produce::{client_config, record_cost, Delivery, ShipContext};
+use encode::{encode_source, encode_source_key, source_tail, SOURCE_HEADER};
+use produce::{client_config, record_cost, Delivery, ShipContext, ShipProducer};
 
 /// One read per file per round; large reads keep syscalls per GB low.
 const READ_BUF: usize = 1 << 20;
@@ -172,7 +173,7 @@ pub struct Shipper {
     key_patterns: Vec<Option<regex::bytes::Regex>>,
     /// The bootstrap list in use (for messages).
     bootstrap: String,
-    producer: BaseProducer<ShipContext>,
+    producer: ShipProducer,
     discoveries: Vec<Discovery>,
     framers: Vec<LineFramer>,
     /// Slab of streams; the slot index travels in each record's opaque.
@@ -222,7 +223,7 @@ pub struct Shipper {
     /// record.
     reported_failures: HashMap<(String, String), Instant>,
     payload_scratch: Vec<u8>,
-    header_scratch: Vec<u8>,
+    source_scratch: Vec<u8>,
     report: ShipReport,
 }
 
@@ -310,8 +311,8 @@ impl Shipper {
         if !restored.is_empty() {
             tracing::info!(files = restored.len(), path = %checkpointer.path().display(), "loaded checkpoints");
         }
-        let producer: BaseProducer<ShipContext> = client_config(bootstrap, &settings.kafka_props)
-            .create_with_context(ShipContext::default())
+        let producer: ShipProducer = client_config(bootstrap, &settings.kafka_props)
+            .create_with_context(ShipContext::new(settings.attribution == Attribution::Key))
             .map_err(ShipError::Producer)?;
         Ok(Shipper {
             settings,
@@ -345,7 +346,7 @@ impl Shipper {
                 .ok()
                 .and_then(|v| v.parse().ok()),
             payload_scratch: Vec::new(),
-            header_scratch: Vec::new(),
+            source_scratch: Vec::new(),
             report: ShipReport::default(),
         })
     }
@@ -449,7 +450,7 @@ impl Shipper {
                     cost: _,
                     error,
                     topic,
-                    key,
+                    mut key,
                     mut payload,
                     mut headers,
                 } => {
@@ -471,7 +472,7 @@ impl Shipper {
                                 *share = share.saturating_sub(payload.len() - cap);
                             }
                             payload.truncate(cap);
-                            mark_truncated(&mut headers);
+                            mark_truncated(self.settings.attribution, key.as_mut(), &mut headers);
                             tracing::warn!(topic = %topic, bytes = cap, "record over the broker's size limit; shipping it truncated");
                         }
                     }
@@ -499,9 +500,9 @@ impl Shipper {
     fn recreate_producer(&mut self, code: RDKafkaErrorCode, reason: &str) {
         tracing::error!(%code, reason, "the Kafka producer hit a fatal error; replacing it and resending from the last acknowledged positions");
         let producer = loop {
-            match client_config(&self.bootstrap, &self.settings.kafka_props)
-                .create_with_context(ShipContext::default())
-            {
+            match client_config(&self.bootstrap, &self.settings.kafka_props).create_with_context(
+                ShipContext::new(self.settings.attribution == Attribution::Key),
+            ) {
                 Ok(p) => break p,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot create a new producer; retrying in 1 s");
@@ -1085,7 +1086,7 @@ impl Shipper {
             inflight,
             retries,
             payload_scratch,
-            header_scratch,
+            source_scratch,
             report,
             truncated_heads,
             size_caps,
@@ -1128,16 +1129,15 @@ impl Shipper {
                     None => RecordKey::None,
                 },
             },
-            source: settings
-                .source_header
-                .then_some((*id, source_tail.as_slice())),
+            source: (*id, source_tail.as_slice()),
+            attribution: settings.attribution,
             slot,
             tracker,
             inflight,
             input_inflight: &mut input_inflight[stream_input],
             retries,
             payload_scratch,
-            header_scratch,
+            source_scratch,
             report,
             size_cap: size_caps.entry(topic.clone()).or_insert(usize::MAX),
         };
@@ -1306,17 +1306,26 @@ fn is_size_error(e: &KafkaError) -> bool {
     )
 }
 
-/// Set the truncated flag in a copied `lf` header.
-fn mark_truncated(headers: &mut [(String, Vec<u8>)]) {
-    for (k, v) in headers {
-        if k == SOURCE_HEADER && v.len() > 1 {
-            v[1] |= 1;
+/// Set the truncated flag in a copied record's source, wherever the
+/// attribution put it (a plain key is never touched).
+fn mark_truncated(
+    attribution: Attribution,
+    key: Option<&mut Vec<u8>>,
+    headers: &mut [(String, Vec<u8>)],
+) {
+    match (attribution, key) {
+        (Attribution::Key, Some(k)) => encode::mark_truncated(k),
+        (Attribution::Header, _) => {
+            for (k, v) in headers {
+                if k == SOURCE_HEADER {
+                    encode::mark_truncated(v);
+                }
+            }
         }
+        _ => {}
     }
 }
 
-/// Everything needed to turn one framed line into a record, borrowed from
-/// the [`Shipper`] for the duration of one read.
 /// How one record's key is found.
 enum RecordKey<'a> {
     None,
@@ -1375,15 +1384,19 @@ pub fn render_topic(template: &str, host: &str, path: &Path) -> String {
         .collect()
 }
 
+/// Everything needed to turn one framed line into a record, borrowed from
+/// the [`Shipper`] for the duration of one read.
 struct Sink<'a> {
-    producer: &'a BaseProducer<ShipContext>,
+    producer: &'a ShipProducer,
     topic: &'a str,
     format: &'a encode::Format,
     host: &'a str,
     path: &'a str,
     read_at_ms: u64,
     key: RecordKey<'a>,
-    source: Option<(FileId, &'a [u8])>,
+    /// The file's identity and the host-and-path part of its source.
+    source: (FileId, &'a [u8]),
+    attribution: Attribution,
     slot: usize,
     tracker: &'a mut AckTracker,
     inflight: &'a mut usize,
@@ -1391,7 +1404,8 @@ struct Sink<'a> {
     input_inflight: &'a mut usize,
     retries: &'a mut VecDeque<Retry>,
     payload_scratch: &'a mut Vec<u8>,
-    header_scratch: &'a mut Vec<u8>,
+    /// The encoded source: the key form or the `lf` header value.
+    source_scratch: &'a mut Vec<u8>,
     report: &'a mut ShipReport,
     /// Learned size limit of this topic, if any.
     size_cap: &'a mut usize,
@@ -1401,44 +1415,66 @@ impl Sink<'_> {
     fn send(&mut self, line: Line<'_>) {
         let seq = self.tracker.sent(line.end);
         let opaque = (self.slot << SEQ_BITS) | (seq as usize & ((1 << SEQ_BITS) - 1));
-        let key = self.key.for_line(line.bytes);
+        let (id, tail) = self.source;
         let source = encode::LineSource {
             host: self.host,
             path: self.path,
-            id: self.source.map_or(FileId { dev: 0, ino: 0 }, |(id, _)| id),
+            id,
             offset: line.start,
             read_at_ms: self.read_at_ms,
         };
-        let mut payload = self
+        let full = self
             .format
             .payload(line.bytes, &source, self.payload_scratch);
-        let mut truncated = line.truncated;
-        if payload.len() > *self.size_cap {
-            payload = &payload[..*self.size_cap];
-            truncated = true;
-        }
-        let cost = record_cost(key.map_or(0, <[u8]>::len), payload.len());
-        *self.inflight += cost;
-        *self.input_inflight += cost;
-        self.report.lines_sent += 1;
-        let mut rec = BaseRecord::with_opaque_to(self.topic, opaque).payload(payload);
-        if let Some(k) = key {
-            rec = rec.key(k);
-        }
-        if let Some((id, tail)) = self.source {
-            encode_source(self.header_scratch, id, line.start, truncated, tail);
-            rec = rec.headers(OwnedHeaders::new_with_capacity(1).insert(Header {
-                key: SOURCE_HEADER,
-                value: Some(self.header_scratch.as_slice()),
-            }));
-        }
+        let mut counted = false;
+        // Each pass builds the record afresh: a pass ends when librdkafka
+        // takes the record, or when it must be cut to fit (then the source
+        // says so) or waited for.
         loop {
+            let payload = &full[..full.len().min(*self.size_cap)];
+            let truncated = line.truncated || payload.len() < full.len();
+            let partition_key = self.key.for_line(line.bytes);
+            let mut rec = BaseRecord::with_opaque_to(self.topic, opaque).payload(payload);
+            match self.attribution {
+                Attribution::Key => {
+                    encode_source_key(
+                        self.source_scratch,
+                        partition_key.unwrap_or_default(),
+                        id,
+                        line.start,
+                        truncated,
+                        tail,
+                    );
+                    rec = rec.key(self.source_scratch.as_slice());
+                }
+                Attribution::Header => {
+                    encode_source(self.source_scratch, id, line.start, truncated, tail);
+                    rec = rec.headers(OwnedHeaders::new_with_capacity(1).insert(Header {
+                        key: SOURCE_HEADER,
+                        value: Some(self.source_scratch.as_slice()),
+                    }));
+                    if let Some(k) = partition_key {
+                        rec = rec.key(k);
+                    }
+                }
+                Attribution::Off => {
+                    if let Some(k) = partition_key {
+                        rec = rec.key(k);
+                    }
+                }
+            }
+            if !counted {
+                let cost = record_cost(rec.key.map_or(0, <[u8]>::len), payload.len());
+                *self.inflight += cost;
+                *self.input_inflight += cost;
+                self.report.lines_sent += 1;
+                counted = true;
+            }
             match self.producer.send(rec) {
                 Ok(()) => return,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     // librdkafka's own queue is full: let it drain.
                     self.producer.poll(Duration::from_millis(10));
-                    rec = back;
                 }
                 Err((
                     KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
@@ -1446,26 +1482,12 @@ impl Sink<'_> {
                 )) if back.payload.is_some_and(|p| p.len() > 1) => {
                     // Over the client's message.max.bytes: cut to fit, flag
                     // it, and send again at once.
-                    let p = back.payload.unwrap_or_default();
-                    let keep = p.len() * 3 / 4;
+                    let len = back.payload.map_or(0, <[u8]>::len);
+                    let keep = len * 3 / 4;
                     *self.size_cap = (*self.size_cap).min(keep);
-                    *self.inflight = self.inflight.saturating_sub(p.len() - keep);
-                    *self.input_inflight = self.input_inflight.saturating_sub(p.len() - keep);
+                    *self.inflight = self.inflight.saturating_sub(len - keep);
+                    *self.input_inflight = self.input_inflight.saturating_sub(len - keep);
                     tracing::warn!(topic = %self.topic, bytes = keep, "record over the client's message.max.bytes; shipping it truncated");
-                    let mut headers = OwnedHeaders::new_with_capacity(1);
-                    if let Some((id, tail)) = self.source {
-                        encode_source(self.header_scratch, id, line.start, true, tail);
-                        headers = headers.insert(Header {
-                            key: SOURCE_HEADER,
-                            value: Some(self.header_scratch.as_slice()),
-                        });
-                    }
-                    rec = BaseRecord::with_opaque_to(self.topic, opaque)
-                        .payload(&p[..keep])
-                        .headers(headers);
-                    if let Some(k) = back.key {
-                        rec = rec.key(k);
-                    }
                 }
                 Err((error, back)) => {
                     // Rejected before queueing (unknown topic, size limit):

@@ -16,6 +16,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 
+use super::partition::SourcePartitioner;
+
 /// Producer properties logferry sets unless the user overrides them.
 /// acks=all + idempotence: no loss and no reordering on retries.
 /// message.timeout.ms=0: never give up on a message (librdkafka's default
@@ -48,6 +50,9 @@ pub fn client_config(brokers: &str, props: &[(String, String)]) -> ClientConfig 
     cfg.set_log_level(RDKafkaLogLevel::Warning);
     cfg
 }
+
+/// The producer logferry ships with.
+pub type ShipProducer = rdkafka::producer::BaseProducer<ShipContext, SourcePartitioner>;
 
 /// One delivery report, reduced to what the shipping loop needs.
 #[derive(Debug)]
@@ -83,6 +88,19 @@ pub struct ShipContext {
     /// is down or refuses a login repeats the same line many times a
     /// second, which would bury everything else.
     logged: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Installed when attribution travels in the record key.
+    partitioner: Option<SourcePartitioner>,
+}
+
+impl ShipContext {
+    /// A context whose producer partitions by the key form's partitioning
+    /// key when `key_form` is set, and as librdkafka does otherwise.
+    pub fn new(key_form: bool) -> Self {
+        ShipContext {
+            partitioner: key_form.then(SourcePartitioner::default),
+            ..ShipContext::default()
+        }
+    }
 }
 
 /// The same librdkafka message is logged at most once in this period.
@@ -148,8 +166,12 @@ impl ClientContext for ShipContext {
     }
 }
 
-impl ProducerContext for ShipContext {
+impl ProducerContext<SourcePartitioner> for ShipContext {
     type DeliveryOpaque = usize;
+
+    fn get_custom_partitioner(&self) -> Option<&SourcePartitioner> {
+        self.partitioner.as_ref()
+    }
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         let report = match result {

@@ -102,6 +102,19 @@ pub struct Record {
     pub headers: HashMap<String, Vec<u8>>,
 }
 
+impl Record {
+    /// The record's source attribution, from its `lf` header or, when it
+    /// has none, from the key form of its key.
+    pub fn source(&self) -> Option<logferry::ship::encode::Source> {
+        use logferry::ship::encode::{decode_source, partition_key_of};
+        let key_form = self
+            .key
+            .as_deref()
+            .filter(|k| partition_key_of(k).is_some());
+        decode_source(self.headers.get("lf").map(Vec::as_slice).or(key_form)?).ok()
+    }
+}
+
 /// Reads a topic from the beginning of every partition.
 pub struct Reader {
     consumer: BaseConsumer,

@@ -108,8 +108,10 @@ enum ScenarioKind {
 enum Tool {
     /// logferry ship (default settings).
     Logferry,
-    /// logferry ship --no-source-header: the raw cost without the `lf` header.
-    LogferryNohdr,
+    /// logferry ship --attribution header: the source in an `lf` header.
+    LogferryHeader,
+    /// logferry ship --attribution off: the cost without any attribution.
+    LogferryOff,
     /// kcat -P -l FILE (backlog only).
     Kcat,
     /// tail -n0 -F FILE | kcat -P (live files only).
@@ -122,7 +124,8 @@ impl Tool {
     fn name(self) -> &'static str {
         match self {
             Tool::Logferry => "logferry",
-            Tool::LogferryNohdr => "logferry --no-source-header",
+            Tool::LogferryHeader => "logferry --attribution header",
+            Tool::LogferryOff => "logferry --attribution off",
             Tool::Kcat => "kcat -P -l",
             Tool::TailKcat => "tail -F | kcat -P",
             Tool::Rsyslog => "rsyslog imfile+omkafka",
@@ -131,7 +134,8 @@ impl Tool {
     fn slug(self) -> &'static str {
         match self {
             Tool::Logferry => "logferry",
-            Tool::LogferryNohdr => "lfnohdr",
+            Tool::LogferryHeader => "lfheader",
+            Tool::LogferryOff => "lfoff",
             Tool::Kcat => "kcat",
             Tool::TailKcat => "tailkcat",
             Tool::Rsyslog => "rsyslog",
@@ -305,7 +309,8 @@ fn run(a: RunArgs) -> Result<i32> {
         match a.scenario {
             ScenarioKind::Backlog => vec![
                 Tool::Logferry,
-                Tool::LogferryNohdr,
+                Tool::LogferryHeader,
+                Tool::LogferryOff,
                 Tool::Kcat,
                 Tool::Rsyslog,
             ],
@@ -746,7 +751,12 @@ fn start_tool(
 ) -> Result<std::result::Result<Vec<Proc>, String>> {
     let logf = |n: &str| dir.join(format!("{n}.log"));
     match tool {
-        Tool::Logferry | Tool::LogferryNohdr => {
+        Tool::Logferry | Tool::LogferryHeader | Tool::LogferryOff => {
+            let attribution = match tool {
+                Tool::LogferryHeader => "header",
+                Tool::LogferryOff => "off",
+                _ => "key",
+            };
             let mut c = Command::new(&a.logferry);
             match input {
                 Input::File(file) => {
@@ -763,9 +773,7 @@ fn start_tool(
                     if from_beginning {
                         c.arg("--from-beginning");
                     }
-                    if tool == Tool::LogferryNohdr {
-                        c.arg("--no-source-header");
-                    }
+                    c.args(["--attribution", attribution]);
                 }
                 Input::Dir { dir: input_dir, .. } => {
                     // Many files need an include glob, which only the config
@@ -779,9 +787,8 @@ fn start_tool(
                         .collect::<Vec<_>>()
                         .join(", ");
                     let text = format!(
-                        "source_header = {}\n\n[kafka]\nbrokers = [{brokers}]\n\n[checkpoint]\ndirectory = {:?}\n\n\
+                        "attribution = {attribution:?}\n\n[kafka]\nbrokers = [{brokers}]\n\n[checkpoint]\ndirectory = {:?}\n\n\
                          [[inputs]]\ninclude = {:?}\ntopic = {topic:?}\nstart_at = {:?}\n",
-                        tool != Tool::LogferryNohdr,
                         path_str(&dir.join("checkpoints")),
                         path_str(&input_dir.join("*.log")),
                         if from_beginning { "beginning" } else { "end" },
