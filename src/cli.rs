@@ -40,7 +40,7 @@ pub enum Command {
     /// an embedded in-memory broker, read it back and print what arrived.
     Demo(DemoArgs),
     /// Read a topic back and audit it against source files, using each
-    /// record's source header: lines missing, duplicated, out of order.
+    /// record's source attribution: lines missing, duplicated, out of order.
     /// Exit 0 when nothing is missing, 1 otherwise.
     Verify(VerifyArgs),
 }
@@ -201,7 +201,7 @@ pub struct ShipArgs {
     #[arg(long, hide = true)]
     pub no_source_header: bool,
 
-    /// Host name carried in the source header [default: this machine's].
+    /// Host name carried in the source attribution [default: this machine's].
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
 

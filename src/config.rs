@@ -117,7 +117,7 @@ pub struct ShipSettings {
     /// Records sent and not yet acknowledged may cost at most this much
     /// (see `record_cost`); reading pauses at the bound.
     pub max_inflight_bytes: usize,
-    /// Host name carried in the source header.
+    /// Host name carried in the source attribution.
     pub host: String,
     /// Where the source attribution goes.
     pub attribution: Attribution,

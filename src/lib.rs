@@ -10,7 +10,9 @@
 //! - [`ship`]: the shipping loop: discover, follow and frame (through the
 //!   `logferry-tail` crate), encode, produce, apply acks, checkpoint.
 //!   - [`ship::acks`]: `AckTracker`, the acked-prefix rule for checkpoints.
-//!   - [`ship::encode`]: record values and the compact source header.
+//!   - [`ship::encode`]: record values and the compact source attribution
+//!     (key form or `lf` header).
+//!   - [`ship::partition`]: `SourcePartitioner`, partitions for the key form.
 //!   - [`ship::produce`]: producer defaults and delivery reports.
 //! - [`embedded`]: the in-process broker of the quick start.
 //! - [`shutdown`]: signal handling for a clean, bounded stop.

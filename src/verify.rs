@@ -1,6 +1,6 @@
 //! `logferry verify`: read a topic back and audit it against the source
-//! files, using the `lf` source header of each record (host, file identity,
-//! byte offset). It answers the question a user of a log shipper should be
+//! files, using the source attribution of each record (key form or `lf`
+//! header: host, file identity, byte offset). It answers the question a user of a log shipper should be
 //! able to ask at any time: is every line of my files in Kafka, once, in
 //! order?
 //!
@@ -112,7 +112,7 @@ impl std::fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "read {} records ({} without source header, {} from other sources)",
+            "read {} records ({} without source attribution, {} from other sources)",
             self.records, self.without_source, self.other_sources
         )?;
         for a in &self.files {

@@ -1,6 +1,7 @@
 //! Shipping to a secured cluster: TLS with certificate and hostname
 //! verification, SASL PLAIN and SCRAM-SHA-256/512, against the SASL_SSL
-//! listener that `scripts/kafka start` opens on every node (ports 19292..).
+//! listener that `scripts/kafka start` opens on every node (ports 19292..),
+//! and client certificates against its mutual TLS listener (19392..).
 //!
 //! Where the listener is: LOGFERRY_TEST_SASL_BROKERS, LOGFERRY_TEST_CA,
 //! LOGFERRY_TEST_UNTRUSTED_CA, LOGFERRY_TEST_SASL_USER and
@@ -35,6 +36,12 @@ struct Secured {
     untrusted_ca: String,
     user: String,
     password: String,
+    /// Bootstrap list of the SSL listener that requires a client
+    /// certificate signed by `ca`.
+    mtls: String,
+    /// PEM client certificate and key signed by `ca`.
+    client_cert: String,
+    client_key: String,
 }
 
 const VARS: &[&str] = &[
@@ -43,6 +50,9 @@ const VARS: &[&str] = &[
     "LOGFERRY_TEST_UNTRUSTED_CA",
     "LOGFERRY_TEST_SASL_USER",
     "LOGFERRY_TEST_SASL_PASSWORD",
+    "LOGFERRY_TEST_MTLS_BROKERS",
+    "LOGFERRY_TEST_CLIENT_CERT",
+    "LOGFERRY_TEST_CLIENT_KEY",
 ];
 
 /// The listener's settings, or None (skip) without a cluster outside CI.
@@ -95,6 +105,9 @@ fn secured() -> Option<Secured> {
         untrusted_ca: get("LOGFERRY_TEST_UNTRUSTED_CA"),
         user: get("LOGFERRY_TEST_SASL_USER"),
         password: get("LOGFERRY_TEST_SASL_PASSWORD"),
+        mtls: get("LOGFERRY_TEST_MTLS_BROKERS"),
+        client_cert: get("LOGFERRY_TEST_CLIENT_CERT"),
+        client_key: get("LOGFERRY_TEST_CLIENT_KEY"),
     })
 }
 
@@ -114,6 +127,25 @@ fn sasl_props(mechanism: &str, user: &str, password: &str, ca: &str) -> Vec<(Str
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// librdkafka properties for TLS with a client certificate (when given),
+/// verification on as in `sasl_props`.
+fn mtls_props(ca: &str, client: Option<(&str, &str)>) -> Vec<(String, String)> {
+    let mut props = vec![
+        ("security.protocol", "SSL"),
+        ("ssl.ca.location", ca),
+        ("enable.ssl.certificate.verification", "true"),
+        ("ssl.endpoint.identification.algorithm", "https"),
+    ];
+    if let Some((cert, key)) = client {
+        props.push(("ssl.certificate.location", cert));
+        props.push(("ssl.key.location", key));
+    }
+    props
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// `logferry ship` arguments for one file over the SASL_SSL listener.
@@ -533,4 +565,24 @@ fn password_from_the_environment_ships() {
     assert!(st.success(), "stderr:\n{err}");
     assert_exactly_once_in_order(&got, 300, &err);
     assert_no_secret(&err, &[&s.password]);
+}
+
+/// Mutual TLS: the MTLS listener requires a client certificate signed by
+/// the test CA. Without one, the brokers refuse the handshake and logferry
+/// says so, shipping nothing and losing nothing; with the certificate and
+/// its key, every line arrives once, in order.
+#[test]
+fn client_certificate_required_refused_without_it_then_ships_everything() {
+    let Some(s) = secured() else { return };
+    let bad = mtls_props(&s.ca, None);
+    let good = mtls_props(&s.ca, Some((&s.client_cert, &s.client_key)));
+    // The brokers answer a handshake without a certificate with TLS alert
+    // 42, which librdkafka reports as "alert bad certificate".
+    fails_clearly_then_ships_everything(
+        &s,
+        "mtls",
+        (&s.mtls, &bad),
+        (&s.mtls, &good),
+        "alert bad certificate",
+    );
 }

@@ -158,7 +158,7 @@ impl Format {
     }
 }
 
-/// Where a record came from, as carried in the `lf` header.
+/// Where a record came from, as carried in the key form or the `lf` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     pub host: String,
@@ -174,13 +174,13 @@ pub struct Source {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SourceDecodeError {
-    #[error("source header is empty")]
+    #[error("source attribution is empty")]
     Empty,
-    #[error("source header version {0} is not supported")]
+    #[error("source attribution version {0} is not supported")]
     Version(u8),
-    #[error("source header is cut short")]
+    #[error("source attribution is cut short")]
     Short,
-    #[error("source header host is not UTF-8")]
+    #[error("source attribution host is not UTF-8")]
     Host,
 }
 

@@ -107,7 +107,7 @@ struct Stream {
     /// Found under a matching name by the latest scan. A stream that is not
     /// was rotated away or deleted: it is drained, then closed.
     present: bool,
-    /// Host and path part of the source header, fixed per file.
+    /// Host and path part of the source attribution, fixed per file.
     source_tail: Vec<u8>,
     /// Record key under `PartitionBy::File` or `Host`.
     key: Vec<u8>,
