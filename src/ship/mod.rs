@@ -395,7 +395,14 @@ impl Shipper {
                 // Backpressure: wait for acks instead of reading more.
                 self.service(Duration::from_millis(50));
             } else if read == 0 {
-                self.service(IDLE_WAIT);
+                // Idle: sleep on file-system events, not in librdkafka's
+                // poll. rdkafka's `poll(timeout)` keeps polling until the
+                // deadline and spins on zero-timeout polls for its last
+                // millisecond, which at low rates cost more CPU than the
+                // shipping itself (40 % of it in clock_gettime). Delivery
+                // reports wait at most IDLE_WAIT.
+                self.notices.wait(IDLE_WAIT);
+                self.service(Duration::ZERO);
             }
             if now >= next_checkpoint {
                 self.checkpoint();

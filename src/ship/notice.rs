@@ -7,7 +7,8 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::mpsc::{channel, Receiver, TryRecvError};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, TryRecvError};
+use std::time::Duration;
 
 use notify::event::{EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
@@ -29,6 +30,8 @@ pub struct FsNotices {
     /// Directories that could not be watched (yet); retried on each scan.
     missing: Vec<(PathBuf, bool)>,
     warned: bool,
+    /// An event taken by `wait`, handed out by the next `drain`.
+    pending: Option<notify::Result<notify::Event>>,
 }
 
 impl FsNotices {
@@ -51,6 +54,7 @@ impl FsNotices {
             watched: HashSet::new(),
             missing: dirs,
             warned: false,
+            pending: None,
         };
         n.retry_missing();
         n
@@ -94,11 +98,30 @@ impl FsNotices {
         self.watcher.is_some() && self.missing.is_empty()
     }
 
+    /// Sleep until the next event or `timeout`, whichever comes first: the
+    /// shipping loop's idle wait, so that a write is read at once rather
+    /// than at the end of a fixed sleep.
+    pub fn wait(&mut self, timeout: Duration) {
+        if self.pending.is_some() {
+            return;
+        }
+        match self.events.recv_timeout(timeout) {
+            Ok(ev) => self.pending = Some(ev),
+            Err(RecvTimeoutError::Timeout) => {}
+            // No watcher: nothing will ever arrive, so this is a plain sleep.
+            Err(RecvTimeoutError::Disconnected) => std::thread::sleep(timeout),
+        }
+    }
+
     /// Everything that happened since the last call.
     pub fn drain(&mut self) -> Notices {
         let mut out = Notices::default();
         loop {
-            match self.events.try_recv() {
+            let next = match self.pending.take() {
+                Some(ev) => Ok(ev),
+                None => self.events.try_recv(),
+            };
+            match next {
                 Ok(Ok(ev)) => match ev.kind {
                     EventKind::Modify(ModifyKind::Data(_)) | EventKind::Modify(ModifyKind::Any) => {
                         out.modified.extend(ev.paths)
