@@ -158,6 +158,11 @@ pub struct ShipArgs {
     #[arg(short = 'w', long, value_name = "SECS")]
     pub batch_time: Option<f64>,
 
+    /// Static record header `name=value` added to every record, as with
+    /// kcat; repeatable.
+    #[arg(short = 'H', long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+
     /// librdkafka property `key=value`, as with kcat; repeatable; overrides
     /// logferry's defaults.
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
@@ -211,7 +216,7 @@ pub struct ShipArgs {
 }
 
 /// The flags that describe what to ship without a configuration file.
-const QUICK_MODE_ARGS: [&str; 19] = [
+const QUICK_MODE_ARGS: [&str; 20] = [
     "file",
     "topic",
     "broker_host",
@@ -221,6 +226,7 @@ const QUICK_MODE_ARGS: [&str; 19] = [
     "batch_size",
     "batch_time",
     "properties",
+    "headers",
     "from_beginning",
     "checkpoint_dir",
     "partition_by",
@@ -271,6 +277,14 @@ fn parse_property(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("expected KEY=VALUE, got {s:?}")),
     }
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))?;
+    crate::ship::encode::check_static_header(name)?;
+    Ok((name.to_string(), value.to_string()))
 }
 
 fn parse_partition_by(s: &str) -> Result<PartitionBy, String> {
@@ -394,6 +408,7 @@ impl ShipArgs {
                 strip_cr: false,
                 partial_flush: None,
                 multiline: None,
+                headers: self.headers,
             }],
             brokers,
             kafka_props: props,

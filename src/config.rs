@@ -92,6 +92,10 @@ pub struct InputSettings {
     pub partial_flush: Option<Duration>,
     /// Join continuation lines into one record (stack traces).
     pub multiline: Option<MultilineSettings>,
+    /// Static record headers (name, value) added to every record. Each
+    /// costs librdkafka per-record work (see `Attribution`), so none by
+    /// default.
+    pub headers: Vec<(String, String)>,
 }
 
 /// Multiline joining: a line matching `start` begins a record; following

@@ -172,6 +172,7 @@ const INPUT_KEYS: &[&str] = &[
     "partition_by",
     "key_pattern",
     "fields",
+    "headers",
     "max_line_bytes",
     "long_lines",
     "strip_cr",
@@ -221,6 +222,7 @@ struct RawInput {
     partition_by: Option<RawPartitionBy>,
     key_pattern: Option<Spanned<String>>,
     fields: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    headers: Option<Spanned<std::collections::BTreeMap<String, String>>>,
     max_line_bytes: Option<Spanned<RawSize>>,
     long_lines: Option<RawLongLines>,
     strip_cr: Option<bool>,
@@ -1150,6 +1152,19 @@ impl Validator<'_> {
             },
             (_, None) => Format::Raw,
         };
+        let mut headers = Vec::new();
+        if let Some(h) = &raw.headers {
+            for (name, value) in h.get_ref() {
+                match crate::ship::encode::check_static_header(name) {
+                    Ok(()) => headers.push((name.clone(), value.clone())),
+                    Err(why) => self.err(
+                        Some(h.span()),
+                        "headers",
+                        format!("bad \"headers\" in {sect}: {why}"),
+                    ),
+                }
+            }
+        }
         if let (Some(f), false) = (&raw.fields, matches!(format, Format::Json { .. })) {
             self.err(
                 Some(f.span()),
@@ -1260,6 +1275,7 @@ impl Validator<'_> {
             strip_cr: raw.strip_cr.unwrap_or(false),
             partial_flush,
             multiline,
+            headers,
         })
     }
 }
@@ -1633,6 +1649,12 @@ pub fn summary(path: &Path, loaded: &LoadedConfig) -> String {
                 String::from_utf8_lossy(meta)
             ),
             Format::Json { fields } => format!("json ({} static fields)", fields.len()),
+        };
+        let format = if i.headers.is_empty() {
+            format
+        } else {
+            let names: Vec<&str> = i.headers.iter().map(|(k, _)| k.as_str()).collect();
+            format!("{format}, headers {}", names.join(", "))
         };
         let _ = writeln!(
             o,
@@ -2026,6 +2048,23 @@ topic = "app"
             );
             assert_eq!(p[0].key.as_deref(), Some("bogus"));
         }
+    }
+
+    #[test]
+    fn static_headers_are_read_and_lf_is_reserved() {
+        let s = ok("[[inputs]]\ninclude = \"/a\"\ntopic = \"t\"\n[inputs.headers]\ndc = \"fra1\"\nteam = \"web\"\n")
+            .settings;
+        assert_eq!(
+            s.inputs[0].headers,
+            [("dc".into(), "fra1".into()), ("team".into(), "web".into())]
+        );
+        let (msg, p) =
+            err("[[inputs]]\ninclude = \"/a\"\ntopic = \"t\"\n[inputs.headers]\nlf = \"x\"\n");
+        assert_eq!(p[0].key.as_deref(), Some("headers"));
+        assert!(
+            msg.contains("header name \"lf\" is reserved for the source attribution"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -172,6 +172,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             strip_cr: false,
             partial_flush: None,
             multiline: None,
+            headers: Vec::new(),
         }],
         brokers: Brokers::Embedded,
         kafka_props: vec![("linger.ms".into(), "5".into())],

@@ -236,3 +236,44 @@ fn topic_template_routes_each_file_to_its_topic() {
     }
     assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
 }
+
+#[test]
+fn static_headers_arrive_on_every_record() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("headers");
+    create_topic(&brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let cfg = config(
+        dir.path(),
+        &brokers,
+        &topic,
+        &format!("{}/*.log", logs.display()),
+        "[inputs.headers]\ndc = \"fra1\"\nteam = \"web\"",
+    );
+    let mut w = LogWriter::create(&logs.join("a.log"));
+    w.write_lines((0..50).map(line));
+    let mut lf = Logferry::start(
+        &["ship", "-c", cfg.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    let mut r = Reader::new(&brokers, &topic);
+    r.read_until(50, Duration::from_secs(60));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert_eq!(r.records.len(), 50);
+    let mut offset = 0u64;
+    for (i, rec) in r.records.iter().enumerate() {
+        assert_eq!(rec.payload, line(i).as_bytes(), "record {i}");
+        assert_eq!(rec.headers.get("dc").map(Vec::as_slice), Some(&b"fra1"[..]));
+        assert_eq!(
+            rec.headers.get("team").map(Vec::as_slice),
+            Some(&b"web"[..])
+        );
+        // The attribution stays in the key (the default), not a header.
+        assert!(!rec.headers.contains_key("lf"));
+        let src = rec.source().expect("source in the key");
+        assert_eq!((src.host.as_str(), src.offset), ("wirehost", offset));
+        offset += rec.payload.len() as u64 + 1;
+    }
+}

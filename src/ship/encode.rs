@@ -184,6 +184,19 @@ pub enum SourceDecodeError {
     Host,
 }
 
+/// Why `name` cannot be a static header name, if it cannot.
+pub fn check_static_header(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        Err("a header name cannot be empty".into())
+    } else if name == SOURCE_HEADER {
+        Err(format!(
+            "header name {SOURCE_HEADER:?} is reserved for the source attribution"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);

@@ -34,7 +34,6 @@ use logferry_tail::{
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
-use rdkafka::util::Timeout;
 
 use crate::config::{Attribution, PartitionBy, ShipSettings, StartAt};
 use crate::shutdown::Shutdown;
@@ -47,6 +46,11 @@ const READ_BUF: usize = 1 << 20;
 /// How long the loop sleeps in `poll` when no file had new data. Bounds the
 /// added latency of an append.
 const IDLE_WAIT: Duration = Duration::from_millis(10);
+/// Granularity of waiting for delivery reports.
+const SERVICE_NAP: Duration = Duration::from_millis(1);
+/// Events served per `service` at most, so that a flood of reports cannot
+/// starve reading.
+const MAX_EVENTS_PER_SERVICE: usize = 256;
 /// Restored checkpoints of files not seen again are kept this long, so a file
 /// that is briefly unreadable does not lose its position.
 const RESTORED_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -413,8 +417,22 @@ impl Shipper {
     }
 
     /// Apply delivery reports, waiting up to `timeout` for the first.
+    ///
+    /// rdkafka's `poll(timeout)` does not return when a report arrives: it
+    /// keeps serving until the deadline (spinning on zero-timeout polls in
+    /// its last millisecond). Waiting there for acks stalled reading for the
+    /// whole timeout at the in-flight bound. So events are served with
+    /// non-blocking polls, and the wait is short naps that end as soon as a
+    /// report has come.
     fn service(&mut self, timeout: Duration) {
-        self.producer.poll(Timeout::After(timeout));
+        let deadline = Instant::now() + timeout;
+        while !self.serve_queued_events() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            std::thread::sleep(SERVICE_NAP.min(deadline - now));
+        }
         if let Some((code, reason)) = self.producer.client().fatal_error() {
             self.recreate_producer(code, &reason);
             return;
@@ -1138,6 +1156,7 @@ impl Shipper {
             },
             source: (*id, source_tail.as_slice()),
             attribution: settings.attribution,
+            static_headers: &input.headers,
             slot,
             tracker,
             inflight,
@@ -1272,6 +1291,22 @@ impl Shipper {
         }
     }
 
+    /// Serve what librdkafka has queued (one non-blocking poll serves one
+    /// event, e.g. the delivery reports of one produce response); whether
+    /// any delivery report came.
+    fn serve_queued_events(&self) -> bool {
+        let ctx = self.producer.context();
+        let start = ctx.reports_waiting();
+        for _ in 0..MAX_EVENTS_PER_SERVICE {
+            let before = ctx.reports_waiting();
+            self.producer.poll(Duration::ZERO);
+            if ctx.reports_waiting() == before {
+                break;
+            }
+        }
+        ctx.reports_waiting() != start
+    }
+
     fn unacked(&self) -> usize {
         self.streams
             .iter()
@@ -1404,6 +1439,8 @@ struct Sink<'a> {
     /// The file's identity and the host-and-path part of its source.
     source: (FileId, &'a [u8]),
     attribution: Attribution,
+    /// The input's static headers.
+    static_headers: &'a [(String, String)],
     slot: usize,
     tracker: &'a mut AckTracker,
     inflight: &'a mut usize,
@@ -1443,32 +1480,41 @@ impl Sink<'_> {
             let partition_key = self.key.for_line(line.bytes);
             let mut rec = BaseRecord::with_opaque_to(self.topic, opaque).payload(payload);
             match self.attribution {
-                Attribution::Key => {
-                    encode_source_key(
-                        self.source_scratch,
-                        partition_key.unwrap_or_default(),
-                        id,
-                        line.start,
-                        truncated,
-                        tail,
-                    );
-                    rec = rec.key(self.source_scratch.as_slice());
-                }
+                Attribution::Key => encode_source_key(
+                    self.source_scratch,
+                    partition_key.unwrap_or_default(),
+                    id,
+                    line.start,
+                    truncated,
+                    tail,
+                ),
                 Attribution::Header => {
-                    encode_source(self.source_scratch, id, line.start, truncated, tail);
-                    rec = rec.headers(OwnedHeaders::new_with_capacity(1).insert(Header {
+                    encode_source(self.source_scratch, id, line.start, truncated, tail)
+                }
+                Attribution::Off => {}
+            }
+            let encoded = self.source_scratch.as_slice();
+            let source_header = self.attribution == Attribution::Header;
+            if self.attribution == Attribution::Key {
+                rec = rec.key(encoded);
+            } else if let Some(k) = partition_key {
+                rec = rec.key(k);
+            }
+            if source_header || !self.static_headers.is_empty() {
+                let mut headers = OwnedHeaders::new_with_capacity(self.static_headers.len() + 1);
+                if source_header {
+                    headers = headers.insert(Header {
                         key: SOURCE_HEADER,
-                        value: Some(self.source_scratch.as_slice()),
-                    }));
-                    if let Some(k) = partition_key {
-                        rec = rec.key(k);
-                    }
+                        value: Some(encoded),
+                    });
                 }
-                Attribution::Off => {
-                    if let Some(k) = partition_key {
-                        rec = rec.key(k);
-                    }
+                for (name, value) in self.static_headers {
+                    headers = headers.insert(Header {
+                        key: name,
+                        value: Some(value.as_bytes()),
+                    });
                 }
+                rec = rec.headers(headers);
             }
             if !counted {
                 let cost = record_cost(rec.key.map_or(0, <[u8]>::len), payload.len());
@@ -1480,8 +1526,10 @@ impl Sink<'_> {
             match self.producer.send(rec) {
                 Ok(()) => return,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    // librdkafka's own queue is full: let it drain.
-                    self.producer.poll(Duration::from_millis(10));
+                    // librdkafka's own queue is full: let it drain
+                    // (served without rdkafka's spinning timed poll).
+                    self.producer.poll(Duration::ZERO);
+                    std::thread::sleep(SERVICE_NAP);
                 }
                 Err((
                     KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),

@@ -128,6 +128,14 @@ impl ShipContext {
 }
 
 impl ShipContext {
+    /// How many reports were collected and not yet taken.
+    pub fn reports_waiting(&self) -> usize {
+        self.deliveries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
     /// Take every report collected since the last call.
     pub fn take_deliveries(&self, into: &mut Vec<Delivery>) {
         let mut d = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
