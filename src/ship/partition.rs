@@ -14,6 +14,7 @@
 //!   window, so batches fill, then another.
 
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use rdkafka::producer::Partitioner;
@@ -29,13 +30,21 @@ pub struct SourcePartitioner {
     /// partition in the same window.
     seed: std::collections::hash_map::RandomState,
     start: Instant,
+    /// The current window's choice per topic (by topic hash; a collision
+    /// only costs a new choice): `window << 32 | tag << 16 | partition`.
+    /// Asking librdkafka whether a partition has a leader takes locks that
+    /// its broker threads also take; once per window is enough.
+    chosen: [AtomicU64; CHOICE_SLOTS],
 }
+
+const CHOICE_SLOTS: usize = 64;
 
 impl Default for SourcePartitioner {
     fn default() -> Self {
         SourcePartitioner {
             seed: std::collections::hash_map::RandomState::new(),
             start: Instant::now(),
+            chosen: std::array::from_fn(|_| AtomicU64::new(u64::MAX)),
         }
     }
 }
@@ -54,14 +63,23 @@ impl SourcePartitioner {
         partition_cnt: i32,
         available: impl Fn(i32) -> bool,
     ) -> i32 {
-        let cnt = partition_cnt.max(1) as u64;
-        let first = self.seed.hash_one((topic, window)) % cnt;
+        let cnt = partition_cnt.clamp(1, 0xffff) as u64;
+        let h = self.seed.hash_one(topic);
+        let slot = &self.chosen[(h % CHOICE_SLOTS as u64) as usize];
+        let (window, tag) = (window as u64 & 0xffff_ffff, h >> 48);
+        let cur = slot.load(Ordering::Relaxed);
+        if cur >> 32 == window && (cur >> 16) & 0xffff == tag && (cur & 0xffff) < cnt {
+            return (cur & 0xffff) as i32;
+        }
+        let first = self.seed.hash_one((h, window)) % cnt;
         // Prefer a partition with a leader; if none has one, librdkafka
         // queues the record on the first choice until one appears.
-        (0..cnt)
-            .map(|i| ((first + i) % cnt) as i32)
-            .find(|&p| available(p))
-            .unwrap_or(first as i32)
+        let p = (0..cnt)
+            .map(|i| (first + i) % cnt)
+            .find(|&p| available(p as i32))
+            .unwrap_or(first);
+        slot.store(window << 32 | tag << 16 | p, Ordering::Relaxed);
+        p as i32
     }
 }
 
@@ -126,8 +144,11 @@ mod tests {
         let a = p.sticky("t", 7, 6, |_| true);
         assert_eq!(a, p.sticky("t", 7, 6, |_| true));
         assert!((0..6).contains(&a));
-        let b = p.sticky("t", 7, 6, |x| x != a);
-        assert_ne!(a, b);
+        // A new choice skips partitions without a leader, and is kept for
+        // the window without asking librdkafka again.
+        let q = SourcePartitioner::default();
+        assert_eq!(q.sticky("t", 7, 6, |x| x == 3), 3);
+        assert_eq!(q.sticky("t", 7, 6, |_| panic!("asked again")), 3);
         // Over many windows, every partition gets a turn.
         let seen: std::collections::HashSet<i32> =
             (0..200).map(|w| p.sticky("t", w, 6, |_| true)).collect();
