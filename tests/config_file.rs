@@ -130,9 +130,8 @@ fn ship_needs_a_config_or_a_file_and_topic() {
 /// input, read from the beginning, every line arrives, SIGTERM exits 0.
 #[test]
 fn ship_from_a_config_file_to_the_embedded_broker() {
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
+    let dir = common::LogDir::new();
+    let logs = dir.logs.clone();
     let mut f = std::fs::File::create(logs.join("app.log")).unwrap();
     for i in 0..5 {
         writeln!(f, "config-file line {i}").unwrap();

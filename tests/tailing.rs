@@ -53,16 +53,9 @@ fn two_hundred_files_rotated_under_load() {
     let Some(brokers) = brokers() else { return };
     let topic = topic_name("200files");
     create_topic(&brokers, &topic, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
-    let cfg = config(
-        dir.path(),
-        &brokers,
-        &topic,
-        &format!("{}/*.log", logs.display()),
-        "",
-    );
+    let dir = LogDir::new();
+    let logs = dir.logs.clone();
+    let cfg = config(dir.path(), &brokers, &topic, &dir.glob(), "");
     let mut lf = Logferry::start(
         &["ship", "-c", cfg.to_str().unwrap()],
         &dir.path().join("err"),
@@ -126,9 +119,8 @@ fn ten_thousand_files_through_a_budget_of_1024_descriptors() {
     let Some(brokers) = brokers() else { return };
     let topic = topic_name("10kfiles");
     create_topic(&brokers, &topic, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
+    let dir = LogDir::new();
+    let logs = dir.logs.clone();
     let files = 10_000;
     for f in 0..files {
         let mut h = std::fs::File::create(logs.join(format!("f{f:05}.log"))).unwrap();
@@ -138,7 +130,7 @@ fn ten_thousand_files_through_a_budget_of_1024_descriptors() {
         dir.path(),
         &brokers,
         &topic,
-        &format!("{}/*.log", logs.display()),
+        &dir.glob(),
         "max_open_files = 1024",
     );
     let mut lf = Logferry::start(
@@ -260,9 +252,8 @@ fn rotation_storm_of_a_hundred_rotations_a_second() {
     let Some(brokers) = brokers() else { return };
     let topic = topic_name("storm");
     create_topic(&brokers, &topic, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
+    let dir = LogDir::new();
+    let logs = dir.logs.clone();
     let log = logs.join("app.log");
     let cfg = config(dir.path(), &brokers, &topic, log.to_str().unwrap(), "");
     let mut lf = Logferry::start(

@@ -71,14 +71,13 @@ fn file_partitioning_keeps_each_of_50_files_in_order_across_12_partitions() {
     let Some(brokers) = brokers() else { return };
     let topic = topic_name("perfile");
     create_topic(&brokers, &topic, 12);
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
+    let dir = LogDir::new();
+    let logs = dir.logs.clone();
     let cfg = config(
         dir.path(),
         &brokers,
         &topic,
-        &format!("{}/*.log", logs.display()),
+        &dir.glob(),
         "partition_by = \"file\"",
     );
     let mut lf = Logferry::start(
@@ -137,15 +136,14 @@ fn file_partitioning_keeps_each_of_50_files_in_order_across_12_partitions() {
 fn ship_requests(brokers: &str, attribution: &str) -> HashMap<Vec<u8>, HashSet<i32>> {
     let topic = topic_name(&format!("reqkey-{attribution}"));
     create_topic(brokers, &topic, 12);
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
+    let dir = LogDir::new();
+    let logs = dir.logs.clone();
     let cfg = config_toml(
         dir.path(),
         brokers,
         "wirehost",
         &topic,
-        &format!("{}/*.log", logs.display()),
+        &dir.glob(),
         &format!("attribution = \"{attribution}\""),
         "partition_by = \"pattern\"\nkey_pattern = 'request_id=(?P<key>[0-9a-f]+)'",
     );
@@ -205,14 +203,13 @@ fn topic_template_routes_each_file_to_its_topic() {
     for stem in ["alpha", "beta"] {
         create_topic(&brokers, &format!("{prefix}.wirehost.{stem}"), 1);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
+    let dir = LogDir::new();
+    let logs = dir.logs.clone();
     let cfg = config(
         dir.path(),
         &brokers,
         &format!("{prefix}.{{host}}.{{file_stem}}"),
-        &format!("{}/*.log", logs.display()),
+        &dir.glob(),
         "",
     );
     for (stem, n) in [("alpha", 30), ("beta", 20)] {
@@ -242,14 +239,13 @@ fn static_headers_arrive_on_every_record() {
     let Some(brokers) = brokers() else { return };
     let topic = topic_name("headers");
     create_topic(&brokers, &topic, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
+    let dir = LogDir::new();
+    let logs = dir.logs.clone();
     let cfg = config(
         dir.path(),
         &brokers,
         &topic,
-        &format!("{}/*.log", logs.display()),
+        &dir.glob(),
         "[inputs.headers]\ndc = \"fra1\"\nteam = \"web\"",
     );
     let mut w = LogWriter::create(&logs.join("a.log"));

@@ -358,6 +358,30 @@ impl LogWriter {
     }
 }
 
+/// A temporary directory holding an empty `logs/` directory, and the glob
+/// for the `*.log` files in it: the setup of most many-file tests.
+pub struct LogDir {
+    pub dir: tempfile::TempDir,
+    pub logs: PathBuf,
+}
+
+impl LogDir {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        LogDir { dir, logs }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn glob(&self) -> String {
+        format!("{}/*.log", self.logs.display())
+    }
+}
+
 /// A numbered, access-log-like line; `n` is recoverable with [`line_no`].
 pub fn line(n: usize) -> String {
     format!(
