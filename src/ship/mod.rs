@@ -1072,7 +1072,17 @@ impl Shipper {
             // so lines of any size make progress): the bound is overshot by
             // at most one small read.
             let room = (share - self.input_inflight[input]).clamp(64 << 10, buf.len());
+            let cuts = self.truncated_heads.len();
             let n = self.read_stream(slot, &mut buf[..room]);
+            if self.truncated_heads.len() > cuts {
+                // Cut in place (copytruncate): the lines not yet read are in
+                // the copy, under a rotated name. Find it now and let it be
+                // drained before the new content, which is written after
+                // them; otherwise a quick write after the cut would be
+                // shipped first.
+                self.scan_rotated(input);
+                draining[input] = true;
+            }
             if let Some(s) = self.streams[slot].as_mut() {
                 if n > 0 {
                     s.last_data = Instant::now();
