@@ -127,6 +127,49 @@ fn rename_create_and_copytruncate_lose_and_duplicate_nothing() {
 }
 
 #[test]
+fn copy_seen_half_written_is_not_read_twice() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("halfcopy");
+    create_topic(&brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let state = dir.path().join("state");
+    let mut w = LogWriter::create(&log);
+    let (log_s, state_s) = (log.to_str().unwrap(), state.to_str().unwrap());
+    let mut lf = Logferry::start(
+        &ship_args(log_s, &topic, &brokers, state_s),
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log("following", Duration::from_secs(20));
+    let mut r = Reader::new(&brokers, &topic);
+    w.write_lines((0..1000).map(line));
+    r.read_until(1000, Duration::from_secs(60));
+    // copytruncate as cp and logrotate do it: the copy is created empty
+    // and filled a buffer at a time, and logferry's scan sees it on the
+    // way. Seen empty, then with its first bytes, it must be recognised as
+    // a copy in progress rather than read from 0 as a new rotated file.
+    let content = std::fs::read(&log).unwrap();
+    let copy_path = dir.path().join("app.log.1");
+    let mut copy = std::fs::File::create(&copy_path).unwrap();
+    lf.wait_for_log("copy still being written", Duration::from_secs(20));
+    use std::io::Write;
+    copy.write_all(&content[..100]).unwrap();
+    copy.write_all(&content[100..]).unwrap();
+    drop(copy);
+    w.truncate();
+    w.write_lines((1000..2000).map(line));
+    r.read_until(2000, Duration::from_secs(60));
+    let st = lf.stop();
+    assert!(st.success(), "stderr:\n{}", lf.stderr());
+    assert_exactly_once_in_order(&r.payloads(), 2000);
+    assert_eq!(
+        topic_count(&brokers, &topic),
+        2000,
+        "extra records in the topic"
+    );
+}
+
+#[test]
 fn sigterm_mid_stream_exits_zero_and_keeps_every_read_line() {
     let Some(brokers) = brokers() else { return };
     let topic = topic_name("sigterm");

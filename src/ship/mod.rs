@@ -20,7 +20,7 @@ pub mod notice;
 pub mod partition;
 pub mod produce;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -150,6 +150,22 @@ const COMPRESSED: &[&str] = &["gz", "bz2", "xz", "zst", "zip", "lz4", "Z"];
 /// How long a truncated file's old head is remembered for copy detection.
 const TRUNCATED_HEAD_TTL: Duration = Duration::from_secs(300);
 
+/// How long a file that looks like a copy still being written must have
+/// stopped growing before it is taken as complete. `cp` and logrotate write
+/// without pauses, so a copy that sat this long is done (or was abandoned).
+const COPY_SETTLE: Duration = Duration::from_secs(2);
+
+/// What [`Shipper::copy_source`] found out about a newly found file.
+enum CopyCheck {
+    /// A copy of `from`, whose bytes up to `at` were read already.
+    Copy { from: String, at: u64 },
+    /// Holds only a prefix of what was read from `of` so far and is still
+    /// growing: a copy being written.
+    Partial { of: String },
+    /// Not a copy of anything being read.
+    None,
+}
+
 struct TruncatedHead {
     input: usize,
     fingerprint: Fingerprint,
@@ -209,6 +225,9 @@ pub struct Shipper {
     /// Heads of files that were truncated recently, so that the copy
     /// copytruncate made is recognised even if seen after the truncation.
     truncated_heads: Vec<TruncatedHead>,
+    /// Files under rotated names that look like copies still being written:
+    /// not opened yet, and said so once each.
+    copies_in_progress: HashSet<FileId>,
     /// Streams whose file is open now.
     open_files: usize,
     /// inotify events: wake a file at once, or scan at once.
@@ -340,6 +359,7 @@ impl Shipper {
             fresh_start,
             rotated,
             truncated_heads: Vec::new(),
+            copies_in_progress: HashSet::new(),
             reported_failures: HashMap::new(),
             size_caps: HashMap::new(),
             open_files: 0,
@@ -751,7 +771,8 @@ impl Shipper {
         self.open_stream(input, role, &found.path, found.id);
     }
 
-    /// Where reading a newly found identity starts, and why.
+    /// Where reading a newly found identity starts, and why; `None` while
+    /// it may be a copy still being written (ask again on the next scan).
     fn start_position(
         &mut self,
         input: usize,
@@ -759,45 +780,91 @@ impl Shipper {
         file: &File,
         path: &Path,
         id: FileId,
-    ) -> u64 {
+    ) -> Option<u64> {
         if let Some(cp) = self.restored.remove(&id) {
             if cp.fingerprint.matches(file).unwrap_or(false) {
                 tracing::info!(path = %path.display(), offset = cp.position, "resuming from checkpoint");
-                return cp.position;
+                return Some(cp.position);
             }
             tracing::warn!(path = %path.display(), "file changed since its checkpoint (inode reused or rewritten); reading it from the start");
-            return 0;
+            return Some(0);
         }
         // A copy of a file being read (copytruncate) continues where the
         // original was read to: what was read is not read twice, and what
         // the truncation cut off is read from the copy.
-        if let Some((from, at)) = self.copy_source(input, file) {
-            tracing::info!(path = %path.display(), copy_of = %from, offset = at, "file is a copy of one already read (copytruncate); reading only the part not yet read");
-            return at;
+        match self.copy_source(input, file) {
+            CopyCheck::Copy { from, at } => {
+                self.copies_in_progress.remove(&id);
+                tracing::info!(path = %path.display(), copy_of = %from, offset = at, "file is a copy of one already read (copytruncate); reading only the part not yet read");
+                return Some(at);
+            }
+            CopyCheck::Partial { of } => {
+                if self.copies_in_progress.insert(id) {
+                    tracing::info!(path = %path.display(), copy_of = %of, "file looks like a copy still being written (copytruncate); waiting until it is complete");
+                }
+                return None;
+            }
+            CopyCheck::None => {
+                self.copies_in_progress.remove(&id);
+            }
         }
         let at_start = !self.first_scan_done && self.fresh_start;
-        match (role, self.settings.inputs[input].start_at) {
+        Some(match (role, self.settings.inputs[input].start_at) {
             (Role::Current, StartAt::End) if at_start => {
                 file.metadata().map(|m| m.len()).unwrap_or(0)
             }
             _ => 0,
-        }
+        })
     }
 
-    /// If `file` starts with the same bytes as a file of this input that is
-    /// (or was just, before truncation) being read, that file's path and
-    /// read position.
-    fn copy_source(&self, input: usize, file: &File) -> Option<(String, u64)> {
-        let size = file.metadata().ok()?.len();
-        let live = self
-            .streams
-            .iter()
-            .flatten()
-            .filter(|s| s.input == input)
-            .filter_map(|s| {
-                let pos = s.watcher.as_ref()?.read_position();
-                Some((s.fingerprint, pos, s.path.clone()))
-            });
+    /// Whether `file` starts with the same bytes as a file of this input that
+    /// is (or was just, before truncation) being read, and if so where to
+    /// read it from.
+    ///
+    /// A copy is made before the original is cut, and `cp` or logrotate
+    /// write it a buffer at a time, so a scan can see it empty or half
+    /// written. Such a copy is only a prefix of the file being read and is
+    /// left alone until it holds everything read from the original, or
+    /// stopped growing [`COPY_SETTLE`] ago; opening it earlier would read
+    /// its head from 0, twice. Once the original was cut the copy is
+    /// complete (the cut comes after the copy), so cut files never wait.
+    fn copy_source(&self, input: usize, file: &File) -> CopyCheck {
+        let Ok(meta) = file.metadata() else {
+            return CopyCheck::None;
+        };
+        let size = meta.len();
+        let settled = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= COPY_SETTLE);
+        for s in self.streams.iter().flatten().filter(|s| s.input == input) {
+            let Some(w) = s.watcher.as_ref() else {
+                continue;
+            };
+            let (fp, pos) = (s.fingerprint, w.read_position());
+            if fp.len == 0 {
+                continue;
+            }
+            let same_head = if size >= fp.len {
+                fp.matches(file).unwrap_or(false)
+            } else {
+                // Shorter than the head we know: a copy in its first
+                // buffers holds a prefix of it (an empty file is one).
+                let theirs = Fingerprint::read(file, size);
+                matches!((w.head(size), theirs), (Ok(a), Ok(b)) if a == b)
+            };
+            if !same_head {
+                continue;
+            }
+            if size < pos && !settled {
+                return CopyCheck::Partial { of: s.path.clone() };
+            }
+            return CopyCheck::Copy {
+                from: s.path.clone(),
+                at: pos.min(size),
+            };
+        }
         let cut = self
             .truncated_heads
             .iter()
@@ -809,12 +876,15 @@ impl Shipper {
             .restored
             .values()
             .map(|c| (c.fingerprint, c.position, c.path.clone()));
-        for (fp, pos, path) in live.chain(cut).chain(saved) {
+        for (fp, pos, path) in cut.chain(saved) {
             if fp.len > 0 && fp.len <= size && fp.matches(file).unwrap_or(false) {
-                return Some((path, pos.min(size)));
+                return CopyCheck::Copy {
+                    from: path,
+                    at: pos.min(size),
+                };
             }
         }
-        None
+        CopyCheck::None
     }
 
     fn open_stream(&mut self, input: usize, role: Role, path: &Path, id: FileId) {
@@ -832,7 +902,9 @@ impl Shipper {
             Ok(m) if FileId::of(&m) == id => {}
             _ => return, // Replaced between scan and open; the next scan sees the new one.
         }
-        let position = self.start_position(input, role, &file, path, id);
+        let Some(position) = self.start_position(input, role, &file, path, id) else {
+            return;
+        };
         let watcher = match FileWatcher::new(path, file, position, &self.framers[input]) {
             Ok(w) => w,
             Err(e) => {

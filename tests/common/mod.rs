@@ -352,6 +352,11 @@ impl LogWriter {
     }
 
     /// logrotate's copytruncate: copy, then truncate in place.
+    /// Cut the file in place, as the second half of copytruncate does.
+    pub fn truncate(&mut self) {
+        self.file.set_len(0).unwrap();
+    }
+
     pub fn rotate_copytruncate(&mut self, to: &Path) {
         std::fs::copy(&self.path, to).unwrap();
         self.file.set_len(0).unwrap();

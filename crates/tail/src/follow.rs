@@ -91,6 +91,13 @@ impl FileWatcher {
         self.fingerprint
     }
 
+    /// Fingerprint of this file's first `len` bytes (up to the window) as
+    /// they are now: compared with a file that may be a copy of this one
+    /// still being written.
+    pub fn head(&self, len: u64) -> io::Result<Fingerprint> {
+        Fingerprint::read(&self.file, len)
+    }
+
     /// Offset just past the last byte read.
     pub fn read_position(&self) -> u64 {
         self.framer.consumed()
