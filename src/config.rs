@@ -139,7 +139,10 @@ pub struct ShipSettings {
 impl ShipSettings {
     pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 16 << 20;
     pub const DEFAULT_MAX_LINE_BYTES: usize = 1_000_000;
-    pub const DEFAULT_MAX_OPEN_FILES: usize = 1024;
+    /// High enough that 10,000 busy files stay open (reopening a parked
+    /// file for each line costs more than the line); the soft descriptor
+    /// limit is raised to fit it at start.
+    pub const DEFAULT_MAX_OPEN_FILES: usize = 16384;
 }
 
 /// The checkpoint directory used when none is given.

@@ -305,3 +305,49 @@ fn rotation_storm_of_a_hundred_rotations_a_second() {
     assert_eq!(topic_count(&brokers, &topic), n as i64);
     eprintln!("storm: {n} lines exactly once; {reordered} places where a later file came first");
 }
+
+#[test]
+fn unterminated_last_line_ships_once_the_file_is_idle_for_partial_flush() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("partial");
+    create_topic(&brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let cfg = config_toml(
+        dir.path(),
+        &brokers,
+        "tailhost",
+        &topic,
+        log.to_str().unwrap(),
+        "",
+        "partial_flush = \"300ms\"",
+    );
+    let mut lf = Logferry::start(
+        &["ship", "-c", cfg.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log("following", Duration::from_secs(20));
+    // A writer that died mid-line (or writes its newline late): with
+    // partial_flush the fragment is shipped after 300 ms of quiet, without
+    // another write to the file to wake logferry up.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(b"complete line\nhalf a line").unwrap();
+    let mut r = Reader::new(&brokers, &topic);
+    r.read_until(2, Duration::from_secs(30));
+    // What comes later is a record of its own; nothing is shipped twice.
+    f.write_all(b" and the rest\n").unwrap();
+    r.read_until(3, Duration::from_secs(30));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    let got: Vec<&[u8]> = r.records.iter().map(|r| r.payload.as_slice()).collect();
+    assert_eq!(
+        got,
+        [&b"complete line"[..], b"half a line", b" and the rest"],
+        "records"
+    );
+    assert_eq!(
+        topic_count(&brokers, &topic),
+        3,
+        "extra records in the topic"
+    );
+}

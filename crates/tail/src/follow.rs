@@ -158,7 +158,11 @@ impl FileWatcher {
             self.at_eof = true;
             return Ok(Poll::Eof);
         }
-        self.at_eof = false;
+        // A short read of a regular file ends at its end: say so now rather
+        // than learn it from one more read that returns nothing (with
+        // thousands of files written a line at a time, that read was a
+        // third of the reading).
+        self.at_eof = n < buf.len();
         self.last_data = Instant::now();
         if self.fingerprint.len < FINGERPRINT_WINDOW {
             self.fingerprint =
@@ -166,6 +170,11 @@ impl FileWatcher {
         }
         self.framer.push(&buf[..n], emit);
         Ok(Poll::Read(n))
+    }
+
+    /// The last read reached the end of the file as it was then.
+    pub fn at_end(&self) -> bool {
+        self.at_eof
     }
 
     /// Read again from `position` (a line start), forgetting what was read
