@@ -29,8 +29,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use logferry_tail::discover::Found;
 use logferry_tail::{
-    CheckpointError, Checkpointer, Discovery, DiscoveryError, FileCheckpoint, FileId, FileWatcher,
-    Fingerprint, Line, LineFramer, MultilineJoiner, Poll,
+    open_log, CheckpointError, Checkpointer, Discovery, DiscoveryError, FileCheckpoint, FileId,
+    FileWatcher, Fingerprint, Line, LineFramer, MultilineJoiner, Poll,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -799,7 +799,7 @@ impl Shipper {
         {
             // Rotated files present at start are history, not to be shipped;
             // remember them so that only their growth is read later.
-            if let Ok(file) = File::open(&found.path) {
+            if let Ok(file) = open_log(&found.path) {
                 let size = found.meta.len();
                 if let Ok(fingerprint) = Fingerprint::read(&file, size) {
                     self.restored.insert(
@@ -936,7 +936,7 @@ impl Shipper {
     }
 
     fn open_stream(&mut self, input: usize, role: Role, path: &Path, id: FileId) {
-        let file = match File::open(path) {
+        let file = match open_log(path) {
             Ok(f) => f,
             Err(e) => {
                 // Logged once per path and kind of error; retried each scan.
@@ -1026,7 +1026,7 @@ impl Shipper {
         let Some(position) = s.parked else {
             return false;
         };
-        let Ok(file) = File::open(path) else {
+        let Ok(file) = open_log(path) else {
             return false;
         };
         if file.metadata().map(|m| FileId::of(&m)).ok() != Some(s.id) {

@@ -23,7 +23,7 @@ pub mod multiline;
 
 pub use checkpoint::{CheckpointError, CheckpointFile, Checkpointer, FileCheckpoint};
 pub use discover::{Discovery, DiscoveryError};
-pub use follow::{FileWatcher, Poll, WatchError};
+pub use follow::{open_log, FileWatcher, Poll, WatchError};
 pub use frame::{Line, LineFramer, LongLinePolicy};
 pub use identity::{FileId, Fingerprint};
 pub use multiline::MultilineJoiner;
