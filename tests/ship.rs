@@ -23,6 +23,55 @@ fn ship_args<'a>(file: &'a str, topic: &'a str, brokers: &'a str, state: &'a str
     ]
 }
 
+/// One log file shipped into a fresh topic of its own: the setup of most
+/// tests here.
+struct OneFile {
+    brokers: String,
+    topic: String,
+    dir: tempfile::TempDir,
+    log: std::path::PathBuf,
+    state: std::path::PathBuf,
+}
+
+impl OneFile {
+    /// `None` only where `brokers()` allows running without a cluster.
+    fn new(label: &str) -> Option<OneFile> {
+        let brokers = brokers()?;
+        let topic = topic_name(label);
+        create_topic(&brokers, &topic, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let state = dir.path().join("state");
+        Some(OneFile {
+            brokers,
+            topic,
+            dir,
+            log,
+            state,
+        })
+    }
+
+    fn log_s(&self) -> &str {
+        self.log.to_str().unwrap()
+    }
+
+    /// Start `logferry ship` on the file (stderr to `err` in the temp
+    /// dir) and wait until it follows it.
+    fn ship(&self, err: &str) -> Logferry {
+        let lf = Logferry::start(
+            &ship_args(
+                self.log_s(),
+                &self.topic,
+                &self.brokers,
+                self.state.to_str().unwrap(),
+            ),
+            &self.dir.path().join(err),
+        );
+        lf.wait_for_log("following", Duration::from_secs(20));
+        lf
+    }
+}
+
 fn assert_exactly_once_in_order(payloads: &[Vec<u8>], expected: usize) {
     let nums: Vec<usize> = payloads.iter().map(|p| line_no(p)).collect();
     for (i, n) in nums.iter().enumerate() {
@@ -39,19 +88,12 @@ fn assert_exactly_once_in_order(payloads: &[Vec<u8>], expected: usize) {
 
 #[test]
 fn hundred_thousand_lines_arrive_once_in_order() {
-    let Some(brokers) = brokers() else { return };
-    let topic = topic_name("100k");
-    create_topic(&brokers, &topic, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("app.log");
-    let state = dir.path().join("state");
-    let mut w = LogWriter::create(&log);
-    let (log_s, state_s) = (log.to_str().unwrap(), state.to_str().unwrap());
-    let mut lf = Logferry::start(
-        &ship_args(log_s, &topic, &brokers, state_s),
-        &dir.path().join("err"),
-    );
-    lf.wait_for_log("following", Duration::from_secs(20));
+    let Some(f) = OneFile::new("100k") else {
+        return;
+    };
+    let (brokers, topic) = (&f.brokers, &f.topic);
+    let mut w = LogWriter::create(&f.log);
+    let mut lf = f.ship("err");
     // Appended while logferry runs, in bursts of varied size.
     let total = 100_000;
     let mut n = 0;
@@ -60,39 +102,32 @@ fn hundred_thousand_lines_arrive_once_in_order() {
         w.write_lines((n..n + burst).map(line));
         n += burst;
     }
-    let mut r = Reader::new(&brokers, &topic);
+    let mut r = Reader::new(brokers, topic);
     r.read_until(total, Duration::from_secs(120));
     let st = lf.stop();
     assert!(st.success(), "exit status {st}; stderr:\n{}", lf.stderr());
     assert_exactly_once_in_order(&r.payloads(), total);
     assert_eq!(
-        topic_count(&brokers, &topic),
+        topic_count(brokers, topic),
         total as i64,
         "extra records in the topic"
     );
     // The source header names the file and each line's offset.
     let first = &r.records[1];
     let src = first.source().expect("source attribution");
-    assert_eq!(src.path, log_s.as_bytes());
+    assert_eq!(src.path, f.log_s().as_bytes());
     assert_eq!(src.offset, line(0).len() as u64 + 1);
 }
 
 #[test]
 fn rename_create_and_copytruncate_lose_and_duplicate_nothing() {
-    let Some(brokers) = brokers() else { return };
-    let topic = topic_name("rotate");
-    create_topic(&brokers, &topic, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("app.log");
-    let state = dir.path().join("state");
-    let mut w = LogWriter::create(&log);
-    let (log_s, state_s) = (log.to_str().unwrap(), state.to_str().unwrap());
-    let mut lf = Logferry::start(
-        &ship_args(log_s, &topic, &brokers, state_s),
-        &dir.path().join("err"),
-    );
-    lf.wait_for_log("following", Duration::from_secs(20));
-    let mut r = Reader::new(&brokers, &topic);
+    let Some(f) = OneFile::new("rotate") else {
+        return;
+    };
+    let (brokers, topic) = (&f.brokers, &f.topic);
+    let mut w = LogWriter::create(&f.log);
+    let mut lf = f.ship("err");
+    let mut r = Reader::new(brokers, topic);
     let mut n = 0;
     // Three rename+create rotations in the middle of a stream, with lines
     // appended right before and right after each, faster than logferry
@@ -103,7 +138,7 @@ fn rename_create_and_copytruncate_lose_and_duplicate_nothing() {
             w.write_lines((n..n + 250).map(line));
             n += 250;
         }
-        w.rotate_rename(&dir.path().join(format!("app.log.{round}")));
+        w.rotate_rename(&f.dir.path().join(format!("app.log.{round}")));
         w.write_lines((n..n + 100).map(line));
         n += 100;
     }
@@ -112,7 +147,7 @@ fn rename_create_and_copytruncate_lose_and_duplicate_nothing() {
     // the file was cut is read from the copy, from where reading stopped.
     // Give logferry a moment of reading first, so the cut lands mid-stream.
     r.read_until(1, Duration::from_secs(60));
-    w.rotate_copytruncate(&dir.path().join("app.log.ct"));
+    w.rotate_copytruncate(&f.dir.path().join("app.log.ct"));
     w.write_lines((n..n + 5000).map(line));
     n += 5000;
     r.read_until(n, Duration::from_secs(60));
@@ -120,7 +155,7 @@ fn rename_create_and_copytruncate_lose_and_duplicate_nothing() {
     assert!(st.success(), "stderr:\n{}", lf.stderr());
     assert_exactly_once_in_order(&r.payloads(), n);
     assert_eq!(
-        topic_count(&brokers, &topic),
+        topic_count(brokers, topic),
         n as i64,
         "extra records in the topic"
     );
@@ -128,28 +163,21 @@ fn rename_create_and_copytruncate_lose_and_duplicate_nothing() {
 
 #[test]
 fn copy_seen_half_written_is_not_read_twice() {
-    let Some(brokers) = brokers() else { return };
-    let topic = topic_name("halfcopy");
-    create_topic(&brokers, &topic, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("app.log");
-    let state = dir.path().join("state");
-    let mut w = LogWriter::create(&log);
-    let (log_s, state_s) = (log.to_str().unwrap(), state.to_str().unwrap());
-    let mut lf = Logferry::start(
-        &ship_args(log_s, &topic, &brokers, state_s),
-        &dir.path().join("err"),
-    );
-    lf.wait_for_log("following", Duration::from_secs(20));
-    let mut r = Reader::new(&brokers, &topic);
+    let Some(f) = OneFile::new("halfcopy") else {
+        return;
+    };
+    let (brokers, topic) = (&f.brokers, &f.topic);
+    let mut w = LogWriter::create(&f.log);
+    let mut lf = f.ship("err");
+    let mut r = Reader::new(brokers, topic);
     w.write_lines((0..1000).map(line));
     r.read_until(1000, Duration::from_secs(60));
     // copytruncate as cp and logrotate do it: the copy is created empty
     // and filled a buffer at a time, and logferry's scan sees it on the
     // way. Seen empty, then with its first bytes, it must be recognised as
     // a copy in progress rather than read from 0 as a new rotated file.
-    let content = std::fs::read(&log).unwrap();
-    let copy_path = dir.path().join("app.log.1");
+    let content = std::fs::read(&f.log).unwrap();
+    let copy_path = f.dir.path().join("app.log.1");
     let mut copy = std::fs::File::create(&copy_path).unwrap();
     lf.wait_for_log("copy still being written", Duration::from_secs(20));
     use std::io::Write;
@@ -163,7 +191,7 @@ fn copy_seen_half_written_is_not_read_twice() {
     assert!(st.success(), "stderr:\n{}", lf.stderr());
     assert_exactly_once_in_order(&r.payloads(), 2000);
     assert_eq!(
-        topic_count(&brokers, &topic),
+        topic_count(brokers, topic),
         2000,
         "extra records in the topic"
     );
@@ -171,19 +199,12 @@ fn copy_seen_half_written_is_not_read_twice() {
 
 #[test]
 fn sigterm_mid_stream_exits_zero_and_keeps_every_read_line() {
-    let Some(brokers) = brokers() else { return };
-    let topic = topic_name("sigterm");
-    create_topic(&brokers, &topic, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("app.log");
-    let state = dir.path().join("state");
-    let mut w = LogWriter::create(&log);
-    let (log_s, state_s) = (log.to_str().unwrap(), state.to_str().unwrap());
-    let mut lf = Logferry::start(
-        &ship_args(log_s, &topic, &brokers, state_s),
-        &dir.path().join("err"),
-    );
-    lf.wait_for_log("following", Duration::from_secs(20));
+    let Some(f) = OneFile::new("sigterm") else {
+        return;
+    };
+    let (brokers, topic) = (&f.brokers, &f.topic);
+    let mut w = LogWriter::create(&f.log);
+    let mut lf = f.ship("err");
     // A writer thread keeps appending while the signal arrives.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -200,7 +221,7 @@ fn sigterm_mid_stream_exits_zero_and_keeps_every_read_line() {
             n
         })
     };
-    let mut r = Reader::new(&brokers, &topic);
+    let mut r = Reader::new(brokers, topic);
     r.read_until(5_000, Duration::from_secs(60));
     assert!(r.records.len() >= 5_000);
     let t0 = Instant::now();
@@ -229,30 +250,27 @@ fn sigterm_mid_stream_exits_zero_and_keeps_every_read_line() {
 
     // Everything logferry read before the signal was acked before exit: the
     // checkpoint covers it, and every line it covers is in the topic.
-    let cps = checkpoint_positions(&state);
+    let cps = checkpoint_positions(&f.state);
     assert_eq!(cps.len(), 1);
     let position = cps[0].1;
-    let content = std::fs::read(&log).unwrap();
+    let content = std::fs::read(&f.log).unwrap();
     let covered = content[..position as usize]
         .iter()
         .filter(|&&b| b == b'\n')
         .count();
     assert!(covered >= 5_000, "checkpoint covers only {covered} lines");
-    let in_topic = topic_count(&brokers, &topic) as usize;
+    let in_topic = topic_count(brokers, topic) as usize;
     assert_eq!(
         in_topic, covered,
         "topic holds exactly the lines up to the checkpoint"
     );
 
     // A restart ships the rest from the checkpoint: nothing lost, nothing twice.
-    let mut lf2 = Logferry::start(
-        &ship_args(log_s, &topic, &brokers, state_s),
-        &dir.path().join("err2"),
-    );
+    let mut lf2 = f.ship("err2");
     r.read_until(total, Duration::from_secs(60));
     assert!(lf2.stop().success());
     assert_exactly_once_in_order(&r.payloads(), total);
-    assert_eq!(topic_count(&brokers, &topic), total as i64);
+    assert_eq!(topic_count(brokers, topic), total as i64);
 }
 
 #[test]
