@@ -137,7 +137,11 @@ pub struct ShipSettings {
 }
 
 impl ShipSettings {
-    pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 16 << 20;
+    /// librdkafka holds each record with about 200 bytes of bookkeeping,
+    /// so the heap in flight is about twice this for 230-byte lines. 8 MiB
+    /// shipped a backlog as fast as 16 MiB in A/B runs, with peak RSS 34
+    /// instead of 50 MB; 4 MiB was 20 % slower.
+    pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 8 << 20;
     pub const DEFAULT_MAX_LINE_BYTES: usize = 1_000_000;
     /// High enough that 10,000 busy files stay open (reopening a parked
     /// file for each line costs more than the line); the soft descriptor
