@@ -424,10 +424,16 @@ impl Shipper {
         let mut next_scan = Instant::now() + self.scan_period();
         let mut next_checkpoint = Instant::now() + self.settings.checkpoint_interval;
         let mut last_scan = Instant::now();
+        // An event asked for a scan that has not run yet. Kept across
+        // rounds: a rotation's events come in a burst (rename, create,
+        // write), and a request arriving within the spacing of the scan
+        // before it must not be dropped, or the new file waits for the
+        // periodic scan (seconds with notifications on).
+        let mut rescan = false;
         while !shutdown.is_requested() {
             let now = Instant::now();
             let notices = self.notices.drain();
-            let mut rescan = notices.rescan;
+            rescan |= notices.rescan;
             for path in notices.modified {
                 let slot = self.by_path.get(&path).copied();
                 match slot.and_then(|slot| self.streams[slot].as_mut().map(|s| (slot, s))) {
@@ -445,6 +451,7 @@ impl Shipper {
             {
                 self.scan();
                 last_scan = now;
+                rescan = false;
                 next_scan = now + self.scan_period();
             }
             let read = self.read_round(&mut buf);
