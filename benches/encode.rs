@@ -12,7 +12,7 @@ use logferry::ship::encode::{
     encode_source, encode_source_key, source_tail, Format, LineSource, SOURCE_HEADER,
 };
 use logferry::ship::partition::SourcePartitioner;
-use logferry_tail::FileId;
+use logferry_tail::{FileId, GenerationId};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -24,6 +24,7 @@ const LINE: &[u8] = b"10.1.2.3 - - [24/Nov/2026:10:00:00 +0000] \"GET /api/v2/it
 const SRC: LineSource<'static> = LineSource {
     host: "web1.example.com",
     path: "/var/log/nginx/access.log",
+    generation: GenerationId(0x5eed_0123_4567_89ab),
     id: FileId {
         dev: 2049,
         ino: 1_234_567,
@@ -61,14 +62,14 @@ fn formats(c: &mut Criterion) {
     g.bench_function("lf_header", |b| {
         b.iter(|| {
             offset += 180;
-            encode_source(&mut header, SRC.id, offset, false, &tail);
+            encode_source(&mut header, SRC.generation, SRC.id, offset, false, &tail);
             header.len()
         })
     });
     g.bench_function("key_form", |b| {
         b.iter(|| {
             offset += 180;
-            encode_source_key(&mut header, b"", SRC.id, offset, false, &tail);
+            encode_source_key(&mut header, b"", SRC.generation, SRC.id, offset, false, &tail);
             header.len()
         })
     });
@@ -119,14 +120,14 @@ fn produce(c: &mut Criterion) {
                     let mut rec = BaseRecord::<[u8], [u8], ()>::to("bench").payload(LINE);
                     match mode {
                         "header" => {
-                            encode_source(&mut scratch, SRC.id, offset, false, &tail);
+                            encode_source(&mut scratch, SRC.generation, SRC.id, offset, false, &tail);
                             rec = rec.headers(OwnedHeaders::new_with_capacity(1).insert(Header {
                                 key: SOURCE_HEADER,
                                 value: Some(scratch.as_slice()),
                             }));
                         }
                         "key" => {
-                            encode_source_key(&mut scratch, b"", SRC.id, offset, false, &tail);
+                            encode_source_key(&mut scratch, b"", SRC.generation, SRC.id, offset, false, &tail);
                             rec = rec.key(scratch.as_slice());
                         }
                         _ => {}

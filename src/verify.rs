@@ -4,11 +4,17 @@
 //! able to ask at any time: is every line of my files in Kafka, once, in
 //! order?
 //!
-//! A line is identified by (host, device, inode, start offset). For each
-//! audited file the report counts lines missing from the topic, lines
-//! present more than once (expected only after a crash between ack and
-//! checkpoint), records out of file order within a partition, and records
-//! whose content differs from the file (a file rewritten in place).
+//! A line is identified by (host, generation, start offset). A file on disk
+//! does not say which generation it is (inodes are reused, a copy has a new
+//! inode, a compressed rotation has none of its own), so each audited file
+//! is matched to the generation whose records hold its lines at their
+//! offsets; compressed rotations (`.gz`) are audited through their
+//! decompressed content. For each audited file the report counts lines
+//! missing from the topic, lines present more than once (expected only
+//! after a crash between ack and checkpoint), records out of file order
+//! within a partition, and records whose content differs from the file (a
+//! file rewritten in place). Records shipped before generations existed are
+//! matched by (device, inode).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -16,7 +22,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use logferry_tail::{FileId, Fingerprint, LineFramer, LongLinePolicy};
+use logferry_tail::compressed::{is_readable_compressed, Gz};
+use logferry_tail::identity::ReadAt;
+use logferry_tail::{FileId, Fingerprint, GenerationId, LineFramer, LongLinePolicy};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
@@ -63,6 +71,9 @@ pub struct VerifySettings {
 pub struct FileAudit {
     pub path: PathBuf,
     pub id: Option<FileId>,
+    /// The generation whose records hold this file's lines (none when no
+    /// line of it is in the topic).
+    pub generation: Option<GenerationId>,
     /// Complete lines in the file.
     pub lines: u64,
     /// Lines with no record in the topic.
@@ -116,7 +127,11 @@ impl std::fmt::Display for VerifyReport {
             self.records, self.without_source, self.other_sources
         )?;
         for a in &self.files {
-            let id = a.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
+            let id = match (a.generation, a.id) {
+                (Some(g), _) => format!("generation {g}"),
+                (None, Some(i)) => i.to_string(),
+                (None, None) => "-".into(),
+            };
             writeln!(
                 f,
                 "{} [{id}]: {} lines, {} missing, {} duplicated, {} out of order, {} mismatched, {} unmatched",
@@ -144,6 +159,14 @@ impl std::fmt::Display for VerifyReport {
     }
 }
 
+/// Which file life a record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Lineage {
+    Generation(GenerationId),
+    /// Records shipped before generations existed.
+    Inode(FileId),
+}
+
 /// One record as seen by the audit.
 struct Seen {
     partition: i32,
@@ -153,24 +176,29 @@ struct Seen {
 
 pub fn verify(settings: &VerifySettings) -> Result<VerifyReport, VerifyError> {
     let mut report = VerifyReport::default();
-    let by_line = read_topic(settings, &mut report)?;
-    let mut used: HashMap<FileId, bool> = HashMap::new();
+    let index = read_topic(settings, &mut report)?;
+    let mut used = std::collections::HashSet::new();
     for path in &settings.files {
-        let audit = audit_file(settings, path, &by_line)?;
-        if let Some(id) = audit.id {
-            used.insert(id, true);
-        }
+        let (audit, lineage) = audit_file(settings, path, &index)?;
+        used.extend(lineage);
         report.files.push(audit);
     }
-    report.other_sources += by_line
+    report.other_sources += index
+        .records
         .iter()
-        .filter(|((id, _), _)| !used.contains_key(id))
+        .filter(|((l, _), _)| !used.contains(l))
         .map(|(_, v)| v.len() as u64)
         .sum::<u64>();
     Ok(report)
 }
 
-type LineIndex = HashMap<(FileId, u64), Vec<Seen>>;
+/// The topic's records by line, and which lineages hold which content at
+/// which offset (to tell which generation a file on disk is).
+#[derive(Default)]
+struct LineIndex {
+    records: HashMap<(Lineage, u64), Vec<Seen>>,
+    by_content: HashMap<(u64, u64), Vec<Lineage>>,
+}
 
 fn read_topic(s: &VerifySettings, report: &mut VerifyReport) -> Result<LineIndex, VerifyError> {
     let mut cfg = ClientConfig::new();
@@ -197,7 +225,7 @@ fn read_topic(s: &VerifySettings, report: &mut VerifyReport) -> Result<LineIndex
             tpl.add_partition_offset(&s.topic, p.id(), Offset::Beginning)?;
         }
     }
-    let mut index: LineIndex = HashMap::new();
+    let mut index = LineIndex::default();
     if ends.is_empty() {
         return Ok(index);
     }
@@ -239,7 +267,19 @@ fn read_topic(s: &VerifySettings, report: &mut VerifyReport) -> Result<LineIndex
             Some(line) => Fingerprint::of_bytes(&line).hash,
             None => !Fingerprint::of_bytes(payload).hash,
         };
-        index.entry((src.id, src.offset)).or_default().push(Seen {
+        let lineage = match src.generation {
+            Some(g) => Lineage::Generation(g),
+            None => Lineage::Inode(src.id),
+        };
+        let seen = index.records.entry((lineage, src.offset)).or_default();
+        if seen.is_empty() {
+            index
+                .by_content
+                .entry((src.offset, hash))
+                .or_default()
+                .push(lineage);
+        }
+        seen.push(Seen {
             partition,
             kafka_offset: offset,
             hash,
@@ -248,17 +288,52 @@ fn read_topic(s: &VerifySettings, report: &mut VerifyReport) -> Result<LineIndex
     Ok(index)
 }
 
+/// A file to audit: plain, or read through its decompressed content.
+enum Audited {
+    Plain(File),
+    Gz(Box<Gz>),
+}
+
+impl Audited {
+    fn read(&mut self, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+        match self {
+            Audited::Plain(f) => f.read(buf),
+            Audited::Gz(g) => g.read_at(buf, pos),
+        }
+    }
+}
+
+/// The lineage holding most of `lines` (start offset, content hash) at
+/// their offsets; a lineage read from the file's own inode wins ties.
+fn lineage_of(lines: &[(u64, u64)], index: &LineIndex, id: FileId) -> Option<Lineage> {
+    let mut votes: HashMap<Lineage, u64> = HashMap::new();
+    for key in lines {
+        for l in index.by_content.get(key).into_iter().flatten() {
+            *votes.entry(*l).or_default() += 1;
+        }
+    }
+    votes
+        .into_iter()
+        .max_by_key(|(l, n)| (*n, *l == Lineage::Inode(id)))
+        .map(|(l, _)| l)
+}
+
 fn audit_file(
     s: &VerifySettings,
     path: &Path,
     index: &LineIndex,
-) -> Result<FileAudit, VerifyError> {
+) -> Result<(FileAudit, Option<Lineage>), VerifyError> {
     let io_err = |source| VerifyError::File {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = File::open(path).map_err(io_err)?;
+    let file = File::open(path).map_err(io_err)?;
     let id = FileId::of(&file.metadata().map_err(io_err)?);
+    let mut body = if is_readable_compressed(path) {
+        Audited::Gz(Box::new(Gz::open(path).map_err(io_err)?))
+    } else {
+        Audited::Plain(file)
+    };
     let mut audit = FileAudit {
         path: path.to_path_buf(),
         id: Some(id),
@@ -266,38 +341,48 @@ fn audit_file(
     };
     let mut framer = LineFramer::new(0, s.max_line_bytes, s.long_lines, false);
     let mut buf = vec![0u8; 1 << 20];
-    // (partition, Kafka offset, line offset) of each line's first copy.
-    let mut placed: Vec<(i32, i64, u64)> = Vec::new();
-    let mut starts = std::collections::HashSet::new();
+    // (start offset, content hash) of every line.
+    let mut lines: Vec<(u64, u64)> = Vec::new();
+    let mut pos = 0u64;
     loop {
-        let n = file.read(&mut buf).map_err(io_err)?;
+        let n = body.read(&mut buf, pos).map_err(io_err)?;
         if n == 0 {
             break;
         }
+        pos += n as u64;
         framer.push(&buf[..n], |line| {
-            audit.lines += 1;
-            starts.insert(line.start);
-            let want = Fingerprint::of_bytes(line.bytes).hash;
-            match index.get(&(id, line.start)) {
-                None => {
-                    audit.missing += 1;
-                    if audit.first_missing.len() < 10 {
-                        audit.first_missing.push(line.start);
-                    }
-                }
-                Some(seen) => {
-                    audit.duplicates += seen.len() as u64 - 1;
-                    if seen[0].hash != want {
-                        audit.mismatched += 1;
-                    }
-                    let first = seen
-                        .iter()
-                        .min_by_key(|x| x.kafka_offset)
-                        .expect("non-empty");
-                    placed.push((first.partition, first.kafka_offset, line.start));
+            lines.push((line.start, Fingerprint::of_bytes(line.bytes).hash));
+        });
+    }
+    let lineage = lineage_of(&lines, index, id);
+    if let Some(Lineage::Generation(g)) = lineage {
+        audit.generation = Some(g);
+    }
+    // (partition, Kafka offset, line offset) of each line's first copy.
+    let mut placed: Vec<(i32, i64, u64)> = Vec::new();
+    let mut starts = std::collections::HashSet::new();
+    for &(start, want) in &lines {
+        audit.lines += 1;
+        starts.insert(start);
+        match lineage.and_then(|l| index.records.get(&(l, start))) {
+            None => {
+                audit.missing += 1;
+                if audit.first_missing.len() < 10 {
+                    audit.first_missing.push(start);
                 }
             }
-        });
+            Some(seen) => {
+                audit.duplicates += seen.len() as u64 - 1;
+                if seen[0].hash != want {
+                    audit.mismatched += 1;
+                }
+                let first = seen
+                    .iter()
+                    .min_by_key(|x| x.kafka_offset)
+                    .expect("non-empty");
+                placed.push((first.partition, first.kafka_offset, start));
+            }
+        }
     }
     // In Kafka order within each partition, a file's lines must ascend.
     placed.sort_unstable();
@@ -312,9 +397,10 @@ fn audit_file(
         prev = Some((partition, start));
     }
     audit.unmatched = index
+        .records
         .iter()
-        .filter(|((fid, off), _)| *fid == id && !starts.contains(off))
+        .filter(|((l, off), _)| Some(*l) == lineage && !starts.contains(off))
         .map(|(_, v)| v.len() as u64)
         .sum();
-    Ok(audit)
+    Ok((audit, lineage))
 }

@@ -8,10 +8,12 @@
 //! cheapest place: see `config::Attribution`) or in one record header:
 //!
 //! ```text
-//! key          = [version=2][flags][varint pkey_len][pkey] SOURCE
-//! header "lf"  = [version=1][flags] SOURCE
-//! SOURCE       = [varint dev][varint ino][varint offset]
+//! key          = [version=3][flags][varint pkey_len][pkey] SOURCE
+//! header "lf"  = [version=4][flags] SOURCE
+//! SOURCE       = [varint generation][varint dev][varint ino][varint offset]
 //!                [varint host_len][host][varint path_len][path]
+//! (versions 2 (key) and 1 (header), written before generations, lack the
+//!  generation and still decode)
 //! flags bit 0: the line was truncated or split (longer than max_line_bytes)
 //! pkey: the partitioning key (`partition_by`); empty means none, and the
 //!       record goes to a sticky partition
@@ -19,13 +21,20 @@
 //!
 //! The partitioning key comes first in the key form so the partitioner,
 //! which runs once per record inside librdkafka, reads only a few bytes.
+//!
+//! (host, generation, offset) identifies a line: the generation is one life
+//! of one file (see `logferry_tail::GenerationId`), so a reused inode or a
+//! file truncated in place never collides with an earlier file.
 
-use logferry_tail::FileId;
+use logferry_tail::{FileId, GenerationId};
 
 /// Name of the source-attribution header.
 pub const SOURCE_HEADER: &str = "lf";
-const SOURCE_VERSION: u8 = 1;
-const KEY_VERSION: u8 = 2;
+const SOURCE_VERSION: u8 = 4;
+const KEY_VERSION: u8 = 3;
+/// Versions written before generations existed; still decoded.
+const SOURCE_VERSION_V1: u8 = 1;
+const KEY_VERSION_V2: u8 = 2;
 const FLAG_TRUNCATED: u8 = 1;
 
 /// How a line's bytes become a record value.
@@ -46,6 +55,7 @@ pub enum Format {
 pub struct LineSource<'a> {
     pub host: &'a str,
     pub path: &'a str,
+    pub generation: GenerationId,
     pub id: FileId,
     /// File offset of the line's first byte.
     pub offset: u64,
@@ -59,6 +69,7 @@ struct JsonRecord<'a> {
     encoding: &'static str,
     host: &'a str,
     path: &'a str,
+    generation: String,
     file: String,
     offset: u64,
     read_at_ms: u64,
@@ -116,6 +127,7 @@ impl Format {
                     encoding,
                     host: src.host,
                     path: src.path,
+                    generation: src.generation.to_string(),
                     file: src.id.to_string(),
                     offset: src.offset,
                     read_at_ms: src.read_at_ms,
@@ -163,6 +175,8 @@ impl Format {
 pub struct Source {
     pub host: String,
     pub path: Vec<u8>,
+    /// None for records written before generations (older versions).
+    pub generation: Option<GenerationId>,
     pub id: FileId,
     /// File offset of the line's first byte.
     pub offset: u64,
@@ -246,7 +260,8 @@ fn flags(truncated: bool) -> u8 {
     }
 }
 
-fn put_source(out: &mut Vec<u8>, id: FileId, offset: u64, tail: &[u8]) {
+fn put_source(out: &mut Vec<u8>, generation: GenerationId, id: FileId, offset: u64, tail: &[u8]) {
+    put_varint(out, generation.0);
     put_varint(out, id.dev);
     put_varint(out, id.ino);
     put_varint(out, offset);
@@ -254,11 +269,18 @@ fn put_source(out: &mut Vec<u8>, id: FileId, offset: u64, tail: &[u8]) {
 }
 
 /// Write the `lf` header value for one line into `out` (cleared first).
-pub fn encode_source(out: &mut Vec<u8>, id: FileId, offset: u64, truncated: bool, tail: &[u8]) {
+pub fn encode_source(
+    out: &mut Vec<u8>,
+    generation: GenerationId,
+    id: FileId,
+    offset: u64,
+    truncated: bool,
+    tail: &[u8],
+) {
     out.clear();
     out.push(SOURCE_VERSION);
     out.push(flags(truncated));
-    put_source(out, id, offset, tail);
+    put_source(out, generation, id, offset, tail);
 }
 
 /// Write the key form for one line into `out` (cleared first):
@@ -266,6 +288,7 @@ pub fn encode_source(out: &mut Vec<u8>, id: FileId, offset: u64, truncated: bool
 pub fn encode_source_key(
     out: &mut Vec<u8>,
     partition_key: &[u8],
+    generation: GenerationId,
     id: FileId,
     offset: u64,
     truncated: bool,
@@ -276,7 +299,7 @@ pub fn encode_source_key(
     out.push(flags(truncated));
     put_varint(out, partition_key.len() as u64);
     out.extend_from_slice(partition_key);
-    put_source(out, id, offset, tail);
+    put_source(out, generation, id, offset, tail);
 }
 
 /// The partitioning key inside a key-form record key (empty: none), or
@@ -284,7 +307,7 @@ pub fn encode_source_key(
 pub fn partition_key_of(key: &[u8]) -> Option<&[u8]> {
     let mut b = key;
     let head = take(&mut b, 2).ok()?;
-    if head[0] != KEY_VERSION {
+    if head[0] != KEY_VERSION && head[0] != KEY_VERSION_V2 {
         return None;
     }
     let len = usize::try_from(get_varint(&mut b).ok()?).ok()?;
@@ -294,7 +317,7 @@ pub fn partition_key_of(key: &[u8]) -> Option<&[u8]> {
 /// Set the truncated flag in an encoded source (either form); other bytes
 /// are left alone.
 pub fn mark_truncated(encoded: &mut [u8]) {
-    if let [SOURCE_VERSION | KEY_VERSION, flags, ..] = encoded {
+    if let [SOURCE_VERSION | KEY_VERSION | SOURCE_VERSION_V1 | KEY_VERSION_V2, flags, ..] = encoded {
         *flags |= FLAG_TRUNCATED;
     }
 }
@@ -306,15 +329,24 @@ pub fn decode_source(mut bytes: &[u8]) -> Result<Source, SourceDecodeError> {
         .map_err(|_| SourceDecodeError::Empty)?
         .first()
         .unwrap_or(&0);
-    if version != SOURCE_VERSION && version != KEY_VERSION {
-        return Err(SourceDecodeError::Version(version));
-    }
+    let (keyed, generations) = match version {
+        KEY_VERSION => (true, true),
+        SOURCE_VERSION => (false, true),
+        KEY_VERSION_V2 => (true, false),
+        SOURCE_VERSION_V1 => (false, false),
+        _ => return Err(SourceDecodeError::Version(version)),
+    };
     let flags = take(b, 1)?[0];
-    let partition_key = if version == KEY_VERSION {
+    let partition_key = if keyed {
         let len = get_varint(b)? as usize;
         take(b, len)?.to_vec()
     } else {
         Vec::new()
+    };
+    let generation = if generations {
+        Some(GenerationId(get_varint(b)?))
+    } else {
+        None
     };
     let dev = get_varint(b)?;
     let ino = get_varint(b)?;
@@ -328,6 +360,7 @@ pub fn decode_source(mut bytes: &[u8]) -> Result<Source, SourceDecodeError> {
     Ok(Source {
         host,
         path,
+        generation,
         id: FileId { dev, ino },
         offset,
         truncated: flags & FLAG_TRUNCATED != 0,
@@ -343,6 +376,7 @@ mod tests {
     const SRC: LineSource<'static> = LineSource {
         host: "web1",
         path: "/var/log/a.log",
+        generation: GenerationId(0xab),
         id: FileId { dev: 8, ino: 42 },
         offset: 1234,
         read_at_ms: 1_790_000_000_000,
@@ -367,7 +401,7 @@ mod tests {
         let out = f.payload(b"GET /\"q\"", &SRC, &mut s);
         assert_eq!(
             std::str::from_utf8(out).unwrap(),
-            r#"{"line":"GET /\"q\"","encoding":"utf-8","host":"web1","path":"/var/log/a.log","file":"8:42","offset":1234,"read_at_ms":1790000000000,"fields":{"env":"prod","app":"shop"}}"#
+            r#"{"line":"GET /\"q\"","encoding":"utf-8","host":"web1","path":"/var/log/a.log","generation":"00000000000000ab","file":"8:42","offset":1234,"read_at_ms":1790000000000,"fields":{"env":"prod","app":"shop"}}"#
         );
     }
 
@@ -409,12 +443,32 @@ mod tests {
         .is_none());
     }
 
+    const G: GenerationId = GenerationId(129);
+
+    /// Records shipped by builds before generations keep decoding.
+    #[test]
+    fn older_versions_still_decode() {
+        let header_v1 = [1u8, 1, 1, 0xac, 0x02, 5, 1, b'h', 2, b'/', b'a'];
+        let s = decode_source(&header_v1).unwrap();
+        assert_eq!(
+            (s.generation, s.id.ino, s.offset, s.truncated),
+            (None, 300, 5, true)
+        );
+        let key_v2 = [2u8, 0, 2, b'r', b'q', 1, 0xac, 0x02, 5, 1, b'h', 2, b'/', b'a'];
+        assert_eq!(partition_key_of(&key_v2), Some(&b"rq"[..]));
+        let s = decode_source(&key_v2).unwrap();
+        assert_eq!((s.generation, s.path), (None, b"/a".to_vec()));
+    }
+
     #[test]
     fn header_golden_bytes() {
         let mut out = Vec::new();
         let tail = source_tail("h", b"/a");
-        encode_source(&mut out, FileId { dev: 1, ino: 300 }, 5, true, &tail);
-        assert_eq!(out, [1, 1, 1, 0xac, 0x02, 5, 1, b'h', 2, b'/', b'a']);
+        encode_source(&mut out, G, FileId { dev: 1, ino: 300 }, 5, true, &tail);
+        assert_eq!(
+            out,
+            [4, 1, 0x81, 0x01, 1, 0xac, 0x02, 5, 1, b'h', 2, b'/', b'a']
+        );
     }
 
     #[test]
@@ -424,6 +478,7 @@ mod tests {
         encode_source_key(
             &mut out,
             b"rq",
+            G,
             FileId { dev: 1, ino: 300 },
             5,
             false,
@@ -431,12 +486,12 @@ mod tests {
         );
         assert_eq!(
             out,
-            [2, 0, 2, b'r', b'q', 1, 0xac, 0x02, 5, 1, b'h', 2, b'/', b'a']
+            [3, 0, 2, b'r', b'q', 0x81, 0x01, 1, 0xac, 0x02, 5, 1, b'h', 2, b'/', b'a']
         );
         assert_eq!(partition_key_of(&out), Some(&b"rq"[..]));
         mark_truncated(&mut out);
         assert!(decode_source(&out).unwrap().truncated);
-        encode_source_key(&mut out, b"", FileId { dev: 1, ino: 2 }, 3, false, &tail);
+        encode_source_key(&mut out, b"", G, FileId { dev: 1, ino: 2 }, 3, false, &tail);
         assert_eq!(partition_key_of(&out), Some(&b""[..]));
         // A plain key (another producer, or attribution = "header") is not
         // mistaken for the key form.
@@ -450,7 +505,7 @@ mod tests {
     fn truncated_key_is_an_error() {
         let mut out = Vec::new();
         let tail = source_tail("host", b"/p");
-        encode_source_key(&mut out, b"id", FileId { dev: 1, ino: 2 }, 3, false, &tail);
+        encode_source_key(&mut out, b"id", G, FileId { dev: 1, ino: 2 }, 3, false, &tail);
         for cut in 0..out.len() {
             assert!(decode_source(&out[..cut]).is_err(), "cut at {cut}");
         }
@@ -461,6 +516,7 @@ mod tests {
         let mut out = Vec::new();
         encode_source(
             &mut out,
+            G,
             FileId { dev: 1, ino: 2 },
             3,
             false,
@@ -474,20 +530,20 @@ mod tests {
 
     proptest! {
         #[test]
-        fn source_round_trips(dev: u64, ino: u64, offset: u64, truncated: bool, host in "[a-z0-9.-]{0,40}", path in proptest::collection::vec(any::<u8>(), 0..200)) {
+        fn source_round_trips(g: u64, dev: u64, ino: u64, offset: u64, truncated: bool, host in "[a-z0-9.-]{0,40}", path in proptest::collection::vec(any::<u8>(), 0..200)) {
             let mut out = Vec::new();
-            encode_source(&mut out, FileId { dev, ino }, offset, truncated, &source_tail(&host, &path));
+            encode_source(&mut out, GenerationId(g), FileId { dev, ino }, offset, truncated, &source_tail(&host, &path));
             let s = decode_source(&out).unwrap();
-            prop_assert_eq!(s, Source { host: host.clone(), path: path.clone(), id: FileId { dev, ino }, offset, truncated, partition_key: Vec::new() });
+            prop_assert_eq!(s, Source { host: host.clone(), path: path.clone(), generation: Some(GenerationId(g)), id: FileId { dev, ino }, offset, truncated, partition_key: Vec::new() });
         }
 
         #[test]
-        fn key_form_round_trips(dev: u64, ino: u64, offset: u64, truncated: bool, pkey in proptest::collection::vec(any::<u8>(), 0..40), host in "[a-z0-9.-]{0,40}", path in proptest::collection::vec(any::<u8>(), 0..200)) {
+        fn key_form_round_trips(g: u64, dev: u64, ino: u64, offset: u64, truncated: bool, pkey in proptest::collection::vec(any::<u8>(), 0..40), host in "[a-z0-9.-]{0,40}", path in proptest::collection::vec(any::<u8>(), 0..200)) {
             let mut out = Vec::new();
-            encode_source_key(&mut out, &pkey, FileId { dev, ino }, offset, truncated, &source_tail(&host, &path));
+            encode_source_key(&mut out, &pkey, GenerationId(g), FileId { dev, ino }, offset, truncated, &source_tail(&host, &path));
             prop_assert_eq!(partition_key_of(&out), Some(pkey.as_slice()));
             let s = decode_source(&out).unwrap();
-            prop_assert_eq!(s, Source { host, path, id: FileId { dev, ino }, offset, truncated, partition_key: pkey });
+            prop_assert_eq!(s, Source { host, path, generation: Some(GenerationId(g)), id: FileId { dev, ino }, offset, truncated, partition_key: pkey });
         }
     }
 }

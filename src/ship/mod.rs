@@ -17,6 +17,7 @@
 pub mod acks;
 pub mod descriptors;
 pub mod encode;
+pub mod ledger;
 pub mod notice;
 pub mod partition;
 pub mod produce;
@@ -29,8 +30,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use logferry_tail::discover::Found;
 use logferry_tail::{
-    open_log, CheckpointError, Checkpointer, Discovery, DiscoveryError, FileCheckpoint, FileId,
-    FileWatcher, Fingerprint, Line, LineFramer, MultilineJoiner, Poll,
+    open_log, Anchor, CheckpointError, Checkpointer, Discovery, DiscoveryError, FileCheckpoint,
+    FileId, FileWatcher, Fingerprint, GenerationId, Line, LineFramer, MultilineJoiner, Poll,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -40,6 +41,7 @@ use crate::config::{Attribution, InputSettings, PartitionBy, ShipSettings, Start
 use crate::shutdown::Shutdown;
 use acks::{AckTracker, SEQ_BITS};
 use encode::{encode_source, encode_source_key, source_tail, SOURCE_HEADER};
+use ledger::{Head, Ledger};
 use produce::{client_config, record_cost, Delivery, ShipContext, ShipProducer};
 
 /// One read per file per round; large reads keep syscalls per GB low.
@@ -104,17 +106,28 @@ pub struct ShipReport {
     pub unacked_at_exit: u64,
     /// Producers replaced after a fatal error.
     pub producer_restarts: u64,
+    /// Generations that vanished with bytes never shipped, and those bytes.
+    pub generations_lost: u64,
+    pub bytes_lost: u64,
 }
 
 /// Everything logferry knows about one file identity.
 struct Stream {
     input: usize,
+    /// The life of the file being read: what records carry.
+    generation: GenerationId,
     id: FileId,
     /// None once the file was drained and closed; the stream lives on
     /// until its last in-flight record is acked.
     watcher: Option<FileWatcher>,
     tracker: AckTracker,
     fingerprint: Fingerprint,
+    /// Content proof at (or before) the acknowledged position, refreshed at
+    /// each checkpoint.
+    anchor: Anchor,
+    /// How far into the file logferry has seen (read, or learnt its size):
+    /// what is past the acknowledged position is known to exist.
+    size_seen: u64,
     path: String,
     /// Found under a matching name by the latest scan. A stream that is not
     /// was rotated away or deleted: it is drained, then closed.
@@ -143,6 +156,41 @@ struct Stream {
     last_data: Instant,
 }
 
+impl Stream {
+    /// This stream's saved state (the anchor as last refreshed).
+    fn checkpoint(&self, now: u64) -> FileCheckpoint {
+        let read = self
+            .watcher
+            .as_ref()
+            .map(FileWatcher::read_position)
+            .or(self.parked)
+            .unwrap_or(0);
+        FileCheckpoint {
+            generation: self.generation,
+            id: self.id,
+            fingerprint: self.fingerprint,
+            anchor: self.anchor,
+            position: self.tracker.position(),
+            size: self.size_seen.max(read),
+            path: self.path.clone(),
+            updated: now,
+        }
+    }
+
+    /// Move the anchor to the acknowledged position, where the file still
+    /// holds it (one read at most; none when the position is where reading
+    /// stopped).
+    fn refresh_anchor(&mut self) {
+        let position = self.tracker.position();
+        if self.anchor.at == position {
+            return;
+        }
+        if let Some(a) = self.watcher.as_mut().and_then(|w| w.anchor_at(position)) {
+            self.anchor = a;
+        }
+    }
+}
+
 /// Whether a stream must be visited even without new data because time
 /// alone completes something: an open multiline record (its timeout), or an
 /// unterminated line under `partial_flush`.
@@ -161,34 +209,20 @@ enum Role {
     Rotated,
 }
 
-/// Suffixes of rotated files that are compressed, never shipped.
+/// Suffixes of rotated files that are compressed: never read as text; the
+/// readable ones ([`logferry_tail::compressed`]) are searched for
+/// generations with unread bytes.
 const COMPRESSED: &[&str] = &["gz", "bz2", "xz", "zst", "zip", "lz4", "Z"];
 
-/// How long a truncated file's old head is remembered for copy detection.
-const TRUNCATED_HEAD_TTL: Duration = Duration::from_secs(300);
-
-/// How long a file that looks like a copy still being written must have
-/// stopped growing before it is taken as complete. `cp` and logrotate write
-/// without pauses, so a copy that sat this long is done (or was abandoned).
-const COPY_SETTLE: Duration = Duration::from_secs(2);
-
-/// What [`Shipper::copy_source`] found out about a newly found file.
-enum CopyCheck {
-    /// A copy of `from`, whose bytes up to `at` were read already.
-    Copy { from: String, at: u64 },
-    /// Holds only a prefix of what was read from `of` so far and is still
-    /// growing: a copy being written.
-    Partial { of: String },
-    /// Not a copy of anything being read.
-    None,
-}
-
-struct TruncatedHead {
-    input: usize,
-    fingerprint: Fingerprint,
-    position: u64,
-    path: String,
-    when: Instant,
+/// Where reading a newly found file starts.
+enum Start {
+    /// A generation logferry already knows, from this offset.
+    Known(FileCheckpoint),
+    /// A new generation, from this offset.
+    New(u64),
+    /// A copy of a file being read that is still being written or whose
+    /// original was not cut yet: not opened now, asked again next scan.
+    Wait { copy_of: String },
 }
 
 /// A record whose delivery failed, waiting to be sent again.
@@ -218,10 +252,13 @@ pub struct Shipper {
     free_slots: Vec<usize>,
     by_id: HashMap<FileId, usize>,
     checkpointer: Checkpointer,
-    /// Checkpoints loaded at start (or of retired streams) whose file has
-    /// not been found (again) yet.
-    restored: HashMap<FileId, FileCheckpoint>,
-    last_saved: Vec<(FileId, u64)>,
+    /// Generations not being read: checkpointed ones whose file has not
+    /// been found (again) yet, and unfinished ones to be found by content.
+    ledger: Ledger,
+    /// Inodes of resting generations the first scan found; the others are
+    /// looked for by content (renamed, compressed).
+    seen_at_start: HashSet<FileId>,
+    last_saved: Vec<(GenerationId, u64, u64)>,
     inflight: usize,
     /// The same, per input: an input whose records cannot be delivered (its
     /// topic missing, say) may hold at most its share of the bound, so the
@@ -239,9 +276,12 @@ pub struct Shipper {
     /// files already being read and to catch files rotated before a scan
     /// saw them under their current name.
     rotated: Vec<Discovery>,
-    /// Heads of files that were truncated recently, so that the copy
-    /// copytruncate made is recognised even if seen after the truncation.
-    truncated_heads: Vec<TruncatedHead>,
+    /// Per input: compressed rotated names (`PATTERN.*.gz`, `PATTERN-*.gz`),
+    /// searched for unfinished generations.
+    compressed: Vec<Discovery>,
+    /// Set when a read found a file cut in place: its copy is looked for at
+    /// once.
+    cut_seen: bool,
     /// Files under rotated names that look like copies still being written:
     /// not opened yet, and said so once each.
     copies_in_progress: HashSet<FileId>,
@@ -295,23 +335,41 @@ impl Shipper {
         settings.max_open_files = descriptors::fit_open_files(settings.max_open_files);
         let mut discoveries = Vec::new();
         let mut rotated = Vec::new();
+        let mut compressed = Vec::new();
         let mut framers = Vec::new();
+        let rotated_names = |patterns: &[String]| -> Vec<String> {
+            patterns
+                .iter()
+                .flat_map(|p| [format!("{p}.*"), format!("{p}-*")])
+                .collect()
+        };
         for (i, input) in settings.inputs.iter().enumerate() {
             discoveries.push(
                 Discovery::new(&input.include, &input.exclude)
                     .map_err(|source| ShipError::Discovery { input: i, source })?,
             );
-            let rotated_include: Vec<String> = input
-                .include
-                .iter()
-                .flat_map(|p| [format!("{p}.*"), format!("{p}-*")])
-                .collect();
-            let mut rotated_exclude = input.exclude.clone();
+            // Exclude means exclude: an excluded file's rotated names are
+            // excluded too.
+            let mut excluded = input.exclude.clone();
+            excluded.extend(rotated_names(&input.exclude));
+            let mut rotated_exclude = excluded.clone();
             for p in &input.include {
                 rotated_exclude.extend(COMPRESSED.iter().map(|c| format!("{p}*.{c}")));
             }
             rotated.push(
-                Discovery::new(&rotated_include, &rotated_exclude)
+                Discovery::new(&rotated_names(&input.include), &rotated_exclude)
+                    .map_err(|source| ShipError::Discovery { input: i, source })?,
+            );
+            let compressed_include: Vec<String> = rotated_names(&input.include)
+                .iter()
+                .flat_map(|p| {
+                    logferry_tail::compressed::READABLE_SUFFIXES
+                        .iter()
+                        .map(move |c| format!("{p}.{c}"))
+                })
+                .collect();
+            compressed.push(
+                Discovery::new(&compressed_include, &excluded)
                     .map_err(|source| ShipError::Discovery { input: i, source })?,
             );
             framers.push(LineFramer::new(
@@ -358,14 +416,11 @@ impl Shipper {
         }
         let checkpointer = Checkpointer::new(&settings.checkpoint_dir)?;
         let fresh_start = !checkpointer.path().exists();
-        let restored = checkpointer
-            .load()?
-            .into_iter()
-            .map(|c| (c.id, c))
-            .collect::<HashMap<_, _>>();
-        if !restored.is_empty() {
-            tracing::info!(files = restored.len(), path = %checkpointer.path().display(), "loaded checkpoints");
+        let saved = checkpointer.load()?;
+        if !saved.is_empty() {
+            tracing::info!(files = saved.len(), path = %checkpointer.path().display(), "loaded checkpoints");
         }
+        let ledger = Ledger::new(saved);
         let producer: ShipProducer = client_config(bootstrap, &settings.kafka_props)
             .create_with_context(ShipContext::new(settings.attribution == Attribution::Key))
             .map_err(ShipError::Producer)?;
@@ -381,7 +436,8 @@ impl Shipper {
             free_slots: Vec::new(),
             by_id: HashMap::new(),
             checkpointer,
-            restored,
+            ledger,
+            seen_at_start: HashSet::new(),
             last_saved: Vec::new(),
             inflight: 0,
             input_inflight: vec![0; n_inputs],
@@ -390,7 +446,8 @@ impl Shipper {
             first_scan_done: false,
             fresh_start,
             rotated,
-            truncated_heads: Vec::new(),
+            compressed,
+            cut_seen: false,
             copies_in_progress: HashSet::new(),
             ready: Vec::new(),
             ready_stale: true,
@@ -636,16 +693,7 @@ impl Shipper {
                     let s = self.streams[slot].take().expect("checked above");
                     self.by_id.remove(&s.id);
                     self.free_slots.push(slot);
-                    self.restored.insert(
-                        s.id,
-                        FileCheckpoint {
-                            id: s.id,
-                            fingerprint: s.fingerprint,
-                            position,
-                            path: s.path,
-                            updated: now_unix(),
-                        },
-                    );
+                    self.ledger.rest(s.checkpoint(now_unix()));
                 }
             }
         }
@@ -722,8 +770,6 @@ impl Shipper {
     /// matching name.
     fn scan(&mut self) {
         self.notices.retry_missing();
-        self.truncated_heads
-            .retain(|h| h.when.elapsed() < TRUNCATED_HEAD_TTL);
         for s in self.streams.iter_mut().flatten() {
             s.present = false;
         }
@@ -744,12 +790,70 @@ impl Shipper {
                 self.scan_rotated(input);
             }
         }
+        if !self.first_scan_done {
+            // Checkpointed files the first scan did not find were renamed
+            // out of sight, compressed or deleted while logferry was down.
+            self.ledger
+                .unfinish_unseen(&std::mem::take(&mut self.seen_at_start));
+        }
         self.first_scan_done = true;
+        self.scan_compressed();
+        self.report_lost_generations();
         self.absent_stale = true;
         // Once per scan is often enough to let go of finished files, and
         // keeps the per-round work independent of how many files there are.
         self.retire_finished();
         self.rebalance_open_files();
+    }
+
+    /// Look for unfinished generations in compressed rotated files.
+    fn scan_compressed(&mut self) {
+        if !self.ledger.has_unfinished() {
+            return;
+        }
+        for input in 0..self.compressed.len() {
+            for found in self.compressed[input].scan() {
+                if self.by_id.contains_key(&found.id) {
+                    continue;
+                }
+                let Some(cp) = self
+                    .ledger
+                    .take_from_compressed(&found.path, found.id, &found.meta)
+                else {
+                    continue;
+                };
+                tracing::info!(path = %found.path.display(), generation = %cp.generation, offset = cp.position, was = %cp.path, "unfinished file found compressed; shipping the rest from it");
+                let watcher = match FileWatcher::compressed(
+                    &found.path,
+                    found.id,
+                    cp.position,
+                    &self.framers[input],
+                ) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        tracing::warn!(path = %found.path.display(), error = %e, "cannot read compressed file");
+                        self.ledger.unfinish(cp);
+                        continue;
+                    }
+                };
+                self.add_stream(input, Role::Rotated, &found.path, found.id, watcher, Some(cp));
+            }
+        }
+    }
+
+    /// Unfinished generations not found in time: what they held past the
+    /// acknowledged position is lost. Said loudly, with the byte count.
+    fn report_lost_generations(&mut self) {
+        for cp in self.ledger.expire(Instant::now()) {
+            let lost = cp.size.saturating_sub(cp.position);
+            if lost > 0 {
+                self.report.generations_lost += 1;
+                self.report.bytes_lost += lost;
+                tracing::error!(path = %cp.path, generation = %cp.generation, offset = cp.position, bytes = lost, "file vanished with bytes never shipped (deleted, or compressed in a form logferry cannot read, before it was read to the end): these bytes are lost");
+            } else {
+                tracing::debug!(path = %cp.path, generation = %cp.generation, "finished file no longer on disk");
+            }
+        }
     }
 
     fn scan_rotated(&mut self, input: usize) {
@@ -792,33 +896,35 @@ impl Shipper {
         }
         // A file we finished (or saw at start under a rotated name) is only
         // reopened when it grew past what was shipped.
-        if let Some(cp) = self.restored.get_mut(&found.id) {
+        let mut known = false;
+        if let Some(cp) = self.ledger.resting(&found.id) {
+            known = true;
             // Seen again: keep its entry from expiring.
             cp.updated = now_unix();
+            if !self.first_scan_done {
+                self.seen_at_start.insert(found.id);
+            }
             if role == Role::Rotated && found.meta.len() == cp.position {
                 return;
             }
         }
-        if role == Role::Rotated
-            && !self.first_scan_done
-            && self.fresh_start
-            && !self.restored.contains_key(&found.id)
-        {
+        if role == Role::Rotated && !self.first_scan_done && self.fresh_start && !known {
             // Rotated files present at start are history, not to be shipped;
             // remember them so that only their growth is read later.
             if let Ok(file) = open_log(&found.path) {
                 let size = found.meta.len();
-                if let Ok(fingerprint) = Fingerprint::read(&file, size) {
-                    self.restored.insert(
-                        found.id,
-                        FileCheckpoint {
-                            id: found.id,
-                            fingerprint,
-                            position: size,
-                            path: found.path.to_string_lossy().into_owned(),
-                            updated: now_unix(),
-                        },
-                    );
+                let anchor = Anchor::read(&mut &file, size).ok().flatten();
+                if let (Ok(fingerprint), Some(anchor)) = (Fingerprint::read(&file, size), anchor) {
+                    self.ledger.rest(FileCheckpoint {
+                        generation: GenerationId::new(),
+                        id: found.id,
+                        fingerprint,
+                        anchor,
+                        position: size,
+                        size,
+                        path: found.path.to_string_lossy().into_owned(),
+                        updated: now_unix(),
+                    });
                 }
             }
             return;
@@ -826,120 +932,75 @@ impl Shipper {
         self.open_stream(input, role, &found.path, found.id);
     }
 
-    /// Where reading a newly found identity starts, and why; `None` while
-    /// it may be a copy still being written (ask again on the next scan).
-    fn start_position(
-        &mut self,
-        input: usize,
-        role: Role,
-        file: &File,
-        path: &Path,
-        id: FileId,
-    ) -> Option<u64> {
-        if let Some(cp) = self.restored.remove(&id) {
-            if cp.fingerprint.matches(file).unwrap_or(false) {
-                tracing::info!(path = %path.display(), offset = cp.position, "resuming from checkpoint");
-                return Some(cp.position);
+    /// Where reading a newly found identity starts, and as which generation.
+    ///
+    /// Inodes are reused and files share headers, so a file is taken for a
+    /// known generation only when its content proves it: the same head and
+    /// the same bytes before the saved position ([`ledger::continues`]).
+    fn start_of(&mut self, input: usize, role: Role, file: &File, path: &Path, id: FileId) -> Start {
+        let Ok(meta) = file.metadata() else {
+            return Start::New(0);
+        };
+        let size = meta.len();
+        let Ok(head) = Head::read(file) else {
+            return Start::New(0);
+        };
+        match self.ledger.resume(&id, &head, file, size) {
+            Ok(Some(cp)) => {
+                tracing::info!(path = %path.display(), generation = %cp.generation, offset = cp.position, "resuming from checkpoint");
+                return Start::Known(cp);
             }
-            tracing::warn!(path = %path.display(), "file changed since its checkpoint (inode reused or rewritten); reading it from the start");
-            return Some(0);
+            Ok(None) => {}
+            Err(old) => {
+                tracing::info!(path = %path.display(), was = %old.path, "inode reused by another file (content differs from its checkpoint): a new file; the old one is looked for under rotated and compressed names");
+            }
         }
-        // A copy of a file being read (copytruncate) continues where the
-        // original was read to: what was read is not read twice, and what
-        // the truncation cut off is read from the copy.
-        match self.copy_source(input, file) {
-            CopyCheck::Copy { from, at } => {
-                self.copies_in_progress.remove(&id);
-                tracing::info!(path = %path.display(), copy_of = %from, offset = at, "file is a copy of one already read (copytruncate); reading only the part not yet read");
-                return Some(at);
+        // A file of this input being read whose copy this is (copytruncate
+        // copies, then cuts): wait until the original is found cut, then
+        // the copy continues the original's generation from where it was
+        // read to. Opening it before would read twice what the original
+        // still serves. An empty file is no copy of anything, and a file
+        // under a current name that holds only a prefix of another (a new
+        // file that starts with the same header) is a new file.
+        if size > 0 {
+            if let Some(of) = self.copy_of_live(input, role, file, size) {
+                return Start::Wait { copy_of: of };
             }
-            CopyCheck::Partial { of } => {
-                if self.copies_in_progress.insert(id) {
-                    tracing::info!(path = %path.display(), copy_of = %of, "file looks like a copy still being written (copytruncate); waiting until it is complete");
-                }
-                return None;
-            }
-            CopyCheck::None => {
-                self.copies_in_progress.remove(&id);
-            }
+        }
+        if let Some(cp) = self.ledger.take_continued(&head, file, size) {
+            tracing::info!(path = %path.display(), generation = %cp.generation, offset = cp.position, was = %cp.path, "file continues one already read (a copy, or renamed while logferry was stopped): reading only the part not yet read");
+            return Start::Known(cp);
         }
         let at_start = !self.first_scan_done && self.fresh_start;
-        Some(match (role, self.settings.inputs[input].start_at) {
-            (Role::Current, StartAt::End) if at_start => {
-                file.metadata().map(|m| m.len()).unwrap_or(0)
-            }
+        Start::New(match (role, self.settings.inputs[input].start_at) {
+            (Role::Current, StartAt::End) if at_start => size,
             _ => 0,
         })
     }
 
-    /// Whether `file` starts with the same bytes as a file of this input that
-    /// is (or was just, before truncation) being read, and if so where to
-    /// read it from.
-    ///
-    /// A copy is made before the original is cut, and `cp` or logrotate
-    /// write it a buffer at a time, so a scan can see it empty or half
-    /// written. Such a copy is only a prefix of the file being read and is
-    /// left alone until it holds everything read from the original, or
-    /// stopped growing [`COPY_SETTLE`] ago; opening it earlier would read
-    /// its head from 0, twice. Once the original was cut the copy is
-    /// complete (the cut comes after the copy), so cut files never wait.
-    fn copy_source(&self, input: usize, file: &File) -> CopyCheck {
-        let Ok(meta) = file.metadata() else {
-            return CopyCheck::None;
-        };
-        let size = meta.len();
-        let settled = meta
-            .modified()
-            .ok()
-            .and_then(|m| m.elapsed().ok())
-            .is_some_and(|age| age >= COPY_SETTLE);
-        for s in self.streams.iter().flatten().filter(|s| s.input == input) {
-            let Some(w) = s.watcher.as_ref() else {
-                continue;
-            };
-            let (fp, pos) = (s.fingerprint, w.read_position());
-            if fp.len == 0 {
+    /// The path of a file of `input` being read whose content `file`
+    /// repeats: all of it up to where it was read (a complete copy), or, for
+    /// a file under a rotated name, all of `file` (a copy being written).
+    fn copy_of_live(&mut self, input: usize, role: Role, file: &File, size: u64) -> Option<String> {
+        for s in self.streams.iter_mut().flatten() {
+            if s.input != input {
                 continue;
             }
-            let same_head = if size >= fp.len {
-                fp.matches(file).unwrap_or(false)
-            } else {
-                // Shorter than the head we know: a copy in its first
-                // buffers holds a prefix of it (an empty file is one).
-                let theirs = Fingerprint::read(file, size);
-                matches!((w.head(size), theirs), (Ok(a), Ok(b)) if a == b)
+            let Some(w) = s.watcher.as_mut() else {
+                continue;
             };
-            if !same_head {
+            let pos = w.read_position();
+            if pos == 0 || w.is_compressed() {
                 continue;
             }
-            if size < pos && !settled {
-                return CopyCheck::Partial { of: s.path.clone() };
-            }
-            return CopyCheck::Copy {
-                from: s.path.clone(),
-                at: pos.min(size),
-            };
-        }
-        let cut = self
-            .truncated_heads
-            .iter()
-            .filter(|h| h.input == input)
-            .map(|h| (h.fingerprint, h.position, h.path.clone()));
-        // Checkpoints of files not open now: a copy made while logferry was
-        // stopped resumes at the original's checkpoint.
-        let saved = self
-            .restored
-            .values()
-            .map(|c| (c.fingerprint, c.position, c.path.clone()));
-        for (fp, pos, path) in cut.chain(saved) {
-            if fp.len > 0 && fp.len <= size && fp.matches(file).unwrap_or(false) {
-                return CopyCheck::Copy {
-                    from: path,
-                    at: pos.min(size),
-                };
+            let whole_copy = size >= pos && w.same_content_until(file, pos);
+            let partial_copy =
+                role == Role::Rotated && size < pos && w.same_content_until(file, size);
+            if whole_copy || partial_copy {
+                return Some(s.path.clone());
             }
         }
-        CopyCheck::None
+        None
     }
 
     fn open_stream(&mut self, input: usize, role: Role, path: &Path, id: FileId) {
@@ -957,27 +1018,62 @@ impl Shipper {
             Ok(m) if FileId::of(&m) == id => {}
             _ => return, // Replaced between scan and open; the next scan sees the new one.
         }
-        let Some(position) = self.start_position(input, role, &file, path, id) else {
-            return;
+        let (position, known) = match self.start_of(input, role, &file, path, id) {
+            Start::Known(cp) => (cp.position, Some(cp)),
+            Start::New(at) => (at, None),
+            Start::Wait { copy_of } => {
+                if self.copies_in_progress.insert(id) {
+                    tracing::info!(path = %path.display(), copy_of = %copy_of, "file is a copy of one being read (copytruncate); it is read once the original is found cut");
+                }
+                return;
+            }
         };
+        self.copies_in_progress.remove(&id);
         let watcher = match FileWatcher::new(path, file, position, &self.framers[input]) {
             Ok(w) => w,
             Err(e) => {
+                if let Some(cp) = known {
+                    self.ledger.rest(cp);
+                }
                 tracing::warn!(path = %path.display(), error = %e, "cannot follow; retrying on the next scan");
                 return;
             }
         };
+        self.add_stream(input, role, path, id, watcher, known);
+    }
+
+    /// Start following `watcher` as generation `known` (or a new one).
+    fn add_stream(
+        &mut self,
+        input: usize,
+        role: Role,
+        path: &Path,
+        id: FileId,
+        mut watcher: FileWatcher,
+        known: Option<FileCheckpoint>,
+    ) {
         let position = watcher.read_position();
+        let generation = known
+            .as_ref()
+            .map_or_else(GenerationId::new, |cp| cp.generation);
+        let anchor = match &known {
+            Some(cp) if cp.anchor.at <= position => cp.anchor,
+            _ => watcher.anchor_at(position).unwrap_or_default(),
+        };
+        let size_seen = known.as_ref().map_or(position, |cp| cp.size.max(position));
         let modified = std::fs::metadata(path)
             .and_then(|m| m.modified())
             .unwrap_or(UNIX_EPOCH);
-        tracing::info!(path = %path.display(), id = %id, offset = position, "following");
+        tracing::info!(path = %path.display(), id = %id, generation = %generation, offset = position, "following");
         let host = &self.settings.host;
         let stream = Stream {
             input,
+            generation,
             id,
             tracker: AckTracker::new(position),
             fingerprint: watcher.fingerprint(),
+            anchor,
+            size_seen,
             path: path.to_string_lossy().into_owned(),
             present: role == Role::Current,
             source_tail: source_tail(host, path.as_os_str().as_bytes()),
@@ -1225,9 +1321,9 @@ impl Shipper {
             // so lines of any size make progress): the bound is overshot by
             // at most one small read.
             let room = (share - self.input_inflight[input]).clamp(64 << 10, buf.len());
-            let cuts = self.truncated_heads.len();
+            self.cut_seen = false;
             let n = self.read_stream(slot, &mut buf[..room]);
-            if self.truncated_heads.len() > cuts {
+            if self.cut_seen {
                 // Cut in place (copytruncate): the lines not yet read are in
                 // the copy, under a rotated name. Find it now and let it be
                 // drained before the new content, which is written after
@@ -1290,7 +1386,8 @@ impl Shipper {
             payload_scratch,
             source_scratch,
             report,
-            truncated_heads,
+            ledger,
+            cut_seen,
             size_caps,
             open_files,
             key_patterns,
@@ -1305,6 +1402,7 @@ impl Shipper {
             source_tail,
             key,
             id,
+            generation,
             joiner,
             topic,
             path,
@@ -1331,7 +1429,7 @@ impl Shipper {
                     None => RecordKey::None,
                 },
             },
-            source: (*id, source_tail.as_slice()),
+            source: (*generation, *id, source_tail.as_slice()),
             attribution: settings.attribution,
             static_headers: &input.headers,
             slot,
@@ -1360,14 +1458,28 @@ impl Shipper {
                 if let Some(j) = joiner.as_mut() {
                     j.flush(|rec| sink.send(rec));
                 }
-                tracing::warn!(path = %stream.path, offset = at, "file truncated (copytruncate or rewritten); reading it again from offset 0");
-                truncated_heads.push(TruncatedHead {
-                    input: stream.input,
+                // The generation read so far continues in its copy (if
+                // copytruncate made one): look for it by content, from
+                // where reading had got to. This file is a new generation.
+                let old = stream.generation;
+                *cut_seen = true;
+                ledger.unfinish(FileCheckpoint {
+                    generation: old,
+                    id: stream.id,
                     fingerprint: stream.fingerprint,
+                    anchor: w.take_cut_anchor().unwrap_or(Anchor {
+                        at,
+                        ..stream.anchor
+                    }),
                     position: at,
+                    size: stream.size_seen.max(at),
                     path: stream.path.clone(),
-                    when: Instant::now(),
+                    updated: now_unix(),
                 });
+                stream.generation = GenerationId::new();
+                stream.size_seen = 0;
+                stream.anchor = Anchor::default();
+                tracing::warn!(path = %stream.path, offset = at, was = %old, generation = %stream.generation, "file truncated (copytruncate or rewritten): a new generation, read from offset 0; the old one continues in its copy if there is one");
                 stream.tracker.truncated();
                 stream.fingerprint = w.fingerprint();
                 1 // Progress: read again at once.
@@ -1417,45 +1529,43 @@ impl Shipper {
             if !done {
                 continue;
             }
-            let s = self.streams[slot].take().expect("checked above");
+            let mut s = self.streams[slot].take().expect("checked above");
             self.by_id.remove(&s.id);
             if self.by_path.get(Path::new(&s.path)) == Some(&slot) {
                 self.by_path.remove(Path::new(&s.path));
             }
             self.free_slots.push(slot);
-            self.restored.insert(
-                s.id,
-                FileCheckpoint {
-                    id: s.id,
-                    fingerprint: s.fingerprint,
-                    position: s.tracker.position(),
-                    path: s.path,
-                    updated: now_unix(),
-                },
-            );
+            s.refresh_anchor();
+            let cp = s.checkpoint(now_unix());
+            if s.watcher.is_none() && s.parked.is_some() && cp.size > cp.position {
+                // Closed under the descriptor budget and renamed away
+                // before it was read to the end: find it by content.
+                self.ledger.unfinish(cp);
+            } else {
+                self.ledger.rest(cp);
+            }
         }
     }
 
     /// Persist acked positions if any moved.
     fn checkpoint(&mut self) {
         let now = now_unix();
+        for s in self.streams.iter_mut().flatten() {
+            s.refresh_anchor();
+        }
         let mut entries: Vec<FileCheckpoint> = self
             .streams
             .iter()
             .flatten()
-            .map(|s| FileCheckpoint {
-                id: s.id,
-                fingerprint: s.fingerprint,
-                position: s.tracker.position(),
-                path: s.path.clone(),
-                updated: now,
-            })
+            .map(|s| s.checkpoint(now))
             .collect();
-        self.restored
-            .retain(|_, c| now.saturating_sub(c.updated) < RESTORED_TTL.as_secs());
-        entries.extend(self.restored.values().cloned());
-        entries.sort_by_key(|e| e.id);
-        let summary: Vec<(FileId, u64)> = entries.iter().map(|e| (e.id, e.position)).collect();
+        self.ledger.forget_older_than(now, RESTORED_TTL);
+        entries.extend(self.ledger.entries().cloned());
+        entries.sort_by_key(|e| (e.id, e.generation));
+        let summary: Vec<(GenerationId, u64, u64)> = entries
+            .iter()
+            .map(|e| (e.generation, e.position, e.size))
+            .collect();
         if summary == self.last_saved && self.checkpointer.path().exists() {
             return;
         }
@@ -1613,8 +1723,9 @@ struct Sink<'a> {
     path: &'a str,
     read_at_ms: u64,
     key: RecordKey<'a>,
-    /// The file's identity and the host-and-path part of its source.
-    source: (FileId, &'a [u8]),
+    /// The file's generation and identity, and the host-and-path part of
+    /// its source.
+    source: (GenerationId, FileId, &'a [u8]),
     attribution: Attribution,
     /// The input's static headers.
     static_headers: &'a [(String, String)],
@@ -1636,10 +1747,11 @@ impl Sink<'_> {
     fn send(&mut self, line: Line<'_>) {
         let seq = self.tracker.sent(line.end);
         let opaque = (self.slot << SEQ_BITS) | (seq as usize & ((1 << SEQ_BITS) - 1));
-        let (id, tail) = self.source;
+        let (generation, id, tail) = self.source;
         let source = encode::LineSource {
             host: self.host,
             path: self.path,
+            generation,
             id,
             offset: line.start,
             read_at_ms: self.read_at_ms,
@@ -1660,13 +1772,14 @@ impl Sink<'_> {
                 Attribution::Key => encode_source_key(
                     self.source_scratch,
                     partition_key.unwrap_or_default(),
+                    generation,
                     id,
                     line.start,
                     truncated,
                     tail,
                 ),
                 Attribution::Header => {
-                    encode_source(self.source_scratch, id, line.start, truncated, tail)
+                    encode_source(self.source_scratch, generation, id, line.start, truncated, tail)
                 }
                 Attribution::Off => {}
             }

@@ -116,6 +116,7 @@ mod tests {
         encode_source_key(
             &mut out,
             pkey,
+            logferry_tail::GenerationId(7),
             FileId { dev: 1, ino: 2 },
             offset,
             false,

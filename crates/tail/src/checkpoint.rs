@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{FileId, Fingerprint};
+use crate::identity::{Anchor, FileId, Fingerprint, GenerationId};
 
 /// Bumped whenever the on-disk shape changes; older builds refuse newer files
-/// instead of misreading them.
-pub const FORMAT_VERSION: u32 = 1;
+/// instead of misreading them. Version 1 (no generations) is still read.
+pub const FORMAT_VERSION: u32 = 2;
 const FILE_NAME: &str = "checkpoints.json";
 
 #[derive(Debug, thiserror::Error)]
@@ -35,14 +35,23 @@ pub enum CheckpointError {
     Write { path: PathBuf, source: io::Error },
 }
 
-/// The saved state of one file identity.
+/// The saved state of one file generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileCheckpoint {
+    /// Which life of the file this is; what records carry.
+    pub generation: GenerationId,
+    /// Where it lived when last seen: a hint, since inodes are reused.
     pub id: FileId,
-    /// Head of the file when last read; a reused inode will not match it.
+    /// Head of the file when last read.
     pub fingerprint: Fingerprint,
+    /// Content proof near `position` (at or before it): a file is this
+    /// generation only if its head and this anchor match.
+    pub anchor: Anchor,
     /// Every line ending at or before this offset was acknowledged.
     pub position: u64,
+    /// How many bytes of it logferry knew of (read, or seen by size): if the
+    /// generation vanishes, the bytes past `position` are a known loss.
+    pub size: u64,
     /// Where the file was last seen; informational (identity is what counts).
     pub path: String,
     /// Seconds since the Unix epoch when this entry was last refreshed, so
@@ -54,6 +63,42 @@ pub struct FileCheckpoint {
 pub struct CheckpointFile {
     pub version: u32,
     pub files: Vec<FileCheckpoint>,
+}
+
+/// Version 1 entries: per inode, no generation and no anchor. Loaded with a
+/// fresh generation and an empty anchor (which matches any content), so an
+/// upgrade resumes where the old build stopped.
+#[derive(Deserialize)]
+struct CheckpointFileV1 {
+    files: Vec<FileCheckpointV1>,
+}
+
+#[derive(Deserialize)]
+struct FileCheckpointV1 {
+    id: FileId,
+    fingerprint: Fingerprint,
+    position: u64,
+    path: String,
+    updated: u64,
+}
+
+impl From<FileCheckpointV1> for FileCheckpoint {
+    fn from(v: FileCheckpointV1) -> Self {
+        FileCheckpoint {
+            generation: GenerationId::new(),
+            id: v.id,
+            fingerprint: v.fingerprint,
+            anchor: Anchor {
+                at: v.position,
+                len: 0,
+                hash: Fingerprint::of_bytes(b"").hash,
+            },
+            position: v.position,
+            size: v.position,
+            path: v.path,
+            updated: v.updated,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -110,6 +155,10 @@ impl Checkpointer {
             reason: e.to_string(),
         };
         let v: VersionOnly = serde_json::from_slice(text).map_err(corrupt)?;
+        if v.version == 1 {
+            let old: CheckpointFileV1 = serde_json::from_slice(text).map_err(corrupt)?;
+            return Ok(old.files.into_iter().map(FileCheckpoint::from).collect());
+        }
         if v.version != FORMAT_VERSION {
             return Err(CheckpointError::Version {
                 path: path.to_path_buf(),
@@ -163,12 +212,19 @@ mod tests {
 
     fn sample() -> Vec<FileCheckpoint> {
         vec![FileCheckpoint {
+            generation: GenerationId(0x0123_4567_89ab_cdef),
             id: FileId {
                 dev: 2049,
                 ino: 131,
             },
             fingerprint: Fingerprint { len: 256, hash: 42 },
+            anchor: Anchor {
+                at: 1234,
+                len: 256,
+                hash: 7,
+            },
             position: 1234,
+            size: 2000,
             path: "/var/log/app/access.log".into(),
             updated: 1_790_000_000,
         }]
@@ -179,9 +235,10 @@ mod tests {
     #[test]
     fn golden_format() {
         let golden = r#"{
-  "version": 1,
+  "version": 2,
   "files": [
     {
+      "generation": 81985529216486895,
       "id": {
         "dev": 2049,
         "ino": 131
@@ -190,7 +247,13 @@ mod tests {
         "len": 256,
         "hash": 42
       },
+      "anchor": {
+        "at": 1234,
+        "len": 256,
+        "hash": 7
+      },
       "position": 1234,
+      "size": 2000,
       "path": "/var/log/app/access.log",
       "updated": 1790000000
     }
@@ -205,6 +268,21 @@ mod tests {
             Checkpointer::decode(Path::new("x"), golden.as_bytes()).unwrap(),
             sample()
         );
+    }
+
+    /// A version 1 file (written by earlier builds) still loads: same
+    /// positions, a fresh generation each, an anchor that defers to the head.
+    #[test]
+    fn version_1_still_loads() {
+        let v1 = br#"{"version": 1, "files": [{"id": {"dev": 2049, "ino": 131},
+            "fingerprint": {"len": 256, "hash": 42}, "position": 1234,
+            "path": "/var/log/app/access.log", "updated": 1790000000}]}"#;
+        let got = Checkpointer::decode(Path::new("x"), v1).unwrap();
+        assert_eq!(got.len(), 1);
+        let c = &got[0];
+        assert_eq!((c.id.ino, c.position, c.size), (131, 1234, 1234));
+        assert_eq!((c.anchor.at, c.anchor.len), (1234, 0));
+        assert_ne!(c.generation, GenerationId(0));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! so a file renamed away by logrotate, or deleted, is still read to its end
 //! through it. It reads with `pread` at its own position, notices truncation
 //! (size below the position, or the head bytes rewritten under it) and starts
-//! that identity over at 0.
+//! that identity over at 0. It can also follow a compressed rotated file
+//! through its decompressed bytes ([`Gz`]).
 
 use std::fs::File;
 use std::io;
@@ -10,8 +11,9 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::compressed::Gz;
 use crate::frame::{Line, LineFramer};
-use crate::identity::{FileId, Fingerprint, FINGERPRINT_WINDOW};
+use crate::identity::{Anchor, FileId, Fingerprint, ReadAt, ANCHOR_WINDOW, FINGERPRINT_WINDOW};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -49,12 +51,29 @@ pub fn open_log(path: &Path) -> io::Result<File> {
     }
 }
 
+/// What a watcher reads: a log file, or the decompressed content of a
+/// compressed rotated one (which never changes).
+#[derive(Debug)]
+enum Body {
+    Plain(File),
+    Gz(Box<Gz>),
+}
+
+impl ReadAt for Body {
+    fn read_at(&mut self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        match self {
+            Body::Plain(f) => FileExt::read_at(f, buf, pos),
+            Body::Gz(g) => g.read_at(buf, pos),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct FileWatcher {
     id: FileId,
     /// The last path this identity was seen at; for logs and headers only.
     path: PathBuf,
-    file: File,
+    body: Body,
     framer: LineFramer,
     /// Fingerprint of the bytes read so far (up to the window), used to see
     /// the file rewritten in place under us.
@@ -65,6 +84,14 @@ pub struct FileWatcher {
     at_eof: bool,
     /// When the file last produced data (or was opened).
     last_data: Instant,
+    /// The last bytes read (up to [`ANCHOR_WINDOW`]), ending at `tail_end`:
+    /// the anchor of the read position without a system call, and the only
+    /// record of it once the file was cut in place.
+    tail: Vec<u8>,
+    tail_end: u64,
+    /// The anchor of the read position just before a cut, for the caller
+    /// to find the copy by.
+    cut_anchor: Option<Anchor>,
 }
 
 impl FileWatcher {
@@ -79,15 +106,114 @@ impl FileWatcher {
         let meta = file.metadata()?;
         let position = if meta.len() < position { 0 } else { position };
         let fingerprint = Fingerprint::read(&file, position)?;
-        Ok(FileWatcher {
-            id: FileId::of(&meta),
+        Ok(Self::with_body(
+            FileId::of(&meta),
+            path,
+            Body::Plain(file),
+            position,
+            fingerprint,
+            framer_proto,
+        ))
+    }
+
+    /// Follow the decompressed content of the compressed file at `path`
+    /// from `position`. `id` is the compressed file's identity.
+    pub fn compressed(
+        path: &Path,
+        id: FileId,
+        position: u64,
+        framer_proto: &LineFramer,
+    ) -> io::Result<Self> {
+        let mut body = Body::Gz(Box::new(Gz::open(path)?));
+        let fingerprint = Fingerprint::read_from(&mut body, position)?;
+        Ok(Self::with_body(
+            id,
+            path,
+            body,
+            position,
+            fingerprint,
+            framer_proto,
+        ))
+    }
+
+    fn with_body(
+        id: FileId,
+        path: &Path,
+        body: Body,
+        position: u64,
+        fingerprint: Fingerprint,
+        framer_proto: &LineFramer,
+    ) -> Self {
+        FileWatcher {
+            id,
             path: path.to_path_buf(),
-            file,
+            body,
             framer: framer_proto.restarted_at(position),
             fingerprint,
             at_eof: false,
             last_data: Instant::now(),
-        })
+            tail: Vec::with_capacity(ANCHOR_WINDOW as usize),
+            tail_end: u64::MAX,
+            cut_anchor: None,
+        }
+    }
+
+    /// Whether this follows a compressed file (which never grows or is cut).
+    pub fn is_compressed(&self) -> bool {
+        matches!(self.body, Body::Gz(_))
+    }
+
+    /// The anchor at `at` (a position already read), from the bytes last
+    /// read when they end there, else read from the file; `None` when the
+    /// file no longer holds it or it would mean decompressing again.
+    pub fn anchor_at(&mut self, at: u64) -> Option<Anchor> {
+        if self.tail_end == at && (self.tail.len() as u64 == at.min(ANCHOR_WINDOW)) {
+            return Some(Anchor::of_bytes(&self.tail, at));
+        }
+        match &mut self.body {
+            Body::Plain(f) => Anchor::read(&mut &*f, at).ok().flatten(),
+            Body::Gz(_) => None,
+        }
+    }
+
+    /// The anchor of where reading had got to when the file was found cut
+    /// (taken once).
+    pub fn take_cut_anchor(&mut self) -> Option<Anchor> {
+        self.cut_anchor.take()
+    }
+
+    /// Whether `other` holds the same bytes as this file before `at`, and
+    /// the same head (so it is a copy of this file up to `at`).
+    pub fn same_content_until(&mut self, other: &File, at: u64) -> bool {
+        let Some(mine) = self.anchor_at(at) else {
+            return false;
+        };
+        let head = self.fingerprint;
+        let head_len = head.len.min(at);
+        let theirs_head = Fingerprint::read(other, head_len).ok();
+        let mine_head = Fingerprint::read_from(&mut self.body, head_len).ok();
+        theirs_head.is_some() && theirs_head == mine_head && mine.matches(&mut { other }).unwrap_or(false)
+    }
+
+    /// Remember the bytes just read (ending at `end`) for anchors.
+    fn note_tail(&mut self, data: &[u8], end: u64) {
+        let window = ANCHOR_WINDOW as usize;
+        if data.len() >= window {
+            self.tail.clear();
+            self.tail.extend_from_slice(&data[data.len() - window..]);
+        } else if self.tail_end == end - data.len() as u64 {
+            self.tail.extend_from_slice(data);
+            let extra = self.tail.len().saturating_sub(window);
+            self.tail.drain(..extra);
+        } else if end == data.len() as u64 {
+            // The file's first bytes: nothing before them.
+            self.tail.clear();
+            self.tail.extend_from_slice(data);
+        } else {
+            self.tail_end = u64::MAX;
+            return;
+        }
+        self.tail_end = end;
     }
 
     pub fn id(&self) -> FileId {
@@ -112,8 +238,8 @@ impl FileWatcher {
     /// Fingerprint of this file's first `len` bytes (up to the window) as
     /// they are now: compared with a file that may be a copy of this one
     /// still being written.
-    pub fn head(&self, len: u64) -> io::Result<Fingerprint> {
-        Fingerprint::read(&self.file, len)
+    pub fn head(&mut self, len: u64) -> io::Result<Fingerprint> {
+        Fingerprint::read_from(&mut self.body, len)
     }
 
     /// Offset just past the last byte read.
@@ -134,12 +260,19 @@ impl FileWatcher {
     /// Whether the file was unlinked (no name left). Its descriptor still
     /// reads; callers drain it, then drop the watcher.
     pub fn is_deleted(&self) -> bool {
-        self.file.metadata().map(|m| m.nlink() == 0).unwrap_or(true)
+        match &self.body {
+            Body::Plain(f) => f.metadata().map(|m| m.nlink() == 0).unwrap_or(true),
+            Body::Gz(_) => false,
+        }
     }
 
-    /// Current size of the file behind the descriptor.
+    /// Current size of the file behind the descriptor (of a compressed
+    /// one: how far it was read, all that is known without decoding).
     pub fn size(&self) -> io::Result<u64> {
-        Ok(self.file.metadata()?.len())
+        match &self.body {
+            Body::Plain(f) => Ok(f.metadata()?.len()),
+            Body::Gz(_) => Ok(self.framer.consumed()),
+        }
     }
 
     /// Read up to `buf.len()` new bytes and hand every completed line to
@@ -151,7 +284,7 @@ impl FileWatcher {
     ) -> Result<Poll, WatchError> {
         let pos = self.framer.consumed();
         let n = loop {
-            match self.file.read_at(buf, pos) {
+            match self.body.read_at(buf, pos) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(self.err(e)),
@@ -161,6 +294,10 @@ impl FileWatcher {
         // written again: check before trusting what was read.
         if self.at_eof {
             if let Some(at) = self.check_truncation(n).map_err(|e| self.err(e))? {
+                self.cut_anchor = (self.tail_end == at
+                    && self.tail.len() as u64 == at.min(ANCHOR_WINDOW))
+                .then(|| Anchor::of_bytes(&self.tail, at));
+                self.tail_end = u64::MAX;
                 // Whatever was waiting for a newline is all that is left of
                 // that line; ship it, flagged as a fragment, rather than
                 // lose it.
@@ -186,8 +323,9 @@ impl FileWatcher {
         self.last_data = Instant::now();
         if self.fingerprint.len < FINGERPRINT_WINDOW {
             self.fingerprint =
-                Fingerprint::read(&self.file, pos + n as u64).map_err(|e| self.err(e))?;
+                Fingerprint::read_from(&mut self.body, pos + n as u64).map_err(|e| self.err(e))?;
         }
+        self.note_tail(&buf[..n], pos + n as u64);
         self.framer.push(&buf[..n], emit);
         Ok(Poll::Read(n))
     }
@@ -202,6 +340,7 @@ impl FileWatcher {
     pub fn rewind(&mut self, position: u64) {
         self.framer.reset(position);
         self.at_eof = false;
+        self.tail_end = u64::MAX;
     }
 
     /// Emit the unterminated last line, if any, as a line of its own.
@@ -218,13 +357,16 @@ impl FileWatcher {
     /// One system call either way.
     fn check_truncation(&self, read: usize) -> io::Result<Option<u64>> {
         let pos = self.framer.consumed();
+        let Body::Plain(file) = &self.body else {
+            return Ok(None); // A compressed file is never rewritten.
+        };
         if pos == 0 {
             return Ok(None);
         }
         let cut = if read == 0 {
-            self.file.metadata()?.len() < pos
+            file.metadata()?.len() < pos
         } else {
-            !self.fingerprint.matches(&self.file)?
+            !self.fingerprint.matches(file)?
         };
         Ok(cut.then_some(pos))
     }
@@ -299,6 +441,9 @@ mod tests {
         f.write_all(b"2026-11-25 after the cut, longer than before\n")
             .unwrap();
         assert_eq!(read_lines(&mut w).0, Poll::Truncated { at: 17 });
+        // Where reading had got to before the cut is still known by content.
+        let anchor = w.take_cut_anchor().expect("anchor of the cut position");
+        assert_eq!(anchor, Anchor::of_bytes(b"2026-11-25 first\n", 17));
         assert_eq!(
             read_lines(&mut w).1,
             vec!["2026-11-25 after the cut, longer than before".to_string()]

@@ -1,0 +1,406 @@
+//! The generations logferry knows of but is not reading right now, and how
+//! a newly found file is matched to one of them.
+//!
+//! - *Resting* generations were read (or at least checkpointed) and their
+//!   file may be found again under its inode: a restart, a rotated file seen
+//!   once more. The inode is only a hint: the file must still hold the same
+//!   head and the same bytes before the saved position (its [`Anchor`]), or
+//!   the inode was handed to another file.
+//! - *Unfinished* generations have bytes logferry has not shipped and no
+//!   file it knows holds them: the original was cut in place (copytruncate)
+//!   and the copy is still to be found, or a checkpointed file vanished
+//!   while logferry was stopped (renamed, compressed). They are looked for by
+//!   content, in plain and in compressed rotated files, for
+//!   [`UNFINISHED_TTL`]; one never found is a loss, said with its byte count.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use logferry_tail::compressed;
+use logferry_tail::identity::{ReadAt, FINGERPRINT_WINDOW};
+use logferry_tail::{FileCheckpoint, FileId, Fingerprint};
+
+/// How long an unfinished generation is looked for before it is declared
+/// lost. logrotate compresses a rotated file right after rotating it (or at
+/// the next rotation with `delaycompress`, when the plain file is still
+/// there), so a generation that is neither under a rotated name nor in a
+/// compressed file after this long is gone.
+pub const UNFINISHED_TTL: Duration = Duration::from_secs(60);
+
+/// A generation whose remaining bytes must be found in another file.
+#[derive(Debug, Clone)]
+pub struct Unfinished {
+    pub cp: FileCheckpoint,
+    pub since: Instant,
+}
+
+/// A compressed file already examined, so it is decompressed once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GzKey {
+    id: FileId,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+#[derive(Debug, Default)]
+pub struct Ledger {
+    resting: HashMap<FileId, FileCheckpoint>,
+    unfinished: Vec<Unfinished>,
+    /// Compressed files examined and found to hold nothing unfinished.
+    gz_seen: HashMap<FileId, GzKey>,
+}
+
+/// The first bytes of a file, read once and compared with fingerprints of
+/// any length.
+pub struct Head(Vec<u8>);
+
+impl Head {
+    pub fn read(file: &File) -> std::io::Result<Head> {
+        let mut buf = vec![0u8; FINGERPRINT_WINDOW as usize];
+        let got = logferry_tail::identity::read_full(&mut { file }, &mut buf, 0)?;
+        buf.truncate(got);
+        Ok(Head(buf))
+    }
+
+    pub fn matches(&self, fp: &Fingerprint) -> bool {
+        let len = fp.len as usize;
+        len <= self.0.len() && Fingerprint::of_bytes(&self.0[..len]) == *fp
+    }
+}
+
+/// Whether `src`, of `size` bytes, continues generation `cp`: it reaches the
+/// saved position, starts with the same head and holds the same bytes before
+/// the anchor.
+pub fn continues<R: ReadAt>(cp: &FileCheckpoint, head: &Head, src: &mut R, size: u64) -> bool {
+    size >= cp.position
+        && size >= cp.anchor.at
+        && head.matches(&cp.fingerprint)
+        && cp.anchor.matches(src).unwrap_or(false)
+}
+
+impl Ledger {
+    pub fn new(saved: Vec<FileCheckpoint>) -> Self {
+        let mut ledger = Ledger::default();
+        for cp in saved {
+            ledger.rest(cp);
+        }
+        ledger
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.resting.is_empty() && self.unfinished.is_empty()
+    }
+
+    /// Keep a generation that is not being read, findable by its inode. An
+    /// older one on the same inode was finished (the inode was freed and
+    /// reused since), unless it still had bytes to ship.
+    pub fn rest(&mut self, cp: FileCheckpoint) {
+        if let Some(old) = self.resting.insert(cp.id, cp) {
+            if old.size > old.position {
+                self.unfinish(old);
+            }
+        }
+    }
+
+    /// The resting generation last seen on inode `id`.
+    pub fn resting(&mut self, id: &FileId) -> Option<&mut FileCheckpoint> {
+        self.resting.get_mut(id)
+    }
+
+    /// Take the resting generation of inode `id` if `file` still holds it.
+    /// If the inode now holds other content, the generation is looked for
+    /// elsewhere (it may be a copy or compressed) and `Err` says so.
+    pub fn resume(
+        &mut self,
+        id: &FileId,
+        head: &Head,
+        file: &File,
+        size: u64,
+    ) -> Result<Option<FileCheckpoint>, FileCheckpoint> {
+        let Some(cp) = self.resting.remove(id) else {
+            return Ok(None);
+        };
+        if continues(&cp, head, &mut { file }, size) {
+            return Ok(Some(cp));
+        }
+        self.unfinish(cp.clone());
+        Err(cp)
+    }
+
+    /// Look for a generation that has unread bytes elsewhere.
+    pub fn unfinish(&mut self, cp: FileCheckpoint) {
+        if self
+            .unfinished
+            .iter()
+            .any(|u| u.cp.generation == cp.generation)
+        {
+            return;
+        }
+        self.unfinished.push(Unfinished {
+            cp,
+            since: Instant::now(),
+        });
+    }
+
+    /// Resting generations whose inode the first scan did not find: they
+    /// were renamed out of sight, compressed or deleted while logferry was
+    /// stopped, and are looked for by content.
+    pub fn unfinish_unseen(&mut self, seen: &std::collections::HashSet<FileId>) {
+        let gone: Vec<FileId> = self
+            .resting
+            .keys()
+            .filter(|id| !seen.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            if let Some(cp) = self.resting.remove(&id) {
+                self.unfinish(cp);
+            }
+        }
+    }
+
+    /// A generation (unfinished first, then resting under another inode)
+    /// that `file` continues: a copy made by copytruncate, or a file renamed
+    /// while logferry was stopped and found under a new inode.
+    pub fn take_continued(&mut self, head: &Head, file: &File, size: u64) -> Option<FileCheckpoint> {
+        if let Some(i) = self
+            .unfinished
+            .iter()
+            .position(|u| continues(&u.cp, head, &mut { file }, size))
+        {
+            return Some(self.unfinished.swap_remove(i).cp);
+        }
+        // Resting generations with no anchor (loaded from a version 1
+        // checkpoint) are matched by inode only: their head alone proves
+        // nothing.
+        let id = self
+            .resting
+            .values()
+            .filter(|cp| cp.anchor.len > 0 || cp.position == 0)
+            .find(|cp| continues(cp, head, &mut { file }, size))
+            .map(|cp| cp.id)?;
+        self.resting.remove(&id)
+    }
+
+    /// Whether any generation waits for its bytes to be found.
+    pub fn has_unfinished(&self) -> bool {
+        !self.unfinished.is_empty()
+    }
+
+    /// Look in a compressed rotated file for an unfinished generation; at
+    /// most one decompression per file version.
+    pub fn take_from_compressed(
+        &mut self,
+        path: &Path,
+        id: FileId,
+        meta: &std::fs::Metadata,
+    ) -> Option<FileCheckpoint> {
+        if self.unfinished.is_empty() {
+            return None;
+        }
+        let key = GzKey {
+            id,
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        };
+        if self.gz_seen.get(&id) == Some(&key) {
+            return None;
+        }
+        let anchors: Vec<_> = self.unfinished.iter().map(|u| u.cp.anchor).collect();
+        let probe = match compressed::probe(path, &anchors) {
+            Ok(p) => p,
+            // Still being written by gzip: look again at the next scan.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return None,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read compressed file");
+                self.gz_seen.insert(id, key);
+                return None;
+            }
+        };
+        let head = Head(probe.head);
+        let found = self
+            .unfinished
+            .iter()
+            .zip(&probe.anchors)
+            .position(|(u, &anchored)| anchored && head.matches(&u.cp.fingerprint));
+        match found {
+            Some(i) => Some(self.unfinished.swap_remove(i).cp),
+            None => {
+                self.gz_seen.insert(id, key);
+                None
+            }
+        }
+    }
+
+    /// Unfinished generations looked for longer than [`UNFINISHED_TTL`],
+    /// removed: those with bytes known and never shipped are losses.
+    pub fn expire(&mut self, now: Instant) -> Vec<FileCheckpoint> {
+        let mut expired = Vec::new();
+        self.unfinished.retain(|u| {
+            let keep = now.duration_since(u.since) < UNFINISHED_TTL;
+            if !keep {
+                expired.push(u.cp.clone());
+            }
+            keep
+        });
+        expired
+    }
+
+    /// Drop resting generations not refreshed for `ttl` (their files are
+    /// long gone).
+    pub fn forget_older_than(&mut self, now_unix: u64, ttl: Duration) {
+        self.resting
+            .retain(|_, c| now_unix.saturating_sub(c.updated) < ttl.as_secs());
+    }
+
+    /// Everything to save in the checkpoint.
+    pub fn entries(&self) -> impl Iterator<Item = &FileCheckpoint> {
+        self.resting
+            .values()
+            .chain(self.unfinished.iter().map(|u| &u.cp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logferry_tail::{Anchor, GenerationId};
+    use std::io::Write;
+
+    fn checkpoint_of(path: &Path, position: u64) -> FileCheckpoint {
+        let f = File::open(path).unwrap();
+        let meta = f.metadata().unwrap();
+        FileCheckpoint {
+            generation: GenerationId::new(),
+            id: FileId::of(&meta),
+            fingerprint: Fingerprint::read(&f, position).unwrap(),
+            anchor: Anchor::read(&mut &f, position).unwrap().unwrap(),
+            position,
+            size: meta.len(),
+            path: path.display().to_string(),
+            updated: 0,
+        }
+    }
+
+    const HEADER: &str = "#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n#Date: 2026-12-02 00:00:00\n#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken\n";
+
+    fn write(path: &Path, body: &str) {
+        let mut f = File::create(path).unwrap();
+        f.write_all(HEADER.as_bytes()).unwrap();
+        f.write_all(body.as_bytes()).unwrap();
+    }
+
+    /// A new file that shares the old one's long header is not the old one,
+    /// even on the old one's inode: it is read from 0, not from the old
+    /// position.
+    #[test]
+    fn same_header_on_a_reused_inode_is_a_new_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        write(&path, "2026-12-02 00:00:01 GET /one 200\n");
+        let old = checkpoint_of(&path, std::fs::metadata(&path).unwrap().len());
+        // Same inode, same header, other lines (as after the old file was
+        // deleted and its inode reused).
+        let f = File::options().write(true).open(&path).unwrap();
+        f.set_len(0).unwrap();
+        drop(f);
+        write(
+            &path,
+            "2026-12-02 00:00:09 GET /two 200\n2026-12-02 00:00:10 GET /three 200\n",
+        );
+        let mut ledger = Ledger::new(vec![old.clone()]);
+        let f = File::open(&path).unwrap();
+        let size = f.metadata().unwrap().len();
+        let head = Head::read(&f).unwrap();
+        assert_eq!(
+            ledger.resume(&old.id, &head, &f, size).unwrap_err().generation,
+            old.generation
+        );
+        assert!(ledger.has_unfinished(), "looked for elsewhere");
+        assert!(
+            ledger.take_continued(&head, &f, size).is_none(),
+            "not a continuation of the old generation"
+        );
+    }
+
+    /// A copy (another inode) of a checkpointed file continues its
+    /// generation at the saved position.
+    #[test]
+    fn copy_continues_the_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        write(&path, "2026-12-02 00:00:01 GET /one 200\n");
+        let cp = checkpoint_of(&path, std::fs::metadata(&path).unwrap().len());
+        let copy = dir.path().join("a.log.1");
+        std::fs::copy(&path, &copy).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&copy)
+            .unwrap()
+            .write_all(b"2026-12-02 00:00:02 GET /unread 200\n")
+            .unwrap();
+        let mut ledger = Ledger::default();
+        ledger.unfinish(cp.clone());
+        let f = File::open(&copy).unwrap();
+        let head = Head::read(&f).unwrap();
+        let got = ledger
+            .take_continued(&head, &f, f.metadata().unwrap().len())
+            .expect("the copy continues it");
+        assert_eq!((got.generation, got.position), (cp.generation, cp.position));
+        assert!(!ledger.has_unfinished());
+    }
+
+    /// An unfinished generation found in a gzip file; another compressed
+    /// file with the same header is not taken for it.
+    #[test]
+    fn unfinished_generation_is_found_compressed() {
+        use flate2::write::GzEncoder;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        write(&path, "2026-12-02 00:00:01 GET /one 200\n");
+        let cp = checkpoint_of(&path, std::fs::metadata(&path).unwrap().len());
+        let gz = |name: &str, body: &str| {
+            let p = dir.path().join(name);
+            let mut e = GzEncoder::new(File::create(&p).unwrap(), flate2::Compression::fast());
+            e.write_all(HEADER.as_bytes()).unwrap();
+            e.write_all(body.as_bytes()).unwrap();
+            e.finish().unwrap();
+            let meta = std::fs::metadata(&p).unwrap();
+            (p, FileId::of(&meta), meta)
+        };
+        let (other, oid, ometa) = gz("a.log.2.gz", "2026-12-02 00:00:07 GET /other 200\n");
+        let (mine, mid, mmeta) = gz(
+            "a.log.1.gz",
+            "2026-12-02 00:00:01 GET /one 200\n2026-12-02 00:00:02 GET /unread 200\n",
+        );
+        let mut ledger = Ledger::default();
+        ledger.unfinish(cp.clone());
+        assert!(ledger.take_from_compressed(&other, oid, &ometa).is_none());
+        let got = ledger
+            .take_from_compressed(&mine, mid, &mmeta)
+            .expect("found in the gzip");
+        assert_eq!(got.generation, cp.generation);
+    }
+
+    #[test]
+    fn expired_unfinished_generations_are_reported() {
+        let mut ledger = Ledger::default();
+        let cp = FileCheckpoint {
+            generation: GenerationId(5),
+            id: FileId { dev: 1, ino: 2 },
+            fingerprint: Fingerprint::default(),
+            anchor: Anchor::default(),
+            position: 10,
+            size: 30,
+            path: "/x".into(),
+            updated: 0,
+        };
+        ledger.unfinish(cp.clone());
+        assert!(ledger.expire(Instant::now()).is_empty());
+        let later = Instant::now() + UNFINISHED_TTL + Duration::from_secs(1);
+        assert_eq!(ledger.expire(later), vec![cp]);
+        assert!(!ledger.has_unfinished());
+    }
+}
