@@ -14,13 +14,16 @@ use logferry::config_file::{self, ConfigError};
 use logferry::embedded::{EmbeddedBroker, Printer, LABEL};
 use logferry::ship::encode::Format;
 use logferry::ship::Shipper;
-use logferry::shutdown::Shutdown;
-use logferry_tail::LongLinePolicy;
+use logferry::shutdown::{IgnoredSignals, Shutdown};
+use logferry_tail::{LongLinePolicy, StateLock};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: in journald, files
+        // and pipes they are noise around every level and field.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LOGFERRY_LOG")
                 .unwrap_or_else(|_| "info".into()),
@@ -71,10 +74,21 @@ fn ship(args: ShipArgs) -> anyhow::Result<ExitCode> {
             }
         },
     };
+    // Before anything else touches the directory: a second logferry on it
+    // would overwrite this one's checkpoints. Held until this function
+    // returns, after the last checkpoint.
+    let _state_lock = match StateLock::acquire(&settings.checkpoint_dir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("logferry: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let shutdown = Shutdown::new();
     shutdown
         .install_signal_handlers()
         .context("installing signal handlers")?;
+    let _ignored_signals = IgnoredSignals::install().context("installing signal handlers")?;
     let topics: Vec<String> = settings.inputs.iter().map(|i| i.topic.clone()).collect();
     let (embedded, printer, bootstrap) = match &settings.brokers {
         Brokers::List(b) => (None, None, b.clone()),

@@ -1,9 +1,18 @@
 //! Shutdown on SIGINT/SIGTERM. The first signal asks the shipping loop to
 //! stop reading, drain and checkpoint; a second one exits at once (for an
 //! operator who does not want to wait for a broker that is down).
+//!
+//! SIGHUP, SIGUSR1 and SIGUSR2 are caught and logged, never obeyed: their
+//! default action kills the process on the spot, with no last checkpoint,
+//! and an operator's `kill -HUP` (expecting a reload, as most daemons do)
+//! or a stray one from a closing terminal must not do that.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use signal_hook::consts::{SIGHUP, SIGUSR1, SIGUSR2};
+use signal_hook::iterator::{Handle, Signals};
 
 #[derive(Clone, Debug, Default)]
 pub struct Shutdown {
@@ -37,5 +46,95 @@ impl Shutdown {
 
     pub fn is_requested(&self) -> bool {
         self.requested.load(Ordering::Relaxed)
+    }
+}
+
+/// Catches SIGHUP, SIGUSR1 and SIGUSR2 and logs each one received, from a
+/// thread of its own: the shipping loop does not react to them (yet).
+/// Dropping it stops the thread; the signals stay caught (and now ignored)
+/// until the process exits, so a late one still cannot kill it mid-shutdown.
+pub struct IgnoredSignals {
+    handle: Handle,
+    thread: Option<JoinHandle<()>>,
+    /// Signals received and logged so far.
+    received: Arc<AtomicUsize>,
+}
+
+impl IgnoredSignals {
+    pub fn install() -> std::io::Result<Self> {
+        // Registered here, before the thread starts: from this call on the
+        // default (fatal) action no longer applies.
+        let mut signals = Signals::new([SIGHUP, SIGUSR1, SIGUSR2])?;
+        let handle = signals.handle();
+        let received = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&received);
+        let thread = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    log_ignored(sig);
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+            })?;
+        Ok(IgnoredSignals {
+            handle,
+            thread: Some(thread),
+            received,
+        })
+    }
+
+    /// How many of these signals were received (and logged) so far.
+    pub fn received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
+    }
+}
+
+/// One warning per signal received.
+fn log_ignored(sig: i32) {
+    match sig {
+        SIGHUP => tracing::warn!(
+            "received SIGHUP; reloading the configuration is not supported yet, ignoring it"
+        ),
+        SIGUSR1 => tracing::warn!("received SIGUSR1; ignoring it"),
+        SIGUSR2 => tracing::warn!("received SIGUSR2; ignoring it"),
+        other => tracing::warn!("received signal {other}; ignoring it"),
+    }
+}
+
+impl Drop for IgnoredSignals {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn hup_and_usr_signals_are_logged_and_do_not_kill() {
+        let ignored = IgnoredSignals::install().unwrap();
+        for sig in [SIGHUP, SIGUSR1, SIGUSR2] {
+            // SAFETY: raise(3) on this process; the handler is installed.
+            assert_eq!(unsafe { libc::raise(sig) }, 0);
+        }
+        // Still alive here; wait for the thread to have seen all three.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ignored.received() < 3 {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of 3 signals seen",
+                ignored.received()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(ignored);
+        // Closed: still caught, so still not fatal.
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::raise(SIGHUP) }, 0);
     }
 }

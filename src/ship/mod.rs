@@ -959,13 +959,13 @@ impl Shipper {
         // copies, then cuts): wait until the original is found cut, then
         // the copy continues the original's generation from where it was
         // read to. Opening it before would read twice what the original
-        // still serves. An empty file is no copy of anything, and a file
-        // under a current name that holds only a prefix of another (a new
-        // file that starts with the same header) is a new file.
-        if size > 0 {
-            if let Some(of) = self.copy_of_live(input, role, file, size) {
-                return Start::Wait { copy_of: of };
-            }
+        // still serves. A file under a rotated name that holds a prefix of
+        // one being read (empty included: cp creates the copy empty, then
+        // fills it) is a copy being written and waits too. Under a current
+        // name, a prefix is a new file that starts with the same header,
+        // and an empty file is no copy of anything.
+        if let Some(of) = self.copy_of_live(input, role, file, size) {
+            return Start::Wait { copy_of: of };
         }
         if let Some(cp) = self.ledger.take_continued(&head, file, size) {
             tracing::info!(path = %path.display(), generation = %cp.generation, offset = cp.position, was = %cp.path, "file continues one already read (a copy, or renamed while logferry was stopped): reading only the part not yet read");
@@ -982,8 +982,14 @@ impl Shipper {
     /// repeats: all of it up to where it was read (a complete copy), or, for
     /// a file under a rotated name, all of `file` (a copy being written).
     fn copy_of_live(&mut self, input: usize, role: Role, file: &File, size: u64) -> Option<String> {
+        // Only files under current names are copied by copytruncate; an
+        // empty file would otherwise "repeat" every rotated file still
+        // draining and wait for nothing.
+        // (`present` is being recomputed during a scan, so the path says
+        // which files are current.)
+        let current = &self.discoveries[input];
         for s in self.streams.iter_mut().flatten() {
-            if s.input != input {
+            if s.input != input || !current.matches(Path::new(&s.path)) {
                 continue;
             }
             let Some(w) = s.watcher.as_mut() else {
@@ -1023,7 +1029,7 @@ impl Shipper {
             Start::New(at) => (at, None),
             Start::Wait { copy_of } => {
                 if self.copies_in_progress.insert(id) {
-                    tracing::info!(path = %path.display(), copy_of = %copy_of, "file is a copy of one being read (copytruncate); it is read once the original is found cut");
+                    tracing::info!(path = %path.display(), copy_of = %copy_of, "file looks like a copy still being written, or a copy whose original is not cut yet (copytruncate); it is read once the original is found cut");
                 }
                 return;
             }

@@ -188,11 +188,18 @@ impl FileWatcher {
         let Some(mine) = self.anchor_at(at) else {
             return false;
         };
-        let head = self.fingerprint;
-        let head_len = head.len.min(at);
-        let theirs_head = Fingerprint::read(other, head_len).ok();
-        let mine_head = Fingerprint::read_from(&mut self.body, head_len).ok();
-        theirs_head.is_some() && theirs_head == mine_head && mine.matches(&mut { other }).unwrap_or(false)
+        // The head as it was read: the file itself may have been cut
+        // already (copytruncate cuts right after copying), which is not
+        // known until the next read.
+        let mine_head = if self.fingerprint.len <= at {
+            Some(self.fingerprint)
+        } else {
+            Fingerprint::read_from(&mut self.body, at).ok()
+        };
+        let theirs_head = mine_head.and_then(|h| Fingerprint::read(other, h.len).ok());
+        theirs_head.is_some()
+            && theirs_head == mine_head
+            && mine.matches(&mut { other }).unwrap_or(false)
     }
 
     /// Remember the bytes just read (ending at `end`) for anchors.
