@@ -168,6 +168,73 @@ fn one_broker_killed_mid_stream_loses_and_duplicates_nothing() {
     wait_cluster_healthy(&brokers, &topic);
 }
 
+/// A hung broker (SIGSTOP: connections stay open, nothing answers) is the
+/// leader of the only partition. Shipping stalls until the request to it
+/// times out and the partition has a new leader, then goes on: bounded by
+/// logferry's request timeouts, not librdkafka's minute-long defaults.
+#[test]
+fn hung_leader_stalls_shipping_only_briefly() {
+    let _g = CLUSTER.write().unwrap_or_else(|p| p.into_inner());
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("hung");
+    create_topic(&brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let state = dir.path().join("state");
+    let writer = Arc::new(Mutex::new(LogWriter::create(&log)));
+    let (log_s, state_s) = (log.to_str().unwrap(), state.to_str().unwrap());
+    let mut lf = Logferry::start(
+        &args(log_s, &topic, &brokers, state_s),
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log("following", Duration::from_secs(20));
+    let feeder = Feeder::start(writer, 20, Duration::from_millis(5));
+    // Progress is what the broker acknowledged: the checkpointed position
+    // (a consumer would measure its own timeouts against the hung node).
+    let acked = || {
+        checkpoint_positions(&state)
+            .iter()
+            .map(|(_, p)| *p)
+            .max()
+            .unwrap_or(0)
+    };
+    let wait_acked_past = |at: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acked() <= at && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        acked() > at
+    };
+    assert!(wait_acked_past(50_000), "no progress before the fault");
+    let leader = partition_leader(&brokers, &topic);
+    kafka_script(&["pause", &leader.to_string()]);
+    let hung_at = Instant::now();
+    // What was written up to now, plus a little: acknowledged past it means
+    // lines written after the hang went through.
+    let written = std::fs::metadata(&log).unwrap().len();
+    let progressed = wait_acked_past(written + 20_000);
+    let resumed = hung_at.elapsed();
+    kafka_script(&["resume", &leader.to_string()]);
+    eprintln!("hung leader: lines written after the hang acknowledged within {resumed:?}");
+    assert!(progressed, "no progress within 60 s of the leader hanging");
+    assert!(
+        resumed < Duration::from_secs(30),
+        "a hung leader stalled shipping for {resumed:?}"
+    );
+    let total = feeder.finish();
+    let report = audit_until_complete(
+        &brokers,
+        &topic,
+        std::slice::from_ref(&log),
+        HOST,
+        Duration::from_secs(90),
+    );
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert_complete(&report, total);
+    assert_eq!(report.duplicates(), 0, "idempotent producer: no duplicates");
+    wait_cluster_healthy(&brokers, &topic);
+}
+
 fn partition_leader(brokers: &str, topic: &str) -> i32 {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let c: BaseConsumer = rdkafka::ClientConfig::new()

@@ -33,6 +33,13 @@ pub const DEFAULT_PRODUCER_PROPS: &[(&str, &str)] = &[
     ("queue.buffering.max.kbytes", "65536"),
     ("socket.keepalive.enable", "true"),
     ("reconnect.backoff.max.ms", "5000"),
+    // A hung broker (alive to TCP, answering nothing) holds every request
+    // sent to it until these expire; librdkafka's 60 s and 30 s defaults
+    // stopped shipping for 49 s while the partition leaders had moved
+    // within 6 s. With 10 s, the stall is bounded by about that (see
+    // tests/faults.rs, hung_leader_stalls_shipping_only_briefly).
+    ("socket.timeout.ms", "10000"),
+    ("request.timeout.ms", "10000"),
 ];
 
 /// Build the librdkafka configuration: defaults, then the user's
