@@ -69,7 +69,15 @@ fn formats(c: &mut Criterion) {
     g.bench_function("key_form", |b| {
         b.iter(|| {
             offset += 180;
-            encode_source_key(&mut header, b"", SRC.generation, SRC.id, offset, false, &tail);
+            encode_source_key(
+                &mut header,
+                b"",
+                SRC.generation,
+                SRC.id,
+                offset,
+                false,
+                &tail,
+            );
             header.len()
         })
     });
@@ -120,14 +128,29 @@ fn produce(c: &mut Criterion) {
                     let mut rec = BaseRecord::<[u8], [u8], ()>::to("bench").payload(LINE);
                     match mode {
                         "header" => {
-                            encode_source(&mut scratch, SRC.generation, SRC.id, offset, false, &tail);
+                            encode_source(
+                                &mut scratch,
+                                SRC.generation,
+                                SRC.id,
+                                offset,
+                                false,
+                                &tail,
+                            );
                             rec = rec.headers(OwnedHeaders::new_with_capacity(1).insert(Header {
                                 key: SOURCE_HEADER,
                                 value: Some(scratch.as_slice()),
                             }));
                         }
                         "key" => {
-                            encode_source_key(&mut scratch, b"", SRC.generation, SRC.id, offset, false, &tail);
+                            encode_source_key(
+                                &mut scratch,
+                                b"",
+                                SRC.generation,
+                                SRC.id,
+                                offset,
+                                false,
+                                &tail,
+                            );
                             rec = rec.key(scratch.as_slice());
                         }
                         _ => {}

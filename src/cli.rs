@@ -78,6 +78,11 @@ pub struct VerifyArgs {
     /// Bound on reading the topic to its end, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub timeout: u64,
+
+    /// The agent's checkpoint directory: files that vanished before the
+    /// agent read them to the end are recorded there, and count as missing.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
 }
 
 impl VerifyArgs {
@@ -97,6 +102,7 @@ impl VerifyArgs {
             long_lines: LongLinePolicy::Truncate,
             timeout: Duration::from_secs(self.timeout),
             kafka_props: self.properties,
+            checkpoint_dir: self.checkpoint_dir,
         }
     }
 }

@@ -45,6 +45,8 @@ pub enum VerifyError {
     NoTopic(String),
     #[error("timed out after {0:?} reading the topic to its end (read {1} records)")]
     Timeout(Duration, u64),
+    #[error(transparent)]
+    Losses(#[from] logferry_tail::CheckpointError),
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +66,8 @@ pub struct VerifySettings {
     pub timeout: Duration,
     /// Extra librdkafka properties (TLS, SASL).
     pub kafka_props: Vec<(String, String)>,
+    /// The agent's checkpoint directory, whose loss record is reported.
+    pub checkpoint_dir: Option<PathBuf>,
 }
 
 /// The audit of one file.
@@ -100,14 +104,19 @@ pub struct VerifyReport {
     pub without_source: u64,
     /// Records from other hosts or other files.
     pub other_sources: u64,
+    /// Files of this host that vanished before the agent read them to the
+    /// end (from its checkpoint directory).
+    pub losses: Vec<logferry_tail::Loss>,
 }
 
 impl VerifyReport {
     /// No line lost and no content changed.
     pub fn ok(&self) -> bool {
-        self.files
-            .iter()
-            .all(|f| f.missing == 0 && f.mismatched == 0)
+        self.losses.is_empty()
+            && self
+                .files
+                .iter()
+                .all(|f| f.missing == 0 && f.mismatched == 0)
     }
 
     pub fn missing(&self) -> u64 {
@@ -147,6 +156,13 @@ impl std::fmt::Display for VerifyReport {
                 writeln!(f, "  first missing line offsets: {:?}", a.first_missing)?;
             }
         }
+        for l in &self.losses {
+            writeln!(
+                f,
+                "{} [generation {}]: vanished before it was read to the end: {} bytes from offset {} lost",
+                l.path, l.generation, l.bytes, l.offset
+            )?;
+        }
         write!(
             f,
             "{}",
@@ -176,6 +192,12 @@ struct Seen {
 
 pub fn verify(settings: &VerifySettings) -> Result<VerifyReport, VerifyError> {
     let mut report = VerifyReport::default();
+    if let Some(dir) = &settings.checkpoint_dir {
+        report.losses = logferry_tail::Checkpointer::losses(dir)?
+            .into_iter()
+            .filter(|l| l.host == settings.host)
+            .collect();
+    }
     let index = read_topic(settings, &mut report)?;
     let mut used = std::collections::HashSet::new();
     for path in &settings.files {

@@ -396,6 +396,69 @@ fn checkpoint_disk_full_keeps_shipping_and_recovers() {
     assert_eq!(got, (0..3000).collect::<Vec<_>>());
 }
 
+/// A file that vanishes while logferry is stopped, with lines it had read
+/// but the broker never acknowledged (here: the topic is missing), is a loss
+/// said out loud: an ERROR with the byte count at the next start, and
+/// `verify --checkpoint-dir` fails naming it. Never silence.
+#[test]
+fn vanished_file_with_unshipped_bytes_is_reported_lost() {
+    let _g = CLUSTER.read().unwrap_or_else(|p| p.into_inner());
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("vanished");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let state = dir.path().join("state");
+    let mut w = LogWriter::create(&log);
+    let (log_s, state_s) = (log.to_str().unwrap(), state.to_str().unwrap());
+    let mut ship = args(log_s, &topic, &brokers, state_s);
+    ship.extend(["--shutdown-timeout", "1", "--from-beginning"]);
+    let mut lf = Logferry::start(&ship, &dir.path().join("err1"));
+    lf.wait_for_log("topic does not exist", Duration::from_secs(30));
+    w.write_lines((0..100).map(line));
+    let size = std::fs::metadata(&log).unwrap().len();
+    lf.wait_for_log("following", Duration::from_secs(20));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    drop(w);
+    std::fs::remove_file(&log).unwrap();
+    let mut lf = Logferry::start_with_env(
+        &ship,
+        &[("LOGFERRY_UNFINISHED_TTL_SECS", "1")],
+        &dir.path().join("err2"),
+    );
+    lf.wait_for_log("these bytes are lost", Duration::from_secs(30));
+    let err = lf.stderr();
+    assert!(
+        err.contains(&format!("bytes={size}")) && err.contains(log_s),
+        "the loss names the file and its byte count:\n{err}"
+    );
+    assert!(lf.stop().success());
+    // An empty topic and an empty file to audit: only the loss record can
+    // make the audit fail.
+    create_topic(&brokers, &topic, 1);
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, b"").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_logferry"))
+        .args([
+            "verify",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &topic,
+            "--host",
+            HOST,
+        ])
+        .args(["--checkpoint-dir", state_s, "--timeout", "20"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("vanished") && text.contains(&format!("{size} bytes")),
+        "{text}"
+    );
+}
+
 #[test]
 fn missing_topic_is_named_and_lines_wait_for_it() {
     let _g = CLUSTER.read().unwrap_or_else(|p| p.into_inner());

@@ -317,7 +317,8 @@ pub fn partition_key_of(key: &[u8]) -> Option<&[u8]> {
 /// Set the truncated flag in an encoded source (either form); other bytes
 /// are left alone.
 pub fn mark_truncated(encoded: &mut [u8]) {
-    if let [SOURCE_VERSION | KEY_VERSION | SOURCE_VERSION_V1 | KEY_VERSION_V2, flags, ..] = encoded {
+    if let [SOURCE_VERSION | KEY_VERSION | SOURCE_VERSION_V1 | KEY_VERSION_V2, flags, ..] = encoded
+    {
         *flags |= FLAG_TRUNCATED;
     }
 }
@@ -454,7 +455,9 @@ mod tests {
             (s.generation, s.id.ino, s.offset, s.truncated),
             (None, 300, 5, true)
         );
-        let key_v2 = [2u8, 0, 2, b'r', b'q', 1, 0xac, 0x02, 5, 1, b'h', 2, b'/', b'a'];
+        let key_v2 = [
+            2u8, 0, 2, b'r', b'q', 1, 0xac, 0x02, 5, 1, b'h', 2, b'/', b'a',
+        ];
         assert_eq!(partition_key_of(&key_v2), Some(&b"rq"[..]));
         let s = decode_source(&key_v2).unwrap();
         assert_eq!((s.generation, s.path), (None, b"/a".to_vec()));
@@ -505,7 +508,15 @@ mod tests {
     fn truncated_key_is_an_error() {
         let mut out = Vec::new();
         let tail = source_tail("host", b"/p");
-        encode_source_key(&mut out, b"id", G, FileId { dev: 1, ino: 2 }, 3, false, &tail);
+        encode_source_key(
+            &mut out,
+            b"id",
+            G,
+            FileId { dev: 1, ino: 2 },
+            3,
+            false,
+            &tail,
+        );
         for cut in 0..out.len() {
             assert!(decode_source(&out[..cut]).is_err(), "cut at {cut}");
         }

@@ -44,8 +44,10 @@ struct GzKey {
     modified: Option<SystemTime>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Ledger {
+    /// How long unfinished generations are looked for.
+    ttl: Duration,
     resting: HashMap<FileId, FileCheckpoint>,
     unfinished: Vec<Unfinished>,
     /// Compressed files examined and found to hold nothing unfinished.
@@ -80,9 +82,23 @@ pub fn continues<R: ReadAt>(cp: &FileCheckpoint, head: &Head, src: &mut R, size:
         && cp.anchor.matches(src).unwrap_or(false)
 }
 
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger {
+            ttl: UNFINISHED_TTL,
+            resting: HashMap::new(),
+            unfinished: Vec::new(),
+            gz_seen: HashMap::new(),
+        }
+    }
+}
+
 impl Ledger {
-    pub fn new(saved: Vec<FileCheckpoint>) -> Self {
-        let mut ledger = Ledger::default();
+    pub fn new(saved: Vec<FileCheckpoint>, ttl: Duration) -> Self {
+        let mut ledger = Ledger {
+            ttl,
+            ..Ledger::default()
+        };
         for cp in saved {
             ledger.rest(cp);
         }
@@ -164,7 +180,12 @@ impl Ledger {
     /// A generation (unfinished first, then resting under another inode)
     /// that `file` continues: a copy made by copytruncate, or a file renamed
     /// while logferry was stopped and found under a new inode.
-    pub fn take_continued(&mut self, head: &Head, file: &File, size: u64) -> Option<FileCheckpoint> {
+    pub fn take_continued(
+        &mut self,
+        head: &Head,
+        file: &File,
+        size: u64,
+    ) -> Option<FileCheckpoint> {
         if let Some(i) = self
             .unfinished
             .iter()
@@ -234,12 +255,14 @@ impl Ledger {
         }
     }
 
-    /// Unfinished generations looked for longer than [`UNFINISHED_TTL`],
-    /// removed: those with bytes known and never shipped are losses.
+    /// Unfinished generations looked for longer than the ledger's time to
+    /// live ([`UNFINISHED_TTL`] by default), removed: those with bytes known
+    /// and never shipped are losses.
     pub fn expire(&mut self, now: Instant) -> Vec<FileCheckpoint> {
         let mut expired = Vec::new();
+        let ttl = self.ttl;
         self.unfinished.retain(|u| {
-            let keep = now.duration_since(u.since) < UNFINISHED_TTL;
+            let keep = now.duration_since(u.since) < ttl;
             if !keep {
                 expired.push(u.cp.clone());
             }
@@ -310,12 +333,15 @@ mod tests {
             &path,
             "2026-12-02 00:00:09 GET /two 200\n2026-12-02 00:00:10 GET /three 200\n",
         );
-        let mut ledger = Ledger::new(vec![old.clone()]);
+        let mut ledger = Ledger::new(vec![old.clone()], UNFINISHED_TTL);
         let f = File::open(&path).unwrap();
         let size = f.metadata().unwrap().len();
         let head = Head::read(&f).unwrap();
         assert_eq!(
-            ledger.resume(&old.id, &head, &f, size).unwrap_err().generation,
+            ledger
+                .resume(&old.id, &head, &f, size)
+                .unwrap_err()
+                .generation,
             old.generation
         );
         assert!(ledger.has_unfinished(), "looked for elsewhere");

@@ -420,7 +420,13 @@ impl Shipper {
         if !saved.is_empty() {
             tracing::info!(files = saved.len(), path = %checkpointer.path().display(), "loaded checkpoints");
         }
-        let ledger = Ledger::new(saved);
+        // Tests shorten how long a vanished file is looked for before it is
+        // declared lost.
+        let unfinished_ttl = std::env::var("LOGFERRY_UNFINISHED_TTL_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(ledger::UNFINISHED_TTL, Duration::from_secs);
+        let ledger = Ledger::new(saved, unfinished_ttl);
         let producer: ShipProducer = client_config(bootstrap, &settings.kafka_props)
             .create_with_context(ShipContext::new(settings.attribution == Attribution::Key))
             .map_err(ShipError::Producer)?;
@@ -836,7 +842,14 @@ impl Shipper {
                         continue;
                     }
                 };
-                self.add_stream(input, Role::Rotated, &found.path, found.id, watcher, Some(cp));
+                self.add_stream(
+                    input,
+                    Role::Rotated,
+                    &found.path,
+                    found.id,
+                    watcher,
+                    Some(cp),
+                );
             }
         }
     }
@@ -849,6 +862,17 @@ impl Shipper {
             if lost > 0 {
                 self.report.generations_lost += 1;
                 self.report.bytes_lost += lost;
+                let loss = logferry_tail::Loss {
+                    time: now_unix(),
+                    host: self.settings.host.clone(),
+                    path: cp.path.clone(),
+                    generation: cp.generation,
+                    offset: cp.position,
+                    bytes: lost,
+                };
+                if let Err(e) = self.checkpointer.record_loss(&loss) {
+                    tracing::error!(error = %e, "loss not recorded");
+                }
                 tracing::error!(path = %cp.path, generation = %cp.generation, offset = cp.position, bytes = lost, "file vanished with bytes never shipped (deleted, or compressed in a form logferry cannot read, before it was read to the end): these bytes are lost");
             } else {
                 tracing::debug!(path = %cp.path, generation = %cp.generation, "finished file no longer on disk");
@@ -937,7 +961,14 @@ impl Shipper {
     /// Inodes are reused and files share headers, so a file is taken for a
     /// known generation only when its content proves it: the same head and
     /// the same bytes before the saved position ([`ledger::continues`]).
-    fn start_of(&mut self, input: usize, role: Role, file: &File, path: &Path, id: FileId) -> Start {
+    fn start_of(
+        &mut self,
+        input: usize,
+        role: Role,
+        file: &File,
+        path: &Path,
+        id: FileId,
+    ) -> Start {
         let Ok(meta) = file.metadata() else {
             return Start::New(0);
         };
@@ -1610,6 +1641,13 @@ impl Shipper {
 
     /// Stop reading, wait (bounded) for in-flight records, checkpoint.
     fn drain(mut self) -> ShipReport {
+        // What each file holds now: if one vanishes before the next start,
+        // the bytes past its acknowledged position are a known loss.
+        for s in self.streams.iter_mut().flatten() {
+            if let Some(size) = s.watcher.as_ref().and_then(|w| w.size().ok()) {
+                s.size_seen = s.size_seen.max(size);
+            }
+        }
         let deadline = Instant::now() + self.settings.shutdown_timeout;
         self.send_due_retries(true);
         while self.unacked() > 0 && Instant::now() < deadline {
@@ -1784,9 +1822,14 @@ impl Sink<'_> {
                     truncated,
                     tail,
                 ),
-                Attribution::Header => {
-                    encode_source(self.source_scratch, generation, id, line.start, truncated, tail)
-                }
+                Attribution::Header => encode_source(
+                    self.source_scratch,
+                    generation,
+                    id,
+                    line.start,
+                    truncated,
+                    tail,
+                ),
                 Attribution::Off => {}
             }
             let encoded = self.source_scratch.as_slice();

@@ -483,6 +483,7 @@ pub fn audit(
         long_lines: logferry_tail::LongLinePolicy::Truncate,
         timeout: Duration::from_secs(60),
         kafka_props: vec![],
+        checkpoint_dir: None,
     })
 }
 

@@ -20,6 +20,23 @@ use crate::identity::{Anchor, FileId, Fingerprint, GenerationId};
 /// instead of misreading them. Version 1 (no generations) is still read.
 pub const FORMAT_VERSION: u32 = 2;
 const FILE_NAME: &str = "checkpoints.json";
+/// Generations that vanished with bytes never shipped, one JSON object a
+/// line, appended: what `verify --checkpoint-dir` reports as lost.
+const LOSSES_NAME: &str = "losses.jsonl";
+
+/// Bytes of a generation that vanished before logferry read them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Loss {
+    /// Seconds since the Unix epoch when the loss was declared.
+    pub time: u64,
+    pub host: String,
+    pub path: String,
+    pub generation: GenerationId,
+    /// First byte never shipped.
+    pub offset: u64,
+    /// How many bytes past `offset` were known to exist.
+    pub bytes: u64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -33,6 +50,8 @@ pub enum CheckpointError {
     Version { path: PathBuf, found: u32 },
     #[error("cannot write checkpoint file {path}: {source} (the previous checkpoint is kept)")]
     Write { path: PathBuf, source: io::Error },
+    #[error("cannot record a loss in {path}: {source}")]
+    Loss { path: PathBuf, source: io::Error },
 }
 
 /// The saved state of one file generation.
@@ -127,6 +146,45 @@ impl Checkpointer {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Append `loss` to the directory's loss record (fsynced).
+    pub fn record_loss(&self, loss: &Loss) -> Result<(), CheckpointError> {
+        let path = self.dir.join(LOSSES_NAME);
+        let write = || -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(&path)?;
+            let mut line = serde_json::to_vec(loss).map_err(io::Error::other)?;
+            line.push(b'\n');
+            f.write_all(&line)?;
+            f.sync_all()
+        };
+        write().map_err(|source| CheckpointError::Loss {
+            path: path.clone(),
+            source,
+        })
+    }
+
+    /// Every loss recorded in `dir` (none if nothing was ever lost).
+    pub fn losses(dir: &Path) -> Result<Vec<Loss>, CheckpointError> {
+        let path = dir.join(LOSSES_NAME);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(CheckpointError::Read { path, source }),
+        };
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l).map_err(|e| CheckpointError::Corrupt {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
     }
 
     /// The saved entries; none when no checkpoint was written yet.
@@ -283,6 +341,27 @@ mod tests {
         assert_eq!((c.id.ino, c.position, c.size), (131, 1234, 1234));
         assert_eq!((c.anchor.at, c.anchor.len), (1234, 0));
         assert_ne!(c.generation, GenerationId(0));
+    }
+
+    #[test]
+    fn losses_are_appended_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpointer::new(dir.path()).unwrap();
+        assert!(Checkpointer::losses(dir.path()).unwrap().is_empty());
+        let loss = Loss {
+            time: 1,
+            host: "web1".into(),
+            path: "/var/log/a.log".into(),
+            generation: GenerationId(9),
+            offset: 100,
+            bytes: 42,
+        };
+        cp.record_loss(&loss).unwrap();
+        cp.record_loss(&loss).unwrap();
+        assert_eq!(
+            Checkpointer::losses(dir.path()).unwrap(),
+            vec![loss.clone(), loss]
+        );
     }
 
     #[test]

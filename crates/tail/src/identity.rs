@@ -69,7 +69,9 @@ impl GenerationId {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0);
-            splitmix(t ^ (u64::from(std::process::id()) << 32) ^ COUNTER.fetch_add(1, Ordering::Relaxed))
+            splitmix(
+                t ^ (u64::from(std::process::id()) << 32) ^ COUNTER.fetch_add(1, Ordering::Relaxed),
+            )
         };
         // 0 is kept for "none" in the wire format.
         GenerationId(v.max(1))
@@ -250,7 +252,10 @@ mod tests {
         assert!(head.matches(&fb).unwrap(), "same header: heads alike");
         let anchor = Anchor::read(&mut &fa, at).unwrap().unwrap();
         assert!(anchor.matches(&mut &fa).unwrap());
-        assert!(!anchor.matches(&mut &fb).unwrap(), "content at the position differs");
+        assert!(
+            !anchor.matches(&mut &fb).unwrap(),
+            "content at the position differs"
+        );
         // Shorter than the position: no anchor there.
         assert_eq!(Anchor::read(&mut &fa, at + 1).unwrap(), None);
     }

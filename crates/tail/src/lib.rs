@@ -3,8 +3,11 @@
 //!
 //! # Layout
 //!
-//! - [`identity`]: what makes a file the same file ([`FileId`] = device and
-//!   inode, checked against a [`Fingerprint`] of its first bytes).
+//! - [`identity`]: what makes a file the same file: a [`GenerationId`] per
+//!   life of a file; ([`FileId`] = device and inode) and a [`Fingerprint`]
+//!   of its first bytes as hints, an [`Anchor`] of the bytes before a
+//!   position as proof.
+//! - [`compressed`]: reading rotated generations that were gzipped.
 //! - [`frame`]: [`LineFramer`] cuts byte chunks into complete lines with
 //!   absolute offsets, under one long-line policy and bounded memory.
 //! - [`follow`]: [`FileWatcher`] reads one file identity, notices truncation
@@ -13,17 +16,21 @@
 //!   files to follow.
 //! - [`checkpoint`]: [`Checkpointer`] persists positions atomically in a
 //!   versioned format.
+//! - [`lock`]: [`StateLock`] keeps a checkpoint directory to one process.
 
 pub mod checkpoint;
+pub mod compressed;
 pub mod discover;
 pub mod follow;
 pub mod frame;
 pub mod identity;
+pub mod lock;
 pub mod multiline;
 
-pub use checkpoint::{CheckpointError, CheckpointFile, Checkpointer, FileCheckpoint};
+pub use checkpoint::{CheckpointError, CheckpointFile, Checkpointer, FileCheckpoint, Loss};
 pub use discover::{Discovery, DiscoveryError};
 pub use follow::{open_log, FileWatcher, Poll, WatchError};
 pub use frame::{Line, LineFramer, LongLinePolicy};
-pub use identity::{FileId, Fingerprint};
+pub use identity::{Anchor, FileId, Fingerprint, GenerationId};
+pub use lock::{LockError, StateLock};
 pub use multiline::MultilineJoiner;
