@@ -8,10 +8,10 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use logferry::ship::encode::{
+use logferry::ship::partition::SourcePartitioner;
+use logferry::wire::{
     encode_source, encode_source_key, source_tail, Format, LineSource, SOURCE_HEADER,
 };
-use logferry::ship::partition::SourcePartitioner;
 use logferry_tail::{FileId, GenerationId};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;

@@ -14,7 +14,7 @@ use crate::config::{
     self, Attribution, Brokers, InputSettings, PartitionBy, ShipSettings, StartAt,
 };
 use crate::config_file;
-use crate::ship::encode::Format;
+use crate::wire::Format;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -289,7 +289,7 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
     let (name, value) = s
         .split_once('=')
         .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))?;
-    crate::ship::encode::check_static_header(name)?;
+    crate::wire::check_static_header(name)?;
     Ok((name.to_string(), value.to_string()))
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use logferry_tail::LongLinePolicy;
 
-use crate::ship::encode::Format;
+use crate::wire::Format;
 
 /// Where the brokers are.
 #[derive(Debug, Clone, PartialEq, Eq)]

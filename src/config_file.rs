@@ -30,8 +30,8 @@ use crate::config::{
     self, Attribution, Brokers, InputSettings, MultilineSettings, PartitionBy, ShipSettings,
     StartAt,
 };
-use crate::ship::encode::Format;
 use crate::ship::produce::DEFAULT_PRODUCER_PROPS;
+use crate::wire::Format;
 
 /// Environment variable naming the configuration file when no `-c` is given.
 pub const CONFIG_ENV: &str = "LOGFERRY_CONFIG";
@@ -1155,7 +1155,7 @@ impl Validator<'_> {
         let mut headers = Vec::new();
         if let Some(h) = &raw.headers {
             for (name, value) in h.get_ref() {
-                match crate::ship::encode::check_static_header(name) {
+                match crate::wire::check_static_header(name) {
                     Ok(()) => headers.push((name.clone(), value.clone())),
                     Err(why) => self.err(
                         Some(h.span()),

@@ -7,11 +7,13 @@
 //!   among them), turned into validated [`config`] settings.
 //! - [`config_file`]: the TOML configuration file (`ship -c`, `check`),
 //!   validated into the same settings, errors naming file, line and key.
+//! - [`wire`]: the wire format, a leaf shared by ship, verify and collect:
+//!   record values and the compact source attribution (key form or `lf`
+//!   header).
 //! - [`ship`]: the shipping loop: discover, follow and frame (through the
 //!   `logferry-tail` crate), encode, produce, apply acks, checkpoint.
 //!   - [`ship::acks`]: `AckTracker`, the acked-prefix rule for checkpoints.
-//!   - [`ship::encode`]: record values and the compact source attribution
-//!     (key form or `lf` header).
+//!   - [`ship::ledger`]: generations not being read, matched by content.
 //!   - [`ship::partition`]: `SourcePartitioner`, partitions for the key form.
 //!   - [`ship::produce`]: producer defaults and delivery reports.
 //! - [`embedded`]: the in-process broker of the quick start.
@@ -24,3 +26,4 @@ pub mod embedded;
 pub mod ship;
 pub mod shutdown;
 pub mod verify;
+pub mod wire;

@@ -12,9 +12,9 @@ use logferry::cli::{CheckArgs, Cli, Command, DemoArgs, ShipArgs};
 use logferry::config::{Brokers, InputSettings, PartitionBy, ShipSettings, StartAt};
 use logferry::config_file::{self, ConfigError};
 use logferry::embedded::{EmbeddedBroker, Printer, LABEL};
-use logferry::ship::encode::Format;
 use logferry::ship::Shipper;
 use logferry::shutdown::{IgnoredSignals, Shutdown};
+use logferry::wire::Format;
 use logferry_tail::{LongLinePolicy, StateLock};
 
 fn main() -> ExitCode {

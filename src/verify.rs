@@ -30,7 +30,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::ship::encode::{decode_source, partition_key_of, Format, SOURCE_HEADER};
+use crate::wire::{decode_source, partition_key_of, Format, SOURCE_HEADER};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {

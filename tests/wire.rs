@@ -59,7 +59,7 @@ fn json_envelope_carries_line_source_and_fields() {
     assert_eq!(v[1]["encoding"], "base64");
     assert_eq!(v[1]["offset"], 16);
     // The envelope's line decodes back to the file's bytes exactly.
-    let f = logferry::ship::encode::Format::Json { fields: vec![] };
+    let f = logferry::wire::Format::Json { fields: vec![] };
     assert_eq!(
         f.line_of(&r.records[1].payload).unwrap(),
         &b"\xff\xfebinary"[..]

@@ -16,7 +16,6 @@
 
 pub mod acks;
 pub mod descriptors;
-pub mod encode;
 pub mod ledger;
 pub mod notice;
 pub mod partition;
@@ -39,8 +38,8 @@ use rdkafka::producer::{BaseRecord, Producer};
 
 use crate::config::{Attribution, InputSettings, PartitionBy, ShipSettings, StartAt};
 use crate::shutdown::Shutdown;
+use crate::wire::{self as encode, encode_source, encode_source_key, source_tail, SOURCE_HEADER};
 use acks::{AckTracker, SEQ_BITS};
-use encode::{encode_source, encode_source_key, source_tail, SOURCE_HEADER};
 use ledger::{Head, Ledger};
 use produce::{client_config, record_cost, Delivery, ShipContext, ShipProducer};
 

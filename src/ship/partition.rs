@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use rdkafka::producer::Partitioner;
 
-use super::encode::partition_key_of;
+use crate::wire::partition_key_of;
 
 /// How long a keyless topic sticks to one partition: librdkafka's default
 /// for `sticky.partitioning.linger.ms`.
@@ -104,7 +104,7 @@ impl Partitioner for SourcePartitioner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ship::encode::{encode_source_key, source_tail};
+    use crate::wire::{encode_source_key, source_tail};
     use logferry_tail::FileId;
     use rdkafka::mocking::MockCluster;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};

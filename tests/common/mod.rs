@@ -105,8 +105,8 @@ pub struct Record {
 impl Record {
     /// The record's source attribution, from its `lf` header or, when it
     /// has none, from the key form of its key.
-    pub fn source(&self) -> Option<logferry::ship::encode::Source> {
-        use logferry::ship::encode::{decode_source, partition_key_of};
+    pub fn source(&self) -> Option<logferry::wire::Source> {
+        use logferry::wire::{decode_source, partition_key_of};
         let key_form = self
             .key
             .as_deref()
@@ -478,7 +478,7 @@ pub fn audit(
         topic: topic.to_string(),
         files: files.to_vec(),
         host: host.to_string(),
-        format: logferry::ship::encode::Format::Raw,
+        format: logferry::wire::Format::Raw,
         max_line_bytes: 1_000_000,
         long_lines: logferry_tail::LongLinePolicy::Truncate,
         timeout: Duration::from_secs(60),
