@@ -1,7 +1,7 @@
 //! Command-line arguments as typed, kept apart from the validated
 //! [`ShipSettings`] built from them. The quick-mode flags are tail2kafka's
 //! own (`-l -t -s -p -m -b -w`), so an old command line keeps working.
-//! A configuration file (`-c FILE`, see [`crate::config_file`]) takes their
+//! A configuration file (`-c FILE`, see [`crate::config`]) takes their
 //! place for more than one file; the two are exclusive.
 
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use logferry_tail::LongLinePolicy;
 use crate::config::{
     self, Attribution, Brokers, InputSettings, PartitionBy, ShipSettings, StartAt,
 };
-use crate::config_file;
+
 use crate::wire::Format;
 
 #[derive(Debug, Parser)]
@@ -252,7 +252,7 @@ pub struct CheckArgs {
         short = 'c',
         long = "config",
         value_name = "FILE",
-        env = crate::config_file::CONFIG_ENV
+        env = crate::config::CONFIG_ENV
     )]
     pub config: PathBuf,
 
@@ -421,7 +421,7 @@ impl ShipArgs {
             checkpoint_dir: self
                 .checkpoint_dir
                 .unwrap_or_else(config::default_checkpoint_dir),
-            checkpoint_interval: config_file::DEFAULT_CHECKPOINT_INTERVAL,
+            checkpoint_interval: config::DEFAULT_CHECKPOINT_INTERVAL,
             max_inflight_bytes: self.max_inflight_bytes,
             host: self.host.unwrap_or_else(config::host_name),
             attribution: if self.no_source_header {
@@ -429,8 +429,8 @@ impl ShipArgs {
             } else {
                 self.attribution
             },
-            scan_interval: config_file::DEFAULT_SCAN_INTERVAL,
-            rotate_grace: config_file::DEFAULT_ROTATE_GRACE,
+            scan_interval: config::DEFAULT_SCAN_INTERVAL,
+            rotate_grace: config::DEFAULT_ROTATE_GRACE,
             shutdown_timeout: Duration::from_secs_f64(self.shutdown_timeout),
             max_open_files: ShipSettings::DEFAULT_MAX_OPEN_FILES,
         })

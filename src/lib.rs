@@ -20,8 +20,8 @@
 //! - [`shutdown`]: signal handling for a clean, bounded stop.
 
 pub mod cli;
+pub mod cmd;
 pub mod config;
-pub mod config_file;
 pub mod embedded;
 pub mod ship;
 pub mod shutdown;

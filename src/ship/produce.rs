@@ -17,30 +17,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 
 use super::partition::SourcePartitioner;
-
-/// Producer properties logferry sets unless the user overrides them.
-/// acks=all + idempotence: no loss and no reordering on retries.
-/// message.timeout.ms=0: never give up on a message (librdkafka's default
-/// of 300 s drops lines during a long outage); the in-flight bound pauses
-/// reading instead.
-pub const DEFAULT_PRODUCER_PROPS: &[(&str, &str)] = &[
-    ("acks", "all"),
-    ("enable.idempotence", "true"),
-    ("compression.type", "lz4"),
-    ("linger.ms", "20"),
-    ("batch.size", "1000000"),
-    ("message.timeout.ms", "0"),
-    ("queue.buffering.max.kbytes", "65536"),
-    ("socket.keepalive.enable", "true"),
-    ("reconnect.backoff.max.ms", "5000"),
-    // A hung broker (alive to TCP, answering nothing) holds every request
-    // sent to it until these expire; librdkafka's 60 s and 30 s defaults
-    // stopped shipping for 49 s while the partition leaders had moved
-    // within 6 s. With 10 s, the stall is bounded by about that (see
-    // tests/faults.rs, hung_leader_stalls_shipping_only_briefly).
-    ("socket.timeout.ms", "10000"),
-    ("request.timeout.ms", "10000"),
-];
+use crate::config::DEFAULT_PRODUCER_PROPS;
 
 /// Build the librdkafka configuration: defaults, then the user's
 /// properties in order (the last setting of a key wins, as in kcat).

@@ -1,0 +1,698 @@
+//! The one validator: raw configuration in, settings holding built values
+//! out, or every problem found.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use logferry_tail::{Discovery, LongLinePolicy};
+use toml::Spanned;
+
+use super::error::*;
+use super::kafka::*;
+use super::raw::*;
+use super::*;
+use crate::wire::Format;
+
+// ---------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------
+
+pub(crate) struct Validator<'a> {
+    pub(crate) src: &'a str,
+    pub(crate) issues: Vec<Issue>,
+    pub(crate) warnings: Vec<Issue>,
+}
+
+impl Validator<'_> {
+    fn err(&mut self, span: Option<Range<usize>>, key: &str, message: String) {
+        self.issues.push(Issue {
+            span,
+            key: Some(key.to_string()),
+            message,
+        });
+    }
+
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        line_col(self.src, span.start).0
+    }
+
+    /// A duration that must be above zero.
+    fn positive(
+        &mut self,
+        d: &Option<Spanned<RawDuration>>,
+        key: &str,
+        section: &str,
+        default: Duration,
+    ) -> Duration {
+        match d {
+            Some(s) if s.get_ref().0.is_zero() => {
+                self.err(
+                    Some(s.span()),
+                    key,
+                    format!("\"{key}\" in {section} must be above zero"),
+                );
+                default
+            }
+            Some(s) => s.get_ref().0,
+            None => default,
+        }
+    }
+
+    /// A size that must be above zero (and fit in memory).
+    fn size(
+        &mut self,
+        s: &Option<Spanned<RawSize>>,
+        key: &str,
+        section: &str,
+        min: u64,
+        default: usize,
+    ) -> usize {
+        let Some(s) = s else { return default };
+        let n = s.get_ref().0;
+        if n < min.max(1) {
+            let need = if min > 1 {
+                format!("at least {min}")
+            } else {
+                "above zero".into()
+            };
+            self.err(
+                Some(s.span()),
+                key,
+                format!("\"{key}\" in {section} must be {need}, got {n}"),
+            );
+            return default;
+        }
+        match usize::try_from(n) {
+            Ok(n) => n,
+            Err(_) => {
+                self.err(
+                    Some(s.span()),
+                    key,
+                    format!("\"{key}\" in {section} is too large: {n}"),
+                );
+                default
+            }
+        }
+    }
+
+    pub(crate) fn validate(&mut self, raw: RawConfig) -> Option<ShipSettings> {
+        // --- top level
+        let host = match raw.host {
+            Some(h) if h.get_ref().trim().is_empty() => {
+                self.err(
+                    Some(h.span()),
+                    "host",
+                    "\"host\" must not be empty (omit it to use this machine's name)".into(),
+                );
+                String::new()
+            }
+            Some(h) => h.into_inner(),
+            None => super::host_name(),
+        };
+        let top = "the top level";
+        let scan_interval = self.positive(
+            &raw.scan_interval,
+            "scan_interval",
+            top,
+            DEFAULT_SCAN_INTERVAL,
+        );
+        let rotate_grace = raw
+            .rotate_grace
+            .map_or(DEFAULT_ROTATE_GRACE, |d| d.into_inner().0);
+        let max_open_files = match raw.max_open_files {
+            Some(n) if *n.get_ref() < 1 => {
+                self.err(
+                    Some(n.span()),
+                    "max_open_files",
+                    format!("\"max_open_files\" must be at least 1, got {}", n.get_ref()),
+                );
+                1
+            }
+            Some(n) => usize::try_from(*n.get_ref()).unwrap_or(usize::MAX),
+            None => ShipSettings::DEFAULT_MAX_OPEN_FILES,
+        };
+        let attribution = raw.attribution.unwrap_or_default();
+
+        // --- [kafka]
+        let kafka = raw.kafka.unwrap_or(RawKafka {
+            brokers: None,
+            properties: None,
+            max_inflight_bytes: None,
+            shutdown_timeout: None,
+        });
+        let brokers = self.brokers(kafka.brokers.as_ref());
+        let kafka_props = match &kafka.properties {
+            Some(p) => self.properties(p),
+            None => Vec::new(),
+        };
+        let max_inflight_bytes = self.size(
+            &kafka.max_inflight_bytes,
+            "max_inflight_bytes",
+            "[kafka]",
+            MIN_INFLIGHT_BYTES,
+            ShipSettings::DEFAULT_MAX_INFLIGHT_BYTES,
+        );
+        let shutdown_timeout = kafka
+            .shutdown_timeout
+            .map_or(DEFAULT_SHUTDOWN_TIMEOUT, |d| d.into_inner().0);
+
+        // --- [checkpoint]
+        let (checkpoint_dir, checkpoint_interval) = match raw.checkpoint {
+            Some(c) => {
+                let dir = match c.directory {
+                    Some(d) if !Path::new(d.get_ref()).is_absolute() => {
+                        self.err(
+                            Some(d.span()),
+                            "directory",
+                            format!("\"directory\" in [checkpoint] must be an absolute path, got \"{}\"", d.get_ref()),
+                        );
+                        PathBuf::new()
+                    }
+                    Some(d) => PathBuf::from(d.into_inner()),
+                    None => super::default_checkpoint_dir(),
+                };
+                let interval = self.positive(
+                    &c.interval,
+                    "interval",
+                    "[checkpoint]",
+                    DEFAULT_CHECKPOINT_INTERVAL,
+                );
+                (dir, interval)
+            }
+            None => (super::default_checkpoint_dir(), DEFAULT_CHECKPOINT_INTERVAL),
+        };
+
+        // --- [[inputs]]
+        let raw_inputs = raw.inputs.unwrap_or_default();
+        if raw_inputs.is_empty() {
+            self.issues.push(Issue {
+                span: None,
+                key: Some("inputs".into()),
+                message: "no [[inputs]]: nothing to ship (add an [[inputs]] table with include and topic)".into(),
+            });
+        }
+        let mut seen_globs: HashMap<String, (usize, usize)> = HashMap::new();
+        let mut inputs = Vec::new();
+        for (i, input) in raw_inputs.into_iter().enumerate() {
+            if let Some(s) = self.input(i + 1, input, &mut seen_globs) {
+                inputs.push(s);
+            }
+        }
+        if !self.issues.is_empty() {
+            return None;
+        }
+        Some(ShipSettings {
+            inputs,
+            brokers,
+            kafka_props,
+            checkpoint_dir,
+            checkpoint_interval,
+            max_inflight_bytes,
+            host,
+            attribution,
+            scan_interval,
+            rotate_grace,
+            shutdown_timeout,
+            max_open_files,
+        })
+    }
+
+    fn brokers(&mut self, raw: Option<&Spanned<StringList>>) -> Brokers {
+        let Some(raw) = raw else {
+            return Brokers::List(DEFAULT_BROKERS.into());
+        };
+        // A string may itself be a comma-separated list.
+        let mut entries: Vec<(String, Range<usize>)> = Vec::new();
+        for (s, span) in items(raw) {
+            for part in s.split(',') {
+                entries.push((part.trim().to_string(), span.clone()));
+            }
+        }
+        if entries.len() == 1 && entries[0].0 == "embedded" {
+            return Brokers::Embedded;
+        }
+        if entries.iter().all(|(e, _)| e.is_empty()) {
+            self.err(
+                Some(raw.span()),
+                "brokers",
+                "\"brokers\" in [kafka] must not be empty".into(),
+            );
+            return Brokers::Embedded;
+        }
+        let mut seen = HashMap::new();
+        for (e, span) in &entries {
+            if e.is_empty() {
+                self.err(
+                    Some(span.clone()),
+                    "brokers",
+                    "\"brokers\" in [kafka] has an empty entry".into(),
+                );
+            } else if e == "embedded" {
+                self.err(
+                    Some(span.clone()),
+                    "brokers",
+                    "\"embedded\" in [kafka] brokers must stand alone (brokers = \"embedded\")"
+                        .into(),
+                );
+            } else if e.contains(char::is_whitespace) {
+                self.err(
+                    Some(span.clone()),
+                    "brokers",
+                    format!("broker \"{e}\" in [kafka] contains a space"),
+                );
+            } else if let Some(port) = e.rsplit_once(':').map(|(_, p)| p) {
+                if port.parse::<u16>().map_or(true, |p| p == 0) && !e.ends_with(']') {
+                    self.err(
+                        Some(span.clone()),
+                        "brokers",
+                        format!("broker \"{e}\" in [kafka]: bad port \"{port}\""),
+                    );
+                }
+            }
+            if !e.is_empty() {
+                if let Some(first) = seen.insert(e.clone(), self.line_of(span)) {
+                    self.err(
+                        Some(span.clone()),
+                        "brokers",
+                        format!("broker \"{e}\" is listed twice in [kafka] brokers (first on line {first})"),
+                    );
+                }
+            }
+        }
+        Brokers::List(
+            entries
+                .into_iter()
+                .map(|(e, _)| e)
+                .filter(|e| !e.is_empty())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    }
+
+    /// `[kafka.properties]`: dotted keys (`security.protocol = "SSL"`
+    /// written unquoted is a nested table in TOML) are joined back into
+    /// librdkafka names, each checked by librdkafka itself, then the set is
+    /// checked for conflicts.
+    fn properties(&mut self, table: &Spanned<PropTable>) -> Vec<(String, String)> {
+        let mut flat: Vec<(String, String, Range<usize>)> = Vec::new();
+        flatten("", table.get_ref(), &mut flat, &mut |key, span, why| {
+            self.issues.push(Issue {
+                span: Some(span),
+                message: format!("kafka.properties \"{key}\": {why}"),
+                key: Some(key),
+            })
+        });
+        flat.sort_by_key(|e| e.2.start);
+        // `${env:NAME}` and `${file:/path}` are replaced by what they name.
+        for (k, v, span) in &mut flat {
+            match crate::config::resolve_value(v) {
+                Ok(resolved) => *v = resolved,
+                Err(why) => self.issues.push(Issue {
+                    span: Some(span.clone()),
+                    message: format!("kafka.properties \"{k}\": {why}"),
+                    key: Some(k.clone()),
+                }),
+            }
+        }
+        let mut seen: HashMap<String, Range<usize>> = HashMap::new();
+        for (k, v, span) in &flat {
+            if let Some(prev) = seen.insert(k.clone(), span.clone()) {
+                let first = self.line_of(&prev);
+                self.err(
+                    Some(span.clone()),
+                    k,
+                    format!("kafka.properties \"{k}\" is set twice (first on line {first})"),
+                );
+            }
+            if k == "bootstrap.servers" || k == "metadata.broker.list" {
+                self.err(
+                    Some(span.clone()),
+                    k,
+                    format!("kafka.properties \"{k}\": set \"brokers\" in [kafka] instead"),
+                );
+                continue;
+            }
+            if let Err(e) = rdkafka::ClientConfig::new()
+                .set(k, v)
+                .create_native_config()
+            {
+                let why = match e {
+                    rdkafka::error::KafkaError::ClientConfig(_, desc, _, _) => desc,
+                    other => other.to_string(),
+                };
+                let why = if is_secret(k) && !v.is_empty() {
+                    why.replace(v.as_str(), "***")
+                } else {
+                    why
+                };
+                self.err(
+                    Some(span.clone()),
+                    k,
+                    format!("kafka.properties \"{k}\": {why}"),
+                );
+            }
+        }
+        let props: Vec<(String, String)> = flat
+            .iter()
+            .map(|(k, v, _)| (k.clone(), v.clone()))
+            .collect();
+        for c in property_conflicts(&props) {
+            let span = flat
+                .iter()
+                .rev()
+                .find(|(k, _, _)| *k == c.key)
+                .map_or(table.span(), |(_, _, s)| s.clone());
+            if c.warning {
+                self.warnings.push(Issue {
+                    span: Some(span),
+                    key: Some(c.key),
+                    message: c.message,
+                });
+            } else {
+                self.err(Some(span), &c.key, c.message);
+            }
+        }
+        props
+    }
+
+    fn input(
+        &mut self,
+        n: usize,
+        raw: Spanned<RawInput>,
+        seen_globs: &mut HashMap<String, (usize, usize)>,
+    ) -> Option<InputSettings> {
+        let table_span = raw.span();
+        let sect = format!("[[inputs]] #{n}");
+        let raw = raw.into_inner();
+        let before = self.issues.len();
+
+        let include = match &raw.include {
+            Some(l) => items(l),
+            None => {
+                self.err(
+                    Some(table_span.clone()),
+                    "include",
+                    format!(
+                        "{sect} has no \"include\" (absolute paths or globs of the files to ship)"
+                    ),
+                );
+                Vec::new()
+            }
+        };
+        if raw.include.is_some() && include.is_empty() {
+            self.err(
+                raw.include.as_ref().map(|l| l.span()),
+                "include",
+                format!("\"include\" in {sect} is empty"),
+            );
+        }
+        let exclude = raw.exclude.as_ref().map(items).unwrap_or_default();
+        for (what, list) in [("include", &include), ("exclude", &exclude)] {
+            let mut local: HashMap<&str, usize> = HashMap::new();
+            for (g, span) in list.iter() {
+                if !g.starts_with('/') {
+                    self.err(
+                        Some(span.clone()),
+                        what,
+                        format!("\"{what}\" in {sect}: \"{g}\" is relative; patterns must be absolute paths (start with /)"),
+                    );
+                    continue;
+                }
+                let (inc, exc) = if what == "include" {
+                    (vec![g.clone()], vec![])
+                } else {
+                    (vec![], vec![g.clone()])
+                };
+                if let Err(e) = Discovery::new(&inc, &exc) {
+                    self.err(
+                        Some(span.clone()),
+                        what,
+                        format!("\"{what}\" in {sect}: {e}"),
+                    );
+                    continue;
+                }
+                if let Some(first) = local.insert(g.as_str(), self.line_of(span)) {
+                    self.err(
+                        Some(span.clone()),
+                        what,
+                        format!(
+                            "\"{what}\" in {sect}: \"{g}\" is listed twice (first on line {first})"
+                        ),
+                    );
+                } else if what == "include" {
+                    if let Some((other, line)) =
+                        seen_globs.insert(g.clone(), (n, self.line_of(span)))
+                    {
+                        self.err(
+                            Some(span.clone()),
+                            what,
+                            format!("\"include\" in {sect}: \"{g}\" is also included by [[inputs]] #{other} (line {line}); its files would be shipped twice"),
+                        );
+                    }
+                }
+            }
+        }
+
+        let topic = match &raw.topic {
+            Some(t) => {
+                if let Err(why) = check_topic(t.get_ref()) {
+                    self.err(
+                        Some(t.span()),
+                        "topic",
+                        format!("\"topic\" in {sect}: {why}"),
+                    );
+                }
+                t.get_ref().clone()
+            }
+            None => {
+                self.err(
+                    Some(table_span.clone()),
+                    "topic",
+                    format!("{sect} has no \"topic\""),
+                );
+                String::new()
+            }
+        };
+
+        let format = match (raw.format.as_ref().map(|f| *f.get_ref()), &raw.metadata) {
+            (Some(RawFormat::Tail2kafka), Some(m)) if m.get_ref().is_empty() => {
+                self.err(
+                    Some(m.span()),
+                    "metadata",
+                    format!("\"metadata\" in {sect} must not be empty"),
+                );
+                Format::Raw
+            }
+            (Some(RawFormat::Tail2kafka), Some(m)) => Format::Tail2Kafka {
+                meta: m.get_ref().clone().into_bytes(),
+            },
+            (Some(RawFormat::Tail2kafka), None) => {
+                self.err(
+                    raw.format.as_ref().map(|f| f.span()),
+                    "metadata",
+                    format!("format = \"tail2kafka\" in {sect} needs \"metadata\" (the META of META::line)"),
+                );
+                Format::Raw
+            }
+            (_, Some(m)) => {
+                self.err(
+                    Some(m.span()),
+                    "metadata",
+                    format!("\"metadata\" in {sect} is only used with format = \"tail2kafka\""),
+                );
+                Format::Raw
+            }
+            (Some(RawFormat::Json), None) => Format::Json {
+                fields: raw
+                    .fields
+                    .as_ref()
+                    .map(|f| {
+                        f.get_ref()
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            },
+            (_, None) => Format::Raw,
+        };
+        let mut headers = Vec::new();
+        if let Some(h) = &raw.headers {
+            for (name, value) in h.get_ref() {
+                match crate::wire::check_static_header(name) {
+                    Ok(()) => headers.push((name.clone(), value.clone())),
+                    Err(why) => self.err(
+                        Some(h.span()),
+                        "headers",
+                        format!("bad \"headers\" in {sect}: {why}"),
+                    ),
+                }
+            }
+        }
+        if let (Some(f), false) = (&raw.fields, matches!(format, Format::Json { .. })) {
+            self.err(
+                Some(f.span()),
+                "fields",
+                format!("\"fields\" in {sect} is only used with format = \"json\""),
+            );
+        }
+
+        let max_line_bytes = self.size(
+            &raw.max_line_bytes,
+            "max_line_bytes",
+            &sect,
+            1,
+            ShipSettings::DEFAULT_MAX_LINE_BYTES,
+        );
+        let partial_flush = match &raw.partial_flush {
+            Some(d) if d.get_ref().0.is_zero() => {
+                self.err(
+                    Some(d.span()),
+                    "partial_flush",
+                    format!("\"partial_flush\" in {sect} must be above zero (omit it to wait for the newline)"),
+                );
+                None
+            }
+            Some(d) => Some(d.get_ref().0),
+            None => None,
+        };
+
+        let multiline = raw.multiline.as_ref().map(|m| {
+            let msect = format!("[inputs.multiline] of {sect}");
+            let m_span = m.span();
+            let m = m.get_ref();
+            let start = match &m.start {
+                Some(s) => {
+                    if let Err(e) = regex::bytes::Regex::new(s.get_ref()) {
+                        self.err(
+                            Some(s.span()),
+                            "start",
+                            format!(
+                                "\"start\" in {msect}: bad regex \"{}\": {}",
+                                s.get_ref(),
+                                regex_error(&e)
+                            ),
+                        );
+                    }
+                    s.get_ref().clone()
+                }
+                None => {
+                    self.err(
+                        Some(m_span),
+                        "start",
+                        format!(
+                            "{msect} has no \"start\" (the regex a record's first line matches)"
+                        ),
+                    );
+                    String::new()
+                }
+            };
+            MultilineSettings {
+                start,
+                timeout: self.positive(&m.timeout, "timeout", &msect, DEFAULT_MULTILINE_TIMEOUT),
+                max_bytes: self.size(&m.max_bytes, "max_bytes", &msect, 1, max_line_bytes),
+            }
+        });
+
+        if self.issues.len() > before {
+            return None;
+        }
+        Some(InputSettings {
+            include: include.into_iter().map(|(g, _)| g).collect(),
+            exclude: exclude.into_iter().map(|(g, _)| g).collect(),
+            topic,
+            start_at: match raw.start_at {
+                Some(RawStartAt::Beginning) => StartAt::Beginning,
+                Some(RawStartAt::End) | None => StartAt::End,
+            },
+            format,
+            partition_by: match raw.partition_by {
+                Some(RawPartitionBy::File) => PartitionBy::File,
+                Some(RawPartitionBy::Host) => PartitionBy::Host,
+                Some(RawPartitionBy::Pattern) => match &raw.key_pattern {
+                    Some(p) => {
+                        if let Err(e) = regex::bytes::Regex::new(p.get_ref()) {
+                            self.err(
+                                Some(p.span()),
+                                "key_pattern",
+                                format!("\"key_pattern\" in {sect} is not a valid regex: {e}"),
+                            );
+                        }
+                        PartitionBy::Pattern(p.get_ref().clone())
+                    }
+                    None => {
+                        self.err(
+                            Some(table_span.clone()),
+                            "key_pattern",
+                            format!("partition_by = \"pattern\" in {sect} needs \"key_pattern\" (a regex whose group `key` or 1 is the key)"),
+                        );
+                        PartitionBy::None
+                    }
+                },
+                Some(RawPartitionBy::None) | None => PartitionBy::None,
+            },
+            max_line_bytes,
+            long_lines: match raw.long_lines {
+                Some(RawLongLines::Split) => LongLinePolicy::Split,
+                Some(RawLongLines::Truncate) | None => LongLinePolicy::Truncate,
+            },
+            strip_cr: raw.strip_cr.unwrap_or(false),
+            partial_flush,
+            multiline,
+            headers,
+        })
+    }
+}
+
+/// The last line of a regex error is the reason (the lines above draw the
+/// pattern with a caret).
+pub(crate) fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .unwrap_or(text.trim())
+        .to_string()
+}
+
+/// Kafka's own rules for topic names.
+/// A topic name, or a template: `{host}`, `{file_name}`, `{file_stem}` and
+/// `{dir}` are filled in per file (characters a topic cannot hold become
+/// `_`), so only the literal parts are checked here.
+pub(crate) fn check_topic(t: &str) -> Result<(), String> {
+    if t.contains('{') || t.contains('}') {
+        let mut literal = t.to_string();
+        for v in ["{host}", "{file_name}", "{file_stem}", "{dir}"] {
+            literal = literal.replace(v, "x");
+        }
+        if literal.contains('{') || literal.contains('}') {
+            return Err(format!(
+                "\"{t}\": a topic template may only use {{host}}, {{file_name}}, {{file_stem}} and {{dir}}"
+            ));
+        }
+        return check_topic(&literal);
+    }
+    if t.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if t == "." || t == ".." {
+        return Err(format!("\"{t}\" is not a valid topic name"));
+    }
+    if t.len() > 249 {
+        return Err(format!(
+            "a topic name is at most 249 characters, this one has {}",
+            t.len()
+        ));
+    }
+    if let Some(c) = t
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "\"{t}\": a topic name may only contain letters, digits, '.', '_' and '-', not {c:?}"
+        ));
+    }
+    Ok(())
+}
