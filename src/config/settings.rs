@@ -2,7 +2,7 @@
 //! config file) produce raw input; only values that passed validation reach
 //! here, so the loop never re-checks them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use logferry_tail::LongLinePolicy;
@@ -18,14 +18,8 @@ pub enum Brokers {
     Embedded,
 }
 
-/// Where a file without a checkpoint starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartAt {
-    /// At its current end, like `tail -n0 -F` (files present at start only;
-    /// files that appear later are always read from their beginning).
-    End,
-    Beginning,
-}
+/// Where a file without a checkpoint starts (the file side owns it).
+pub use logferry_tail::StartAt;
 
 /// Where each record's source attribution (host, path, file identity,
 /// offset: the `lf` source record) travels.
@@ -72,6 +66,47 @@ pub enum PartitionBy {
     Pattern(String),
 }
 
+/// A regex as written, and compiled: validated at load, so building the
+/// shipper cannot fail on it. Compared and printed by its source, since
+/// compiled regexes have no equality.
+#[derive(Clone)]
+pub struct Pattern {
+    source: String,
+    regex: regex::bytes::Regex,
+}
+
+impl Pattern {
+    pub fn new(source: &str) -> Result<Pattern, regex::Error> {
+        Ok(Pattern {
+            source: source.to_string(),
+            regex: regex::bytes::Regex::new(source)?,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    pub fn regex(&self) -> &regex::bytes::Regex {
+        &self.regex
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Pattern {}
+
+impl std::fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "/{}/", self.source)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct InputSettings {
     /// Absolute paths or globs.
@@ -84,6 +119,8 @@ pub struct InputSettings {
     pub start_at: StartAt,
     pub format: Format,
     pub partition_by: PartitionBy,
+    /// Under `PartitionBy::Pattern`, its regex compiled (None otherwise).
+    pub key_pattern: Option<Pattern>,
     pub max_line_bytes: usize,
     pub long_lines: LongLinePolicy,
     pub strip_cr: bool,
@@ -102,8 +139,10 @@ pub struct InputSettings {
 /// lines that do not match are appended to it (joined with `\n`).
 #[derive(Debug, Clone)]
 pub struct MultilineSettings {
-    /// Regex matched against each line's bytes; validated at load.
+    /// Regex matched against each line's bytes, as written.
     pub start: String,
+    /// `start` compiled.
+    pub start_pattern: Pattern,
     /// A record is emitted when no continuation came for this long.
     pub timeout: Duration,
     /// A record is emitted (flagged truncated) once it reaches this size.
@@ -147,6 +186,61 @@ impl ShipSettings {
     /// file for each line costs more than the line); the soft descriptor
     /// limit is raised to fit it at start.
     pub const DEFAULT_MAX_OPEN_FILES: usize = 16384;
+}
+
+/// The names a topic template may use. `{host}` is the same for every
+/// file; the others are not known before a file is.
+pub const TOPIC_VARIABLES: &[&str] = &["{host}", "{file_name}", "{file_stem}", "{dir}"];
+const FILE_VARIABLES: &[&str] = &["{file_name}", "{file_stem}", "{dir}"];
+
+impl InputSettings {
+    /// The topic of the file at `path`, shipped from `host`.
+    pub fn topic_for(&self, host: &str, path: &Path) -> String {
+        render_topic(&self.topic, host, path)
+    }
+
+    /// Whether the topic depends on the file (its name or directory), so
+    /// it is known only once a file exists.
+    pub fn topic_depends_on_file(&self) -> bool {
+        FILE_VARIABLES.iter().any(|v| self.topic.contains(v))
+    }
+}
+
+/// Render a topic template for one file: `{host}`, `{file_name}`,
+/// `{file_stem}`, `{dir}` (the file's directory name). Characters a topic
+/// name cannot hold become `_`.
+pub fn render_topic(template: &str, host: &str, path: &Path) -> String {
+    if !template.contains('{') {
+        return template.to_string();
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let dir = path
+        .parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let rendered = template
+        .replace("{host}", host)
+        .replace("{file_name}", &name)
+        .replace("{file_stem}", &stem)
+        .replace("{dir}", &dir);
+    rendered
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The checkpoint directory used when none is given.
@@ -206,6 +300,21 @@ pub fn resolve_value(value: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_render_per_file() {
+        let p = Path::new("/var/log/nginx/access.log");
+        assert_eq!(render_topic("logs-{host}", "web 1", p), "logs-web_1");
+        assert_eq!(
+            render_topic("{dir}.{file_stem}.{file_name}", "h", p),
+            "nginx.access.access.log"
+        );
+        assert_eq!(render_topic("plain", "h", p), "plain");
+        let re = Pattern::new("a+").unwrap();
+        assert_eq!(re, Pattern::new("a+").unwrap());
+        assert!(re.regex().is_match(b"xaa"));
+        assert_eq!(format!("{re:?}"), "/a+/");
+    }
 
     #[test]
     fn values_resolve_from_env_and_file() {

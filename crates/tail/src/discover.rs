@@ -6,10 +6,18 @@
 //! Errors on one path (permission denied, a directory that vanished) never
 //! stop the scan; each distinct failure is logged once and retried on the
 //! next scan.
+//!
+//! Following symlinked directories makes loops possible (`/d/a/loop -> /d`
+//! under `/d/**`): a directory whose (device, inode) is already on the path
+//! being walked is not entered again. Two such loops made the walk branch
+//! without end, and a scan that never returns stops every input. The work
+//! of one scan is bounded besides ([`MAX_DEPTH`], [`MAX_DIRS_PER_SCAN`]) so
+//! that no tree, however odd, can stall the shipping loop.
 
 use std::collections::HashSet;
 use std::fs::{self, Metadata};
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
@@ -35,6 +43,52 @@ pub struct Found {
     pub meta: Metadata,
 }
 
+/// Deepest directory level below a pattern's literal root that a scan lists.
+/// Real log trees are a few levels deep; this only stops a tree made deep by
+/// symlinks that are not loops (a chain of links to ever deeper places).
+pub const MAX_DEPTH: usize = 32;
+
+/// Directories one scan lists at most, over all of a discovery's patterns.
+/// A scan runs inside the shipping loop: symlinks that are not loops can
+/// still reach the same directories by exponentially many paths (each
+/// level linking twice to the next), and listing them all would stall every
+/// input. Generous: a listing costs tens of microseconds.
+pub const MAX_DIRS_PER_SCAN: usize = 20_000;
+
+/// Why a path was skipped, for logging each distinct problem once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Problem {
+    Io(io::ErrorKind),
+    /// A directory that leads back to one of its own ancestors.
+    Loop,
+    /// A directory deeper than [`MAX_DEPTH`].
+    TooDeep,
+}
+
+/// A directory on the path being walked: its identity, to spot a loop, and
+/// its path, to name the loop's target.
+#[derive(Debug)]
+struct Ancestor {
+    dev: u64,
+    ino: u64,
+    path: PathBuf,
+}
+
+/// State of one scan.
+#[derive(Debug, Default)]
+struct Walk {
+    out: Vec<Found>,
+    /// Paths already considered, so overlapping patterns report a file once.
+    seen: HashSet<PathBuf>,
+    /// The directories from the filesystem root down to the one being
+    /// listed.
+    ancestors: Vec<Ancestor>,
+    /// Directories listed so far.
+    dirs: usize,
+    /// The scan stopped listing at [`MAX_DIRS_PER_SCAN`].
+    capped: bool,
+}
+
 #[derive(Debug)]
 struct Root {
     /// The literal directory the pattern starts from.
@@ -48,9 +102,12 @@ pub struct Discovery {
     roots: Vec<Root>,
     include: GlobSet,
     exclude: GlobSet,
-    /// Failures already logged, so a permanently unreadable file is reported
-    /// once and not on every scan.
-    reported: HashSet<(PathBuf, io::ErrorKind)>,
+    /// Failures already logged, so a permanently unreadable file (or a
+    /// directory loop) is reported once and not on every scan.
+    reported: HashSet<(PathBuf, Problem)>,
+    /// The last scan hit [`MAX_DIRS_PER_SCAN`] and said so; said again only
+    /// after a scan that did not.
+    capped_reported: bool,
 }
 
 fn glob(pattern: &str) -> Result<Glob, DiscoveryError> {
@@ -113,6 +170,7 @@ impl Discovery {
             include: build(inc, "include")?,
             exclude: build(exc, "exclude")?,
             reported: HashSet::new(),
+            capped_reported: false,
         })
     }
 
@@ -142,27 +200,82 @@ impl Discovery {
 
     /// Every regular file that currently matches.
     pub fn scan(&mut self) -> Vec<Found> {
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
+        let mut walk = Walk::default();
         for i in 0..self.roots.len() {
             let dir = self.roots[i].dir.clone();
             let depth = self.roots[i].depth;
-            self.walk(&dir, depth, &mut out, &mut seen);
+            if depth != Some(0) {
+                // The root's own ancestors count too: a link under it to
+                // `/` or to its parent is a loop as well, caught before the
+                // walk lists the whole file system once through it.
+                walk.ancestors = dir
+                    .ancestors()
+                    .skip(1)
+                    .filter_map(|a| {
+                        let m = fs::metadata(a).ok()?;
+                        Some(Ancestor {
+                            dev: m.dev(),
+                            ino: m.ino(),
+                            path: a.to_path_buf(),
+                        })
+                    })
+                    .collect();
+                walk.ancestors.reverse();
+            }
+            self.walk(&dir, depth, 0, &mut walk);
         }
-        out
+        if walk.capped && !self.capped_reported {
+            let roots: Vec<String> = self
+                .roots
+                .iter()
+                .map(|r| r.dir.display().to_string())
+                .collect();
+            tracing::warn!(
+                roots = %roots.join(", "),
+                limit = MAX_DIRS_PER_SCAN,
+                "scan stopped after listing the most directories one scan may list; files beyond them are not followed (narrow the include globs)"
+            );
+        }
+        self.capped_reported = walk.capped;
+        walk.out
     }
 
-    fn walk(
-        &mut self,
-        path: &Path,
-        depth: Option<usize>,
-        out: &mut Vec<Found>,
-        seen: &mut HashSet<PathBuf>,
-    ) {
+    /// List `path` (or consider it as a file when `depth` is `Some(0)`),
+    /// `level` directories below its pattern's root.
+    fn walk(&mut self, path: &Path, depth: Option<usize>, level: usize, walk: &mut Walk) {
         if depth == Some(0) {
-            self.consider(path, out, seen);
+            self.consider(path, walk);
             return;
         }
+        if walk.dirs >= MAX_DIRS_PER_SCAN {
+            walk.capped = true;
+            return;
+        }
+        // stat, not lstat: the identity of what a symlink leads to.
+        let meta = match fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.report(path, &e);
+                return;
+            }
+        };
+        if let Some(a) = walk
+            .ancestors
+            .iter()
+            .find(|a| a.dev == meta.dev() && a.ino == meta.ino())
+        {
+            if self.reported.insert((path.to_path_buf(), Problem::Loop)) {
+                tracing::warn!(path = %path.display(), target = %a.path.display(), "directory loop: this path leads back to a directory above it; not descending into it");
+            }
+            return;
+        }
+        if level > MAX_DEPTH {
+            if self.reported.insert((path.to_path_buf(), Problem::TooDeep)) {
+                tracing::warn!(path = %path.display(), limit = MAX_DEPTH, "directory nested deeper than a scan descends; not descending into it");
+            }
+            return;
+        }
+        walk.dirs += 1;
         let entries = match fs::read_dir(path) {
             Ok(e) => e,
             Err(e) => {
@@ -171,6 +284,11 @@ impl Discovery {
             }
         };
         self.reported.retain(|(p, _)| p != path);
+        walk.ancestors.push(Ancestor {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            path: path.to_path_buf(),
+        });
         for entry in entries.flatten() {
             let child = entry.path();
             // The entry's type comes with the directory listing on most
@@ -184,25 +302,26 @@ impl Discovery {
             match depth {
                 Some(d) if d > 1 => {
                     if is_dir() {
-                        self.walk(&child, Some(d - 1), out, seen)
+                        self.walk(&child, Some(d - 1), level + 1, walk)
                     }
                 }
-                Some(_) => self.consider(&child, out, seen),
+                Some(_) => self.consider(&child, walk),
                 None => {
                     if is_dir() {
-                        self.walk(&child, None, out, seen)
+                        self.walk(&child, None, level + 1, walk)
                     } else {
-                        self.consider(&child, out, seen)
+                        self.consider(&child, walk)
                     }
                 }
             }
         }
+        walk.ancestors.pop();
     }
 
-    fn consider(&mut self, path: &Path, out: &mut Vec<Found>, seen: &mut HashSet<PathBuf>) {
+    fn consider(&mut self, path: &Path, walk: &mut Walk) {
         if !self.include.is_match(path)
             || self.exclude.is_match(path)
-            || !seen.insert(path.to_path_buf())
+            || !walk.seen.insert(path.to_path_buf())
         {
             return;
         }
@@ -215,7 +334,7 @@ impl Discovery {
                 if !self.reported.is_empty() {
                     self.reported.retain(|(p, _)| p != path);
                 }
-                out.push(Found {
+                walk.out.push(Found {
                     path: path.to_path_buf(),
                     id: FileId::of(&meta),
                     meta,
@@ -232,7 +351,10 @@ impl Discovery {
             // log shipper; the caller says so once at start.
             return;
         }
-        if self.reported.insert((path.to_path_buf(), e.kind())) {
+        if self
+            .reported
+            .insert((path.to_path_buf(), Problem::Io(e.kind())))
+        {
             tracing::warn!(path = %path.display(), error = %e, "cannot read; will retry on the next scan");
         }
     }
@@ -270,6 +392,151 @@ mod tests {
 
         let mut lit = Discovery::new(&[format!("{}/c.txt", d.display())], &[]).unwrap();
         assert_eq!(names(&lit.scan()), ["c.txt"]);
+    }
+
+    /// Paths of what a scan found, relative to `root`, sorted.
+    fn rel_paths(found: &[Found], root: &Path) -> Vec<String> {
+        let mut v: Vec<String> = found
+            .iter()
+            .map(|f| {
+                f.path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Run a scan on another thread and fail (instead of hanging the test
+    /// run) when it does not return within `limit`.
+    fn scan_within(mut disc: Discovery, limit: std::time::Duration) -> (Discovery, Vec<Found>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let found = disc.scan();
+            let _ = tx.send((disc, found));
+        });
+        rx.recv_timeout(limit)
+            .unwrap_or_else(|_| panic!("scan did not return within {limit:?}"))
+    }
+
+    #[test]
+    fn two_symlink_loops_under_double_star_end_and_find_each_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("d");
+        fs::create_dir_all(d.join("a")).unwrap();
+        fs::create_dir_all(d.join("b")).unwrap();
+        fs::write(d.join("top.log"), b"x\n").unwrap();
+        fs::write(d.join("a/x.log"), b"x\n").unwrap();
+        fs::write(d.join("b/y.log"), b"x\n").unwrap();
+        // One absolute loop, one relative: with both, the walk branched
+        // at every level and never ended.
+        std::os::unix::fs::symlink(&d, d.join("a/loop")).unwrap();
+        std::os::unix::fs::symlink("..", d.join("b/up")).unwrap();
+        let disc = Discovery::new(&[format!("{}/**/*.log", d.display())], &[]).unwrap();
+        let limit = std::time::Duration::from_secs(30);
+        let (disc, found) = scan_within(disc, limit);
+        assert_eq!(rel_paths(&found, &d), ["a/x.log", "b/y.log", "top.log"]);
+        // Each loop is reported once, and not again on the next scan.
+        let (disc, found) = scan_within(disc, limit);
+        assert_eq!(found.len(), 3);
+        let mut loops: Vec<&Path> = disc
+            .reported
+            .iter()
+            .filter(|(_, p)| *p == Problem::Loop)
+            .map(|(p, _)| p.as_path())
+            .collect();
+        loops.sort();
+        assert_eq!(loops, [d.join("a/loop"), d.join("b/up")]);
+    }
+
+    #[test]
+    fn a_link_to_an_ancestor_of_the_root_is_a_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("d");
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("a.log"), b"x\n").unwrap();
+        std::os::unix::fs::symlink(dir.path(), d.join("parent")).unwrap();
+        let disc = Discovery::new(&[format!("{}/**/*.log", d.display())], &[]).unwrap();
+        let (_, found) = scan_within(disc, std::time::Duration::from_secs(30));
+        assert_eq!(rel_paths(&found, &d), ["a.log"]);
+    }
+
+    #[test]
+    fn symlinked_directories_and_files_that_are_not_loops_are_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("logs");
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir_all(root.join("real")).unwrap();
+        fs::create_dir_all(elsewhere.join("deep")).unwrap();
+        fs::write(root.join("real/r.log"), b"x\n").unwrap();
+        fs::write(elsewhere.join("deep/w.log"), b"x\n").unwrap();
+        fs::write(elsewhere.join("target.txt"), b"x\n").unwrap();
+        // A directory linked in from outside, a sibling linked twice (not
+        // a loop: neither link leads to an ancestor), and a linked file.
+        std::os::unix::fs::symlink(&elsewhere, root.join("ext")).unwrap();
+        std::os::unix::fs::symlink("real", root.join("alias")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("target.txt"), root.join("l.log")).unwrap();
+        let mut disc = Discovery::new(&[format!("{}/**/*.log", root.display())], &[]).unwrap();
+        let found = disc.scan();
+        assert_eq!(
+            rel_paths(&found, &root),
+            ["alias/r.log", "ext/deep/w.log", "l.log", "real/r.log"]
+        );
+        // One file under two names: the same identity, for callers to
+        // dedupe.
+        let id = |p: &str| found.iter().find(|f| f.path == root.join(p)).unwrap().id;
+        assert_eq!(id("alias/r.log"), id("real/r.log"));
+        assert!(disc.reported.is_empty(), "{:?}", disc.reported);
+    }
+
+    #[test]
+    fn links_that_multiply_paths_are_bounded_per_scan() {
+        // Each level links twice to the next: 2^24 paths to the bottom
+        // without a loop anywhere. A scan lists at most MAX_DIRS_PER_SCAN
+        // directories and returns.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("logs");
+        let levels = 24;
+        for i in 0..levels {
+            let n = root.join(format!("n{i}"));
+            fs::create_dir_all(&n).unwrap();
+            if i + 1 < levels {
+                for link in ["x", "y"] {
+                    std::os::unix::fs::symlink(format!("../n{}", i + 1), n.join(link)).unwrap();
+                }
+            }
+        }
+        fs::write(root.join(format!("n{}/f.log", levels - 1)), b"x\n").unwrap();
+        let disc = Discovery::new(&[format!("{}/**/*.log", root.display())], &[]).unwrap();
+        let (disc, found) = scan_within(disc, std::time::Duration::from_secs(60));
+        assert!(disc.capped_reported, "the scan should have hit the cap");
+        assert!(found.iter().any(|f| f.path.ends_with("f.log")));
+    }
+
+    #[test]
+    fn directories_deeper_than_the_limit_are_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("logs");
+        let mut p = root.clone();
+        for i in 0..=MAX_DEPTH + 1 {
+            p.push(format!("{i}"));
+            fs::create_dir_all(&p).unwrap();
+            fs::write(p.join("f.log"), b"x\n").unwrap();
+        }
+        let mut disc = Discovery::new(&[format!("{}/**/*.log", root.display())], &[]).unwrap();
+        let found = disc.scan();
+        // Levels 1..=MAX_DEPTH are listed; the one below is not.
+        assert_eq!(found.len(), MAX_DEPTH);
+        assert_eq!(
+            disc.reported
+                .iter()
+                .filter(|(_, p)| *p == Problem::TooDeep)
+                .count(),
+            1
+        );
     }
 
     #[test]

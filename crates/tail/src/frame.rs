@@ -34,6 +34,69 @@ pub struct Line<'a> {
     pub truncated: bool,
 }
 
+impl<'a> Line<'a> {
+    /// This line as consecutive pieces of at most `max` bytes (at least 1),
+    /// which concatenate to its bytes: each piece starts at the file offset
+    /// of its first byte, every piece but the last ends where the next
+    /// begins (mid-line, so a checkpoint there resumes with the next
+    /// piece), and the last ends where the line did. A line that fits
+    /// comes back unchanged as the only piece; pieces of a longer one are
+    /// flagged truncated.
+    ///
+    /// The framer cuts over-long lines under [`LongLinePolicy::Split`] with
+    /// it; a shipper that learns a record limit below `max_line_bytes` cuts
+    /// a piece again with it instead of truncating it, so the line still
+    /// arrives whole. Offsets are exact as long as `bytes` are the file's
+    /// bytes from `start` on, as they are for any line the framer emits.
+    pub fn pieces(self, max: usize) -> Pieces<'a> {
+        Pieces {
+            line: self,
+            max: max.max(1),
+            off: 0,
+            done: false,
+        }
+    }
+}
+
+/// Iterator returned by [`Line::pieces`].
+#[derive(Debug, Clone)]
+pub struct Pieces<'a> {
+    line: Line<'a>,
+    max: usize,
+    /// Bytes of the line already handed out.
+    off: usize,
+    done: bool,
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = Line<'a>;
+
+    fn next(&mut self) -> Option<Line<'a>> {
+        if self.done {
+            return None;
+        }
+        let bytes = self.line.bytes;
+        if bytes.len() <= self.max {
+            self.done = true;
+            return Some(self.line);
+        }
+        let start = self.line.start + self.off as u64;
+        let piece = &bytes[self.off..(self.off + self.max).min(bytes.len())];
+        self.off += piece.len();
+        self.done = self.off == bytes.len();
+        Some(Line {
+            bytes: piece,
+            start,
+            end: if self.done {
+                self.line.end
+            } else {
+                start + piece.len() as u64
+            },
+            truncated: true,
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct LineFramer {
     max_line_bytes: usize,
@@ -158,25 +221,15 @@ impl LineFramer {
                 truncated: true,
             }),
             LongLinePolicy::Split => {
-                let mut off = 0;
-                while off < line.len() {
-                    let piece = &line[off..(off + max).min(line.len())];
-                    let piece_start = start + off as u64;
-                    off += piece.len();
-                    // The last piece owns the newline, so its end resumes
-                    // after it; earlier pieces end mid-line.
-                    let piece_end = if off == line.len() {
-                        end
-                    } else {
-                        start + off as u64
-                    };
-                    emit(Line {
-                        bytes: piece,
-                        start: piece_start,
-                        end: piece_end,
-                        truncated: true,
-                    });
-                }
+                // The last piece owns the newline, so its end resumes after
+                // it; earlier pieces end mid-line.
+                let whole = Line {
+                    bytes: line,
+                    start,
+                    end,
+                    truncated: true,
+                };
+                whole.pieces(max).for_each(&mut *emit);
             }
         }
         self.partial_start = end;
@@ -331,7 +384,147 @@ mod tests {
         assert_eq!(got[1].2, 7);
     }
 
+    /// Check that `pieces` (start, end, bytes) cover `line` exactly: they
+    /// concatenate to it, start where it starts, each begins where the
+    /// previous ended, the last ends at `end`, and none is over `max`.
+    fn assert_cover(
+        pieces: &[(Vec<u8>, u64, u64, bool)],
+        line: &[u8],
+        start: u64,
+        end: u64,
+        max: usize,
+    ) {
+        let joined: Vec<u8> = pieces.iter().flat_map(|p| p.0.iter().copied()).collect();
+        assert!(joined == line, "pieces do not concatenate to the line");
+        let mut at = start;
+        for (i, (bytes, s, e, truncated)) in pieces.iter().enumerate() {
+            assert_eq!(*s, at, "piece {i} starts after a gap or overlap");
+            assert!(
+                bytes.len() <= max,
+                "piece {i} has {} bytes > {max}",
+                bytes.len()
+            );
+            assert_eq!(*truncated, line.len() > max, "piece {i} flag");
+            let last = i + 1 == pieces.len();
+            assert_eq!(*e, if last { end } else { s + bytes.len() as u64 });
+            at = *e;
+        }
+    }
+
+    #[test]
+    fn split_pieces_of_a_two_megabyte_line_carry_all_of_it() {
+        let max = 1_000_000;
+        let line: Vec<u8> = (0..2_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut data = line.clone();
+        data.extend_from_slice(b"\nnext\n");
+        let end = line.len() as u64 + 1;
+        // Whole in one chunk, and in the reader's 64 KiB reads.
+        for chunk in [data.len(), 64 * 1024] {
+            let mut f = LineFramer::new(0, max, LongLinePolicy::Split, false);
+            let chunks: Vec<&[u8]> = data.chunks(chunk).collect();
+            let got = frame(&mut f, &chunks);
+            assert_eq!(got.len(), 3, "two pieces and the next line");
+            assert_cover(&got[..2], &line, 0, end, max);
+            assert_eq!(got[2], (b"next".to_vec(), end, end + 5, false));
+            // A shipper that learns a smaller record limit cuts each piece
+            // again, and the line is still all there.
+            let mut again = Vec::new();
+            for (bytes, start, end, truncated) in &got[..2] {
+                let piece = Line {
+                    bytes,
+                    start: *start,
+                    end: *end,
+                    truncated: *truncated,
+                };
+                again.extend(
+                    piece
+                        .pieces(750_000)
+                        .map(|l| (l.bytes.to_vec(), l.start, l.end, l.truncated)),
+                );
+            }
+            assert_eq!(again.len(), 4);
+            assert_cover(&again, &line, 0, end, 750_000);
+        }
+    }
+
+    #[test]
+    fn a_line_that_fits_is_its_only_piece() {
+        for bytes in [&b""[..], b"abc"] {
+            let line = Line {
+                bytes,
+                start: 7,
+                end: 11,
+                truncated: false,
+            };
+            assert_eq!(line.pieces(3).collect::<Vec<_>>(), [line]);
+        }
+        // A zero limit is taken as 1, never an endless run of empty pieces.
+        let line = Line {
+            bytes: b"ab",
+            start: 0,
+            end: 3,
+            truncated: false,
+        };
+        let got: Vec<_> = line.pieces(0).map(|l| (l.bytes, l.start, l.end)).collect();
+        assert_eq!(got, [(&b"a"[..], 0, 1), (&b"b"[..], 1, 3)]);
+    }
+
     proptest! {
+        /// Under Split, however the bytes are cut into chunks, the pieces of
+        /// each line concatenate to it, none is over the limit, and offsets
+        /// run on without gap; cutting a piece again keeps all of it.
+        #[test]
+        fn split_pieces_cover_every_line(
+            data in proptest::collection::vec(prop_oneof![Just(b'\n'), any::<u8>()], 0..300),
+            cuts in proptest::collection::vec(0usize..300, 0..10),
+            max in 1usize..12,
+            again in 1usize..12,
+        ) {
+            let mut lines = Vec::new();
+            let mut start = 0;
+            for (i, b) in data.iter().enumerate() {
+                if *b == b'\n' {
+                    lines.push((start, i, i as u64 + 1));
+                    start = i + 1;
+                }
+            }
+            if start < data.len() {
+                // The unterminated tail, emitted by the final flush.
+                lines.push((start, data.len(), data.len() as u64));
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks: Vec<&[u8]> = Vec::new();
+            let mut prev = 0;
+            for c in cuts.into_iter().chain([data.len()]) {
+                chunks.push(&data[prev..c]);
+                prev = c;
+            }
+            let mut f = LineFramer::new(0, max, LongLinePolicy::Split, false);
+            let mut got = frame(&mut f, &chunks);
+            f.flush_partial(|l| got.push((l.bytes.to_vec(), l.start, l.end, l.truncated)));
+            let mut rest = &got[..];
+            for (s, e, end) in lines {
+                let n = rest.iter().position(|p| p.2 == end).expect("a piece ends the line") + 1;
+                assert_cover(&rest[..n], &data[s..e], s as u64, end, max);
+                for (bytes, start, end, truncated) in &rest[..n] {
+                    let piece = Line { bytes, start: *start, end: *end, truncated: *truncated };
+                    let recut: Vec<_> = piece
+                        .pieces(again)
+                        .map(|l| (l.bytes.to_vec(), l.start, l.end, l.truncated || *truncated))
+                        .collect();
+                    let joined: Vec<u8> = recut.iter().flat_map(|p| p.0.clone()).collect();
+                    prop_assert_eq!(&joined, bytes);
+                    prop_assert_eq!(recut.first().map(|p| p.1), Some(*start));
+                    prop_assert_eq!(recut.last().map(|p| p.2), Some(*end));
+                    prop_assert!(recut.windows(2).all(|w| w[0].2 == w[1].1));
+                    prop_assert!(recut.iter().all(|p| p.0.len() <= again.max(1)));
+                }
+                rest = &rest[n..];
+            }
+            prop_assert!(rest.is_empty(), "pieces beyond the last line: {:?}", rest);
+        }
+
         /// However the bytes are cut into chunks, the lines and offsets are
         /// those of a plain split on newlines.
         #[test]

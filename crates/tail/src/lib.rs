@@ -16,16 +16,26 @@
 //!   files to follow.
 //! - [`checkpoint`]: [`Checkpointer`] persists positions atomically in a
 //!   versioned format.
+//! - [`tailer`]: the [`Tailer`], which joins all of the above: globs in,
+//!   complete lines tagged with a stream and a sequence number out, acks
+//!   back in, positions for checkpoints out.
+//! - [`ledger`]: generations not being read, matched to files by content.
+//! - [`acks`]: `AckTracker`, the acknowledged-prefix rule for positions.
+//! - [`notice`]: file-system notifications (inotify) as wake-ups.
 //! - [`lock`]: [`StateLock`] keeps a checkpoint directory to one process.
 
+pub mod acks;
 pub mod checkpoint;
 pub mod compressed;
 pub mod discover;
 pub mod follow;
 pub mod frame;
 pub mod identity;
+pub mod ledger;
 pub mod lock;
 pub mod multiline;
+pub mod notice;
+pub mod tailer;
 
 pub use checkpoint::{CheckpointError, CheckpointFile, Checkpointer, FileCheckpoint, Loss};
 pub use discover::{Discovery, DiscoveryError};
@@ -34,3 +44,6 @@ pub use frame::{Line, LineFramer, LongLinePolicy};
 pub use identity::{Anchor, FileId, Fingerprint, GenerationId};
 pub use lock::{LockError, StateLock};
 pub use multiline::MultilineJoiner;
+pub use tailer::{
+    LineSink, ScanOutcome, StartAt, StreamInfo, TailInput, TailSettings, Tailer, TailerError,
+};

@@ -18,9 +18,9 @@ use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use logferry_tail::compressed;
-use logferry_tail::identity::{ReadAt, FINGERPRINT_WINDOW};
-use logferry_tail::{FileCheckpoint, FileId, Fingerprint};
+use crate::compressed;
+use crate::identity::{ReadAt, FINGERPRINT_WINDOW};
+use crate::{FileCheckpoint, FileId, Fingerprint};
 
 /// How long an unfinished generation is looked for before it is declared
 /// lost. logrotate compresses a rotated file right after rotating it (or at
@@ -61,7 +61,7 @@ pub struct Head(Vec<u8>);
 impl Head {
     pub fn read(file: &File) -> std::io::Result<Head> {
         let mut buf = vec![0u8; FINGERPRINT_WINDOW as usize];
-        let got = logferry_tail::identity::read_full(&mut { file }, &mut buf, 0)?;
+        let got = crate::identity::read_full(&mut { file }, &mut buf, 0)?;
         buf.truncate(got);
         Ok(Head(buf))
     }
@@ -289,7 +289,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use logferry_tail::{Anchor, GenerationId};
+    use crate::{Anchor, GenerationId};
     use std::io::Write;
 
     fn checkpoint_of(path: &Path, position: u64) -> FileCheckpoint {

@@ -1,0 +1,99 @@
+//! The open-file budget: idle files are closed (parked) so that at most
+//! `max_open_files` descriptors are held, and reopened by identity when
+//! they grow.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::Tailer;
+use crate::follow::{open_log, FileWatcher};
+use crate::identity::FileId;
+
+impl Tailer {
+    /// Close a stream's file to free a descriptor, keeping its state.
+    pub(super) fn park(&mut self, slot: usize) {
+        let Some(s) = self.streams[slot].as_mut() else {
+            return;
+        };
+        if let Some(w) = s.watcher.take() {
+            s.parked = Some(w.read_position());
+            self.open_files -= 1;
+        }
+    }
+
+    /// Reopen a parked stream by identity. False if the file behind its
+    /// path is no longer that identity (the next scan finds it elsewhere).
+    pub(super) fn unpark(&mut self, slot: usize, path: &Path) -> bool {
+        let Some(s) = self.streams[slot].as_mut() else {
+            return false;
+        };
+        let Some(position) = s.parked else {
+            return false;
+        };
+        let Ok(file) = open_log(path) else {
+            return false;
+        };
+        if file.metadata().map(|m| FileId::of(&m)).ok() != Some(s.id) {
+            return false;
+        }
+        match FileWatcher::new(path, file, position, &self.framers[s.input]) {
+            Ok(w) => {
+                if w.read_position() != position {
+                    // Shorter than where we were: truncated while closed.
+                    tracing::warn!(path = %path.display(), offset = position, "file truncated while closed; reading it again from offset 0");
+                    s.tracker.truncated();
+                }
+                s.watcher = Some(w);
+                s.parked = None;
+                self.open_files += 1;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Keep at most `max_open_files` open: park idle files (least recently
+    /// active first) so that parked files with new data can be reopened.
+    pub(super) fn rebalance_open_files(&mut self) {
+        let budget = self.settings.max_open_files;
+        let waiting: Vec<usize> = (0..self.streams.len())
+            .filter(|&i| matches!(&self.streams[i], Some(s) if s.parked.is_some() && s.wake))
+            .collect();
+        let free = budget.saturating_sub(self.open_files);
+        let need = waiting.len().saturating_sub(free);
+        if need > 0 {
+            let mut idle: Vec<(Instant, usize)> = self
+                .streams
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    let s = s.as_ref()?;
+                    let w = s.watcher.as_ref()?;
+                    // At EOF with nothing half-read: closing it loses
+                    // nothing, and the least recently active go first. Busy
+                    // files are not exempt, or thousands of files writing
+                    // a line a second would starve the ones waiting.
+                    let parkable = s.present
+                        && !s.wake
+                        && w.pending_bytes() == 0
+                        && !s
+                            .joiner
+                            .as_ref()
+                            .is_some_and(crate::multiline::MultilineJoiner::is_open);
+                    parkable.then_some((s.last_data, i))
+                })
+                .collect();
+            idle.sort_unstable();
+            for (_, slot) in idle.into_iter().take(need) {
+                self.park(slot);
+            }
+        }
+        for slot in waiting {
+            if self.open_files >= budget {
+                break;
+            }
+            let path = PathBuf::from(&self.streams[slot].as_ref().expect("listed above").path);
+            self.unpark(slot, &path);
+        }
+    }
+}

@@ -1,0 +1,540 @@
+//! The [`Tailer`]: everything between a set of globs and complete lines.
+//!
+//! It finds files (current and rotated names, compressed rotations),
+//! decides which generation each one is (by content: see
+//! [`ledger`](crate::ledger)), follows them through rotation and
+//! truncation, keeps at most `max_open_files` descriptors, and hands out
+//! complete lines tagged with a stream slot and a sequence number. It takes
+//! acknowledgements back by that tag, and reports positions for
+//! checkpoints: a position moves only past lines that were acknowledged.
+//! It knows nothing of Kafka: whoever consumes the lines implements
+//! [`LineSink`].
+//!
+//! # Layout
+//! - `mod.rs`: the type, its settings, scan scheduling, acks, checkpoints.
+//! - `stream.rs`: one followed file generation.
+//! - `start.rs`: what a newly found file is (which generation, from where).
+//! - `budget.rs`: parking idle files under the descriptor budget.
+//! - `round.rs`: one read round over the files that have data.
+
+mod budget;
+mod round;
+mod start;
+mod stream;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::acks::{AckTracker, SEQ_BITS};
+use crate::checkpoint::FileCheckpoint;
+use crate::discover::{Discovery, DiscoveryError};
+use crate::frame::{Line, LineFramer, LongLinePolicy};
+use crate::identity::{FileId, GenerationId};
+use crate::ledger::Ledger;
+use crate::multiline::MultilineJoiner;
+use crate::notice::FsNotices;
+use stream::Stream;
+
+/// Where a file without a checkpoint starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// At its current end, like `tail -n0 -F` (files present at start only;
+    /// files that appear later are always read from their beginning).
+    End,
+    Beginning,
+}
+
+/// One input: a set of globs and how its files are framed.
+#[derive(Debug, Clone)]
+pub struct TailInput {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub start_at: StartAt,
+    pub max_line_bytes: usize,
+    pub long_lines: LongLinePolicy,
+    pub strip_cr: bool,
+    /// Ship an unterminated last line after the file was idle this long.
+    pub partial_flush: Option<Duration>,
+    /// Joins continuation lines into records (a prototype, cloned per file).
+    pub multiline: Option<MultilineJoiner>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TailSettings {
+    pub inputs: Vec<TailInput>,
+    /// Time between scans (8 times that while notifications work).
+    pub scan_interval: Duration,
+    /// How long a rotated-away or deleted file is kept open after its last
+    /// data, for a writer that has not reopened yet.
+    pub rotate_grace: Duration,
+    pub max_open_files: usize,
+    /// How long a generation whose bytes must be found elsewhere is looked
+    /// for before it is declared lost.
+    pub unfinished_ttl: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TailerError {
+    #[error("input {input}: {source}")]
+    Discovery {
+        input: usize,
+        source: DiscoveryError,
+    },
+}
+
+/// The stream a line came from.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamInfo<'a> {
+    /// The slot: the tag acknowledgements come back with.
+    pub slot: usize,
+    /// Unique per stream opened, so a sink can tell a reused slot apart.
+    pub serial: u64,
+    pub input: usize,
+    pub generation: GenerationId,
+    pub id: FileId,
+    /// Where the file was when it was opened.
+    pub opened_path: &'a str,
+    /// Where it is now.
+    pub path: &'a str,
+}
+
+/// Where lines go.
+pub trait LineSink {
+    /// How many more bytes `input` may read now (its share of a bound on
+    /// unacknowledged data); 0 pauses its files.
+    fn room(&self, input: usize) -> usize;
+    /// One complete line (or multiline record) with its sequence number in
+    /// its stream; its acknowledgement comes back as `Tailer::ack(slot, seq)`.
+    fn line(&mut self, stream: &StreamInfo<'_>, seq: u64, line: Line<'_>);
+}
+
+/// What a scan found that the caller must act on.
+#[derive(Debug, Default)]
+pub struct ScanOutcome {
+    /// Generations given up on, with bytes that were never shipped.
+    pub lost: Vec<FileCheckpoint>,
+    /// Slots whose stream ended (drained and fully acknowledged).
+    pub retired: Vec<usize>,
+}
+
+/// How a file was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Under a name the include patterns match.
+    Current,
+    /// Only under a rotated name (`PATTERN.*`, `PATTERN-*`).
+    Rotated,
+}
+
+/// Suffixes of rotated files that are compressed: never read as text; the
+/// readable ones ([`crate::compressed`]) are searched for generations with
+/// unread bytes.
+const COMPRESSED: &[&str] = &["gz", "bz2", "xz", "zst", "zip", "lz4", "Z"];
+
+/// With file-system notifications on, every creation, rename, deletion and
+/// write prompts a scan or a read at once, so the periodic scan is only a
+/// safety net and runs this many times less often. A scan lists every
+/// directory and stats every file: with 10,000 files, scanning each 250 ms
+/// took a quarter of the CPU.
+const NOTIFIED_SCAN_FACTOR: u32 = 8;
+
+/// A file that produced data this recently is polled on every round when
+/// notifications are off.
+const HOT: Duration = Duration::from_secs(2);
+
+/// Scans prompted by events are spaced at least this much, so a burst of
+/// file creations costs a few scans, not one each.
+const RESCAN_SPACING: Duration = Duration::from_millis(20);
+
+/// Resting checkpoints of files not seen again are kept this long, so a file
+/// that is briefly unreadable does not lose its position.
+const RESTED_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+pub struct Tailer {
+    settings: TailSettings,
+    discoveries: Vec<Discovery>,
+    /// Per input: the rotated names of its include patterns (`PATTERN.*`,
+    /// `PATTERN-*`, not compressed), watched only to finish files already
+    /// being read and to catch files rotated before a scan saw them under
+    /// their current name.
+    rotated: Vec<Discovery>,
+    /// Per input: compressed rotated names, searched for unfinished
+    /// generations.
+    compressed: Vec<Discovery>,
+    framers: Vec<LineFramer>,
+    /// Slab of streams; the slot index is the tag of their lines.
+    streams: Vec<Option<Stream>>,
+    free_slots: Vec<usize>,
+    next_serial: u64,
+    by_id: HashMap<FileId, usize>,
+    /// Last known path of each stream, to route notifications.
+    by_path: HashMap<PathBuf, usize>,
+    /// Generations not being read: checkpointed ones whose file has not
+    /// been found (again) yet, and unfinished ones to be found by content.
+    ledger: Ledger,
+    /// Inodes of resting generations the first scan found; the others are
+    /// looked for by content (renamed, compressed).
+    seen_at_start: HashSet<FileId>,
+    first_scan_done: bool,
+    /// No checkpoint existed at start: the configured start position applies
+    /// to files found now. With a checkpoint, a file found at start is new
+    /// since the last run and is read from its beginning.
+    fresh_start: bool,
+    /// Set when a read found a file cut in place: its copy is looked for at
+    /// once.
+    cut_seen: bool,
+    /// Files under rotated names that look like copies still being written:
+    /// not opened yet, and said so once each.
+    copies_in_progress: HashSet<FileId>,
+    /// Slots a read round visits among current files when notifications
+    /// are on: those woken (by an event, a scan or a restart) and those
+    /// holding an open record. A round then costs what is active, not what
+    /// is followed. May hold duplicates and stale slots; each round sorts
+    /// and filters it.
+    ready: Vec<usize>,
+    /// Rounds ran without notifications (polling every slot) and `ready`
+    /// was not kept: rebuild it from every slot when they come back.
+    ready_stale: bool,
+    /// Slots of streams not under a current name (rotated away or deleted),
+    /// drained before current files. Rebuilt after a scan changed them.
+    absent: Vec<usize>,
+    absent_stale: bool,
+    /// Streams whose file is open now.
+    open_files: usize,
+    notices: FsNotices,
+    /// Open failures already logged.
+    open_errors: HashSet<(PathBuf, std::io::ErrorKind)>,
+    next_scan: Instant,
+    last_scan: Instant,
+    /// An event asked for a scan that has not run yet. Kept across rounds:
+    /// a rotation's events come in a burst (rename, create, write), and a
+    /// request arriving within the spacing of the scan before it must not
+    /// be dropped, or the new file waits for the periodic scan.
+    rescan: bool,
+}
+
+pub(crate) fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn rotated_names(patterns: &[String]) -> Vec<String> {
+    patterns
+        .iter()
+        .flat_map(|p| [format!("{p}.*"), format!("{p}-*")])
+        .collect()
+}
+
+impl Tailer {
+    /// Follow `settings.inputs`, resuming the generations in `saved`.
+    /// `fresh_start`: no checkpoint existed, so the configured start
+    /// position applies to the files found by the first scan.
+    pub fn new(
+        settings: TailSettings,
+        saved: Vec<FileCheckpoint>,
+        fresh_start: bool,
+    ) -> Result<Self, TailerError> {
+        let mut discoveries = Vec::new();
+        let mut rotated = Vec::new();
+        let mut compressed = Vec::new();
+        let mut framers = Vec::new();
+        for (i, input) in settings.inputs.iter().enumerate() {
+            let err = |source| TailerError::Discovery { input: i, source };
+            discoveries.push(Discovery::new(&input.include, &input.exclude).map_err(err)?);
+            // Exclude means exclude: an excluded file's rotated names are
+            // excluded too.
+            let mut excluded = input.exclude.clone();
+            excluded.extend(rotated_names(&input.exclude));
+            let mut rotated_exclude = excluded.clone();
+            for p in &input.include {
+                rotated_exclude.extend(COMPRESSED.iter().map(|c| format!("{p}*.{c}")));
+            }
+            rotated.push(
+                Discovery::new(&rotated_names(&input.include), &rotated_exclude).map_err(err)?,
+            );
+            let compressed_include: Vec<String> = rotated_names(&input.include)
+                .iter()
+                .flat_map(|p| {
+                    crate::compressed::READABLE_SUFFIXES
+                        .iter()
+                        .map(move |c| format!("{p}.{c}"))
+                })
+                .collect();
+            compressed.push(Discovery::new(&compressed_include, &excluded).map_err(err)?);
+            framers.push(LineFramer::new(
+                0,
+                input.max_line_bytes,
+                input.long_lines,
+                input.strip_cr,
+            ));
+        }
+        let mut watch_dirs: Vec<(PathBuf, bool)> =
+            discoveries.iter().flat_map(Discovery::watch_dirs).collect();
+        watch_dirs.sort();
+        watch_dirs.dedup();
+        let ledger = Ledger::new(saved, settings.unfinished_ttl);
+        let now = Instant::now();
+        Ok(Tailer {
+            settings,
+            discoveries,
+            rotated,
+            compressed,
+            framers,
+            streams: Vec::new(),
+            free_slots: Vec::new(),
+            next_serial: 0,
+            by_id: HashMap::new(),
+            by_path: HashMap::new(),
+            ledger,
+            seen_at_start: HashSet::new(),
+            first_scan_done: false,
+            fresh_start,
+            cut_seen: false,
+            copies_in_progress: HashSet::new(),
+            ready: Vec::new(),
+            ready_stale: true,
+            absent: Vec::new(),
+            absent_stale: true,
+            open_files: 0,
+            notices: FsNotices::new(watch_dirs),
+            open_errors: HashSet::new(),
+            next_scan: now,
+            last_scan: now,
+            rescan: false,
+        })
+    }
+
+    /// Time between periodic scans.
+    fn scan_period(&self) -> Duration {
+        if self.notices.active() {
+            self.settings.scan_interval * NOTIFIED_SCAN_FACTOR
+        } else {
+            self.settings.scan_interval
+        }
+    }
+
+    /// Take file-system events (a write wakes its file; anything else asks
+    /// for a scan) and scan if one is due. `busy(slot)`: the caller still
+    /// holds lines of that stream (retries), so it may not be retired.
+    pub fn tick(&mut self, busy: &dyn Fn(usize) -> bool) -> ScanOutcome {
+        let now = Instant::now();
+        let notices = self.notices.drain();
+        self.rescan |= notices.rescan;
+        for path in notices.modified {
+            let slot = self.by_path.get(&path).copied();
+            match slot.and_then(|slot| self.streams[slot].as_mut().map(|s| (slot, s))) {
+                Some((slot, s)) => {
+                    s.wake = true;
+                    self.ready.push(slot);
+                }
+                None => self.rescan = true,
+            }
+        }
+        if now >= self.next_scan
+            || (self.rescan && now.duration_since(self.last_scan) >= RESCAN_SPACING)
+        {
+            return self.scan(busy);
+        }
+        ScanOutcome::default()
+    }
+
+    /// Sleep until a file-system event or `timeout`: the idle wait, so a
+    /// write is read at once rather than at the end of a fixed sleep.
+    pub fn wait(&mut self, timeout: Duration) {
+        self.notices.wait(timeout);
+    }
+
+    /// Find files; open new generations, mark which known ones still have a
+    /// matching name, retire finished ones.
+    pub fn scan(&mut self, busy: &dyn Fn(usize) -> bool) -> ScanOutcome {
+        let now = Instant::now();
+        self.last_scan = now;
+        self.rescan = false;
+        self.next_scan = now + self.scan_period();
+        self.notices.retry_missing();
+        for s in self.streams.iter_mut().flatten() {
+            s.present = false;
+        }
+        for input in 0..self.discoveries.len() {
+            // Rotated names first: at start they are recorded as history
+            // before the current file's start position is taken, so a
+            // rotation racing the first scan is seen as new, not as history.
+            self.scan_rotated(input);
+            let known = self.by_id.len();
+            for found in self.discoveries[input].scan() {
+                self.consider(input, Role::Current, found);
+            }
+            // A new current file means a rotation happened; if it happened
+            // while this scan ran, the file it replaced was renamed after
+            // the rotated names were listed. List them again so that file
+            // is found now and drained before the new one is read.
+            if self.by_id.len() > known && self.first_scan_done {
+                self.scan_rotated(input);
+            }
+        }
+        if !self.first_scan_done {
+            // Checkpointed files the first scan did not find were renamed
+            // out of sight, compressed or deleted while logferry was down.
+            self.ledger
+                .unfinish_unseen(&std::mem::take(&mut self.seen_at_start));
+        }
+        self.first_scan_done = true;
+        self.scan_compressed();
+        self.absent_stale = true;
+        // Once per scan is often enough to let go of finished files, and
+        // keeps the per-round work independent of how many files there are.
+        let retired = self.retire_finished(busy);
+        self.rebalance_open_files();
+        ScanOutcome {
+            lost: self.expire_lost(),
+            retired,
+        }
+    }
+
+    /// Unfinished generations not found in time: what they held past the
+    /// acknowledged position is lost. Said loudly, with the byte count.
+    fn expire_lost(&mut self) -> Vec<FileCheckpoint> {
+        let mut lost = Vec::new();
+        for cp in self.ledger.expire(Instant::now()) {
+            let bytes = cp.size.saturating_sub(cp.position);
+            if bytes > 0 {
+                tracing::error!(path = %cp.path, generation = %cp.generation, offset = cp.position, bytes, "file vanished with bytes never shipped (deleted, or compressed in a form logferry cannot read, before it was read to the end): these bytes are lost");
+                lost.push(cp);
+            } else {
+                tracing::debug!(path = %cp.path, generation = %cp.generation, "finished file no longer on disk");
+            }
+        }
+        lost
+    }
+
+    /// Mark line `seq` (as handed to [`LineSink::line`], possibly cut to
+    /// [`SEQ_BITS`] bits) of the stream in `slot` acknowledged.
+    pub fn ack(&mut self, slot: usize, seq: u64) {
+        if let Some(Some(stream)) = self.streams.get_mut(slot) {
+            let seq = stream.tracker.widen(seq & ((1 << SEQ_BITS) - 1));
+            stream.tracker.ack(seq);
+        }
+    }
+
+    /// The input of the stream in `slot`, while it exists.
+    pub fn input_of(&self, slot: usize) -> Option<usize> {
+        self.streams.get(slot)?.as_ref().map(|s| s.input)
+    }
+
+    /// Lines handed out and not acknowledged yet.
+    pub fn unacked(&self) -> usize {
+        self.streams
+            .iter()
+            .flatten()
+            .map(|s| s.tracker.in_flight())
+            .sum()
+    }
+
+    /// Whether some input has no file yet (said once at start).
+    pub fn report_missing_inputs(&self) {
+        for (i, input) in self.settings.inputs.iter().enumerate() {
+            if !self.streams.iter().flatten().any(|s| s.input == i) {
+                tracing::info!(include = ?input.include, "no matching file yet; waiting for one to appear");
+            }
+        }
+    }
+
+    /// Forget every line handed out and not acknowledged: they are handed
+    /// out again from each stream's acknowledged position (after the
+    /// consumer of lines lost them, e.g. a producer replaced after a fatal
+    /// error).
+    pub fn rewind_to_acked(&mut self) {
+        for slot in 0..self.streams.len() {
+            let Some(s) = self.streams[slot].as_mut() else {
+                continue;
+            };
+            let position = s.tracker.position();
+            s.tracker = AckTracker::new(position);
+            if let Some(j) = s.joiner.as_mut() {
+                j.reset();
+            }
+            match s.watcher.as_mut() {
+                Some(w) => w.rewind(position),
+                None if s.parked.is_some() => {
+                    s.parked = Some(position);
+                    s.wake = true;
+                    self.ready.push(slot);
+                }
+                None => {
+                    // Already closed: hand it back to discovery, which
+                    // reopens it by identity from the acked position.
+                    let s = self.streams[slot].take().expect("checked above");
+                    self.by_id.remove(&s.id);
+                    self.free_slots.push(slot);
+                    self.ledger.rest(s.checkpoint(now_unix()));
+                }
+            }
+        }
+    }
+
+    /// What to save: every stream's acknowledged position (anchors moved
+    /// there) and the generations not being read.
+    pub fn checkpoint_entries(&mut self) -> Vec<FileCheckpoint> {
+        let now = now_unix();
+        for s in self.streams.iter_mut().flatten() {
+            s.refresh_anchor();
+        }
+        let mut entries: Vec<FileCheckpoint> = self
+            .streams
+            .iter()
+            .flatten()
+            .map(|s| s.checkpoint(now))
+            .collect();
+        self.ledger.forget_older_than(now, RESTED_TTL);
+        entries.extend(self.ledger.entries().cloned());
+        entries.sort_by_key(|e| (e.id, e.generation));
+        entries
+    }
+
+    /// Take each open file's size now, so that if it vanishes before the
+    /// next start the bytes past its acknowledged position are a known loss.
+    pub fn note_sizes(&mut self) {
+        for s in self.streams.iter_mut().flatten() {
+            if let Some(size) = s.watcher.as_ref().and_then(|w| w.size().ok()) {
+                s.size_seen = s.size_seen.max(size);
+            }
+        }
+    }
+
+    /// Drop streams whose file is closed and whose lines are all acked,
+    /// keeping their final position in case the file is found again.
+    fn retire_finished(&mut self, busy: &dyn Fn(usize) -> bool) -> Vec<usize> {
+        let mut retired = Vec::new();
+        for slot in 0..self.streams.len() {
+            // Drained and closed, or parked under a name no longer current
+            // with nothing new: done once its last line is acked.
+            let done = matches!(&self.streams[slot], Some(s) if s.watcher.is_none()
+                && (s.parked.is_none() || (!s.present && !s.wake))
+                && s.tracker.in_flight() == 0)
+                && !busy(slot);
+            if !done {
+                continue;
+            }
+            let mut s = self.streams[slot].take().expect("checked above");
+            self.by_id.remove(&s.id);
+            if self.by_path.get(std::path::Path::new(&s.path)) == Some(&slot) {
+                self.by_path.remove(std::path::Path::new(&s.path));
+            }
+            self.free_slots.push(slot);
+            retired.push(slot);
+            s.refresh_anchor();
+            let cp = s.checkpoint(now_unix());
+            if s.parked.is_some() && cp.size > cp.position {
+                // Closed under the descriptor budget and renamed away
+                // before it was read to the end: find it by content.
+                self.ledger.unfinish(cp);
+            } else {
+                self.ledger.rest(cp);
+            }
+        }
+        retired
+    }
+}

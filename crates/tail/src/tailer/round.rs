@@ -1,0 +1,282 @@
+//! One read round: every file with data is read once (rotated-away files
+//! first, oldest first), and complete lines go to the [`LineSink`].
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::stream::Stream;
+use super::{now_unix, LineSink, StreamInfo, Tailer, HOT};
+use crate::acks::AckTracker;
+use crate::checkpoint::FileCheckpoint;
+use crate::follow::{FileWatcher, Poll};
+use crate::frame::Line;
+use crate::identity::{Anchor, GenerationId};
+
+impl Tailer {
+    /// Read one buffer from every open file that has data, handing complete
+    /// lines to `sink`; returns the bytes read. Files rotated away are served
+    /// first so that their last lines go out before the new file's first ones.
+    pub fn read_round<S: LineSink>(&mut self, buf: &mut [u8], sink: &mut S) -> usize {
+        let mut total = 0;
+        // Files no longer under a current name go first, oldest first, and
+        // only one of them per input and round: an input's files are then
+        // shipped in the order they were written, and its current file
+        // waits until the rotated ones are drained.
+        if self.absent_stale {
+            self.absent = (0..self.streams.len())
+                .filter(|&slot| matches!(&self.streams[slot], Some(s) if !s.present))
+                .collect();
+            self.absent_stale = false;
+        }
+        let mut rotated: Vec<(std::time::SystemTime, usize)> = self
+            .absent
+            .iter()
+            .filter_map(|&slot| {
+                let s = self.streams[slot].as_ref()?;
+                (!s.present && s.watcher.is_some()).then_some((s.modified, slot))
+            })
+            .collect();
+        rotated.sort_unstable();
+        let mut draining = vec![false; self.settings.inputs.len()];
+        // With notifications on, a write wakes its file, so only woken
+        // files are read; without, recently active files are polled.
+        let hot = if self.notices.active() {
+            Duration::ZERO
+        } else {
+            HOT
+        };
+        // Parked (closed under the open-file budget) current files that
+        // grew are read too: opened for the read and closed again, so that
+        // thousands of busy files share the budget without waiting turns.
+        let inputs = &self.settings.inputs;
+        let waits = |s: &Stream| s.waits_for_time(inputs[s.input].partial_flush.is_some());
+        let due = |s: &Stream| {
+            s.present
+                && ((s.watcher.is_some() && (s.wake || s.last_data.elapsed() < hot || waits(s)))
+                    || (s.parked.is_some() && s.wake))
+        };
+        let indexed = self.notices.active();
+        let current: Vec<usize> = if indexed {
+            if self.ready_stale {
+                self.ready = (0..self.streams.len()).collect();
+                self.ready_stale = false;
+            }
+            let mut ready = std::mem::take(&mut self.ready);
+            ready.sort_unstable();
+            ready.dedup();
+            ready.retain(|&slot| self.streams[slot].as_ref().is_some_and(due));
+            ready
+        } else {
+            self.ready.clear();
+            self.ready_stale = true;
+            (0..self.streams.len())
+                .filter(|&slot| self.streams[slot].as_ref().is_some_and(due))
+                .collect()
+        };
+        let order: Vec<usize> = rotated
+            .into_iter()
+            .map(|(_, slot)| slot)
+            .chain(current.iter().copied())
+            .collect();
+        for slot in order {
+            let Some(stream) = self.streams[slot].as_ref() else {
+                continue;
+            };
+            let (input, present) = (stream.input, stream.present);
+            let parked = stream.parked.is_some();
+            if draining[input] || (stream.watcher.is_none() && !parked) || sink.room(input) == 0 {
+                continue;
+            }
+            if parked {
+                let path = PathBuf::from(&stream.path);
+                if !self.unpark(slot, &path) {
+                    continue; // Renamed or gone: the next scan finds out.
+                }
+            }
+            // Read no more than fits in this input's share (at least 64 KiB,
+            // so lines of any size make progress): the bound is overshot by
+            // at most one small read.
+            let room = sink.room(input).clamp(64 << 10, buf.len());
+            self.cut_seen = false;
+            let n = self.read_stream(slot, &mut buf[..room], sink);
+            if self.cut_seen {
+                // Cut in place (copytruncate): the lines not yet read are in
+                // the copy, under a rotated name. Find it now and let it be
+                // drained before the new content, which is written after
+                // them; otherwise a quick write after the cut would be
+                // shipped first.
+                self.scan_rotated(input);
+                draining[input] = true;
+            }
+            if let Some(s) = self.streams[slot].as_mut() {
+                if n > 0 {
+                    s.last_data = Instant::now();
+                }
+                // Read to the end: a later write wakes it again (an event,
+                // or a scan seeing the size differ from the position).
+                if n == 0 || s.watcher.as_ref().is_some_and(FileWatcher::at_end) {
+                    s.wake = false;
+                }
+            }
+            if !present && n > 0 {
+                draining[input] = true;
+            }
+            if parked {
+                // A short read reached the end of the file: nothing more to
+                // read until it grows again (saves reopening it to learn so).
+                if n < room {
+                    if let Some(s) = self.streams[slot].as_mut() {
+                        s.wake = false;
+                    }
+                }
+                // Close it again unless a line or record is half done.
+                let idle = self.streams[slot].as_ref().is_some_and(Stream::at_rest);
+                if idle && self.open_files > self.settings.max_open_files.saturating_sub(1) {
+                    self.park(slot);
+                }
+            }
+            total += n;
+        }
+        if indexed {
+            // Still woken (more to read, or skipped this round) or holding
+            // an open record: visit again next round.
+            for slot in current {
+                if self.streams[slot].as_ref().is_some_and(|s| {
+                    s.present
+                        && (s.wake
+                            || s.waits_for_time(
+                                self.settings.inputs[s.input].partial_flush.is_some(),
+                            ))
+                }) {
+                    self.ready.push(slot);
+                }
+            }
+        }
+        total
+    }
+
+    fn read_stream<S: LineSink>(&mut self, slot: usize, buf: &mut [u8], sink: &mut S) -> usize {
+        let Tailer {
+            settings,
+            streams,
+            ledger,
+            cut_seen,
+            open_files,
+            ..
+        } = self;
+        let stream = streams[slot].as_mut().expect("slot checked by caller");
+        let input = &settings.inputs[stream.input];
+        let Stream {
+            watcher,
+            tracker,
+            joiner,
+            opened_path,
+            path,
+            generation,
+            id,
+            serial,
+            input: stream_input,
+            ..
+        } = stream;
+        let w = watcher.as_mut().expect("watcher checked by caller");
+        let mut out = Emitter {
+            info: StreamInfo {
+                slot,
+                serial: *serial,
+                input: *stream_input,
+                generation: *generation,
+                id: *id,
+                opened_path,
+                path,
+            },
+            tracker,
+            sink,
+        };
+        // Lines go through the joiner when the input is multiline.
+        let mut deliver = |line: Line<'_>, out: &mut Emitter<'_, S>| match joiner.as_mut() {
+            Some(j) => j.push(line, |rec| out.send(rec)),
+            None => out.send(line),
+        };
+        let outcome = w.read(buf, |line| deliver(line, &mut out));
+        match outcome {
+            Ok(Poll::Read(n)) => {
+                stream.fingerprint = w.fingerprint();
+                n
+            }
+            Ok(Poll::Truncated { at }) => {
+                // The old content's last record is complete: ship it.
+                if let Some(j) = joiner.as_mut() {
+                    j.flush(|rec| out.send(rec));
+                }
+                // The generation read so far continues in its copy (if
+                // copytruncate made one): look for it by content, from
+                // where reading had got to. This file is a new generation.
+                let old = stream.generation;
+                *cut_seen = true;
+                ledger.unfinish(FileCheckpoint {
+                    generation: old,
+                    id: stream.id,
+                    fingerprint: stream.fingerprint,
+                    anchor: w.take_cut_anchor().unwrap_or(Anchor {
+                        at,
+                        ..stream.anchor
+                    }),
+                    position: at,
+                    size: stream.size_seen.max(at),
+                    path: stream.path.clone(),
+                    updated: now_unix(),
+                });
+                stream.generation = GenerationId::new();
+                stream.size_seen = 0;
+                stream.anchor = Anchor::default();
+                tracing::warn!(path = %stream.path, offset = at, was = %old, generation = %stream.generation, "file truncated (copytruncate or rewritten): a new generation, read from offset 0; the old one continues in its copy if there is one");
+                stream.tracker.truncated();
+                stream.fingerprint = w.fingerprint();
+                1 // Progress: read again at once.
+            }
+            Ok(Poll::Eof) => {
+                let idle = w.idle_for();
+                let flush_after = input.partial_flush;
+                let gone = !stream.present && idle >= settings.rotate_grace;
+                if w.pending_bytes() > 0 && (gone || flush_after.is_some_and(|d| idle >= d)) {
+                    // An unterminated last line that will never (or not soon)
+                    // be completed is shipped as it is.
+                    w.flush_partial(|line| deliver(line, &mut out));
+                }
+                if let Some(j) = joiner.as_mut() {
+                    if gone {
+                        j.flush(|rec| out.send(rec));
+                    } else {
+                        j.flush_if_idle(|rec| out.send(rec));
+                    }
+                }
+                if gone {
+                    tracing::info!(path = %stream.path, id = %stream.id, "rotated-away or deleted file drained; closing it");
+                    *watcher = None;
+                    *open_files -= 1;
+                }
+                0
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "read failed; closing the file, it is reopened on the next scan");
+                *watcher = None;
+                *open_files -= 1;
+                0
+            }
+        }
+    }
+}
+
+/// Hands one stream's lines to the sink, each with its sequence number.
+struct Emitter<'a, S: LineSink> {
+    info: StreamInfo<'a>,
+    tracker: &'a mut AckTracker,
+    sink: &'a mut S,
+}
+
+impl<S: LineSink> Emitter<'_, S> {
+    fn send(&mut self, line: Line<'_>) {
+        let seq = self.tracker.sent(line.end);
+        self.sink.line(&self.info, seq, line);
+    }
+}

@@ -1,0 +1,334 @@
+//! What a newly found file is: which generation (by content, never by
+//! inode or path alone), and where reading it starts.
+
+use std::fs::File;
+use std::path::Path;
+use std::time::{Instant, UNIX_EPOCH};
+
+use super::stream::Stream;
+use super::{now_unix, Role, StartAt, Tailer};
+use crate::acks::AckTracker;
+use crate::checkpoint::FileCheckpoint;
+use crate::discover::Found;
+use crate::follow::{open_log, FileWatcher};
+use crate::identity::{Anchor, FileId, Fingerprint, GenerationId};
+use crate::ledger::Head;
+
+/// Where reading a newly found file starts.
+enum Start {
+    /// A generation already known, from its saved position.
+    Known(FileCheckpoint),
+    /// A new generation, from this offset.
+    New(u64),
+    /// A copy of a file being read that is still being written or whose
+    /// original was not cut yet: not opened now, asked again next scan.
+    Wait { copy_of: String },
+}
+
+impl Tailer {
+    /// Look for unfinished generations in compressed rotated files.
+    pub(super) fn scan_compressed(&mut self) {
+        if !self.ledger.has_unfinished() {
+            return;
+        }
+        for input in 0..self.compressed.len() {
+            for found in self.compressed[input].scan() {
+                if self.by_id.contains_key(&found.id) {
+                    continue;
+                }
+                let Some(cp) = self
+                    .ledger
+                    .take_from_compressed(&found.path, found.id, &found.meta)
+                else {
+                    continue;
+                };
+                tracing::info!(path = %found.path.display(), generation = %cp.generation, offset = cp.position, was = %cp.path, "unfinished file found compressed; shipping the rest from it");
+                let watcher = match FileWatcher::compressed(
+                    &found.path,
+                    found.id,
+                    cp.position,
+                    &self.framers[input],
+                ) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        tracing::warn!(path = %found.path.display(), error = %e, "cannot read compressed file");
+                        self.ledger.unfinish(cp);
+                        continue;
+                    }
+                };
+                self.add_stream(
+                    input,
+                    Role::Rotated,
+                    &found.path,
+                    found.id,
+                    watcher,
+                    Some(cp),
+                );
+            }
+        }
+    }
+
+    pub(super) fn scan_rotated(&mut self, input: usize) {
+        for found in self.rotated[input].scan() {
+            // A name both patterns match (`/dir/*` also matches `/dir/*.*`)
+            // is a current file.
+            if !self.discoveries[input].matches(&found.path) {
+                self.consider(input, Role::Rotated, found);
+            }
+        }
+    }
+
+    pub(super) fn consider(&mut self, input: usize, role: Role, found: Found) {
+        if let Some(&slot) = self.by_id.get(&found.id) {
+            let s = self.streams[slot]
+                .as_mut()
+                .expect("by_id points at a live slot");
+            if role == Role::Current {
+                s.present = true;
+            }
+            let at = s
+                .watcher
+                .as_ref()
+                .map(FileWatcher::read_position)
+                .or(s.parked);
+            if at.is_some_and(|at| at != found.meta.len()) {
+                s.wake = true;
+                self.ready.push(slot);
+            }
+            let path = found.path.to_string_lossy();
+            if s.path != path && (role == Role::Current || !s.present) {
+                tracing::info!(from = %s.path, to = %path, "file renamed; following it by identity");
+                s.path = path.into_owned();
+                if let Some(w) = s.watcher.as_mut() {
+                    w.set_path(&found.path);
+                }
+                self.by_path.insert(found.path.clone(), slot);
+            }
+            return;
+        }
+        // A file we finished (or saw at start under a rotated name) is only
+        // reopened when it grew past what was shipped.
+        let mut known = false;
+        if let Some(cp) = self.ledger.resting(&found.id) {
+            known = true;
+            // Seen again: keep its entry from expiring.
+            cp.updated = now_unix();
+            if !self.first_scan_done {
+                self.seen_at_start.insert(found.id);
+            }
+            if role == Role::Rotated && found.meta.len() == cp.position {
+                return;
+            }
+        }
+        if role == Role::Rotated && !self.first_scan_done && self.fresh_start && !known {
+            // Rotated files present at start are history, not to be shipped;
+            // remember them so that only their growth is read later.
+            if let Ok(file) = open_log(&found.path) {
+                let size = found.meta.len();
+                let anchor = Anchor::read(&mut &file, size).ok().flatten();
+                if let (Ok(fingerprint), Some(anchor)) = (Fingerprint::read(&file, size), anchor) {
+                    self.ledger.rest(FileCheckpoint {
+                        generation: GenerationId::new(),
+                        id: found.id,
+                        fingerprint,
+                        anchor,
+                        position: size,
+                        size,
+                        path: found.path.to_string_lossy().into_owned(),
+                        updated: now_unix(),
+                    });
+                }
+            }
+            return;
+        }
+        self.open_stream(input, role, &found.path, found.id);
+    }
+
+    /// Where reading a newly found identity starts, and as which generation.
+    ///
+    /// Inodes are reused and files share headers, so a file is taken for a
+    /// known generation only when its content proves it: the same head and
+    /// the same bytes before the saved position ([`crate::ledger::continues`]).
+    fn start_of(
+        &mut self,
+        input: usize,
+        role: Role,
+        file: &File,
+        path: &Path,
+        id: FileId,
+    ) -> Start {
+        let Ok(meta) = file.metadata() else {
+            return Start::New(0);
+        };
+        let size = meta.len();
+        let Ok(head) = Head::read(file) else {
+            return Start::New(0);
+        };
+        match self.ledger.resume(&id, &head, file, size) {
+            Ok(Some(cp)) => {
+                tracing::info!(path = %path.display(), generation = %cp.generation, offset = cp.position, "resuming from checkpoint");
+                return Start::Known(cp);
+            }
+            Ok(None) => {}
+            Err(old) => {
+                tracing::info!(path = %path.display(), was = %old.path, "inode reused by another file (content differs from its checkpoint): a new file; the old one is looked for under rotated and compressed names");
+            }
+        }
+        // A file of this input being read whose copy this is (copytruncate
+        // copies, then cuts): wait until the original is found cut, then
+        // the copy continues the original's generation from where it was
+        // read to. Opening it before would read twice what the original
+        // still serves. A file under a rotated name that holds a prefix of
+        // one being read (empty included: cp creates the copy empty, then
+        // fills it) is a copy being written and waits too. Under a current
+        // name, a prefix is a new file that starts with the same header,
+        // and an empty file is no copy of anything.
+        if let Some(of) = self.copy_of_live(input, role, file, size) {
+            return Start::Wait { copy_of: of };
+        }
+        if let Some(cp) = self.ledger.take_continued(&head, file, size) {
+            tracing::info!(path = %path.display(), generation = %cp.generation, offset = cp.position, was = %cp.path, "file continues one already read (a copy, or renamed while logferry was stopped): reading only the part not yet read");
+            return Start::Known(cp);
+        }
+        let at_start = !self.first_scan_done && self.fresh_start;
+        Start::New(match (role, self.settings.inputs[input].start_at) {
+            (Role::Current, StartAt::End) if at_start => size,
+            _ => 0,
+        })
+    }
+
+    /// The path of a file of `input` being read whose content `file`
+    /// repeats: all of it up to where it was read (a complete copy), or, for
+    /// a file under a rotated name, all of `file` (a copy being written).
+    fn copy_of_live(&mut self, input: usize, role: Role, file: &File, size: u64) -> Option<String> {
+        // Only files under current names are copied by copytruncate; an
+        // empty file would otherwise "repeat" every rotated file still
+        // draining and wait for nothing.
+        // (`present` is being recomputed during a scan, so the path says
+        // which files are current.)
+        let current = &self.discoveries[input];
+        for s in self.streams.iter_mut().flatten() {
+            if s.input != input || !current.matches(Path::new(&s.path)) {
+                continue;
+            }
+            let Some(w) = s.watcher.as_mut() else {
+                continue;
+            };
+            let pos = w.read_position();
+            if pos == 0 || w.is_compressed() {
+                continue;
+            }
+            let whole_copy = size >= pos && w.same_content_until(file, pos);
+            let partial_copy =
+                role == Role::Rotated && size < pos && w.same_content_until(file, size);
+            if whole_copy || partial_copy {
+                return Some(s.path.clone());
+            }
+        }
+        None
+    }
+
+    fn open_stream(&mut self, input: usize, role: Role, path: &Path, id: FileId) {
+        let file = match open_log(path) {
+            Ok(f) => f,
+            Err(e) => {
+                // Logged once per path and kind of error; retried each scan.
+                if self.open_errors.insert((path.to_path_buf(), e.kind())) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot open; retrying on every scan");
+                }
+                return;
+            }
+        };
+        match file.metadata() {
+            Ok(m) if FileId::of(&m) == id => {}
+            _ => return, // Replaced between scan and open; the next scan sees the new one.
+        }
+        let (position, known) = match self.start_of(input, role, &file, path, id) {
+            Start::Known(cp) => (cp.position, Some(cp)),
+            Start::New(at) => (at, None),
+            Start::Wait { copy_of } => {
+                if self.copies_in_progress.insert(id) {
+                    tracing::info!(path = %path.display(), copy_of = %copy_of, "file looks like a copy still being written, or a copy whose original is not cut yet (copytruncate); it is read once the original is found cut");
+                }
+                return;
+            }
+        };
+        self.copies_in_progress.remove(&id);
+        let watcher = match FileWatcher::new(path, file, position, &self.framers[input]) {
+            Ok(w) => w,
+            Err(e) => {
+                if let Some(cp) = known {
+                    self.ledger.rest(cp);
+                }
+                tracing::warn!(path = %path.display(), error = %e, "cannot follow; retrying on the next scan");
+                return;
+            }
+        };
+        self.add_stream(input, role, path, id, watcher, known);
+    }
+
+    /// Start following `watcher` as generation `known` (or a new one).
+    fn add_stream(
+        &mut self,
+        input: usize,
+        role: Role,
+        path: &Path,
+        id: FileId,
+        mut watcher: FileWatcher,
+        known: Option<FileCheckpoint>,
+    ) {
+        let position = watcher.read_position();
+        let generation = known
+            .as_ref()
+            .map_or_else(GenerationId::new, |cp| cp.generation);
+        let anchor = match &known {
+            Some(cp) if cp.anchor.at <= position => cp.anchor,
+            _ => watcher.anchor_at(position).unwrap_or_default(),
+        };
+        let size_seen = known.as_ref().map_or(position, |cp| cp.size.max(position));
+        let modified = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .unwrap_or(UNIX_EPOCH);
+        tracing::info!(path = %path.display(), id = %id, generation = %generation, offset = position, "following");
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let path_s = path.to_string_lossy().into_owned();
+        let stream = Stream {
+            input,
+            serial,
+            generation,
+            id,
+            tracker: AckTracker::new(position),
+            fingerprint: watcher.fingerprint(),
+            anchor,
+            size_seen,
+            opened_path: path_s.clone(),
+            path: path_s,
+            present: role == Role::Current,
+            modified,
+            parked: None,
+            joiner: self.settings.inputs[input].multiline.clone(),
+            wake: true,
+            last_data: Instant::now(),
+            watcher: Some(watcher),
+        };
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.streams[slot] = Some(stream);
+                slot
+            }
+            None => {
+                self.streams.push(Some(stream));
+                self.streams.len() - 1
+            }
+        };
+        self.by_id.insert(id, slot);
+        self.by_path.insert(path.to_path_buf(), slot);
+        self.ready.push(slot);
+        self.absent_stale = true;
+        self.open_files += 1;
+        if self.open_files > self.settings.max_open_files {
+            self.park(slot);
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! One followed file generation, as the [`Tailer`](super::Tailer) keeps it.
+
+use std::time::{Instant, SystemTime};
+
+use crate::acks::AckTracker;
+use crate::checkpoint::FileCheckpoint;
+use crate::follow::FileWatcher;
+use crate::identity::{Anchor, FileId, Fingerprint, GenerationId};
+use crate::multiline::MultilineJoiner;
+
+/// Everything logferry knows about one file being followed.
+pub(crate) struct Stream {
+    pub(crate) input: usize,
+    /// Unique per stream opened (slots are reused): lets a consumer of
+    /// lines tell a new stream in a reused slot from the old one.
+    pub(crate) serial: u64,
+    /// The life of the file being read: what records carry.
+    pub(crate) generation: GenerationId,
+    pub(crate) id: FileId,
+    /// None once the file was drained and closed; the stream lives on
+    /// until its last in-flight line is acknowledged.
+    pub(crate) watcher: Option<FileWatcher>,
+    pub(crate) tracker: AckTracker,
+    pub(crate) fingerprint: Fingerprint,
+    /// Content proof at (or before) the acknowledged position, refreshed at
+    /// each checkpoint.
+    pub(crate) anchor: Anchor,
+    /// How far into the file logferry has seen (read, or learnt its size):
+    /// what is past the acknowledged position is known to exist.
+    pub(crate) size_seen: u64,
+    /// Where the file was opened: the path lines are attributed to.
+    pub(crate) opened_path: String,
+    /// Where it was last seen.
+    pub(crate) path: String,
+    /// Found under a matching name by the latest scan. A stream that is not
+    /// was rotated away or deleted: it is drained, then closed.
+    pub(crate) present: bool,
+    /// Modification time when opened: the order in which rotated files
+    /// are drained.
+    pub(crate) modified: SystemTime,
+    /// Closed to stay within `max_open_files` while idle (holding the read
+    /// position); reopened by identity when it grows. Distinct from a
+    /// drained stream, whose watcher is gone for good.
+    pub(crate) parked: Option<u64>,
+    /// The latest scan saw the file's size differ from the read position:
+    /// read it even though it is not hot.
+    pub(crate) wake: bool,
+    /// Joins continuation lines when the input is multiline.
+    pub(crate) joiner: Option<MultilineJoiner>,
+    /// When a read last returned data. Files active within `HOT` are
+    /// polled every round; colder ones only when a scan wakes them, which
+    /// keeps the cost of thousands of idle files at one stat per scan.
+    pub(crate) last_data: Instant,
+}
+
+impl Stream {
+    /// This stream's saved state (the anchor as last refreshed).
+    pub(crate) fn checkpoint(&self, now: u64) -> FileCheckpoint {
+        let read = self
+            .watcher
+            .as_ref()
+            .map(FileWatcher::read_position)
+            .or(self.parked)
+            .unwrap_or(0);
+        FileCheckpoint {
+            generation: self.generation,
+            id: self.id,
+            fingerprint: self.fingerprint,
+            anchor: self.anchor,
+            position: self.tracker.position(),
+            size: self.size_seen.max(read),
+            path: self.path.clone(),
+            updated: now,
+        }
+    }
+
+    /// Move the anchor to the acknowledged position, where the file still
+    /// holds it (one read at most; none when the position is where reading
+    /// stopped).
+    pub(crate) fn refresh_anchor(&mut self) {
+        let position = self.tracker.position();
+        if self.anchor.at == position {
+            return;
+        }
+        if let Some(a) = self.watcher.as_mut().and_then(|w| w.anchor_at(position)) {
+            self.anchor = a;
+        }
+    }
+
+    /// Whether time alone completes something here: an open multiline
+    /// record (its timeout), or an unterminated line under `partial_flush`.
+    pub(crate) fn waits_for_time(&self, partial_flush: bool) -> bool {
+        self.joiner.as_ref().is_some_and(MultilineJoiner::is_open)
+            || (partial_flush && self.watcher.as_ref().is_some_and(|w| w.pending_bytes() > 0))
+    }
+
+    /// The file is open with no half-read line or record: closing it loses
+    /// nothing.
+    pub(crate) fn at_rest(&self) -> bool {
+        self.watcher
+            .as_ref()
+            .is_some_and(|w| w.pending_bytes() == 0)
+            && !self.joiner.as_ref().is_some_and(MultilineJoiner::is_open)
+    }
+}
