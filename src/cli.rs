@@ -10,11 +10,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use logferry_tail::LongLinePolicy;
 
-use crate::config::{
-    self, Attribution, Brokers, InputSettings, PartitionBy, ShipSettings, StartAt,
-};
-
+use crate::config::{self, Attribution, PartitionBy, ShipSettings};
 use crate::wire::Format;
+
+mod quick;
+pub use quick::ArgError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,20 +43,37 @@ pub enum Command {
     /// record's source attribution: lines missing, duplicated, out of order.
     /// Exit 0 when nothing is missing, 1 otherwise.
     Verify(VerifyArgs),
+    /// Central collection: consume topics in a consumer group and rebuild
+    /// every server's log files under --out, byte for byte, exactly once
+    /// on disk. `collect status --out DIR` reports completeness and gaps.
+    Collect(CollectArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Topic to read back.
-    #[arg(short = 't', long, value_name = "TOPIC")]
-    pub topic: String,
+    /// Audit every input of this configuration file, each with its own
+    /// topic, format, long-line policy and the file's host and brokers,
+    /// over the files its include globs match and their rotated names.
+    /// Used instead of --topic and FILEs.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        conflicts_with_all = ["topic", "files", "host", "metadata", "max_line_bytes", "brokers", "properties"]
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Topic to read back (without -c).
+    #[arg(short = 't', long, value_name = "TOPIC", requires = "files")]
+    pub topic: Option<String>,
 
     /// Bootstrap brokers `h1:p1,h2:p2`.
-    #[arg(long, value_name = "LIST", default_value = "localhost:9092")]
+    #[arg(long, value_name = "LIST", default_value = config::DEFAULT_BROKERS)]
     pub brokers: String,
 
-    /// Source files to audit (current and rotated names), repeatable.
-    #[arg(required = true, value_name = "FILE")]
+    /// Source files to audit (current and rotated names), repeatable
+    /// (without -c).
+    #[arg(value_name = "FILE", requires = "topic")]
     pub files: Vec<PathBuf>,
 
     /// Host name the records were shipped with [default: this machine's].
@@ -80,16 +97,46 @@ pub struct VerifyArgs {
     pub timeout: u64,
 
     /// The agent's checkpoint directory: files that vanished before the
-    /// agent read them to the end are recorded there, and count as missing.
+    /// agent read them to the end are recorded there, and count as missing
+    /// [default with -c: the file's, when it exists].
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
 }
 
+/// What `logferry verify` was asked to audit.
+#[derive(Debug)]
+pub enum VerifyInput {
+    /// One topic against the files given.
+    Flags(crate::verify::VerifySettings),
+    /// Every input of a configuration file.
+    Config {
+        path: PathBuf,
+        timeout: Duration,
+        checkpoint_dir: Option<PathBuf>,
+    },
+}
+
+/// `logferry verify` was given neither a configuration file nor a topic.
+#[derive(Debug, thiserror::Error)]
+#[error("verify needs a configuration file (-c FILE) or a topic and files (-t TOPIC FILE...); see `logferry verify --help`")]
+pub struct NoVerifyInput;
+
 impl VerifyArgs {
-    pub fn into_settings(self) -> crate::verify::VerifySettings {
-        crate::verify::VerifySettings {
+    pub fn into_input(self) -> Result<VerifyInput, NoVerifyInput> {
+        let timeout = Duration::from_secs(self.timeout);
+        if let Some(path) = self.config {
+            return Ok(VerifyInput::Config {
+                path,
+                timeout,
+                checkpoint_dir: self.checkpoint_dir,
+            });
+        }
+        let Some(topic) = self.topic.filter(|_| !self.files.is_empty()) else {
+            return Err(NoVerifyInput);
+        };
+        Ok(VerifyInput::Flags(crate::verify::VerifySettings {
             brokers: self.brokers,
-            topic: self.topic,
+            topic,
             files: self.files,
             host: self.host.unwrap_or_else(config::host_name),
             format: match self.metadata {
@@ -100,10 +147,11 @@ impl VerifyArgs {
             },
             max_line_bytes: self.max_line_bytes.max(1),
             long_lines: LongLinePolicy::Truncate,
-            timeout: Duration::from_secs(self.timeout),
+            strip_cr: false,
+            timeout,
             kafka_props: self.properties,
             checkpoint_dir: self.checkpoint_dir,
-        }
+        }))
     }
 }
 
@@ -184,28 +232,33 @@ pub struct ShipArgs {
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
 
+    // The flags below have no clap defaults: what is not given stays
+    // unset in the raw configuration, so the validator's defaults (the
+    // same as a file's) apply.
     /// Key records by host and file so one file's lines stay in one
-    /// partition, in order.
-    #[arg(long, value_name = "none|file|host", default_value = "none", value_parser = parse_partition_by)]
-    pub partition_by: PartitionBy,
+    /// partition, in order [default: none].
+    #[arg(long, value_name = "none|file|host", value_parser = parse_partition_by)]
+    pub partition_by: Option<PartitionBy>,
 
-    /// Bound on unacknowledged records in bytes; reading pauses at it.
-    #[arg(long, value_name = "BYTES", default_value_t = ShipSettings::DEFAULT_MAX_INFLIGHT_BYTES)]
-    pub max_inflight_bytes: usize,
+    /// Bound on unacknowledged records in bytes; reading pauses at it
+    /// [default: 8 MiB].
+    #[arg(long, value_name = "BYTES")]
+    pub max_inflight_bytes: Option<u64>,
 
-    /// Longest line shipped whole; longer ones follow --long-lines.
-    #[arg(long, value_name = "BYTES", default_value_t = ShipSettings::DEFAULT_MAX_LINE_BYTES)]
-    pub max_line_bytes: usize,
+    /// Longest line shipped whole; longer ones follow --long-lines
+    /// [default: 1000000].
+    #[arg(long, value_name = "BYTES")]
+    pub max_line_bytes: Option<u64>,
 
-    /// Policy for lines over --max-line-bytes.
-    #[arg(long, value_name = "truncate|split", default_value = "truncate", value_parser = parse_long_lines)]
-    pub long_lines: LongLinePolicy,
+    /// Policy for lines over --max-line-bytes [default: truncate].
+    #[arg(long, value_name = "truncate|split", value_parser = parse_long_lines)]
+    pub long_lines: Option<LongLinePolicy>,
 
     /// Where the source attribution (host, path, file identity, offset)
     /// goes: in the record key (logferry then picks the partition), in an
-    /// `lf` record header, or nowhere.
-    #[arg(long, value_enum, value_name = "key|header|off", default_value = "key")]
-    pub attribution: Attribution,
+    /// `lf` record header, or nowhere [default: key].
+    #[arg(long, value_enum, value_name = "key|header|off")]
+    pub attribution: Option<Attribution>,
 
     /// The same as `--attribution off` (kept for scripts written against
     /// earlier versions).
@@ -216,9 +269,9 @@ pub struct ShipArgs {
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
 
-    /// Seconds to wait for in-flight records at shutdown.
-    #[arg(long, value_name = "SECS", default_value_t = 8.0)]
-    pub shutdown_timeout: f64,
+    /// Seconds to wait for in-flight records at shutdown [default: 8].
+    #[arg(long, value_name = "SECS")]
+    pub shutdown_timeout: Option<f64>,
 }
 
 /// The flags that describe what to ship without a configuration file.
@@ -310,145 +363,116 @@ fn parse_long_lines(s: &str) -> Result<LongLinePolicy, String> {
     }
 }
 
-/// A command-line value that parsed but does not make sense.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ArgError {
-    #[error("-X {0}: {1}")]
-    Property(String, String),
-    #[error("--batch-time (-w) must be a non-negative number of seconds, got {0}")]
-    BatchTime(f64),
-    #[error("--batch-size (-b) must be at least 1")]
-    BatchSize,
-    #[error("--topic (-t) must not be empty")]
-    Topic,
-    #[error("--max-inflight-bytes must be at least 64 KiB, got {0}")]
-    Inflight(usize),
-    #[error("--shutdown-timeout must be a non-negative number of seconds, got {0}")]
-    ShutdownTimeout(f64),
-    #[error("--file {0:?}: cannot make the path absolute: {1}")]
-    Path(PathBuf, String),
-    #[error("ship needs a configuration file (-c FILE, or $LOGFERRY_CONFIG) or a file and a topic (-l FILE -t TOPIC); see `logferry ship --help`")]
-    NoInput,
+/// `logferry collect`: quick flags or `-c FILE` (a `[collect]` section).
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CollectArgs {
+    #[command(subcommand)]
+    pub action: Option<CollectAction>,
+
+    /// Configuration file with `[kafka]` and `[collect]` sections, instead
+    /// of the flags below.
+    #[arg(short = 'c', long = "config", value_name = "FILE",
+          conflicts_with_all = ["brokers", "topics", "group", "out", "properties", "gap_timeout", "commit_interval", "metadata"])]
+    pub config: Option<PathBuf>,
+
+    /// Bootstrap brokers `h1:p1,h2:p2`.
+    #[arg(long, value_name = "LIST")]
+    pub brokers: Option<String>,
+
+    /// Topic to collect, repeatable.
+    #[arg(short = 't', long = "topic", value_name = "TOPIC")]
+    pub topics: Vec<String>,
+
+    /// Consumer group [default: logferry-collect].
+    #[arg(short = 'g', long, value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// Output directory.
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// librdkafka consumer property `key=value` (TLS, SASL), repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub properties: Vec<(String, String)>,
+
+    /// A hole still open after this long is a reported gap [default: 5m].
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
+    pub gap_timeout: Option<Duration>,
+
+    /// How often outputs are fsynced and offsets committed [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
+    pub commit_interval: Option<Duration>,
+
+    /// Metadata prefix of records shipped with `-m META` (stripped).
+    #[arg(short = 'm', long, value_name = "META")]
+    pub metadata: Option<String>,
 }
 
-impl ShipArgs {
-    /// The configuration file to ship from: `-c`, else `env_config` (the
-    /// value of $LOGFERRY_CONFIG) unless quick-mode `--file` was given.
-    /// None: quick mode ([`Self::into_settings`]).
-    pub fn config_path(&self, env_config: Option<std::ffi::OsString>) -> Option<PathBuf> {
-        if let Some(c) = &self.config {
-            return Some(c.clone());
-        }
-        if self.file.is_some() {
-            return None;
-        }
-        env_config.filter(|v| !v.is_empty()).map(PathBuf::from)
-    }
+#[derive(Debug, Subcommand)]
+pub enum CollectAction {
+    /// Per source generation: output file, complete-up-to byte, open holes
+    /// with byte ranges and ages. Exit 1 when a hole is older than the gap
+    /// timeout.
+    Status(CollectStatusArgs),
+}
 
-    /// Validate the quick-mode flags and turn them into settings.
-    pub fn into_settings(self) -> Result<ShipSettings, ArgError> {
-        let (Some(file), Some(topic)) = (self.file, self.topic) else {
-            return Err(ArgError::NoInput);
-        };
-        if topic.is_empty() {
-            return Err(ArgError::Topic);
+#[derive(Debug, Args)]
+pub struct CollectStatusArgs {
+    /// The collectors' output directory.
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Override the collectors' gap timeout.
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
+    pub gap_timeout: Option<Duration>,
+}
+
+impl CollectArgs {
+    /// The settings the flags describe; the message names the flag at fault.
+    pub fn into_settings(self) -> Result<config::collect::CollectSettings, String> {
+        use config::collect::*;
+        if self.topics.is_empty() || self.topics.iter().any(String::is_empty) {
+            return Err("collect needs --topic TOPIC (repeatable) or -c FILE".into());
         }
-        let brokers = match (&self.brokers, &self.broker_host) {
-            (Some(b), _) if b == "embedded" => Brokers::Embedded,
-            (Some(b), _) => Brokers::List(b.clone()),
-            (None, Some(h)) => Brokers::List(format!("{h}:{}", self.broker_port.unwrap_or(9092))),
-            (None, None) => Brokers::List("localhost:9092".into()),
-        };
-        let mut props = Vec::new();
-        if let Some(n) = self.batch_size {
-            if n == 0 {
-                return Err(ArgError::BatchSize);
+        let out = self
+            .out
+            .filter(|o| !o.as_os_str().is_empty())
+            .ok_or("collect needs --out DIR (the output directory)")?;
+        for (flag, d) in [
+            ("--gap-timeout", self.gap_timeout),
+            ("--commit-interval", self.commit_interval),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(format!("{flag} must be more than 0"));
             }
-            props.push(("batch.num.messages".to_string(), n.to_string()));
         }
-        if let Some(w) = self.batch_time {
-            if !(w.is_finite() && w >= 0.0) {
-                return Err(ArgError::BatchTime(w));
-            }
-            props.push((
-                "linger.ms".to_string(),
-                ((w * 1000.0).round() as u64).to_string(),
-            ));
+        if let Some((key, msg)) = check_consumer_props(&self.properties).into_iter().next() {
+            return Err(format!("-X {key}: {msg}"));
         }
+        let mut kafka_props = Vec::new();
         for (k, v) in self.properties {
-            // -X sasl.password='${env:KAFKA_PASSWORD}' keeps the secret
-            // out of the process list.
-            let v = config::resolve_value(&v).map_err(|why| ArgError::Property(k.clone(), why))?;
-            props.push((k, v));
+            let v = config::resolve_value(&v).map_err(|e| format!("-X {k}: {e}"))?;
+            kafka_props.push((k, v));
         }
-        if self.max_inflight_bytes < 64 << 10 {
-            return Err(ArgError::Inflight(self.max_inflight_bytes));
-        }
-        if !(self.shutdown_timeout.is_finite() && self.shutdown_timeout >= 0.0) {
-            return Err(ArgError::ShutdownTimeout(self.shutdown_timeout));
-        }
-        let file =
-            std::path::absolute(&file).map_err(|e| ArgError::Path(file.clone(), e.to_string()))?;
-        // The path is a literal, not a glob: escape glob metacharacters.
-        let include = globset_escape(&file.to_string_lossy());
-        let format = match self.metadata {
-            Some(m) => Format::Tail2Kafka {
-                meta: m.into_bytes(),
-            },
-            None => Format::Raw,
-        };
-        Ok(ShipSettings {
-            inputs: vec![InputSettings {
-                include: vec![include],
-                exclude: vec![],
-                topic,
-                start_at: if self.from_beginning {
-                    StartAt::Beginning
-                } else {
-                    StartAt::End
-                },
-                format,
-                partition_by: self.partition_by,
-                max_line_bytes: self.max_line_bytes.max(1),
-                long_lines: self.long_lines,
-                strip_cr: false,
-                partial_flush: None,
-                multiline: None,
-                headers: self.headers,
-            }],
-            brokers,
-            kafka_props: props,
-            checkpoint_dir: self
-                .checkpoint_dir
-                .unwrap_or_else(config::default_checkpoint_dir),
-            checkpoint_interval: config::DEFAULT_CHECKPOINT_INTERVAL,
-            max_inflight_bytes: self.max_inflight_bytes,
-            host: self.host.unwrap_or_else(config::host_name),
-            attribution: if self.no_source_header {
-                Attribution::Off
-            } else {
-                self.attribution
-            },
-            scan_interval: config::DEFAULT_SCAN_INTERVAL,
-            rotate_grace: config::DEFAULT_ROTATE_GRACE,
-            shutdown_timeout: Duration::from_secs_f64(self.shutdown_timeout),
-            max_open_files: ShipSettings::DEFAULT_MAX_OPEN_FILES,
+        Ok(CollectSettings {
+            brokers: self
+                .brokers
+                .unwrap_or_else(|| config::DEFAULT_BROKERS.into()),
+            kafka_props,
+            topics: self.topics,
+            group: self.group.unwrap_or_else(|| DEFAULT_GROUP.into()),
+            out,
+            gap_timeout: self.gap_timeout.unwrap_or(DEFAULT_GAP_TIMEOUT),
+            commit_interval: self.commit_interval.unwrap_or(DEFAULT_COMMIT_INTERVAL),
+            metadata: self.metadata.map(String::into_bytes),
+            archive: ArchiveSettings::default(),
         })
     }
-}
-
-fn globset_escape(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for c in path.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}') {
-            out.push('[');
-            out.push(c);
-            out.push(']');
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -474,95 +498,6 @@ mod tests {
     }
 
     #[test]
-    fn tail2kafka_flags_mean_what_they_meant() {
-        let s = ship(&[
-            "-l",
-            "/var/log/a.log",
-            "-t",
-            "web",
-            "-s",
-            "kafka1",
-            "-p",
-            "9093",
-            "-m",
-            "web1",
-            "-b",
-            "500",
-            "-w",
-            "2",
-        ])
-        .into_settings()
-        .unwrap();
-        assert_eq!(s.brokers, Brokers::List("kafka1:9093".into()));
-        let i = &s.inputs[0];
-        assert_eq!(i.include, ["/var/log/a.log"]);
-        assert_eq!(i.topic, "web");
-        assert_eq!(
-            i.format,
-            Format::Tail2Kafka {
-                meta: b"web1".to_vec()
-            }
-        );
-        assert_eq!(i.start_at, StartAt::End);
-        assert!(s
-            .kafka_props
-            .contains(&("batch.num.messages".into(), "500".into())));
-        assert!(s.kafka_props.contains(&("linger.ms".into(), "2000".into())));
-    }
-
-    #[test]
-    fn long_forms_and_passthrough() {
-        let s = ship(&[
-            "--file",
-            "/x/a.log",
-            "--topic",
-            "t",
-            "--brokers",
-            "h1:1,h2:2",
-            "-X",
-            "compression.type=zstd",
-            "--batch-time",
-            "0.05",
-        ])
-        .into_settings()
-        .unwrap();
-        assert_eq!(s.brokers, Brokers::List("h1:1,h2:2".into()));
-        assert!(s
-            .kafka_props
-            .contains(&("compression.type".into(), "zstd".into())));
-        assert!(s.kafka_props.contains(&("linger.ms".into(), "50".into())));
-    }
-
-    #[test]
-    fn default_port_and_glob_escaping() {
-        let s = ship(&["-l", "/x/a[1].log", "-t", "t", "-s", "k"])
-            .into_settings()
-            .unwrap();
-        assert_eq!(s.brokers, Brokers::List("k:9092".into()));
-        assert_eq!(s.inputs[0].include, ["/x/a[[]1[]].log"]);
-    }
-
-    #[test]
-    fn bad_values_are_named() {
-        let e = ship(&["-l", "/x", "-t", "t", "--batch-time=-1"])
-            .into_settings()
-            .unwrap_err();
-        assert_eq!(e, ArgError::BatchTime(-1.0));
-        assert!(
-            Cli::try_parse_from(["logferry", "ship", "-l", "/x"]).is_err(),
-            "topic is required"
-        );
-        assert!(
-            Cli::try_parse_from(["logferry", "ship", "-l", "/x", "-t", "t", "-X", "novalue"])
-                .is_err()
-        );
-        assert!(
-            Cli::try_parse_from(["logferry", "ship", "-l", "/x", "-t", "t", "-p", "1"]).is_err(),
-            "-p needs -s"
-        );
-    }
-
-    #[test]
     fn config_file_or_quick_mode() {
         let a = ship(&["-c", "/etc/logferry.toml"]);
         assert_eq!(
@@ -584,7 +519,7 @@ mod tests {
         // ...and neither: a usage error naming both ways.
         let a = ship(&[]);
         assert_eq!(a.config_path(None), None);
-        assert_eq!(a.into_settings().unwrap_err(), ArgError::NoInput);
+        assert!(matches!(a.into_settings(), Err(ArgError::NoInput)));
         // Quick mode on the command line beats the environment.
         let a = ship(&["-l", "/x", "-t", "t"]);
         assert_eq!(a.config_path(Some("/b.toml".into())), None);

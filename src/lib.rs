@@ -16,11 +16,14 @@
 //!   - [`ship::ledger`]: generations not being read, matched by content.
 //!   - [`ship::partition`]: `SourcePartitioner`, partitions for the key form.
 //!   - [`ship::produce`]: producer defaults and delivery reports.
+//! - [`collect`]: the central half: consume, write each line at its source
+//!   offset, fsync before commit, completeness, housekeeping.
 //! - [`embedded`]: the in-process broker of the quick start.
 //! - [`shutdown`]: signal handling for a clean, bounded stop.
 
 pub mod cli;
 pub mod cmd;
+pub mod collect;
 pub mod config;
 pub mod embedded;
 pub mod ship;

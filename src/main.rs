@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Verify(args) => cmd::verify::run(args),
+        Command::Collect(args) => cmd::collect::run(args),
     };
     match result {
         Ok(code) => code,

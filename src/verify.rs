@@ -16,7 +16,7 @@
 //! file rewritten in place). Records shipped before generations existed are
 //! matched by (device, inode).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -24,12 +24,13 @@ use std::time::{Duration, Instant};
 
 use logferry_tail::compressed::{is_readable_compressed, Gz};
 use logferry_tail::identity::ReadAt;
-use logferry_tail::{FileId, Fingerprint, GenerationId, LineFramer, LongLinePolicy};
+use logferry_tail::{Discovery, FileId, Fingerprint, GenerationId, LineFramer, LongLinePolicy};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use crate::config::{Attribution, Brokers, InputSettings, ShipSettings};
 use crate::wire::{decode_source, partition_key_of, Format, SOURCE_HEADER};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,10 @@ pub enum VerifyError {
     Timeout(Duration, u64),
     #[error(transparent)]
     Losses(#[from] logferry_tail::CheckpointError),
+    #[error("the configuration ships to the embedded broker, which only exists inside `logferry ship`: nothing to read back")]
+    Embedded,
+    #[error(transparent)]
+    Glob(#[from] logferry_tail::DiscoveryError),
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +67,8 @@ pub struct VerifySettings {
     pub format: Format,
     pub max_line_bytes: usize,
     pub long_lines: LongLinePolicy,
+    /// Whether a `\r` before the newline was stripped when shipping.
+    pub strip_cr: bool,
     /// Bound on reading the topic to its end.
     pub timeout: Duration,
     /// Extra librdkafka properties (TLS, SASL).
@@ -361,7 +368,7 @@ fn audit_file(
         id: Some(id),
         ..FileAudit::default()
     };
-    let mut framer = LineFramer::new(0, s.max_line_bytes, s.long_lines, false);
+    let mut framer = LineFramer::new(0, s.max_line_bytes, s.long_lines, s.strip_cr);
     let mut buf = vec![0u8; 1 << 20];
     // (start offset, content hash) of every line.
     let mut lines: Vec<(u64, u64)> = Vec::new();
@@ -425,4 +432,154 @@ fn audit_file(
         .map(|(_, v)| v.len() as u64)
         .sum();
     Ok((audit, lineage))
+}
+
+// ---------------------------------------------------------------------------
+// A configuration file: one audit per input and topic
+// ---------------------------------------------------------------------------
+
+/// Compressed suffixes logrotate may give a rotation that verify cannot
+/// read (it reads `.gz`): such files are left out of an audit, not
+/// compared byte for byte.
+const UNREADABLE_COMPRESSED: &[&str] = &["bz2", "xz", "zst", "zip", "lz4", "Z"];
+
+/// One audit of a configuration file: files of one input against the topic
+/// their lines went to.
+#[derive(Debug, Clone)]
+pub struct InputAudit {
+    /// 1-based, as `check` numbers inputs.
+    pub input: usize,
+    pub settings: VerifySettings,
+}
+
+/// What `verify -c` audits, and what it cannot.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigPlan {
+    pub audits: Vec<InputAudit>,
+    /// One line per input (or part of one) left out, saying why.
+    pub notes: Vec<String>,
+}
+
+/// Plan the audit of every input of `ship`: each input's files (those its
+/// include globs match now, and their rotated names `PATTERN.*` and
+/// `PATTERN-*`, compressed `.gz` ones included), grouped by the topic each
+/// was shipped to (a template rendered for the file's current name), with
+/// the input's format, long-line policy and line bound and the file's
+/// host. Losses from `checkpoint_dir` are reported by the first audit.
+pub fn plan_config(
+    ship: &ShipSettings,
+    timeout: Duration,
+    checkpoint_dir: Option<PathBuf>,
+) -> Result<ConfigPlan, VerifyError> {
+    let Brokers::List(brokers) = &ship.brokers else {
+        return Err(VerifyError::Embedded);
+    };
+    let mut plan = ConfigPlan::default();
+    if ship.attribution == Attribution::Off {
+        plan.notes.push(
+            "attribution = \"off\": records carry no source attribution, nothing can be audited"
+                .into(),
+        );
+        return Ok(plan);
+    }
+    for (i, input) in ship.inputs.iter().enumerate() {
+        let n = i + 1;
+        if input.multiline.is_some() {
+            // A record joins several lines; verify compares line by line.
+            plan.notes.push(format!(
+                "input #{n}: multiline records cannot be audited line by line; skipped"
+            ));
+            continue;
+        }
+        let mut by_topic: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        for (file, name) in input_files(input)? {
+            if has_suffix(&file, UNREADABLE_COMPRESSED) {
+                plan.notes.push(format!(
+                    "input #{n}: {}: compressed in a format verify cannot read; skipped",
+                    file.display()
+                ));
+                continue;
+            }
+            by_topic
+                .entry(input.topic_for(&ship.host, &name))
+                .or_default()
+                .push(file);
+        }
+        if by_topic.is_empty() {
+            plan.notes.push(format!(
+                "input #{n}: no file matches {}; nothing to audit",
+                input.include.join(", ")
+            ));
+        }
+        for (topic, files) in by_topic {
+            plan.audits.push(InputAudit {
+                input: n,
+                settings: VerifySettings {
+                    brokers: brokers.clone(),
+                    topic,
+                    files,
+                    host: ship.host.clone(),
+                    format: input.format.clone(),
+                    max_line_bytes: input.max_line_bytes,
+                    long_lines: input.long_lines,
+                    strip_cr: input.strip_cr,
+                    timeout,
+                    kafka_props: ship.kafka_props.clone(),
+                    checkpoint_dir: None,
+                },
+            });
+        }
+    }
+    if let Some(first) = plan.audits.first_mut() {
+        first.settings.checkpoint_dir = checkpoint_dir;
+    }
+    Ok(plan)
+}
+
+fn has_suffix(path: &Path, suffixes: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| suffixes.contains(&e))
+}
+
+/// An input's files, each with the name it was shipped under: its own for
+/// a current file; for a rotated one, the longest name before a `.` or `-`
+/// that the include globs match (`app.log` for `app.log.2.gz`).
+fn input_files(input: &InputSettings) -> Result<Vec<(PathBuf, PathBuf)>, VerifyError> {
+    let rotated_names = |patterns: &[String]| -> Vec<String> {
+        patterns
+            .iter()
+            .flat_map(|p| [format!("{p}.*"), format!("{p}-*")])
+            .collect()
+    };
+    let discovery = |include: &[String], exclude: &[String]| {
+        Discovery::new(include, exclude).map_err(VerifyError::Glob)
+    };
+    let mut current = discovery(&input.include, &input.exclude)?;
+    // Exclude means exclude: an excluded file's rotated names too.
+    let mut excluded = input.exclude.clone();
+    excluded.extend(rotated_names(&input.exclude));
+    let mut rotated = discovery(&rotated_names(&input.include), &excluded)?;
+    let mut out: Vec<(PathBuf, PathBuf)> = current
+        .scan()
+        .into_iter()
+        .map(|f| (f.path.clone(), f.path))
+        .collect();
+    let seen: std::collections::HashSet<PathBuf> = out.iter().map(|(p, _)| p.clone()).collect();
+    for f in rotated.scan() {
+        if seen.contains(&f.path) {
+            continue;
+        }
+        let text = f.path.to_string_lossy().into_owned();
+        let name = text
+            .char_indices()
+            .rev()
+            .filter(|&(i, c)| (c == '.' || c == '-') && i > 0)
+            .map(|(i, _)| PathBuf::from(&text[..i]))
+            .find(|p| current.matches(p))
+            .unwrap_or_else(|| f.path.clone());
+        out.push((f.path, name));
+    }
+    out.sort();
+    Ok(out)
 }

@@ -260,3 +260,200 @@ fn check_connect_against_the_real_cluster() {
         "{err}"
     );
 }
+
+/// The problem lines (`logferry: ...`) a command printed on stderr.
+fn problem_lines(err: &str) -> Vec<&str> {
+    err.lines()
+        .filter(|l| l.starts_with("logferry: "))
+        .collect()
+}
+
+/// The quick-mode flags pass the same validator as a file: the same value
+/// is refused for the same reason, exit 2, the flag named where a file's
+/// problem names its line, column and key.
+#[test]
+fn quick_mode_flags_are_refused_as_the_file_refuses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let log = log.to_str().unwrap();
+    let cases: [(&[&str], &str, &str, &str); 3] = [
+        (
+            &["-t", "bad topic!"],
+            "--topic",
+            "topic = \"bad topic!\"\n",
+            "\"topic\" in [[inputs]] #1",
+        ),
+        (
+            &["-t", "t", "--max-line-bytes", "0"],
+            "--max-line-bytes",
+            "topic = \"t\"\nmax_line_bytes = 0\n",
+            "\"max_line_bytes\" in [[inputs]] #1",
+        ),
+        (
+            &["-t", "t", "--host", ""],
+            "--host",
+            "topic = \"t\"\n",
+            "\"host\" in the top level",
+        ),
+    ];
+    for (flags, flag, input, subject) in cases {
+        let (code, _, err) = run(logferry().args(["ship", "-l", log]).args(flags));
+        assert_eq!(code, 2, "{flags:?}: {err}");
+        let lines = problem_lines(&err);
+        assert_eq!(lines.len(), 1, "{flags:?}: {err}");
+        let reason = lines[0]
+            .strip_prefix(&format!("logferry: {flag}: "))
+            .unwrap_or_else(|| panic!("{flags:?}: the flag is not named: {err}"));
+        // The same value in a file: the same reason, after line and key.
+        let host = if flag == "--host" {
+            "host = \"\"\n"
+        } else {
+            ""
+        };
+        let path = write_config(
+            dir.path(),
+            &format!("{host}[[inputs]]\ninclude = \"{log}\"\n{input}"),
+        );
+        let (code, _, ferr) = run(logferry().arg("check").arg("-c").arg(&path));
+        assert_eq!(code, 2, "{ferr}");
+        let flines = problem_lines(&ferr);
+        assert_eq!(flines.len(), 1, "{ferr}");
+        assert!(
+            flines[0].ends_with(&format!("{subject}: {reason}")),
+            "file: {ferr}\nflags: {err}"
+        );
+    }
+    // A conflict librdkafka would refuse at start is refused here, exit 2.
+    let (code, _, err) = run(logferry().args(["ship", "-l", log, "-t", "t", "-X", "acks=1"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("logferry: -X acks: kafka.properties \"enable.idempotence\" = \"true\" (logferry's default) conflicts with \"acks\" = \"1\""),
+        "{err}"
+    );
+}
+
+/// `-X acks=1` (with idempotence off) is accepted with the warning the
+/// file gives, logged as a warning at the flag.
+#[test]
+fn quick_mode_weak_acks_warn_as_the_file_does() {
+    let dir = common::LogDir::new();
+    let log = dir.logs.join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let warning = |args: Vec<String>, location: &str, name: &str| -> String {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut lf = common::Logferry::start(&args, &dir.path().join(name));
+        // Said after the signal handlers are in place, so SIGTERM stops
+        // it cleanly.
+        lf.wait_for_log("starting an embedded", Duration::from_secs(30));
+        assert!(lf.stop().success(), "{}", lf.stderr());
+        let err = lf.stderr();
+        let line = err
+            .lines()
+            .find(|l| l.contains("no-loss promise"))
+            .unwrap()
+            .to_string();
+        assert!(line.contains("WARN"), "not a warning: {line}");
+        let at = line
+            .find(&format!("{location}: "))
+            .unwrap_or_else(|| panic!("{location} not named: {line}"));
+        line[at + location.len() + 2..].to_string()
+    };
+    let state = dir.path().join("state-flags");
+    let flags = warning(
+        [
+            "ship",
+            "-l",
+            log.to_str().unwrap(),
+            "-t",
+            "t",
+            "--brokers",
+            "embedded",
+            "--checkpoint-dir",
+            state.to_str().unwrap(),
+            "-X",
+            "enable.idempotence=false",
+            "-X",
+            "acks=1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        "-X acks",
+        "err-flags",
+    );
+    let path = write_config(
+        dir.path(),
+        &format!(
+            "[kafka]\nbrokers = \"embedded\"\n[kafka.properties]\n\"enable.idempotence\" = false\nacks = 1\n[checkpoint]\ndirectory = \"{}\"\n[[inputs]]\ninclude = \"{}\"\ntopic = \"t\"\n",
+            dir.path().join("state-file").display(),
+            log.display()
+        ),
+    );
+    let file = warning(
+        vec!["ship".into(), "-c".into(), path.to_str().unwrap().into()],
+        &format!("{}:5", path.display()),
+        "err-file",
+    );
+    assert_eq!(flags, file);
+}
+
+/// A topic template is rendered for this host (and, over the file, for
+/// each file that exists) before it is looked up.
+#[test]
+fn check_connect_renders_topic_templates() {
+    let Some(brokers) = common::brokers() else {
+        return;
+    };
+    let prefix = common::topic_name("ctmpl");
+    common::create_topic(&brokers, &format!("{prefix}-checkhost"), 1);
+    let dir = common::LogDir::new();
+    let list: Vec<String> = brokers.split(',').map(|b| format!("\"{b}\"")).collect();
+    let config = |extra: &str| {
+        write_config(
+            dir.path(),
+            &format!(
+                "host = \"checkhost\"\n[kafka]\nbrokers = [{}]\n[[inputs]]\ninclude = \"/var/log/x.log\"\ntopic = \"{prefix}-{{host}}\"\n{extra}",
+                list.join(", ")
+            ),
+        )
+    };
+    let check = |path: &Path| {
+        run(logferry()
+            .args(["check", "--connect", "--timeout", "15", "-c"])
+            .arg(path))
+    };
+    let (code, out, err) = check(&config(""));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains(&format!("topic {prefix}-checkhost: exists")),
+        "{out}"
+    );
+
+    // Over the file: no file yet is said, not called missing...
+    let by_file = format!(
+        "[[inputs]]\ninclude = \"{}/*.log\"\ntopic = \"{prefix}.{{file_stem}}\"\n",
+        dir.logs.display()
+    );
+    let path = config(&by_file);
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("depends on the file name; cannot be checked before a file matching"),
+        "{out}"
+    );
+    // ...each file's topic is checked once files exist.
+    std::fs::write(dir.logs.join("alpha.log"), "").unwrap();
+    let (code, _, err) = check(&path);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("topic \"{prefix}.alpha\" does not exist")),
+        "{err}"
+    );
+    common::create_topic(&brokers, &format!("{prefix}.alpha"), 1);
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains(&format!("topic {prefix}.alpha: exists")),
+        "{out}"
+    );
+}

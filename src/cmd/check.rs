@@ -290,10 +290,10 @@ pub fn connect_check(
     }
     let metadata = metadata.ok_or_else(|| ConnectError::Unreachable(vec!["no brokers".into()]))?;
     let mut missing = Vec::new();
-    let mut topics: Vec<&str> = settings.inputs.iter().map(|i| i.topic.as_str()).collect();
-    topics.sort_unstable();
-    topics.dedup();
-    for t in topics {
+    let (topics, notes) = topics_to_check(settings);
+    lines.extend(notes);
+    for t in &topics {
+        let t = t.as_str();
         match metadata.topics().iter().find(|mt| mt.name() == t) {
             None => missing.push(format!(
                 "topic \"{t}\" does not exist on {list} (logferry never creates topics)"
@@ -315,4 +315,37 @@ pub fn connect_check(
         return Err(ConnectError::Topics(missing));
     }
     Ok(ConnectReport { lines })
+}
+
+/// The topics the inputs ship to, rendered for this host: a template over
+/// the file (`{file_name}`, `{file_stem}`, `{dir}`) once per file its
+/// include globs match now. An input whose topic depends on a file none of
+/// which exists yet cannot be checked: said in a note, not called missing.
+fn topics_to_check(settings: &ShipSettings) -> (Vec<String>, Vec<String>) {
+    let mut topics = std::collections::BTreeSet::new();
+    let mut notes = Vec::new();
+    for (n, input) in settings.inputs.iter().enumerate() {
+        if !input.topic_depends_on_file() {
+            // The path plays no part: any will do.
+            topics.insert(input.topic_for(&settings.host, Path::new("/")));
+            continue;
+        }
+        let files = match logferry_tail::Discovery::new(&input.include, &input.exclude) {
+            Ok(mut d) => d.scan(),
+            // Validated at load; a failure here has nothing to check.
+            Err(_) => Vec::new(),
+        };
+        if files.is_empty() {
+            notes.push(format!(
+                "topic {} (input #{}): depends on the file name; cannot be checked before a file matching {} exists",
+                input.topic,
+                n + 1,
+                input.include.join(", ")
+            ));
+        }
+        for f in files {
+            topics.insert(input.topic_for(&settings.host, &f.path));
+        }
+    }
+    (topics.into_iter().collect(), notes)
 }

@@ -4,6 +4,7 @@
 //! or a failed check).
 
 pub mod check;
+pub mod collect;
 pub mod demo;
 pub mod ship;
 pub mod verify;

@@ -6,20 +6,20 @@ use anyhow::Context;
 use logferry_tail::StateLock;
 
 use super::report_config_error;
-use crate::cli::ShipArgs;
+use crate::cli::{ArgError, ShipArgs};
 use crate::config::{self, Brokers};
 use crate::embedded::{EmbeddedBroker, Printer, LABEL};
 use crate::ship::Shipper;
 use crate::shutdown::{IgnoredSignals, Shutdown};
 
 pub fn run(args: ShipArgs) -> anyhow::Result<ExitCode> {
-    let settings = match args.config_path(std::env::var_os(config::CONFIG_ENV)) {
+    let loaded = match args.config_path(std::env::var_os(config::CONFIG_ENV)) {
         Some(path) => match config::load(&path) {
             Ok(loaded) => {
                 for w in &loaded.warnings {
-                    tracing::warn!("{}:{}: {}", path.display(), w.line.unwrap_or(0), w.message);
+                    tracing::warn!("{}: {}", w.location(Some(&path)), w.message);
                 }
-                loaded.settings
+                loaded
             }
             Err(e) => {
                 report_config_error(&e);
@@ -27,13 +27,24 @@ pub fn run(args: ShipArgs) -> anyhow::Result<ExitCode> {
             }
         },
         None => match args.into_settings() {
-            Ok(s) => s,
+            // The same warnings as from a file, placed at the flag.
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    tracing::warn!("{}: {}", w.location(None), w.message);
+                }
+                loaded
+            }
+            Err(ArgError::Invalid(e)) => {
+                report_config_error(&e);
+                return Ok(ExitCode::from(2));
+            }
             Err(e) => {
                 eprintln!("logferry: {e}");
                 return Ok(ExitCode::from(2));
             }
         },
     };
+    let settings = loaded.settings;
     // Before anything else touches the directory: a second logferry on it
     // would overwrite this one's checkpoints. Held until this function
     // returns, after the last checkpoint.

@@ -15,7 +15,24 @@ pub struct Problem {
     pub column: Option<usize>,
     /// The key concerned (`start_at`, `kafka.properties."acks"`...).
     pub key: Option<String>,
+    /// For quick-mode flags (no file): the flag concerned (`--topic`,
+    /// `-X acks`), where a file's problem has its line and column.
+    pub flag: Option<String>,
     pub message: String,
+}
+
+impl Problem {
+    /// Where the problem is, for a message: `FILE:LINE` or the flag.
+    pub fn location(&self, path: Option<&Path>) -> String {
+        match (&self.flag, path) {
+            (Some(flag), _) => flag.clone(),
+            (None, Some(path)) => match self.line {
+                Some(line) => format!("{}:{line}", path.display()),
+                None => path.display().to_string(),
+            },
+            (None, None) => "logferry".into(),
+        }
+    }
 }
 
 /// Why a configuration file was not accepted.
@@ -32,6 +49,9 @@ pub enum ConfigError {
         path: PathBuf,
         problems: Vec<Problem>,
     },
+    /// Quick-mode flags: one line per problem, `FLAG: message`.
+    #[error("{}", render_flag_problems(problems))]
+    Flags { problems: Vec<Problem> },
 }
 
 impl ConfigError {
@@ -39,7 +59,7 @@ impl ConfigError {
     pub fn problems(&self) -> &[Problem] {
         match self {
             ConfigError::Read { .. } => &[],
-            ConfigError::Invalid { problems, .. } => problems,
+            ConfigError::Invalid { problems, .. } | ConfigError::Flags { problems } => problems,
         }
     }
 }
@@ -61,6 +81,14 @@ pub(crate) fn render_problems(path: &Path, problems: &[Problem]) -> String {
         out.push_str(&p.message);
     }
     out
+}
+
+pub(crate) fn render_flag_problems(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{}: {}", p.location(None), p.message))
+        .collect();
+    lines.join("\n")
 }
 
 /// A problem before it is placed in the file: a byte span and a message.
@@ -92,6 +120,7 @@ pub(crate) fn place(src: &str, issue: Issue) -> Problem {
         line,
         column,
         key: issue.key,
+        flag: None,
         message: issue.message,
     }
 }

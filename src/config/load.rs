@@ -40,11 +40,7 @@ pub fn parse(src: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
         Ok(r) => r,
         Err(e) => return Err(invalid(vec![place(src, describe_toml_error(src, &e))])),
     };
-    let mut v = Validator {
-        src,
-        issues: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut v = Validator::new(src, Origin::File);
     let settings = v.validate(raw);
     if !v.issues.is_empty() {
         let mut problems: Vec<Problem> = v.issues.into_iter().map(|i| place(src, i)).collect();

@@ -8,9 +8,12 @@
 //! - [`raw`]: the file as written (serde, unknown keys rejected, values
 //!   kept with their positions).
 //! - [`load`]: reading a file, placing serde's errors at line and column.
+//! - `quick`: tail2kafka's quick-mode flags as the same raw form, through
+//!   the same validator, problems placed at the flag.
 //! - [`validate`]: the one validator.
 //! - [`kafka`]: producer defaults, property conflicts, secrets.
 //! - [`error`]: problems placed at file, line, column and key.
+//! - [`collect`]: the collector's `[collect]` file and settings.
 //!
 //! Every error names the file, the line and column, and the key, because a
 //! shipper that starts with a misspelled key silently ignored ships the
@@ -27,9 +30,11 @@
 
 use std::time::Duration;
 
+pub mod collect;
 pub mod error;
 pub mod kafka;
 pub mod load;
+pub(crate) mod quick;
 pub mod raw;
 pub mod settings;
 pub mod validate;
@@ -48,7 +53,8 @@ pub use settings::*;
 /// Environment variable naming the configuration file when no `-c` is given.
 pub const CONFIG_ENV: &str = "LOGFERRY_CONFIG";
 
-/// Defaults for keys that are not given (the same as the quick mode's).
+/// Defaults for keys (and quick-mode flags) that are not given; the rest
+/// are `ShipSettings::DEFAULT_*`.
 pub const DEFAULT_BROKERS: &str = "localhost:9092";
 pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_millis(250);
 pub const DEFAULT_ROTATE_GRACE: Duration = Duration::from_secs(2);

@@ -264,7 +264,7 @@ fn sizes_and_intervals_must_be_positive() {
         "{msg}"
     );
     assert!(
-        msg.contains(":6:18: \"max_line_bytes\" in [[inputs]] #1 must be above zero, got 0"),
+        msg.contains(":6:18: \"max_line_bytes\" in [[inputs]] #1: must be at least 1, got 0"),
         "{msg}"
     );
 }
@@ -317,7 +317,7 @@ fn missing_and_empty_values() {
     );
     let (msg, _) = err("[kafka]\nbrokers = []\n[[inputs]]\ninclude = \"/a\"\ntopic = \"t\"\n");
     assert!(
-        msg.contains(":2:11: \"brokers\" in [kafka] must not be empty"),
+        msg.contains(":2:11: \"brokers\" in [kafka]: must not be empty"),
         "{msg}"
     );
     let (msg, _) = err("[[inputs]]\ninclude = \"/a\"\ntopic = \"t\"\nformat = \"tail2kafka\"\n");
@@ -356,7 +356,10 @@ fn duplicates_are_flagged() {
     let (msg, p) = err(&format!(
         "[kafka.properties]\n\"linger.ms\" = 5\nlinger.ms = 6\n{MINIMAL}"
     ));
-    assert!(msg.contains("\"linger.ms\" is set twice"), "{msg}");
+    assert!(
+        msg.contains("kafka.properties \"linger.ms\": is set twice (first on line 2)"),
+        "{msg}"
+    );
     assert_eq!(p[0].line, Some(3));
     let (msg, _) = err(&format!(
         "[kafka.properties]\n\"linger.ms\" = 5\n\"queue.buffering.max.ms\" = 6\n{MINIMAL}"

@@ -19,13 +19,59 @@ use crate::wire::Format;
 // Validation
 // ---------------------------------------------------------------------------
 
+/// Where the raw configuration came from, which decides how a problem is
+/// said: a file's problems are placed at line and column and name the key
+/// and its section; quick-mode flags' problems are placed at the flag
+/// (see `super::quick`), so their messages are the reason alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    File,
+    Flags,
+}
+
 pub(crate) struct Validator<'a> {
+    /// The file's text (empty for flags).
     pub(crate) src: &'a str,
+    pub(crate) origin: Origin,
     pub(crate) issues: Vec<Issue>,
     pub(crate) warnings: Vec<Issue>,
 }
 
 impl Validator<'_> {
+    pub(crate) fn new(src: &str, origin: Origin) -> Validator<'_> {
+        Validator {
+            src,
+            origin,
+            issues: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A problem with `key` of `section`: `"key" in section: reason` in a
+    /// file; the reason alone for a flag, which names itself.
+    fn say(&self, key: &str, section: &str, reason: impl std::fmt::Display) -> String {
+        match self.origin {
+            Origin::File => format!("\"{key}\" in {section}: {reason}"),
+            Origin::Flags => reason.to_string(),
+        }
+    }
+
+    /// A problem with the librdkafka property `key`.
+    fn say_prop(&self, key: &str, reason: impl std::fmt::Display) -> String {
+        match self.origin {
+            Origin::File => format!("kafka.properties \"{key}\": {reason}"),
+            Origin::Flags => reason.to_string(),
+        }
+    }
+
+    /// Where an earlier occurrence was, for "given twice" messages.
+    fn first_at(&self, span: &Range<usize>) -> String {
+        match self.origin {
+            Origin::File => format!(" (first on line {})", self.line_of(span)),
+            Origin::Flags => String::new(),
+        }
+    }
+
     fn err(&mut self, span: Option<Range<usize>>, key: &str, message: String) {
         self.issues.push(Issue {
             span,
@@ -48,11 +94,8 @@ impl Validator<'_> {
     ) -> Duration {
         match d {
             Some(s) if s.get_ref().0.is_zero() => {
-                self.err(
-                    Some(s.span()),
-                    key,
-                    format!("\"{key}\" in {section} must be above zero"),
-                );
+                let msg = self.say(key, section, "must be above zero");
+                self.err(Some(s.span()), key, msg);
                 default
             }
             Some(s) => s.get_ref().0,
@@ -72,26 +115,16 @@ impl Validator<'_> {
         let Some(s) = s else { return default };
         let n = s.get_ref().0;
         if n < min.max(1) {
-            let need = if min > 1 {
-                format!("at least {min}")
-            } else {
-                "above zero".into()
-            };
-            self.err(
-                Some(s.span()),
-                key,
-                format!("\"{key}\" in {section} must be {need}, got {n}"),
-            );
+            let min = min.max(1);
+            let msg = self.say(key, section, format!("must be at least {min}, got {n}"));
+            self.err(Some(s.span()), key, msg);
             return default;
         }
         match usize::try_from(n) {
             Ok(n) => n,
             Err(_) => {
-                self.err(
-                    Some(s.span()),
-                    key,
-                    format!("\"{key}\" in {section} is too large: {n}"),
-                );
+                let msg = self.say(key, section, format!("is too large: {n}"));
+                self.err(Some(s.span()), key, msg);
                 default
             }
         }
@@ -101,11 +134,12 @@ impl Validator<'_> {
         // --- top level
         let host = match raw.host {
             Some(h) if h.get_ref().trim().is_empty() => {
-                self.err(
-                    Some(h.span()),
+                let msg = self.say(
                     "host",
-                    "\"host\" must not be empty (omit it to use this machine's name)".into(),
+                    "the top level",
+                    "must not be empty (omit it to use this machine's name)",
                 );
+                self.err(Some(h.span()), "host", msg);
                 String::new()
             }
             Some(h) => h.into_inner(),
@@ -163,11 +197,12 @@ impl Validator<'_> {
             Some(c) => {
                 let dir = match c.directory {
                     Some(d) if !Path::new(d.get_ref()).is_absolute() => {
-                        self.err(
-                            Some(d.span()),
+                        let msg = self.say(
                             "directory",
-                            format!("\"directory\" in [checkpoint] must be an absolute path, got \"{}\"", d.get_ref()),
+                            "[checkpoint]",
+                            format!("must be an absolute path, got \"{}\"", d.get_ref()),
                         );
+                        self.err(Some(d.span()), "directory", msg);
                         PathBuf::new()
                     }
                     Some(d) => PathBuf::from(d.into_inner()),
@@ -233,51 +268,38 @@ impl Validator<'_> {
         if entries.len() == 1 && entries[0].0 == "embedded" {
             return Brokers::Embedded;
         }
+        let k = "[kafka]";
         if entries.iter().all(|(e, _)| e.is_empty()) {
-            self.err(
-                Some(raw.span()),
-                "brokers",
-                "\"brokers\" in [kafka] must not be empty".into(),
-            );
+            let msg = self.say("brokers", k, "must not be empty");
+            self.err(Some(raw.span()), "brokers", msg);
             return Brokers::Embedded;
         }
-        let mut seen = HashMap::new();
+        let mut seen: HashMap<String, Range<usize>> = HashMap::new();
         for (e, span) in &entries {
-            if e.is_empty() {
-                self.err(
-                    Some(span.clone()),
-                    "brokers",
-                    "\"brokers\" in [kafka] has an empty entry".into(),
-                );
+            let why = if e.is_empty() {
+                Some("has an empty entry".to_string())
             } else if e == "embedded" {
-                self.err(
-                    Some(span.clone()),
-                    "brokers",
-                    "\"embedded\" in [kafka] brokers must stand alone (brokers = \"embedded\")"
-                        .into(),
-                );
+                Some("\"embedded\" must stand alone (brokers = \"embedded\")".to_string())
             } else if e.contains(char::is_whitespace) {
-                self.err(
-                    Some(span.clone()),
-                    "brokers",
-                    format!("broker \"{e}\" in [kafka] contains a space"),
-                );
+                Some(format!("broker \"{e}\" contains a space"))
             } else if let Some(port) = e.rsplit_once(':').map(|(_, p)| p) {
-                if port.parse::<u16>().map_or(true, |p| p == 0) && !e.ends_with(']') {
-                    self.err(
-                        Some(span.clone()),
-                        "brokers",
-                        format!("broker \"{e}\" in [kafka]: bad port \"{port}\""),
-                    );
-                }
+                (port.parse::<u16>().map_or(true, |p| p == 0) && !e.ends_with(']'))
+                    .then(|| format!("broker \"{e}\": bad port \"{port}\""))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                let msg = self.say("brokers", k, why);
+                self.err(Some(span.clone()), "brokers", msg);
             }
             if !e.is_empty() {
-                if let Some(first) = seen.insert(e.clone(), self.line_of(span)) {
-                    self.err(
-                        Some(span.clone()),
+                if let Some(first) = seen.insert(e.clone(), span.clone()) {
+                    let msg = self.say(
                         "brokers",
-                        format!("broker \"{e}\" is listed twice in [kafka] brokers (first on line {first})"),
+                        k,
+                        format!("broker \"{e}\" is listed twice{}", self.first_at(&first)),
                     );
+                    self.err(Some(span.clone()), "brokers", msg);
                 }
             }
         }
@@ -297,41 +319,38 @@ impl Validator<'_> {
     /// checked for conflicts.
     fn properties(&mut self, table: &Spanned<PropTable>) -> Vec<(String, String)> {
         let mut flat: Vec<(String, String, Range<usize>)> = Vec::new();
+        let mut nested = Vec::new();
         flatten("", table.get_ref(), &mut flat, &mut |key, span, why| {
-            self.issues.push(Issue {
-                span: Some(span),
-                message: format!("kafka.properties \"{key}\": {why}"),
-                key: Some(key),
-            })
+            nested.push((key, span, why.to_string()))
         });
+        for (key, span, why) in nested {
+            let msg = self.say_prop(&key, why);
+            self.err(Some(span), &key, msg);
+        }
         flat.sort_by_key(|e| e.2.start);
         // `${env:NAME}` and `${file:/path}` are replaced by what they name.
         for (k, v, span) in &mut flat {
             match crate::config::resolve_value(v) {
                 Ok(resolved) => *v = resolved,
-                Err(why) => self.issues.push(Issue {
-                    span: Some(span.clone()),
-                    message: format!("kafka.properties \"{k}\": {why}"),
-                    key: Some(k.clone()),
-                }),
+                Err(why) => {
+                    let msg = self.say_prop(k, why);
+                    self.err(Some(span.clone()), k, msg);
+                }
             }
         }
         let mut seen: HashMap<String, Range<usize>> = HashMap::new();
         for (k, v, span) in &flat {
             if let Some(prev) = seen.insert(k.clone(), span.clone()) {
-                let first = self.line_of(&prev);
-                self.err(
-                    Some(span.clone()),
-                    k,
-                    format!("kafka.properties \"{k}\" is set twice (first on line {first})"),
-                );
+                let msg = self.say_prop(k, format!("is set twice{}", self.first_at(&prev)));
+                self.err(Some(span.clone()), k, msg);
             }
             if k == "bootstrap.servers" || k == "metadata.broker.list" {
-                self.err(
-                    Some(span.clone()),
-                    k,
-                    format!("kafka.properties \"{k}\": set \"brokers\" in [kafka] instead"),
-                );
+                let instead = match self.origin {
+                    Origin::File => "set \"brokers\" in [kafka] instead",
+                    Origin::Flags => "give --brokers instead",
+                };
+                let msg = self.say_prop(k, instead);
+                self.err(Some(span.clone()), k, msg);
                 continue;
             }
             if let Err(e) = rdkafka::ClientConfig::new()
@@ -347,11 +366,8 @@ impl Validator<'_> {
                 } else {
                     why
                 };
-                self.err(
-                    Some(span.clone()),
-                    k,
-                    format!("kafka.properties \"{k}\": {why}"),
-                );
+                let msg = self.say_prop(k, why);
+                self.err(Some(span.clone()), k, msg);
             }
         }
         let props: Vec<(String, String)> = flat
@@ -426,11 +442,8 @@ impl Validator<'_> {
                     (vec![], vec![g.clone()])
                 };
                 if let Err(e) = Discovery::new(&inc, &exc) {
-                    self.err(
-                        Some(span.clone()),
-                        what,
-                        format!("\"{what}\" in {sect}: {e}"),
-                    );
+                    let msg = self.say(what, &sect, e);
+                    self.err(Some(span.clone()), what, msg);
                     continue;
                 }
                 if let Some(first) = local.insert(g.as_str(), self.line_of(span)) {
@@ -458,11 +471,8 @@ impl Validator<'_> {
         let topic = match &raw.topic {
             Some(t) => {
                 if let Err(why) = check_topic(t.get_ref()) {
-                    self.err(
-                        Some(t.span()),
-                        "topic",
-                        format!("\"topic\" in {sect}: {why}"),
-                    );
+                    let msg = self.say("topic", &sect, why);
+                    self.err(Some(t.span()), "topic", msg);
                 }
                 t.get_ref().clone()
             }
@@ -478,11 +488,8 @@ impl Validator<'_> {
 
         let format = match (raw.format.as_ref().map(|f| *f.get_ref()), &raw.metadata) {
             (Some(RawFormat::Tail2kafka), Some(m)) if m.get_ref().is_empty() => {
-                self.err(
-                    Some(m.span()),
-                    "metadata",
-                    format!("\"metadata\" in {sect} must not be empty"),
-                );
+                let msg = self.say("metadata", &sect, "must not be empty");
+                self.err(Some(m.span()), "metadata", msg);
                 Format::Raw
             }
             (Some(RawFormat::Tail2kafka), Some(m)) => Format::Tail2Kafka {
@@ -523,11 +530,10 @@ impl Validator<'_> {
             for (name, value) in h.get_ref() {
                 match crate::wire::check_static_header(name) {
                     Ok(()) => headers.push((name.clone(), value.clone())),
-                    Err(why) => self.err(
-                        Some(h.span()),
-                        "headers",
-                        format!("bad \"headers\" in {sect}: {why}"),
-                    ),
+                    Err(why) => {
+                        let msg = self.say("headers", &sect, why);
+                        self.err(Some(h.span()), "headers", msg);
+                    }
                 }
             }
         }
@@ -559,25 +565,24 @@ impl Validator<'_> {
             None => None,
         };
 
-        let multiline = raw.multiline.as_ref().map(|m| {
+        // A regex is compiled here, once: settings hold it built.
+        let multiline = raw.multiline.as_ref().and_then(|m| {
             let msect = format!("[inputs.multiline] of {sect}");
             let m_span = m.span();
             let m = m.get_ref();
             let start = match &m.start {
-                Some(s) => {
-                    if let Err(e) = regex::bytes::Regex::new(s.get_ref()) {
-                        self.err(
-                            Some(s.span()),
+                Some(s) => match Pattern::new(s.get_ref()) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        let msg = self.say(
                             "start",
-                            format!(
-                                "\"start\" in {msect}: bad regex \"{}\": {}",
-                                s.get_ref(),
-                                regex_error(&e)
-                            ),
+                            &msect,
+                            format!("bad regex \"{}\": {}", s.get_ref(), regex_error(&e)),
                         );
+                        self.err(Some(s.span()), "start", msg);
+                        None
                     }
-                    s.get_ref().clone()
-                }
+                },
                 None => {
                     self.err(
                         Some(m_span),
@@ -586,15 +591,45 @@ impl Validator<'_> {
                             "{msect} has no \"start\" (the regex a record's first line matches)"
                         ),
                     );
-                    String::new()
+                    None
                 }
             };
-            MultilineSettings {
-                start,
-                timeout: self.positive(&m.timeout, "timeout", &msect, DEFAULT_MULTILINE_TIMEOUT),
-                max_bytes: self.size(&m.max_bytes, "max_bytes", &msect, 1, max_line_bytes),
-            }
+            let timeout = self.positive(&m.timeout, "timeout", &msect, DEFAULT_MULTILINE_TIMEOUT);
+            let max_bytes = self.size(&m.max_bytes, "max_bytes", &msect, 1, max_line_bytes);
+            start.map(|start_pattern| MultilineSettings {
+                start: start_pattern.as_str().to_string(),
+                start_pattern,
+                timeout,
+                max_bytes,
+            })
         });
+        let (partition_by, key_pattern) = match raw.partition_by {
+            Some(RawPartitionBy::File) => (PartitionBy::File, None),
+            Some(RawPartitionBy::Host) => (PartitionBy::Host, None),
+            Some(RawPartitionBy::Pattern) => match &raw.key_pattern {
+                Some(p) => match Pattern::new(p.get_ref()) {
+                    Ok(compiled) => (PartitionBy::Pattern(p.get_ref().clone()), Some(compiled)),
+                    Err(e) => {
+                        let msg = self.say(
+                            "key_pattern",
+                            &sect,
+                            format!("bad regex \"{}\": {}", p.get_ref(), regex_error(&e)),
+                        );
+                        self.err(Some(p.span()), "key_pattern", msg);
+                        (PartitionBy::None, None)
+                    }
+                },
+                None => {
+                    self.err(
+                        Some(table_span.clone()),
+                        "key_pattern",
+                        format!("partition_by = \"pattern\" in {sect} needs \"key_pattern\" (a regex whose group `key` or 1 is the key)"),
+                    );
+                    (PartitionBy::None, None)
+                }
+            },
+            Some(RawPartitionBy::None) | None => (PartitionBy::None, None),
+        };
 
         if self.issues.len() > before {
             return None;
@@ -608,31 +643,8 @@ impl Validator<'_> {
                 Some(RawStartAt::End) | None => StartAt::End,
             },
             format,
-            partition_by: match raw.partition_by {
-                Some(RawPartitionBy::File) => PartitionBy::File,
-                Some(RawPartitionBy::Host) => PartitionBy::Host,
-                Some(RawPartitionBy::Pattern) => match &raw.key_pattern {
-                    Some(p) => {
-                        if let Err(e) = regex::bytes::Regex::new(p.get_ref()) {
-                            self.err(
-                                Some(p.span()),
-                                "key_pattern",
-                                format!("\"key_pattern\" in {sect} is not a valid regex: {e}"),
-                            );
-                        }
-                        PartitionBy::Pattern(p.get_ref().clone())
-                    }
-                    None => {
-                        self.err(
-                            Some(table_span.clone()),
-                            "key_pattern",
-                            format!("partition_by = \"pattern\" in {sect} needs \"key_pattern\" (a regex whose group `key` or 1 is the key)"),
-                        );
-                        PartitionBy::None
-                    }
-                },
-                Some(RawPartitionBy::None) | None => PartitionBy::None,
-            },
+            partition_by,
+            key_pattern,
             max_line_bytes,
             long_lines: match raw.long_lines {
                 Some(RawLongLines::Split) => LongLinePolicy::Split,

@@ -481,6 +481,7 @@ pub fn audit(
         format: logferry::wire::Format::Raw,
         max_line_bytes: 1_000_000,
         long_lines: logferry_tail::LongLinePolicy::Truncate,
+        strip_cr: false,
         timeout: Duration::from_secs(60),
         kafka_props: vec![],
         checkpoint_dir: None,

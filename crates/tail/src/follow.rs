@@ -92,7 +92,19 @@ pub struct FileWatcher {
     /// The anchor of the read position just before a cut, for the caller
     /// to find the copy by.
     cut_anchor: Option<Anchor>,
+    /// Anchors every [`TRAIL_SPACING`] bytes of the last stretch read: a
+    /// copy made before the last reads (copytruncate copies, the writer
+    /// appends, then the file is cut) ends before the read position, and is
+    /// recognised by one of these.
+    trail: std::collections::VecDeque<Anchor>,
+    next_trail_at: u64,
 }
+
+/// Distance between trail anchors, and how many are kept: the last 2 MiB
+/// read are covered (a hash of 256 bytes every 64 KiB: nothing next to the
+/// reading itself).
+const TRAIL_SPACING: u64 = 64 << 10;
+const TRAIL_LEN: usize = 32;
 
 impl FileWatcher {
     /// Follow `file` (found at `path`) from byte `position`. If the file is
@@ -155,6 +167,8 @@ impl FileWatcher {
             tail: Vec::with_capacity(ANCHOR_WINDOW as usize),
             tail_end: u64::MAX,
             cut_anchor: None,
+            trail: std::collections::VecDeque::new(),
+            next_trail_at: 0,
         }
     }
 
@@ -182,12 +196,15 @@ impl FileWatcher {
         self.cut_anchor.take()
     }
 
+    /// Anchors at earlier positions read before the cut (taken once).
+    pub fn take_cut_trail(&mut self) -> Vec<Anchor> {
+        self.next_trail_at = 0;
+        self.trail.drain(..).collect()
+    }
+
     /// Whether `other` holds the same bytes as this file before `at`, and
     /// the same head (so it is a copy of this file up to `at`).
     pub fn same_content_until(&mut self, other: &File, at: u64) -> bool {
-        let Some(mine) = self.anchor_at(at) else {
-            return false;
-        };
         // The head as it was read: the file itself may have been cut
         // already (copytruncate cuts right after copying), which is not
         // known until the next read.
@@ -197,9 +214,25 @@ impl FileWatcher {
             Fingerprint::read_from(&mut self.body, at).ok()
         };
         let theirs_head = mine_head.and_then(|h| Fingerprint::read(other, h.len).ok());
-        theirs_head.is_some()
-            && theirs_head == mine_head
-            && mine.matches(&mut { other }).unwrap_or(false)
+        if theirs_head.is_none() || theirs_head != mine_head {
+            return false;
+        }
+        // The bytes before `at` as read; if they are gone from the file (it
+        // was cut, and the next read will say so), the latest trail anchor
+        // before `at` stands in for them.
+        let mine = self.anchor_at(at).or_else(|| {
+            self.trail
+                .iter()
+                .filter(|a| a.at <= at && a.len > 0)
+                .max_by_key(|a| a.at)
+                .copied()
+        });
+        match mine {
+            Some(a) => a.matches(&mut { other }).unwrap_or(false),
+            // Cut, and nothing kept that far back: say yes for now; once
+            // the cut is read, the copy is judged against what was kept.
+            None => self.size().is_ok_and(|size| size < at),
+        }
     }
 
     /// Remember the bytes just read (ending at `end`) for anchors.
@@ -221,6 +254,13 @@ impl FileWatcher {
             return;
         }
         self.tail_end = end;
+        if end >= self.next_trail_at && self.tail.len() as u64 == end.min(ANCHOR_WINDOW) {
+            if self.trail.len() == TRAIL_LEN {
+                self.trail.pop_front();
+            }
+            self.trail.push_back(Anchor::of_bytes(&self.tail, end));
+            self.next_trail_at = end + TRAIL_SPACING;
+        }
     }
 
     pub fn id(&self) -> FileId {

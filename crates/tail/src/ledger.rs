@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::compressed;
 use crate::identity::{ReadAt, FINGERPRINT_WINDOW};
-use crate::{FileCheckpoint, FileId, Fingerprint};
+use crate::{Anchor, FileCheckpoint, FileId, Fingerprint};
 
 /// How long an unfinished generation is looked for before it is declared
 /// lost. logrotate compresses a rotated file right after rotating it (or at
@@ -34,6 +34,9 @@ pub const UNFINISHED_TTL: Duration = Duration::from_secs(60);
 pub struct Unfinished {
     pub cp: FileCheckpoint,
     pub since: Instant,
+    /// Anchors at earlier positions of the generation (in memory only): a
+    /// copy that ends before `cp.position` is recognised by them.
+    pub trail: Vec<Anchor>,
 }
 
 /// A compressed file already examined, so it is decompressed once.
@@ -93,6 +96,18 @@ impl Default for Ledger {
     }
 }
 
+/// Whether `file`, shorter than the position `u` was read to, is a copy of
+/// it: same head, and the latest trail anchor the copy reaches matches.
+fn is_short_copy(u: &Unfinished, head: &Head, file: &File, size: u64) -> bool {
+    size < u.cp.position
+        && head.matches(&u.cp.fingerprint)
+        && u.trail
+            .iter()
+            .filter(|a| a.at <= size && a.len > 0)
+            .max_by_key(|a| a.at)
+            .is_some_and(|a| a.matches(&mut { file }).unwrap_or(false))
+}
+
 impl Ledger {
     pub fn new(saved: Vec<FileCheckpoint>, ttl: Duration) -> Self {
         let mut ledger = Ledger {
@@ -147,6 +162,14 @@ impl Ledger {
 
     /// Look for a generation that has unread bytes elsewhere.
     pub fn unfinish(&mut self, cp: FileCheckpoint) {
+        self.unfinish_with_trail(cp, Vec::new());
+    }
+
+    /// [`unfinish`](Self::unfinish), with anchors at earlier positions:
+    /// copytruncate copies, then cuts, and a writer that appends in between
+    /// leaves the copy shorter than what was read. Such a copy holds
+    /// nothing unread, and the trail proves it is this generation's.
+    pub fn unfinish_with_trail(&mut self, cp: FileCheckpoint, trail: Vec<Anchor>) {
         if self
             .unfinished
             .iter()
@@ -157,6 +180,7 @@ impl Ledger {
         self.unfinished.push(Unfinished {
             cp,
             since: Instant::now(),
+            trail,
         });
     }
 
@@ -192,6 +216,21 @@ impl Ledger {
             .position(|u| continues(&u.cp, head, &mut { file }, size))
         {
             return Some(self.unfinished.swap_remove(i).cp);
+        }
+        if let Some(i) = self
+            .unfinished
+            .iter()
+            .position(|u| is_short_copy(u, head, file, size))
+        {
+            // Everything the copy holds was read already: it continues the
+            // generation at its end, with nothing to read.
+            let mut cp = self.unfinished.swap_remove(i).cp;
+            cp.position = size;
+            cp.anchor = Anchor::read(&mut { file }, size)
+                .ok()
+                .flatten()
+                .unwrap_or(cp.anchor);
+            return Some(cp);
         }
         // Resting generations with no anchor (loaded from a version 1
         // checkpoint) are matched by inode only: their head alone proves
@@ -289,7 +328,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Anchor, GenerationId};
+    use crate::GenerationId;
     use std::io::Write;
 
     fn checkpoint_of(path: &Path, position: u64) -> FileCheckpoint {
@@ -376,6 +415,61 @@ mod tests {
             .expect("the copy continues it");
         assert_eq!((got.generation, got.position), (cp.generation, cp.position));
         assert!(!ledger.has_unfinished());
+    }
+
+    /// copytruncate copies, then cuts; lines appended in between were read
+    /// from the original but are not in the copy. The copy, shorter than
+    /// what was read, is still recognised (by the trail) and holds nothing
+    /// to read; a file with the same header but other lines is not taken.
+    #[test]
+    fn copy_shorter_than_what_was_read_is_recognised_by_the_trail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let body: String = (0..2000)
+            .map(|i| format!("2026-12-02 00:00:01 GET /r/{i} 200\n"))
+            .collect();
+        write(&path, &body);
+        let copy = dir.path().join("a.log.1");
+        std::fs::copy(&path, &copy).unwrap();
+        let other = dir.path().join("other.1");
+        write(&other, &body.replace("GET", "PUT"));
+        // Appended after the copy, before the cut: read, not in the copy.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"2026-12-02 00:00:02 GET /between 200\n")
+            .unwrap();
+        let read_to = std::fs::metadata(&path).unwrap().len();
+        let cp = checkpoint_of(&path, read_to);
+        let f = File::open(&path).unwrap();
+        let trail: Vec<Anchor> = [4096u64, 20_000, 40_000]
+            .iter()
+            .map(|&at| Anchor::read(&mut &f, at).unwrap().unwrap())
+            .collect();
+        let mut ledger = Ledger::default();
+        ledger.unfinish_with_trail(cp.clone(), trail.clone());
+        let o = File::open(&other).unwrap();
+        let osize = o.metadata().unwrap().len();
+        assert!(
+            ledger
+                .take_continued(&Head::read(&o).unwrap(), &o, osize)
+                .is_none(),
+            "same header, other lines"
+        );
+        let c = File::open(&copy).unwrap();
+        let size = c.metadata().unwrap().len();
+        let got = ledger
+            .take_continued(&Head::read(&c).unwrap(), &c, size)
+            .expect("the short copy is recognised");
+        assert_eq!((got.generation, got.position), (cp.generation, size));
+        // Without a trail the short copy cannot be told apart: it would be
+        // read as a new file.
+        let mut bare = Ledger::default();
+        bare.unfinish(cp);
+        assert!(bare
+            .take_continued(&Head::read(&c).unwrap(), &c, size)
+            .is_none());
     }
 
     /// An unfinished generation found in a gzip file; another compressed

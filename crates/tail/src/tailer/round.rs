@@ -213,19 +213,23 @@ impl Tailer {
                 // where reading had got to. This file is a new generation.
                 let old = stream.generation;
                 *cut_seen = true;
-                ledger.unfinish(FileCheckpoint {
-                    generation: old,
-                    id: stream.id,
-                    fingerprint: stream.fingerprint,
-                    anchor: w.take_cut_anchor().unwrap_or(Anchor {
-                        at,
-                        ..stream.anchor
-                    }),
-                    position: at,
-                    size: stream.size_seen.max(at),
-                    path: stream.path.clone(),
-                    updated: now_unix(),
-                });
+                let trail = w.take_cut_trail();
+                ledger.unfinish_with_trail(
+                    FileCheckpoint {
+                        generation: old,
+                        id: stream.id,
+                        fingerprint: stream.fingerprint,
+                        anchor: w.take_cut_anchor().unwrap_or(Anchor {
+                            at,
+                            ..stream.anchor
+                        }),
+                        position: at,
+                        size: stream.size_seen.max(at),
+                        path: stream.path.clone(),
+                        updated: now_unix(),
+                    },
+                    trail,
+                );
                 stream.generation = GenerationId::new();
                 stream.size_seen = 0;
                 stream.anchor = Anchor::default();

@@ -1,0 +1,61 @@
+//! `logferry collect`: consume until a signal, rebuilding the servers' files
+//! under OUT; `logferry collect status`: report completeness and gaps.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::report_config_error;
+use crate::cli::{CollectAction, CollectArgs, CollectStatusArgs};
+use crate::collect;
+use crate::config::collect::load_collect;
+use crate::shutdown::{IgnoredSignals, Shutdown};
+
+pub fn run(args: CollectArgs) -> anyhow::Result<ExitCode> {
+    if let Some(CollectAction::Status(s)) = args.action {
+        return status(s);
+    }
+    let settings = match &args.config {
+        Some(path) => match load_collect(path) {
+            Ok(s) => s,
+            Err(e) => {
+                report_config_error(&e);
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => match args.into_settings() {
+            Ok(s) => s,
+            Err(msg) => {
+                eprintln!("logferry: {msg}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    let shutdown = Shutdown::new();
+    shutdown
+        .install_signal_handlers()
+        .context("installing signal handlers")?;
+    let _ignored_signals = IgnoredSignals::install().context("installing signal handlers")?;
+    tracing::info!(
+        topics = ?settings.topics,
+        group = %settings.group,
+        out = %settings.out.display(),
+        "collecting"
+    );
+    collect::run(&settings, &shutdown)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(args: CollectStatusArgs) -> anyhow::Result<ExitCode> {
+    let report = collect::status::status(&args.out, args.gap_timeout)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(if report.gaps == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

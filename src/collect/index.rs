@@ -1,0 +1,441 @@
+//! The collector's persistent state under `OUT/.logferry/`: which source
+//! generation is written to which output file, what of it is written
+//! (completeness), and how far each `_unattributed` partition file goes.
+//!
+//! Several collectors (one consumer group, one shared OUT) update it, so
+//! every change is a read-merge-write under an exclusive `flock` on
+//! `OUT/.logferry/lock`, and every write is atomic (temp file, fsync,
+//! rename, directory fsync): a `kill -9` leaves either the old or the new
+//! index, never a torn one. The lock dies with its holder.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use logferry_tail::{FileId, GenerationId};
+use serde::{Deserialize, Serialize};
+
+use super::completeness::Completeness;
+
+/// State directory under OUT (kept out of the per-host trees, which hold
+/// only log files).
+pub const STATE_DIR: &str = ".logferry";
+/// Records without (or with a corrupt) source attribution.
+pub const UNATTRIBUTED_DIR: &str = "_unattributed";
+const INDEX_FILE: &str = "index.json";
+const LOCK_FILE: &str = "lock";
+const INDEX_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a collector index this version can read: {source}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+impl IndexError {
+    /// The underlying I/O error, to tell a full disk from other failures.
+    pub fn io(&self) -> Option<&std::io::Error> {
+        match self {
+            IndexError::Io { source, .. } => Some(source),
+            IndexError::Corrupt { .. } => None,
+        }
+    }
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
+    move |source| IndexError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Which life of a file a record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lineage {
+    Generation(GenerationId),
+    /// Records from agents older than generations: (device, inode).
+    Inode(FileId),
+}
+
+impl GenEntry {
+    /// Closed: a newer generation of the same source path holds the live
+    /// name (only the newest one has it).
+    pub fn is_closed(&self) -> bool {
+        self.archived.is_some() || self.output != live_path(&self.host, self.source_path.as_bytes())
+    }
+}
+
+impl std::fmt::Display for Lineage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lineage::Generation(g) => write!(f, "{g}"),
+            Lineage::Inode(id) => write!(f, "inode-{}-{}", id.dev, id.ino),
+        }
+    }
+}
+
+/// A generation as the writer keys it: generations are unique per host,
+/// inodes only per host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GenKey {
+    pub host: String,
+    pub lineage: Lineage,
+}
+
+impl GenKey {
+    /// The key in the index file.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.host, self.lineage)
+    }
+}
+
+/// One source generation in the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenEntry {
+    pub host: String,
+    /// The generation id (hex) or `inode-DEV-INO`.
+    pub generation: String,
+    /// Source path as first seen (lossy UTF-8 for display).
+    pub source_path: String,
+    /// Output file, relative to OUT.
+    pub output: String,
+    /// Unix time the collector first saw the generation.
+    pub first_seen: u64,
+    /// Unix time of the last write saved.
+    pub last_write: u64,
+    #[serde(default)]
+    pub completeness: Completeness,
+    /// Set once housekeeping compressed or deleted the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived: Option<Archived>,
+}
+
+/// What housekeeping did to a closed generation's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Archived {
+    Compressed,
+    /// Removed by retention; the entry stays so that a late duplicate is
+    /// recognised instead of starting the file again.
+    Deleted,
+}
+
+/// How far an `_unattributed` partition file goes: records below
+/// `next_offset` are in its first `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendPos {
+    pub next_offset: i64,
+    pub len: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Index {
+    pub version: u32,
+    /// The writers' `gap_timeout`, for `collect status`.
+    #[serde(default)]
+    pub gap_timeout_secs: u64,
+    #[serde(default)]
+    pub generations: BTreeMap<String, GenEntry>,
+    /// `TOPIC/PARTITION` -> position.
+    #[serde(default)]
+    pub unattributed: BTreeMap<String, AppendPos>,
+    /// Renames decided but maybe not done (a crash in between): finished
+    /// at the next load, before any output file is opened.
+    #[serde(default)]
+    pub pending_renames: Vec<(String, String)>,
+}
+
+/// `OUT`: the output directory and its lock.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    lock: File,
+}
+
+/// The index, held under the exclusive lock until dropped.
+pub struct Locked<'a> {
+    store: &'a Store,
+    pub index: Index,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // SAFETY: flock on a descriptor we own.
+        unsafe { libc::flock(self.store.lock.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+pub fn unattributed_key(topic: &str, partition: i32) -> String {
+    format!("{topic}/{partition}")
+}
+
+/// Relative path of an `_unattributed` partition file.
+pub fn unattributed_path(topic: &str, partition: i32) -> String {
+    format!(
+        "{UNATTRIBUTED_DIR}/{}/partition-{partition}.log",
+        clean_component(topic)
+    )
+}
+
+impl Store {
+    /// Open (creating) OUT and its state directory.
+    pub fn open(root: &Path) -> Result<Store, IndexError> {
+        let state = root.join(STATE_DIR);
+        std::fs::create_dir_all(&state).map_err(io_err(&state))?;
+        let lock_path = state.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        Ok(Store {
+            root: root.to_path_buf(),
+            lock,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn index_path(root: &Path) -> PathBuf {
+        root.join(STATE_DIR).join(INDEX_FILE)
+    }
+
+    /// Read the index without the lock (for `status`): the file is only
+    /// ever replaced whole, so what is read is one consistent version.
+    pub fn read(root: &Path) -> Result<Index, IndexError> {
+        let path = Self::index_path(root);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| IndexError::Corrupt {
+                path: path.clone(),
+                source,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index {
+                version: INDEX_VERSION,
+                ..Index::default()
+            }),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Take the lock, load the index and finish renames a crash left.
+    pub fn locked(&self) -> Result<Locked<'_>, IndexError> {
+        // SAFETY: flock on a descriptor we own; blocks until granted.
+        if unsafe { libc::flock(self.lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io_err(&self.root.join(STATE_DIR).join(LOCK_FILE))(
+                std::io::Error::last_os_error(),
+            ));
+        }
+        let mut locked = Locked {
+            store: self,
+            index: Index::default(),
+        };
+        locked.index = Self::read(&self.root)?;
+        if !locked.index.pending_renames.is_empty() {
+            locked.finish_renames()?;
+            locked.save()?;
+        }
+        Ok(locked)
+    }
+}
+
+impl Locked<'_> {
+    /// Write the index atomically: temp file, fsync, rename, dir fsync.
+    pub fn save(&mut self) -> Result<(), IndexError> {
+        self.index.version = INDEX_VERSION;
+        let path = Store::index_path(&self.store.root);
+        let tmp = path.with_extension(format!("json.tmp.{}", std::process::id()));
+        let bytes = serde_json::to_vec(&self.index).map_err(|source| IndexError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(path.parent().unwrap_or(Path::new(".")))
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io_err(&path)(e)
+        })
+    }
+
+    /// The output of `key`, registering the generation if it is new: it
+    /// takes the live name `HOST/<source path>`, and the generation that
+    /// held that name moves to `<name>.<first seen>-<generation>` (names
+    /// that sort by time). Saved before returning, so an output file never
+    /// exists without its index entry.
+    pub fn register(
+        &mut self,
+        key: &GenKey,
+        source_path: &[u8],
+        now: u64,
+    ) -> Result<GenEntry, IndexError> {
+        let id = key.id();
+        if let Some(e) = self.index.generations.get(&id) {
+            return Ok(e.clone());
+        }
+        let live = live_path(&key.host, source_path);
+        if let Some(prev) = self
+            .index
+            .generations
+            .values_mut()
+            .find(|e| e.output == live)
+        {
+            let to = format!("{live}.{}-{}", prev.first_seen, prev.generation);
+            self.index.pending_renames.push((live.clone(), to.clone()));
+            prev.output = to;
+        }
+        let entry = GenEntry {
+            host: key.host.clone(),
+            generation: key.lineage.to_string(),
+            source_path: String::from_utf8_lossy(source_path).into_owned(),
+            output: live,
+            first_seen: now,
+            last_write: now,
+            completeness: Completeness::default(),
+            archived: None,
+        };
+        self.index.generations.insert(id, entry.clone());
+        self.save()?;
+        if !self.index.pending_renames.is_empty() {
+            self.finish_renames()?;
+            self.save()?;
+        }
+        Ok(entry)
+    }
+
+    /// Do the renames recorded as pending: each only when its source
+    /// exists and its target does not, so doing one twice is harmless.
+    fn finish_renames(&mut self) -> Result<(), IndexError> {
+        let root = self.store.root.clone();
+        for (from, to) in std::mem::take(&mut self.index.pending_renames) {
+            let (from, to) = (root.join(from), root.join(to));
+            if from.exists() && !to.exists() {
+                std::fs::rename(&from, &to).map_err(io_err(&from))?;
+                sync_dir(to.parent().unwrap_or(&root)).map_err(io_err(&to))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// fsync a directory, making entries created or renamed in it durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Create `dir` and its missing parents under `root`, each made durable in
+/// its parent.
+pub fn create_dirs(root: &Path, dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut d = dir;
+    while let Some(parent) = d.parent() {
+        sync_dir(parent)?;
+        if parent == root || !parent.starts_with(root) {
+            break;
+        }
+        d = parent;
+    }
+    Ok(())
+}
+
+/// One path component made safe: no separators, never `.`, `..` or empty.
+fn clean_component(s: &str) -> String {
+    let s = s.replace('/', "_");
+    match s.as_str() {
+        "" | "." | ".." => format!("_{s}"),
+        _ => s,
+    }
+}
+
+/// `HOST/<source path>` relative to OUT. The host never collides with the
+/// state or unattributed directories; `..` and empty components of the
+/// source path are dropped (a record cannot write outside OUT).
+pub fn live_path(host: &str, source_path: &[u8]) -> String {
+    let mut host = clean_component(host);
+    if host.starts_with('.') || host == UNATTRIBUTED_DIR {
+        host.insert(0, '_');
+    }
+    let path = String::from_utf8_lossy(source_path);
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != "." && *c != "..")
+        .collect();
+    if parts.is_empty() {
+        format!("{host}/_")
+    } else {
+        format!("{host}/{}", parts.join("/"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_paths_stay_inside_out() {
+        assert_eq!(live_path("web1", b"/var/log/x.log"), "web1/var/log/x.log");
+        assert_eq!(live_path("..", b"/../../etc/passwd"), "_../etc/passwd");
+        assert_eq!(live_path(".logferry", b"a"), "_.logferry/a");
+        assert_eq!(live_path("_unattributed", b"/a"), "__unattributed/a");
+        assert_eq!(live_path("a/b", b""), "a_b/_");
+    }
+
+    #[test]
+    fn a_new_generation_takes_the_live_name_and_the_old_one_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = GenKey {
+            host: "h".into(),
+            lineage: Lineage::Generation(GenerationId(1)),
+        };
+        let b = GenKey {
+            host: "h".into(),
+            lineage: Lineage::Generation(GenerationId(2)),
+        };
+        let mut l = store.locked().unwrap();
+        assert_eq!(l.register(&a, b"/x.log", 100).unwrap().output, "h/x.log");
+        std::fs::create_dir_all(dir.path().join("h")).unwrap();
+        std::fs::write(dir.path().join("h/x.log"), "a\n").unwrap();
+        assert_eq!(l.register(&b, b"/x.log", 200).unwrap().output, "h/x.log");
+        drop(l);
+        let old = dir.path().join("h/x.log.100-0000000000000001");
+        assert_eq!(std::fs::read(old).unwrap(), b"a\n");
+        let idx = Store::read(dir.path()).unwrap();
+        assert_eq!(idx.generations.len(), 2);
+        assert!(idx.pending_renames.is_empty());
+    }
+
+    #[test]
+    fn a_rename_left_pending_by_a_crash_is_finished_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        std::fs::write(dir.path().join("live"), "old\n").unwrap();
+        let mut l = store.locked().unwrap();
+        l.index.pending_renames.push(("live".into(), "old".into()));
+        l.save().unwrap();
+        drop(l);
+        let l = store.locked().unwrap();
+        assert!(l.index.pending_renames.is_empty());
+        assert_eq!(std::fs::read(dir.path().join("old")).unwrap(), b"old\n");
+        assert!(!dir.path().join("live").exists());
+    }
+}

@@ -1,0 +1,404 @@
+//! Offset-addressed output files. Each source generation has one output
+//! file; a line is written with `pwrite` at its source byte offset followed
+//! by its newline, so a record consumed twice (a crash before a commit, a
+//! rebalance, a duplicate from the agent) writes the same bytes to the same
+//! place, and a generation read to its end is byte-identical to its source.
+//!
+//! Lines that follow each other in the source are gathered into one run
+//! and written with one `pwrite`: within a partition one file's lines
+//! arrive in file order, so this turns a syscall per line into one per
+//! batch.
+//!
+//! Records without source attribution are appended to
+//! `_unattributed/TOPIC/partition-N.log` in partition-offset order; an
+//! append is not idempotent, so the index keeps the partition offset and
+//! file length written, a record below it is skipped, and bytes past it
+//! (written but not saved before a crash) are cut off before appending.
+//!
+//! Nothing is durable until [`Writer::sync`]: it writes pending runs,
+//! fsyncs every file touched, then merges what was written into the index.
+//! Only after it returns may the records' offsets be committed.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::completeness::RangeSet;
+use super::index::{
+    create_dirs, io_err, unattributed_key, unattributed_path, AppendPos, GenKey, IndexError, Store,
+};
+
+/// A run is written out once it reaches this size.
+const MAX_RUN: usize = 1 << 20;
+/// Output files kept open between syncs; more are closed after a sync.
+const MAX_OPEN: usize = 1024;
+
+/// One generation's output file and what was written to it since the last
+/// sync.
+struct OutFile {
+    /// None for an archived output (compressed or gone: never written).
+    file: Option<File>,
+    /// Bytes waiting to be written at `run_start`.
+    run: Vec<u8>,
+    run_start: u64,
+    written: RangeSet,
+    /// Ends of lines the agent cut (see completeness).
+    excused: Vec<u64>,
+    dirty: bool,
+    /// Set when housekeeping compressed or deleted the output: what it
+    /// held. A record inside it is a duplicate; one outside it arrived too
+    /// late and is counted, never written into a compressed file.
+    archived: Option<RangeSet>,
+}
+
+/// One `_unattributed` partition file.
+struct Appender {
+    file: File,
+    pos: AppendPos,
+    buf: Vec<u8>,
+    dirty: bool,
+}
+
+/// Where a line goes: its source path (for a new generation's name), its
+/// byte offset, and whether the agent cut it (long-line policy: then no
+/// newline follows it in the source).
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a> {
+    pub source_path: &'a [u8],
+    pub offset: u64,
+    pub truncated: bool,
+}
+
+/// A hole open longer than the gap timeout, for the log.
+#[derive(Debug, Clone)]
+pub struct Gap {
+    pub output: String,
+    pub host: String,
+    pub generation: String,
+    pub source_path: String,
+    pub start: u64,
+    pub end: u64,
+    pub age_secs: u64,
+}
+
+pub struct Writer {
+    outputs: HashMap<GenKey, OutFile>,
+    appenders: HashMap<(String, i32), Appender>,
+    /// Gaps already logged (output, hole start), so each is said once.
+    reported: HashSet<(String, u64)>,
+    /// Records below an `_unattributed` file's saved position, skipped.
+    pub skipped_unattributed: u64,
+    /// Lines for generations already compressed or deleted that they did
+    /// not hold: not written.
+    pub late_lines: u64,
+}
+
+impl Default for Writer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Writer {
+    pub fn new() -> Self {
+        Writer {
+            outputs: HashMap::new(),
+            appenders: HashMap::new(),
+            reported: HashSet::new(),
+            skipped_unattributed: 0,
+            late_lines: 0,
+        }
+    }
+
+    /// Write `line` at `at.offset` in the output of `key`.
+    pub fn write_line(
+        &mut self,
+        store: &Store,
+        key: GenKey,
+        at: At<'_>,
+        line: &[u8],
+        now: u64,
+    ) -> Result<(), IndexError> {
+        let At {
+            source_path,
+            offset,
+            truncated,
+        } = at;
+        if !self.outputs.contains_key(&key) {
+            let out = open_output(store, &key, source_path, now)?;
+            self.outputs.insert(key.clone(), out);
+        }
+        let out = self.outputs.get_mut(&key).expect("inserted above");
+        if let Some(held) = &out.archived {
+            let end = offset + line.len() as u64 + u64::from(!truncated);
+            if !held.covers(offset, end) {
+                if self.late_lines == 0 {
+                    tracing::error!(
+                        host = %key.host,
+                        generation = %key.lineage,
+                        offset,
+                        "line for a generation already archived arrived too late; not written (said once, counted)"
+                    );
+                }
+                self.late_lines += 1;
+            }
+            return Ok(());
+        }
+        let contiguous = !out.run.is_empty() && offset == out.run_start + out.run.len() as u64;
+        if !contiguous || out.run.len() >= MAX_RUN {
+            out.write_run().map_err(io_err(store.root()))?;
+            out.run_start = offset;
+        }
+        out.run.extend_from_slice(line);
+        let end = offset + line.len() as u64;
+        if truncated {
+            out.excused.push(end);
+        } else {
+            out.run.push(b'\n');
+        }
+        out.written.insert(offset, end + u64::from(!truncated));
+        out.dirty = true;
+        Ok(())
+    }
+
+    /// Append a record without attribution, unless an earlier run of the
+    /// collector already did (offset below the saved position).
+    pub fn write_unattributed(
+        &mut self,
+        store: &Store,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        value: &[u8],
+    ) -> Result<(), IndexError> {
+        let k = (topic.to_string(), partition);
+        if !self.appenders.contains_key(&k) {
+            let a = open_appender(store, topic, partition)?;
+            self.appenders.insert(k.clone(), a);
+        }
+        let a = self.appenders.get_mut(&k).expect("inserted above");
+        if offset < a.pos.next_offset {
+            self.skipped_unattributed += 1;
+            return Ok(());
+        }
+        a.buf.extend_from_slice(value);
+        a.buf.push(b'\n');
+        a.pos.next_offset = offset + 1;
+        a.dirty = true;
+        if a.buf.len() >= MAX_RUN {
+            a.write_buf().map_err(io_err(store.root()))?;
+        }
+        Ok(())
+    }
+
+    /// Make everything written durable and record it in the index: write
+    /// pending runs, fsync each file touched, merge into the index and save
+    /// it. Returns the gaps older than `gap_timeout_secs` not reported yet.
+    pub fn sync(
+        &mut self,
+        store: &Store,
+        now: u64,
+        gap_timeout_secs: u64,
+    ) -> Result<Vec<Gap>, IndexError> {
+        let root = store.root();
+        for out in self.outputs.values_mut().filter(|o| o.dirty) {
+            out.write_run().map_err(io_err(root))?;
+            if let Some(f) = &out.file {
+                f.sync_data().map_err(io_err(root))?;
+            }
+        }
+        for a in self.appenders.values_mut().filter(|a| a.dirty) {
+            a.write_buf().map_err(io_err(root))?;
+            a.file.sync_data().map_err(io_err(root))?;
+        }
+        if !self.outputs.values().any(|o| o.dirty) && !self.appenders.values().any(|a| a.dirty) {
+            return Ok(Vec::new());
+        }
+        let mut locked = store.locked()?;
+        locked.index.gap_timeout_secs = gap_timeout_secs;
+        let mut touched = Vec::new();
+        for (key, out) in self.outputs.iter().filter(|(_, o)| o.dirty) {
+            if let Some(e) = locked.index.generations.get_mut(&key.id()) {
+                e.completeness.merge(&out.written, &out.excused, now);
+                e.last_write = now;
+                touched.push(key.id());
+            }
+        }
+        for ((topic, partition), a) in self.appenders.iter().filter(|(_, a)| a.dirty) {
+            locked
+                .index
+                .unattributed
+                .insert(unattributed_key(topic, *partition), a.pos);
+        }
+        locked.save()?;
+        let gaps = self.new_gaps(&locked.index, &touched, now, gap_timeout_secs);
+        drop(locked);
+        for out in self.outputs.values_mut() {
+            out.written = RangeSet::new();
+            out.excused.clear();
+            out.dirty = false;
+        }
+        for a in self.appenders.values_mut() {
+            a.dirty = false;
+        }
+        if self.outputs.len() > MAX_OPEN {
+            // Everything is synced: closing loses nothing.
+            self.outputs.clear();
+        }
+        Ok(gaps)
+    }
+
+    fn new_gaps(
+        &mut self,
+        index: &super::index::Index,
+        touched: &[String],
+        now: u64,
+        gap_timeout_secs: u64,
+    ) -> Vec<Gap> {
+        let mut gaps = Vec::new();
+        for id in touched {
+            let Some(e) = index.generations.get(id) else {
+                continue;
+            };
+            for h in e.completeness.holes(now) {
+                if h.age_secs >= gap_timeout_secs
+                    && self.reported.insert((e.output.clone(), h.start))
+                {
+                    gaps.push(Gap {
+                        output: e.output.clone(),
+                        host: e.host.clone(),
+                        generation: e.generation.clone(),
+                        source_path: e.source_path.clone(),
+                        start: h.start,
+                        end: h.end,
+                        age_secs: h.age_secs,
+                    });
+                }
+            }
+        }
+        gaps
+    }
+
+    /// Forget `_unattributed` state for partitions no longer assigned (call
+    /// after a sync): whoever gets them next reloads it from the index.
+    pub fn forget_partition(&mut self, topic: &str, partition: i32) {
+        self.appenders.remove(&(topic.to_string(), partition));
+    }
+
+    /// Drop everything not synced (after a failed write or sync: those
+    /// records are consumed again from the last commit).
+    pub fn reset(&mut self) {
+        self.outputs.clear();
+        self.appenders.clear();
+    }
+}
+
+impl OutFile {
+    fn write_run(&mut self) -> std::io::Result<()> {
+        if let (false, Some(f)) = (self.run.is_empty(), &self.file) {
+            f.write_all_at(&self.run, self.run_start)?;
+            self.run.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Appender {
+    fn write_buf(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let at = self.pos.len;
+            self.file.write_all_at(&self.buf, at)?;
+            self.pos.len += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+fn open_file(root: &Path, rel: &str) -> Result<File, IndexError> {
+    let path = root.join(rel);
+    let parent = path.parent().unwrap_or(root);
+    create_dirs(root, parent).map_err(io_err(parent))?;
+    let existed = path.exists();
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    if !existed {
+        super::index::sync_dir(parent).map_err(io_err(parent))?;
+    }
+    Ok(file)
+}
+
+/// Open the output of a generation, registering it when new. Opened under
+/// the index lock: another collector may be renaming outputs.
+fn open_output(
+    store: &Store,
+    key: &GenKey,
+    source_path: &[u8],
+    now: u64,
+) -> Result<OutFile, IndexError> {
+    let mut locked = store.locked()?;
+    let entry = locked.register(key, source_path, now)?;
+    let archived = entry
+        .archived
+        .is_some()
+        .then(|| entry.completeness.written.clone());
+    let file = match archived {
+        Some(_) => None,
+        None => Some(open_file(store.root(), &entry.output)?),
+    };
+    drop(locked);
+    Ok(OutFile {
+        archived,
+        file,
+        run: Vec::new(),
+        run_start: 0,
+        written: RangeSet::new(),
+        excused: Vec::new(),
+        dirty: false,
+    })
+}
+
+/// Open an `_unattributed` file at its saved position, cutting off bytes a
+/// crashed run wrote past it.
+fn open_appender(store: &Store, topic: &str, partition: i32) -> Result<Appender, IndexError> {
+    let locked = store.locked()?;
+    let mut pos = locked
+        .index
+        .unattributed
+        .get(&unattributed_key(topic, partition))
+        .copied()
+        .unwrap_or(AppendPos {
+            next_offset: 0,
+            len: 0,
+        });
+    let rel = unattributed_path(topic, partition);
+    let file = open_file(store.root(), &rel)?;
+    let path = store.root().join(&rel);
+    let actual = file.metadata().map_err(io_err(&path))?.len();
+    if actual > pos.len {
+        file.set_len(pos.len).map_err(io_err(&path))?;
+        file.sync_all().map_err(io_err(&path))?;
+    } else if actual < pos.len {
+        // Saved bytes missing: someone cut the file. Append after what is
+        // there rather than leave a hole of zeros.
+        tracing::error!(
+            file = %path.display(),
+            expected = pos.len,
+            actual,
+            "unattributed file is shorter than recorded; appending at its end"
+        );
+        pos.len = actual;
+    }
+    drop(locked);
+    Ok(Appender {
+        file,
+        pos,
+        buf: Vec::new(),
+        dirty: false,
+    })
+}

@@ -1,0 +1,485 @@
+//! The collector's configuration: `logferry collect -c FILE` (a `[kafka]`
+//! section as ship's, and a `[collect]` section) or the quick flags, both
+//! turned into one [`CollectSettings`]. Same rules and error style as
+//! ship's file: unknown keys and bad values are refused with file, line,
+//! column and key named (exit 2).
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{place, ConfigError, Issue, Problem};
+use super::load::describe_toml_error;
+use super::raw::{flatten, items, RawDuration, RawKafka, RawSize, StringList};
+
+pub const DEFAULT_GROUP: &str = "logferry-collect";
+pub const DEFAULT_GAP_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_COMPRESS_AFTER: Duration = Duration::from_secs(3600);
+
+/// Consumer properties logferry sets; `-X` / `[kafka.properties]` may
+/// override all but the two the exactly-once promise rests on.
+pub const DEFAULT_CONSUMER_PROPS: &[(&str, &str)] = &[
+    ("auto.offset.reset", "earliest"),
+    ("socket.timeout.ms", "10000"),
+];
+/// Properties that would break "fsync before commit" if changed.
+pub const FIXED_CONSUMER_PROPS: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("partition.assignment.strategy", "cooperative-sticky"),
+];
+
+/// How closed generations are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Zstd,
+    Gzip,
+    None,
+}
+
+/// Housekeeping of closed generations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveSettings {
+    /// A closed generation (a newer one of its path exists) with no write
+    /// for this long is compressed.
+    pub compress_after: Duration,
+    pub compress: Compression,
+    /// Closed generations older than this (last write) are deleted.
+    pub retention: Option<Duration>,
+    /// Closed generations are deleted, oldest first, while all outputs
+    /// together exceed this.
+    pub retention_bytes: Option<u64>,
+}
+
+impl Default for ArchiveSettings {
+    fn default() -> Self {
+        ArchiveSettings {
+            compress_after: DEFAULT_COMPRESS_AFTER,
+            compress: Compression::Zstd,
+            retention: None,
+            retention_bytes: None,
+        }
+    }
+}
+
+/// Validated settings of `logferry collect`.
+#[derive(Debug, Clone)]
+pub struct CollectSettings {
+    pub brokers: String,
+    /// librdkafka properties over [`DEFAULT_CONSUMER_PROPS`].
+    pub kafka_props: Vec<(String, String)>,
+    pub topics: Vec<String>,
+    pub group: String,
+    pub out: PathBuf,
+    /// A hole open this long is a reported gap.
+    pub gap_timeout: Duration,
+    /// Outputs are fsynced and offsets committed this often.
+    pub commit_interval: Duration,
+    /// The `-m META` prefix of tail2kafka-format records, stripped.
+    pub metadata: Option<Vec<u8>>,
+    pub archive: ArchiveSettings,
+}
+
+impl CollectSettings {
+    /// The consumer configuration: defaults, then the user's properties,
+    /// then the fixed ones.
+    pub fn consumer_props(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = DEFAULT_CONSUMER_PROPS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        out.push(("bootstrap.servers".into(), self.brokers.clone()));
+        out.push(("group.id".into(), self.group.clone()));
+        out.extend(self.kafka_props.iter().cloned());
+        out.extend(
+            FIXED_CONSUMER_PROPS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        out
+    }
+}
+
+/// Why `props` cannot be used: (key, message) per fixed property changed
+/// and per property librdkafka refuses.
+pub fn check_consumer_props(props: &[(String, String)]) -> Vec<(String, String)> {
+    let mut bad = Vec::new();
+    for (k, v) in props {
+        if let Some((_, fixed)) = FIXED_CONSUMER_PROPS.iter().find(|(f, _)| f == k) {
+            if v != fixed {
+                bad.push((
+                    k.clone(),
+                    format!("\"{k}\" must be {fixed:?} for the collector: offsets are committed only after the output is fsynced"),
+                ));
+            }
+            continue;
+        }
+        let mut cfg = rdkafka::ClientConfig::new();
+        cfg.set(k, v);
+        if let Err(e) = cfg.create_native_config() {
+            bad.push((k.clone(), format!("librdkafka refuses \"{k}\": {e}")));
+        }
+    }
+    bad
+}
+
+#[cfg(test)]
+const COLLECT_KEYS: &[&str] = &[
+    "topics",
+    "group",
+    "out",
+    "gap_timeout",
+    "commit_interval",
+    "metadata",
+    "compress_after",
+    "compress",
+    "retention_days",
+    "retention_bytes",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCollectFile {
+    kafka: Option<RawKafka>,
+    collect: Option<Spanned<RawCollect>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCollect {
+    topics: Option<Spanned<StringList>>,
+    group: Option<Spanned<String>>,
+    out: Option<Spanned<String>>,
+    gap_timeout: Option<Spanned<RawDuration>>,
+    commit_interval: Option<Spanned<RawDuration>>,
+    metadata: Option<Spanned<String>>,
+    compress_after: Option<Spanned<RawDuration>>,
+    compress: Option<Compression>,
+    retention_days: Option<Spanned<f64>>,
+    retention_bytes: Option<Spanned<RawSize>>,
+}
+
+/// Read and validate a collector configuration file.
+pub fn load_collect(path: &Path) -> Result<CollectSettings, ConfigError> {
+    let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_collect(&src, path)
+}
+
+/// Validate `src`, the text of the file at `path` (named in errors).
+pub fn parse_collect(src: &str, path: &Path) -> Result<CollectSettings, ConfigError> {
+    let invalid = |problems: Vec<Problem>| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    };
+    let raw: RawCollectFile =
+        toml::from_str(src).map_err(|e| invalid(vec![place(src, describe_toml_error(src, &e))]))?;
+    let mut issues = Vec::new();
+    let settings = build(raw, &mut issues);
+    if !issues.is_empty() {
+        let mut problems: Vec<Problem> = issues.into_iter().map(|i| place(src, i)).collect();
+        problems.sort_by_key(|p| (p.line.unwrap_or(0), p.column.unwrap_or(0)));
+        return Err(invalid(problems));
+    }
+    Ok(settings)
+}
+
+fn issue(issues: &mut Vec<Issue>, span: Option<Range<usize>>, key: &str, message: String) {
+    issues.push(Issue {
+        span,
+        key: Some(key.to_string()),
+        message,
+    });
+}
+
+fn positive(
+    issues: &mut Vec<Issue>,
+    v: Option<Spanned<RawDuration>>,
+    key: &str,
+    default: Duration,
+) -> Duration {
+    match v {
+        None => default,
+        Some(d) if d.get_ref().0.is_zero() => {
+            issue(
+                issues,
+                Some(d.span()),
+                key,
+                format!("\"{key}\" in [collect] must be more than 0"),
+            );
+            default
+        }
+        Some(d) => d.get_ref().0,
+    }
+}
+
+fn build(raw: RawCollectFile, issues: &mut Vec<Issue>) -> CollectSettings {
+    let (brokers, kafka_props) = kafka_section(raw.kafka, issues);
+    let Some(c) = raw.collect else {
+        issue(
+            issues,
+            None,
+            "collect",
+            "a [collect] section is required (topics, out)".into(),
+        );
+        return empty_settings(brokers, kafka_props);
+    };
+    let span = c.span();
+    let c = c.into_inner();
+    let topics: Vec<String> = match &c.topics {
+        Some(t) => items(t).into_iter().map(|(s, _)| s).collect(),
+        None => Vec::new(),
+    };
+    if topics.is_empty() || topics.iter().any(String::is_empty) {
+        let sp = c.topics.as_ref().map(|t| t.span()).unwrap_or(span.clone());
+        issue(
+            issues,
+            Some(sp),
+            "topics",
+            "\"topics\" in [collect] must name at least one topic, none empty".into(),
+        );
+    }
+    let out = match c.out {
+        Some(o) if !o.get_ref().is_empty() => PathBuf::from(o.into_inner()),
+        _ => {
+            issue(
+                issues,
+                Some(span.clone()),
+                "out",
+                "\"out\" in [collect] (the output directory) is required".into(),
+            );
+            PathBuf::new()
+        }
+    };
+    let group = match c.group {
+        Some(g) if g.get_ref().is_empty() => {
+            issue(
+                issues,
+                Some(g.span()),
+                "group",
+                "\"group\" in [collect] cannot be empty".into(),
+            );
+            String::new()
+        }
+        Some(g) => g.into_inner(),
+        None => DEFAULT_GROUP.into(),
+    };
+    let retention = c.retention_days.and_then(|d| {
+        let days = *d.get_ref();
+        if !days.is_finite() || days <= 0.0 {
+            issue(
+                issues,
+                Some(d.span()),
+                "retention_days",
+                format!(
+                    "\"retention_days\" in [collect] must be a positive number of days, got {days}"
+                ),
+            );
+            None
+        } else {
+            Duration::try_from_secs_f64(days * 86400.0).ok()
+        }
+    });
+    let retention_bytes = c.retention_bytes.and_then(|b| {
+        if b.get_ref().0 == 0 {
+            issue(
+                issues,
+                Some(b.span()),
+                "retention_bytes",
+                "\"retention_bytes\" in [collect] must be more than 0".into(),
+            );
+            None
+        } else {
+            Some(b.get_ref().0)
+        }
+    });
+    CollectSettings {
+        brokers,
+        kafka_props,
+        topics,
+        group,
+        out,
+        gap_timeout: positive(issues, c.gap_timeout, "gap_timeout", DEFAULT_GAP_TIMEOUT),
+        commit_interval: positive(
+            issues,
+            c.commit_interval,
+            "commit_interval",
+            DEFAULT_COMMIT_INTERVAL,
+        ),
+        metadata: c.metadata.map(|m| m.into_inner().into_bytes()),
+        archive: ArchiveSettings {
+            compress_after: positive(
+                issues,
+                c.compress_after,
+                "compress_after",
+                DEFAULT_COMPRESS_AFTER,
+            ),
+            compress: c.compress.unwrap_or(Compression::Zstd),
+            retention,
+            retention_bytes,
+        },
+    }
+}
+
+fn empty_settings(brokers: String, kafka_props: Vec<(String, String)>) -> CollectSettings {
+    CollectSettings {
+        brokers,
+        kafka_props,
+        topics: Vec::new(),
+        group: DEFAULT_GROUP.into(),
+        out: PathBuf::new(),
+        gap_timeout: DEFAULT_GAP_TIMEOUT,
+        commit_interval: DEFAULT_COMMIT_INTERVAL,
+        metadata: None,
+        archive: ArchiveSettings::default(),
+    }
+}
+
+/// `[kafka]`: brokers and consumer properties (secrets resolved); the
+/// producer-only keys are refused, since they would do nothing here.
+fn kafka_section(k: Option<RawKafka>, issues: &mut Vec<Issue>) -> (String, Vec<(String, String)>) {
+    let Some(k) = k else {
+        return (super::DEFAULT_BROKERS.into(), Vec::new());
+    };
+    if let Some(v) = &k.max_inflight_bytes {
+        issue(
+            issues,
+            Some(v.span()),
+            "max_inflight_bytes",
+            "\"max_inflight_bytes\" in [kafka] is a ship setting; the collector does not use it"
+                .into(),
+        );
+    }
+    if let Some(v) = &k.shutdown_timeout {
+        issue(
+            issues,
+            Some(v.span()),
+            "shutdown_timeout",
+            "\"shutdown_timeout\" in [kafka] is a ship setting; the collector does not use it"
+                .into(),
+        );
+    }
+    let brokers = match &k.brokers {
+        Some(b) => {
+            let list: Vec<String> = items(b).into_iter().map(|(s, _)| s).collect();
+            if list.is_empty() || list.iter().any(|s| s.trim().is_empty()) {
+                issue(
+                    issues,
+                    Some(b.span()),
+                    "brokers",
+                    "\"brokers\" in [kafka] must list at least one host:port".into(),
+                );
+            }
+            list.join(",")
+        }
+        None => super::DEFAULT_BROKERS.into(),
+    };
+    let mut flat = Vec::new();
+    if let Some(p) = &k.properties {
+        flatten("", p.get_ref(), &mut flat, &mut |key, span, why| {
+            issue(
+                issues,
+                Some(span),
+                &key,
+                format!("bad value for \"{key}\" in [kafka.properties]: {why}"),
+            );
+        });
+    }
+    let mut props = Vec::new();
+    for (key, value, span) in flat {
+        match super::resolve_value(&value) {
+            Ok(v) => {
+                let bad = check_consumer_props(&[(key.clone(), v.clone())]);
+                for (_, msg) in bad {
+                    issue(issues, Some(span.clone()), &key, msg);
+                }
+                props.push((key, v));
+            }
+            Err(why) => issue(
+                issues,
+                Some(span),
+                &key,
+                format!("\"{key}\" in [kafka.properties]: {why}"),
+            ),
+        }
+    }
+    (brokers, props)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<CollectSettings, ConfigError> {
+        parse_collect(src, Path::new("/etc/collect.toml"))
+    }
+
+    #[test]
+    fn a_full_file_loads() {
+        let s = parse(
+            r#"
+[kafka]
+brokers = ["k1:9092", "k2:9092"]
+[kafka.properties]
+"fetch.max.bytes" = 1000000
+
+[collect]
+topics = ["a", "b"]
+group = "g"
+out = "/srv/logs"
+gap_timeout = "2m"
+commit_interval = "500ms"
+compress_after = "10m"
+compress = "gzip"
+retention_days = 30
+retention_bytes = "1GiB"
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.brokers, "k1:9092,k2:9092");
+        assert_eq!(s.topics, ["a", "b"]);
+        assert_eq!(s.gap_timeout, Duration::from_secs(120));
+        assert_eq!(s.commit_interval, Duration::from_millis(500));
+        assert_eq!(s.archive.compress, Compression::Gzip);
+        assert_eq!(s.archive.retention_bytes, Some(1 << 30));
+        assert!(s
+            .consumer_props()
+            .contains(&("enable.auto.commit".into(), "false".into())));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_placed() {
+        let e = parse("[collect]\ntopics = \"a\"\nout = \"/o\"\ntopcs = 1\n").unwrap_err();
+        let p = &e.problems()[0];
+        assert_eq!((p.line, p.key.as_deref()), (Some(4), Some("topcs")));
+        assert!(p.message.contains("[collect]"), "{}", p.message);
+        assert!(p.message.contains("expected one of"), "{}", p.message);
+        let e = parse("[collect]\ntopics = \"a\"\nout = \"/o\"\ncompress = \"lz4\"\n").unwrap_err();
+        assert_eq!(e.problems()[0].key.as_deref(), Some("compress"));
+        let e = parse("[collect]\ntopics = \"a\"\nout = \"/o\"\ngap_timeout = 0\n").unwrap_err();
+        assert_eq!(e.problems()[0].line, Some(4));
+        let e = parse("[kafka.properties]\n\"enable.auto.commit\" = true\n[collect]\ntopics = \"a\"\nout = \"/o\"\n").unwrap_err();
+        assert_eq!(e.problems()[0].key.as_deref(), Some("enable.auto.commit"));
+        let e = parse(
+            "[kafka.properties]\n\"no.such.prop\" = 1\n[collect]\ntopics = \"a\"\nout = \"/o\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("/etc/collect.toml:2:1:"), "{e}");
+        let e = parse("[collect]\nout = \"/o\"\n").unwrap_err();
+        assert_eq!(e.problems()[0].key.as_deref(), Some("topics"));
+    }
+
+    #[test]
+    fn key_list_matches_the_struct() {
+        let e = parse("[collect]\nzzz = 1\n").unwrap_err();
+        for k in COLLECT_KEYS {
+            assert!(e.to_string().contains(k), "{k} missing from {e}");
+        }
+    }
+}
