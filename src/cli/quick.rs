@@ -157,7 +157,6 @@ impl ShipArgs {
                 PartitionBy::Host => RawPartitionBy::Host,
                 PartitionBy::Pattern(_) => unreachable!("--partition-by has no pattern"),
             }),
-            key_pattern: None,
             fields: None,
             headers: (!headers.is_empty()).then(|| given(headers)),
             max_line_bytes: self.max_line_bytes.map(|n| given(RawSize(n))),
@@ -168,6 +167,7 @@ impl ShipArgs {
             strip_cr: None,
             partial_flush: None,
             multiline: None,
+            key_pattern: None,
         };
         let raw = RawConfig {
             host: self.host.map(given),

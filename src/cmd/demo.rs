@@ -35,7 +35,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             start_at: StartAt::Beginning,
             format: Format::Raw,
             partition_by: PartitionBy::None,
-            key_pattern: None,
             max_line_bytes: ShipSettings::DEFAULT_MAX_LINE_BYTES,
             long_lines: LongLinePolicy::Truncate,
             strip_cr: false,

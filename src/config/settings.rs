@@ -63,7 +63,7 @@ pub enum PartitionBy {
     /// Key = what this regex captures in the line (group `key`, else group
     /// 1), e.g. a request id, so one request's lines from every server land
     /// in one partition. Lines without a match have no key.
-    Pattern(String),
+    Pattern(Pattern),
 }
 
 /// A regex as written, and compiled: validated at load, so building the
@@ -73,6 +73,12 @@ pub enum PartitionBy {
 pub struct Pattern {
     source: String,
     regex: regex::bytes::Regex,
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Pattern {
@@ -119,8 +125,6 @@ pub struct InputSettings {
     pub start_at: StartAt,
     pub format: Format,
     pub partition_by: PartitionBy,
-    /// Under `PartitionBy::Pattern`, its regex compiled (None otherwise).
-    pub key_pattern: Option<Pattern>,
     pub max_line_bytes: usize,
     pub long_lines: LongLinePolicy,
     pub strip_cr: bool,
@@ -139,10 +143,8 @@ pub struct InputSettings {
 /// lines that do not match are appended to it (joined with `\n`).
 #[derive(Debug, Clone)]
 pub struct MultilineSettings {
-    /// Regex matched against each line's bytes, as written.
-    pub start: String,
-    /// `start` compiled.
-    pub start_pattern: Pattern,
+    /// Regex matched against each line's bytes (compiled at load).
+    pub start: Pattern,
     /// A record is emitted when no continuation came for this long.
     pub timeout: Duration,
     /// A record is emitted (flagged truncated) once it reaches this size.

@@ -148,7 +148,7 @@ topic = "app"
     assert!(i.strip_cr);
     assert_eq!(i.partial_flush, Some(Duration::from_secs(2)));
     let m = i.multiline.as_ref().unwrap();
-    assert_eq!(m.start, r"^\d{4}-\d{2}-\d{2}");
+    assert_eq!(m.start.as_str(), r"^\d{4}-\d{2}-\d{2}");
     assert_eq!(m.timeout, Duration::from_millis(500));
     assert_eq!(m.max_bytes, 100_000);
     assert_eq!(s.inputs[1].include, ["/var/log/app.log"]);

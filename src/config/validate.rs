@@ -596,19 +596,18 @@ impl Validator<'_> {
             };
             let timeout = self.positive(&m.timeout, "timeout", &msect, DEFAULT_MULTILINE_TIMEOUT);
             let max_bytes = self.size(&m.max_bytes, "max_bytes", &msect, 1, max_line_bytes);
-            start.map(|start_pattern| MultilineSettings {
-                start: start_pattern.as_str().to_string(),
-                start_pattern,
+            start.map(|start| MultilineSettings {
+                start,
                 timeout,
                 max_bytes,
             })
         });
-        let (partition_by, key_pattern) = match raw.partition_by {
-            Some(RawPartitionBy::File) => (PartitionBy::File, None),
-            Some(RawPartitionBy::Host) => (PartitionBy::Host, None),
+        let partition_by = match raw.partition_by {
+            Some(RawPartitionBy::File) => PartitionBy::File,
+            Some(RawPartitionBy::Host) => PartitionBy::Host,
             Some(RawPartitionBy::Pattern) => match &raw.key_pattern {
                 Some(p) => match Pattern::new(p.get_ref()) {
-                    Ok(compiled) => (PartitionBy::Pattern(p.get_ref().clone()), Some(compiled)),
+                    Ok(compiled) => PartitionBy::Pattern(compiled),
                     Err(e) => {
                         let msg = self.say(
                             "key_pattern",
@@ -616,7 +615,7 @@ impl Validator<'_> {
                             format!("bad regex \"{}\": {}", p.get_ref(), regex_error(&e)),
                         );
                         self.err(Some(p.span()), "key_pattern", msg);
-                        (PartitionBy::None, None)
+                        PartitionBy::None
                     }
                 },
                 None => {
@@ -625,10 +624,10 @@ impl Validator<'_> {
                         "key_pattern",
                         format!("partition_by = \"pattern\" in {sect} needs \"key_pattern\" (a regex whose group `key` or 1 is the key)"),
                     );
-                    (PartitionBy::None, None)
+                    PartitionBy::None
                 }
             },
-            Some(RawPartitionBy::None) | None => (PartitionBy::None, None),
+            Some(RawPartitionBy::None) | None => PartitionBy::None,
         };
 
         if self.issues.len() > before {
@@ -644,7 +643,6 @@ impl Validator<'_> {
             },
             format,
             partition_by,
-            key_pattern,
             max_line_bytes,
             long_lines: match raw.long_lines {
                 Some(RawLongLines::Split) => LongLinePolicy::Split,

@@ -30,15 +30,14 @@ pub mod produce;
 use std::time::{Duration, Instant};
 
 use logferry_tail::{
-    CheckpointError, Checkpointer, FileCheckpoint, GenerationId, MultilineJoiner, ScanOutcome,
-    TailInput, TailSettings, Tailer, TailerError,
+    CheckpointError, Checkpointer, FileCheckpoint, GenerationId, LongLinePolicy, MultilineJoiner,
+    ScanOutcome, TailInput, TailSettings, Tailer, TailerError,
 };
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 
 use crate::config::ShipSettings;
 use crate::shutdown::Shutdown;
-pub use outbox::render_topic;
 use outbox::Outbox;
 
 /// One read per file per round; large reads keep syscalls per GB low.
@@ -57,18 +56,6 @@ pub enum ShipError {
     Producer(KafkaError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    #[error("input {input}: key pattern {pattern:?} is not a valid regex: {reason}")]
-    KeyPattern {
-        input: usize,
-        pattern: String,
-        reason: String,
-    },
-    #[error("input {input}: multiline start pattern {pattern:?} is not a valid regex: {reason}")]
-    Multiline {
-        input: usize,
-        pattern: String,
-        reason: String,
-    },
 }
 
 /// Counters reported at shutdown (and by tests).
@@ -98,34 +85,58 @@ pub struct Shipper {
     last_saved: Vec<(GenerationId, u64, u64)>,
 }
 
+/// librdkafka's own default for `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+/// Room left in a record for its key (the source attribution, with host and
+/// path) and librdkafka's per-record overhead.
+const RECORD_RESERVE: usize = 16 << 10;
+
+/// The longest piece a split line may be cut into so that its record fits
+/// the producer's `message.max.bytes`: a piece over it would be refused and
+/// could only be cut short, losing bytes. A JSON value can grow past the
+/// line (escapes, base64), so its pieces get half the room.
+fn split_piece_limit(settings: &ShipSettings, input: &crate::config::InputSettings) -> usize {
+    let max_message = settings
+        .kafka_props
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "message.max.bytes")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
+    let room = max_message.saturating_sub(RECORD_RESERVE);
+    let room = match &input.format {
+        crate::wire::Format::Raw => room,
+        crate::wire::Format::Tail2Kafka { meta } => room.saturating_sub(meta.len() + 2),
+        crate::wire::Format::Json { .. } => room / 2,
+    };
+    room.max(1)
+}
+
 /// The file side's settings, from the validated ones.
-fn tail_settings(settings: &ShipSettings) -> Result<TailSettings, ShipError> {
+fn tail_settings(settings: &ShipSettings) -> TailSettings {
     let mut inputs = Vec::new();
-    for (i, input) in settings.inputs.iter().enumerate() {
-        let multiline = match &input.multiline {
-            None => None,
-            Some(m) => {
-                let start =
-                    regex::bytes::Regex::new(&m.start).map_err(|e| ShipError::Multiline {
-                        input: i,
-                        pattern: m.start.clone(),
-                        reason: e.to_string(),
-                    })?;
-                Some(MultilineJoiner::new(start, m.timeout, m.max_bytes))
-            }
-        };
+    for input in &settings.inputs {
+        let multiline = input
+            .multiline
+            .as_ref()
+            .map(|m| MultilineJoiner::new(m.start.regex().clone(), m.timeout, m.max_bytes));
         inputs.push(TailInput {
             include: input.include.clone(),
             exclude: input.exclude.clone(),
             start_at: input.start_at,
-            max_line_bytes: input.max_line_bytes,
+            max_line_bytes: match input.long_lines {
+                LongLinePolicy::Split => {
+                    input.max_line_bytes.min(split_piece_limit(settings, input))
+                }
+                LongLinePolicy::Truncate => input.max_line_bytes,
+            },
             long_lines: input.long_lines,
             strip_cr: input.strip_cr,
             partial_flush: input.partial_flush,
             multiline,
         });
     }
-    Ok(TailSettings {
+    TailSettings {
         inputs,
         scan_interval: settings.scan_interval,
         rotate_grace: settings.rotate_grace,
@@ -136,7 +147,7 @@ fn tail_settings(settings: &ShipSettings) -> Result<TailSettings, ShipError> {
             .ok()
             .and_then(|v| v.parse().ok())
             .map_or(UNFINISHED_TTL, Duration::from_secs),
-    })
+    }
 }
 
 impl Shipper {
@@ -149,7 +160,7 @@ impl Shipper {
         if !saved.is_empty() {
             tracing::info!(files = saved.len(), path = %checkpointer.path().display(), "loaded checkpoints");
         }
-        let tailer = Tailer::new(tail_settings(&settings)?, saved, fresh_start)?;
+        let tailer = Tailer::new(tail_settings(&settings), saved, fresh_start)?;
         let outbox = Outbox::new(settings.clone(), bootstrap)?;
         Ok(Shipper {
             settings,
@@ -255,11 +266,17 @@ impl Shipper {
     /// missing. Neither is fatal: lines wait (bounded) and ship once fixed.
     fn check_cluster(&self) {
         for input in &self.settings.inputs {
+            // A template over the file (`{file_name}`...) names a topic per
+            // file: it is looked up as records go, not here.
+            if input.topic_depends_on_file() {
+                continue;
+            }
+            let topic = input.topic_for(&self.settings.host, std::path::Path::new(""));
             match self
                 .outbox
                 .producer()
                 .client()
-                .fetch_metadata(Some(&input.topic), Duration::from_secs(5))
+                .fetch_metadata(Some(&topic), Duration::from_secs(5))
             {
                 Err(e) => tracing::warn!(
                     brokers = %self.outbox.bootstrap(),
@@ -270,11 +287,11 @@ impl Shipper {
                     let missing = md
                         .topics()
                         .iter()
-                        .find(|t| t.name() == input.topic)
+                        .find(|t| t.name() == topic)
                         .is_none_or(|t| t.error().is_some() || t.partitions().is_empty());
                     if missing {
                         tracing::error!(
-                            topic = %input.topic,
+                            topic = %topic,
                             "topic does not exist on the cluster (logferry never creates topics); lines wait until it is created"
                         );
                     }

@@ -77,8 +77,6 @@ struct Route {
 
 pub struct Outbox {
     settings: ShipSettings,
-    /// Per input: the key pattern under `PartitionBy::Pattern`.
-    key_patterns: Vec<Option<regex::bytes::Regex>>,
     /// The bootstrap list in use (for messages and producer replacement).
     bootstrap: String,
     producer: ShipProducer,
@@ -110,28 +108,12 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(settings: ShipSettings, bootstrap: &str) -> Result<Self, ShipError> {
-        let mut key_patterns = Vec::new();
-        for (i, input) in settings.inputs.iter().enumerate() {
-            key_patterns.push(match &input.partition_by {
-                PartitionBy::Pattern(p) => {
-                    Some(
-                        regex::bytes::Regex::new(p).map_err(|e| ShipError::KeyPattern {
-                            input: i,
-                            pattern: p.clone(),
-                            reason: e.to_string(),
-                        })?,
-                    )
-                }
-                _ => None,
-            });
-        }
         let producer: ShipProducer = client_config(bootstrap, &settings.kafka_props)
             .create_with_context(ShipContext::new(settings.attribution == Attribution::Key))
             .map_err(ShipError::Producer)?;
         let n_inputs = settings.inputs.len();
         Ok(Outbox {
             settings,
-            key_patterns,
             bootstrap: bootstrap.to_string(),
             producer,
             routes: Vec::new(),
@@ -199,7 +181,7 @@ impl Outbox {
         self.routes[s.slot] = Some(Route {
             serial: s.serial,
             input: s.input,
-            topic: render_topic(&input.topic, host, path),
+            topic: input.topic_for(host, path),
             key: match input.partition_by {
                 PartitionBy::Host => host.clone().into_bytes(),
                 _ => format!("{host}:{}", s.id).into_bytes(),
@@ -434,7 +416,6 @@ impl LineSink for Outbox {
         self.route(stream);
         let Outbox {
             settings,
-            key_patterns,
             producer,
             routes,
             inflight,
@@ -459,10 +440,7 @@ impl LineSink for Outbox {
             key: match &input.partition_by {
                 PartitionBy::None => RecordKey::None,
                 PartitionBy::File | PartitionBy::Host => RecordKey::Fixed(route.key.as_slice()),
-                PartitionBy::Pattern(_) => match &key_patterns[stream.input] {
-                    Some(re) => RecordKey::Pattern(re),
-                    None => RecordKey::None,
-                },
+                PartitionBy::Pattern(p) => RecordKey::Pattern(p.regex()),
             },
             source: (stream.generation, stream.id, route.source_tail.as_slice()),
             attribution: settings.attribution,
@@ -530,42 +508,6 @@ impl RecordKey<'_> {
             }
         }
     }
-}
-
-/// Render a topic template for one file: `{host}`, `{file_name}`,
-/// `{file_stem}`, `{dir}`. Characters a topic name cannot hold become `_`.
-pub fn render_topic(template: &str, host: &str, path: &Path) -> String {
-    if !template.contains('{') {
-        return template.to_string();
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let stem = path
-        .file_stem()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let dir = path
-        .parent()
-        .and_then(Path::file_name)
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let rendered = template
-        .replace("{host}", host)
-        .replace("{file_name}", &name)
-        .replace("{file_stem}", &stem)
-        .replace("{dir}", &dir);
-    rendered
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// Everything needed to turn one framed line into a record, borrowed from
