@@ -25,6 +25,18 @@ pub use quick::ArgError;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Format of logferry's own log lines on stderr: `human` (colour on a
+    /// terminal) or `json` (one object per line, for log collectors).
+    #[arg(long, global = true, value_enum, value_name = "human|json", default_value_t = LogFormat::Human, env = "LOGFERRY_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// How logferry writes its own logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,6 +59,34 @@ pub enum Command {
     /// every server's log files under --out, byte for byte, exactly once
     /// on disk. `collect status --out DIR` reports completeness and gaps.
     Collect(CollectArgs),
+    /// One row per file in the checkpoint store: path, generation, size,
+    /// acknowledged position, lag. Reads only, so it works beside a
+    /// running agent and after it stopped.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The agent's configuration file (for its checkpoint directory).
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        conflicts_with = "checkpoint_dir"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// The agent's checkpoint directory [default: as for ship].
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+
+    /// One JSON object per file, in an array, for scripts.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Redraw the table every SECS seconds until interrupted.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
+    pub watch: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -272,10 +312,15 @@ pub struct ShipArgs {
     /// Seconds to wait for in-flight records at shutdown [default: 8].
     #[arg(long, value_name = "SECS")]
     pub shutdown_timeout: Option<f64>,
+
+    /// Serve Prometheus metrics at /metrics and a health check at /health
+    /// on this IP:PORT (e.g. 127.0.0.1:9898) [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 /// The flags that describe what to ship without a configuration file.
-const QUICK_MODE_ARGS: [&str; 20] = [
+const QUICK_MODE_ARGS: [&str; 21] = [
     "file",
     "topic",
     "broker_host",
@@ -296,6 +341,7 @@ const QUICK_MODE_ARGS: [&str; 20] = [
     "no_source_header",
     "host",
     "shutdown_timeout",
+    "metrics_listen",
 ];
 
 #[derive(Debug, Args)]

@@ -19,6 +19,7 @@
 //! - [`collect`]: the central half: consume, write each line at its source
 //!   offset, fsync before commit, completeness, housekeeping.
 //! - [`embedded`]: the in-process broker of the quick start.
+//! - [`metrics`]: counters and gauges over HTTP (`/metrics`, `/health`).
 //! - [`shutdown`]: signal handling for a clean, bounded stop.
 
 pub mod cli;
@@ -26,6 +27,7 @@ pub mod cmd;
 pub mod collect;
 pub mod config;
 pub mod embedded;
+pub mod metrics;
 pub mod ship;
 pub mod shutdown;
 pub mod verify;

@@ -5,27 +5,33 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use logferry::cli::{Cli, Command};
+use logferry::cli::{Cli, Command, LogFormat};
 use logferry::cmd;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGFERRY_LOG")
+        .unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match cli.log_format {
+        // One JSON object per line with the fields flat at the top, so a
+        // collector indexes `path`, `generation`, ... without unpacking.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
         // Colour codes only for a person at a terminal: in journald, files
         // and pipes they are noise around every level and field.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LOGFERRY_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+        LogFormat::Human => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let result = match cli.command {
         Command::Ship(args) => cmd::ship::run(*args),
         Command::Check(args) => cmd::check::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Collect(args) => cmd::collect::run(args),
+        Command::Status(args) => cmd::status::run(args),
     };
     match result {
         Ok(code) => code,

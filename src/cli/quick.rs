@@ -12,7 +12,7 @@ use super::ShipArgs;
 use crate::config::quick::{given, FlagNames};
 use crate::config::raw::{
     self, PropTable, PropValue, RawCheckpoint, RawConfig, RawDuration, RawFormat, RawInput,
-    RawKafka, RawLongLines, RawPartitionBy, RawSize, RawStartAt, StringList,
+    RawKafka, RawLongLines, RawMetrics, RawPartitionBy, RawSize, RawStartAt, StringList,
 };
 use crate::config::{self, Attribution, ConfigError, LoadedConfig, PartitionBy};
 
@@ -60,6 +60,7 @@ impl ShipArgs {
         flags.set("max_inflight_bytes", "--max-inflight-bytes");
         flags.set("shutdown_timeout", "--shutdown-timeout");
         flags.set("directory", "--checkpoint-dir");
+        flags.set("listen", "--metrics-listen");
         let brokers = match (self.brokers, self.broker_host) {
             (Some(b), _) => {
                 flags.set("brokers", "--brokers");
@@ -188,6 +189,11 @@ impl ShipArgs {
             checkpoint: directory.map(|d| RawCheckpoint {
                 directory: Some(given(d)),
                 interval: None,
+            }),
+            metrics: self.metrics_listen.map(|addr| RawMetrics {
+                listen: Some(given(addr)),
+                max_stall: None,
+                top_files: None,
             }),
             inputs: Some(vec![given(input)]),
         };

@@ -53,6 +53,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         rotate_grace: Duration::from_millis(500),
         shutdown_timeout: Duration::from_secs(5),
         max_open_files: ShipSettings::DEFAULT_MAX_OPEN_FILES,
+        metrics: None,
     };
     let shutdown = Shutdown::new();
     shutdown

@@ -7,6 +7,7 @@ pub mod check;
 pub mod collect;
 pub mod demo;
 pub mod ship;
+pub mod status;
 pub mod verify;
 
 use crate::config::ConfigError;

@@ -1,6 +1,7 @@
 //! `logferry ship`: follow files and ship their lines until a signal.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use logferry_tail::StateLock;
@@ -9,11 +10,14 @@ use super::report_config_error;
 use crate::cli::{ArgError, ShipArgs};
 use crate::config::{self, Brokers};
 use crate::embedded::{EmbeddedBroker, Printer, LABEL};
+use crate::metrics::{MetricsServer, ShipExposition};
 use crate::ship::Shipper;
 use crate::shutdown::{IgnoredSignals, Shutdown};
 
 pub fn run(args: ShipArgs) -> anyhow::Result<ExitCode> {
-    let loaded = match args.config_path(std::env::var_os(config::CONFIG_ENV)) {
+    let config_path = args.config_path(std::env::var_os(config::CONFIG_ENV));
+    let args_were_quick = config_path.is_none();
+    let loaded = match config_path {
         Some(path) => match config::load(&path) {
             Ok(loaded) => {
                 for w in &loaded.warnings {
@@ -74,7 +78,46 @@ pub fn run(args: ShipArgs) -> anyhow::Result<ExitCode> {
             (Some(broker), Some(printer), bootstrap)
         }
     };
-    let shipper = Shipper::new(settings, &bootstrap)?;
+    // The start line: what this process ships where (no property values:
+    // they may hold secrets).
+    let inputs: Vec<String> = settings
+        .inputs
+        .iter()
+        .map(|i| format!("{} -> {}", i.include.join(","), i.topic))
+        .collect();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        inputs = ?inputs,
+        brokers = %bootstrap,
+        attribution = settings.attribution.as_str(),
+        host = %settings.host,
+        checkpoint_dir = %settings.checkpoint_dir.display(),
+        metrics = ?settings.metrics.as_ref().map(|m| m.listen),
+        "logferry ship starting"
+    );
+    let metrics = settings.metrics.clone();
+    let mut shipper = Shipper::new(settings, &bootstrap)?;
+    // Kept until the shipper returned: /health answers through the drain.
+    let _metrics_server = match metrics {
+        Some(m) => {
+            let exposition = Arc::new(ShipExposition::new(m.max_stall));
+            let flag = if args_were_quick {
+                "--metrics-listen"
+            } else {
+                "[metrics] listen"
+            };
+            let server = match MetricsServer::start(m.listen, flag, exposition.clone()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("logferry: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            shipper = shipper.with_metrics(exposition, m.top_files);
+            Some(server)
+        }
+        None => None,
+    };
     shipper.run(&shutdown)?;
     drop(printer);
     drop(embedded);

@@ -168,6 +168,8 @@ pub(crate) fn section_from_keys(expected: &[&str]) -> Option<&'static str> {
         Some("[kafka]")
     } else if same(CHECKPOINT_KEYS) {
         Some("[checkpoint]")
+    } else if same(METRICS_KEYS) {
+        Some("[metrics]")
     } else if same(INPUT_KEYS) {
         Some("[[inputs]]")
     } else if same(MULTILINE_KEYS) {

@@ -25,6 +25,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "attribution",
     "kafka",
     "checkpoint",
+    "metrics",
     "inputs",
 ];
 pub(crate) const KAFKA_KEYS: &[&str] = &[
@@ -34,6 +35,7 @@ pub(crate) const KAFKA_KEYS: &[&str] = &[
     "shutdown_timeout",
 ];
 pub(crate) const CHECKPOINT_KEYS: &[&str] = &["directory", "interval"];
+pub(crate) const METRICS_KEYS: &[&str] = &["listen", "max_stall", "top_files"];
 pub(crate) const INPUT_KEYS: &[&str] = &[
     "include",
     "exclude",
@@ -63,6 +65,7 @@ pub(crate) struct RawConfig {
     pub(crate) attribution: Option<Attribution>,
     pub(crate) kafka: Option<RawKafka>,
     pub(crate) checkpoint: Option<RawCheckpoint>,
+    pub(crate) metrics: Option<RawMetrics>,
     pub(crate) inputs: Option<Vec<Spanned<RawInput>>>,
 }
 
@@ -80,6 +83,14 @@ pub(crate) struct RawKafka {
 pub(crate) struct RawCheckpoint {
     pub(crate) directory: Option<Spanned<String>>,
     pub(crate) interval: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    pub(crate) listen: Option<Spanned<String>>,
+    pub(crate) max_stall: Option<Spanned<RawDuration>>,
+    pub(crate) top_files: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -175,6 +175,26 @@ pub struct ShipSettings {
     /// At most this many files are kept open; idle ones are closed (least
     /// recently active first) and reopened by identity when they grow.
     pub max_open_files: usize,
+    /// The metrics and health listener; None (the default) serves nothing.
+    pub metrics: Option<MetricsSettings>,
+}
+
+/// `[metrics]`: Prometheus text at `/metrics`, a verdict at `/health`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    pub listen: std::net::SocketAddr,
+    /// `/health` answers 503 when no acknowledgement came for this long
+    /// while lines wait, or a checkpoint could not be written for this long.
+    pub max_stall: Duration,
+    /// How many files the per-file lag view shows (the furthest behind).
+    pub top_files: usize,
+}
+
+impl MetricsSettings {
+    pub const DEFAULT_MAX_STALL: Duration = Duration::from_secs(60);
+    /// Enough to name the few files behind on a host without a series per
+    /// file (see `crate::metrics::top_n`).
+    pub const DEFAULT_TOP_FILES: usize = 10;
 }
 
 impl ShipSettings {

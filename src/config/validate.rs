@@ -219,6 +219,8 @@ impl Validator<'_> {
             None => (super::default_checkpoint_dir(), DEFAULT_CHECKPOINT_INTERVAL),
         };
 
+        let metrics = raw.metrics.and_then(|m| self.metrics(m));
+
         // --- [[inputs]]
         let raw_inputs = raw.inputs.unwrap_or_default();
         if raw_inputs.is_empty() {
@@ -251,7 +253,61 @@ impl Validator<'_> {
             rotate_grace,
             shutdown_timeout,
             max_open_files,
+            metrics,
         })
+    }
+
+    /// `[metrics]`: an address to listen on (an IP, so nothing is resolved
+    /// at start), a stall bound, the size of the per-file view.
+    fn metrics(&mut self, m: RawMetrics) -> Option<MetricsSettings> {
+        const SECTION: &str = "[metrics]";
+        let max_stall = self.positive(
+            &m.max_stall,
+            "max_stall",
+            SECTION,
+            MetricsSettings::DEFAULT_MAX_STALL,
+        );
+        let top_files = match m.top_files {
+            Some(n) if *n.get_ref() < 0 => {
+                let msg = self.say(
+                    "top_files",
+                    SECTION,
+                    format!("must be 0 or more, got {}", n.get_ref()),
+                );
+                self.err(Some(n.span()), "top_files", msg);
+                0
+            }
+            Some(n) => usize::try_from(*n.get_ref()).unwrap_or(usize::MAX),
+            None => MetricsSettings::DEFAULT_TOP_FILES,
+        };
+        let Some(listen) = m.listen else {
+            let msg = self.say(
+                "listen",
+                SECTION,
+                "must be given: the address to serve /metrics and /health on, e.g. \"127.0.0.1:9898\"",
+            );
+            self.err(None, "listen", msg);
+            return None;
+        };
+        match listen.get_ref().parse::<std::net::SocketAddr>() {
+            Ok(addr) => Some(MetricsSettings {
+                listen: addr,
+                max_stall,
+                top_files,
+            }),
+            Err(_) => {
+                let msg = self.say(
+                    "listen",
+                    SECTION,
+                    format!(
+                        "must be IP:PORT, e.g. \"127.0.0.1:9898\" or \"[::]:9898\", got \"{}\"",
+                        listen.get_ref()
+                    ),
+                );
+                self.err(Some(listen.span()), "listen", msg);
+                None
+            }
+        }
     }
 
     fn brokers(&mut self, raw: Option<&Spanned<StringList>>) -> Brokers {

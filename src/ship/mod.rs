@@ -23,10 +23,12 @@
 //!   reading pauses and memory stays flat while Kafka is slow or down.
 
 pub mod descriptors;
+mod observe;
 pub mod outbox;
 pub mod partition;
 pub mod produce;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logferry_tail::{
@@ -37,7 +39,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 
 use crate::config::ShipSettings;
+use crate::metrics::ShipExposition;
 use crate::shutdown::Shutdown;
+use observe::{CheckpointState, Observer};
 use outbox::Outbox;
 
 /// One read per file per round; large reads keep syscalls per GB low.
@@ -45,6 +49,8 @@ const READ_BUF: usize = 1 << 20;
 /// How long the loop sleeps when no file had new data. Bounds the added
 /// latency of an append.
 const IDLE_WAIT: Duration = Duration::from_millis(10);
+/// librdkafka statistics period when metrics are on.
+const STATS_INTERVAL_MS: &str = "1000";
 /// How long a vanished file is looked for before it is declared lost.
 const UNFINISHED_TTL: Duration = Duration::from_secs(60);
 
@@ -65,6 +71,9 @@ pub struct ShipReport {
     pub lines_acked: u64,
     pub bytes_acked: u64,
     pub delivery_failures: u64,
+    /// Records sent again after a failed delivery (each attempt).
+    pub retries: u64,
+    pub checkpoint_writes: u64,
     pub checkpoint_failures: u64,
     /// Records still unacknowledged when the shutdown timeout expired; they
     /// are re-read from the checkpoint at the next start.
@@ -83,6 +92,10 @@ pub struct Shipper {
     checkpointer: Checkpointer,
     /// What the last saved checkpoint held, to skip writing an unchanged one.
     last_saved: Vec<(GenerationId, u64, u64)>,
+    /// Since when checkpoints fail to be written, and the last error.
+    checkpoint_failing: Option<(Instant, String)>,
+    /// Fills the metrics snapshot, when metrics are on.
+    observer: Option<Observer>,
 }
 
 /// librdkafka's own default for `message.max.bytes`.
@@ -153,7 +166,21 @@ fn tail_settings(settings: &ShipSettings) -> TailSettings {
 impl Shipper {
     /// Load checkpoints and create the producer. Nothing is read until
     /// [`run`](Self::run).
-    pub fn new(settings: ShipSettings, bootstrap: &str) -> Result<Self, ShipError> {
+    pub fn new(mut settings: ShipSettings, bootstrap: &str) -> Result<Self, ShipError> {
+        if settings.metrics.is_some()
+            && !settings
+                .kafka_props
+                .iter()
+                .any(|(k, _)| k == "statistics.interval.ms")
+        {
+            // Broker state and latency come from librdkafka's statistics;
+            // once a second is plenty for a scrape and costs one small
+            // JSON parse. A user's own setting (later in the list) wins.
+            settings.kafka_props.insert(
+                0,
+                ("statistics.interval.ms".into(), STATS_INTERVAL_MS.into()),
+            );
+        }
         let checkpointer = Checkpointer::new(&settings.checkpoint_dir)?;
         let fresh_start = !checkpointer.path().exists();
         let saved = checkpointer.load()?;
@@ -168,7 +195,42 @@ impl Shipper {
             outbox,
             checkpointer,
             last_saved: Vec::new(),
+            checkpoint_failing: None,
+            observer: None,
         })
+    }
+
+    /// Publish figures to `exposition` while running (a few times a
+    /// second), with the per-file view bounded to `top_files` files.
+    pub fn with_metrics(mut self, exposition: Arc<ShipExposition>, top_files: usize) -> Self {
+        self.observer = Some(Observer::new(exposition, top_files));
+        self
+    }
+
+    fn observe(&mut self, now: Instant) {
+        let Some(observer) = self.observer.as_mut().filter(|o| o.due(now)) else {
+            return;
+        };
+        let report = &self.outbox.report;
+        observer.observe(
+            now,
+            &self.tailer,
+            &self.outbox,
+            CheckpointState {
+                writes: report.checkpoint_writes,
+                failures: report.checkpoint_failures,
+                failing: self
+                    .checkpoint_failing
+                    .as_ref()
+                    .map(|(t, e)| (*t, e.as_str())),
+            },
+        );
+    }
+
+    /// Bytes written to followed files and not acknowledged (the stop
+    /// line's "lag left").
+    pub fn lag_bytes(&self) -> u64 {
+        self.tailer.files().map(|f| f.lag()).sum()
     }
 
     /// Ship until `shutdown` is requested, then drain and checkpoint.
@@ -209,6 +271,7 @@ impl Shipper {
                 self.checkpoint();
                 next_checkpoint = now + self.settings.checkpoint_interval;
             }
+            self.observe(now);
         }
         Ok(self.drain())
     }
@@ -311,9 +374,18 @@ impl Shipper {
             return;
         }
         match self.checkpointer.save(&entries) {
-            Ok(()) => self.last_saved = summary,
+            Ok(()) => {
+                self.last_saved = summary;
+                self.outbox.report.checkpoint_writes += 1;
+                self.checkpoint_failing = None;
+            }
             Err(e) => {
                 self.outbox.report.checkpoint_failures += 1;
+                let since = self
+                    .checkpoint_failing
+                    .as_ref()
+                    .map_or_else(Instant::now, |f| f.0);
+                self.checkpoint_failing = Some((since, e.to_string()));
                 tracing::error!(error = %e, "checkpoint not saved; retrying at the next interval");
             }
         }
@@ -327,6 +399,7 @@ impl Shipper {
         while self.tailer.unacked() > 0 && Instant::now() < deadline {
             self.service(Duration::from_millis(20));
             self.outbox.send_due_retries(false);
+            self.observe(Instant::now());
         }
         self.checkpoint();
         let left = self.tailer.unacked();
@@ -340,6 +413,8 @@ impl Shipper {
         tracing::info!(
             lines = self.outbox.report.lines_acked,
             bytes = self.outbox.report.bytes_acked,
+            lag_bytes = self.lag_bytes(),
+            unacked = left,
             "shipped and acknowledged; stopped"
         );
         self.outbox.report.clone()

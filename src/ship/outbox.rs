@@ -17,7 +17,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 
-use super::produce::{client_config, record_cost, Delivery, ShipContext, ShipProducer};
+use super::produce::{
+    client_config, record_cost, Delivery, ErrorCounts, ErrorKind, ShipContext, ShipProducer,
+};
 use super::{ShipError, ShipReport};
 use crate::config::{Attribution, PartitionBy, ShipSettings};
 use crate::wire::{self as encode, encode_source, encode_source_key, source_tail, SOURCE_HEADER};
@@ -104,6 +106,18 @@ pub struct Outbox {
     /// `read_at_ms`).
     read_at_ms: u64,
     pub report: ShipReport,
+    /// Per input: lines read, acknowledged (for metrics; an add per line).
+    pub counts: Vec<InputCounts>,
+    /// Failed deliveries and refused records, per kind.
+    pub delivery_errors: ErrorCounts,
+}
+
+/// One input's line counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct InputCounts {
+    pub lines_read: u64,
+    pub lines_acked: u64,
+    pub bytes_acked: u64,
 }
 
 impl Outbox {
@@ -130,6 +144,8 @@ impl Outbox {
             source_scratch: Vec::new(),
             read_at_ms: 0,
             report: ShipReport::default(),
+            counts: vec![InputCounts::default(); n_inputs],
+            delivery_errors: ErrorCounts::default(),
         })
     }
 
@@ -144,6 +160,11 @@ impl Outbox {
     /// Bytes of records not acknowledged yet.
     pub fn inflight(&self) -> usize {
         self.inflight
+    }
+
+    /// Bytes of `input`'s records not acknowledged yet.
+    pub fn input_inflight(&self, input: usize) -> usize {
+        self.input_inflight.get(input).copied().unwrap_or(0)
     }
 
     /// Whether records of the stream in `slot` wait for a retry.
@@ -237,11 +258,15 @@ impl Outbox {
                 Delivery::Acked { opaque, cost } => {
                     self.inflight = self.inflight.saturating_sub(cost);
                     self.report.lines_acked += 1;
-                    self.report.bytes_acked += cost.saturating_sub(record_cost(0, 0)) as u64;
+                    let bytes = cost.saturating_sub(record_cost(0, 0)) as u64;
+                    self.report.bytes_acked += bytes;
                     let tag = DeliveryTag::unpack(opaque);
                     if let Some(Some(route)) = self.routes.get(tag.slot) {
                         let share = &mut self.input_inflight[route.input];
                         *share = share.saturating_sub(cost);
+                        let counts = &mut self.counts[route.input];
+                        counts.lines_acked += 1;
+                        counts.bytes_acked += bytes;
                     }
                     acked(tag.slot, tag.seq);
                 }
@@ -255,6 +280,7 @@ impl Outbox {
                     mut headers,
                 } => {
                     self.report.delivery_failures += 1;
+                    self.delivery_errors.add(ErrorKind::of(&error));
                     if is_size_error(&error) {
                         // The broker's limit is below this record. Every
                         // record of the rejected batch reports the error, so
@@ -380,7 +406,9 @@ impl Outbox {
             if let Some(k) = &r.key {
                 rec = rec.key(k);
             }
+            self.report.retries += 1;
             if let Err((e, _)) = self.producer.send(rec) {
+                self.delivery_errors.add(ErrorKind::of(&e));
                 self.log_failure(&r.topic.clone(), &e);
                 r.backoff = (r.backoff * 2).min(RETRY_BACKOFF_MAX);
                 r.due = now + r.backoff;
@@ -426,8 +454,11 @@ impl LineSink for Outbox {
             source_scratch,
             read_at_ms,
             report,
+            counts,
+            delivery_errors,
             ..
         } = self;
+        counts[stream.input].lines_read += 1;
         let route = routes[stream.slot].as_ref().expect("routed above");
         let input = &settings.inputs[stream.input];
         let mut builder = RecordBuilder {
@@ -455,6 +486,7 @@ impl LineSink for Outbox {
             payload_scratch,
             source_scratch,
             report,
+            delivery_errors,
             size_cap: size_caps.entry(route.topic.clone()).or_insert(usize::MAX),
         };
         builder.send(line);
@@ -536,6 +568,7 @@ struct RecordBuilder<'a> {
     /// The encoded source: the key form or the `lf` header value.
     source_scratch: &'a mut Vec<u8>,
     report: &'a mut ShipReport,
+    delivery_errors: &'a mut ErrorCounts,
     /// Learned size limit of this topic, if any.
     size_cap: &'a mut usize,
 }
@@ -640,6 +673,7 @@ impl RecordBuilder<'_> {
                     // keep it and retry later; never drop it.
                     tracing::error!(topic = %self.topic, %error, "record not accepted by the producer; kept for retry");
                     self.report.delivery_failures += 1;
+                    self.delivery_errors.add(ErrorKind::of(&error));
                     let headers = back
                         .headers
                         .as_ref()

@@ -8,13 +8,15 @@
 //!
 //! [`AckTracker`]: crate::ship::acks::AckTracker
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::statistics::Statistics;
 
 use super::partition::SourcePartitioner;
 use crate::config::DEFAULT_PRODUCER_PROPS;
@@ -65,8 +67,112 @@ pub fn record_cost(key_len: usize, payload_len: usize) -> usize {
     key_len + payload_len + 160
 }
 
+/// What went wrong, coarsely, for the `kind` label of error counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Transport,
+    AllBrokersDown,
+    Timeout,
+    UnknownTopic,
+    TooLarge,
+    Auth,
+    NotEnoughReplicas,
+    QueueFull,
+    Other,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::Transport,
+        ErrorKind::AllBrokersDown,
+        ErrorKind::Timeout,
+        ErrorKind::UnknownTopic,
+        ErrorKind::TooLarge,
+        ErrorKind::Auth,
+        ErrorKind::NotEnoughReplicas,
+        ErrorKind::QueueFull,
+        ErrorKind::Other,
+    ];
+
+    pub fn of(error: &KafkaError) -> Self {
+        use RDKafkaErrorCode as C;
+        match error.rdkafka_error_code() {
+            Some(C::BrokerTransportFailure | C::NetworkException | C::Resolve) => {
+                ErrorKind::Transport
+            }
+            Some(C::AllBrokersDown) => ErrorKind::AllBrokersDown,
+            Some(C::MessageTimedOut | C::RequestTimedOut | C::OperationTimedOut) => {
+                ErrorKind::Timeout
+            }
+            Some(C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition) => {
+                ErrorKind::UnknownTopic
+            }
+            Some(C::MessageSizeTooLarge | C::InvalidMessageSize) => ErrorKind::TooLarge,
+            Some(
+                C::Authentication
+                | C::SaslAuthenticationFailed
+                | C::TopicAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::SSL,
+            ) => ErrorKind::Auth,
+            Some(C::NotEnoughReplicas | C::NotEnoughReplicasAfterAppend) => {
+                ErrorKind::NotEnoughReplicas
+            }
+            Some(C::QueueFull) => ErrorKind::QueueFull,
+            _ => ErrorKind::Other,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Transport => "transport",
+            ErrorKind::AllBrokersDown => "all_brokers_down",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::UnknownTopic => "unknown_topic",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::Auth => "auth",
+            ErrorKind::NotEnoughReplicas => "not_enough_replicas",
+            ErrorKind::QueueFull => "queue_full",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// Errors counted per [`ErrorKind`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ErrorCounts([u64; ErrorKind::ALL.len()]);
+
+impl ErrorCounts {
+    pub fn add(&mut self, kind: ErrorKind) {
+        self.0[kind as usize] += 1;
+    }
+
+    /// (kind name, count) for every kind.
+    pub fn named(&self) -> Vec<(&'static str, u64)> {
+        ErrorKind::ALL
+            .iter()
+            .map(|k| (k.name(), self.0[*k as usize]))
+            .collect()
+    }
+}
+
+/// One broker's connection, from librdkafka's statistics.
+#[derive(Debug, Clone)]
+pub struct BrokerStats {
+    pub name: String,
+    pub state: String,
+    /// Request round trip, median and 99th percentile, in microseconds.
+    pub rtt_p50_us: Option<i64>,
+    pub rtt_p99_us: Option<i64>,
+}
+
 #[derive(Default)]
 pub struct ShipContext {
+    /// Client-level errors (connections), per kind: with every broker
+    /// unreachable, records wait without failing, and these are what move.
+    client_errors: [AtomicU64; ErrorKind::ALL.len()],
+    /// The brokers as of librdkafka's latest statistics (when enabled).
+    brokers: Mutex<Vec<BrokerStats>>,
     deliveries: Mutex<Vec<Delivery>>,
     /// When each distinct librdkafka message was last logged: a broker that
     /// is down or refuses a login repeats the same line many times a
@@ -120,6 +226,23 @@ impl ShipContext {
             .len()
     }
 
+    /// Client-level errors so far, per kind.
+    pub fn client_errors(&self) -> ErrorCounts {
+        let mut c = ErrorCounts::default();
+        for k in ErrorKind::ALL {
+            c.0[k as usize] = self.client_errors[k as usize].load(Ordering::Relaxed);
+        }
+        c
+    }
+
+    /// The brokers as of the latest statistics.
+    pub fn brokers(&self) -> Vec<BrokerStats> {
+        self.brokers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Take every report collected since the last call.
     pub fn take_deliveries(&self, into: &mut Vec<Delivery>) {
         let mut d = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
@@ -148,7 +271,27 @@ impl ClientContext for ShipContext {
         }
     }
 
+    fn stats(&self, statistics: Statistics) {
+        // Brokers learnt from metadata; the bootstrap entries (node id -1)
+        // only while none is known, so "nothing reachable" still shows.
+        let learnt = statistics.brokers.values().any(|b| b.nodeid >= 0);
+        let mut brokers: Vec<BrokerStats> = statistics
+            .brokers
+            .values()
+            .filter(|b| b.nodeid >= 0 || !learnt)
+            .map(|b| BrokerStats {
+                name: b.name.clone(),
+                state: b.state.clone(),
+                rtt_p50_us: b.rtt.as_ref().filter(|w| w.cnt > 0).map(|w| w.p50),
+                rtt_p99_us: b.rtt.as_ref().filter(|w| w.cnt > 0).map(|w| w.p99),
+            })
+            .collect();
+        brokers.sort_by(|a, b| a.name.cmp(&b.name));
+        *self.brokers.lock().unwrap_or_else(|p| p.into_inner()) = brokers;
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
+        self.client_errors[ErrorKind::of(&error) as usize].fetch_add(1, Ordering::Relaxed);
         // The same event usually arrives through `log` too; only say it
         // again when it has not been said recently. Connection trouble is
         // retried by librdkafka; say so plainly.

@@ -193,6 +193,11 @@ struct RunArgs {
     /// Seconds between starting a tool and starting the writer (live scenarios).
     #[arg(long, default_value_t = 3.0)]
     warmup: f64,
+    /// Extra argument for `logferry ship` (file input), repeatable: e.g.
+    /// `--logferry-arg=--metrics-listen --logferry-arg=127.0.0.1:9898` for
+    /// an A/B of the metrics endpoint.
+    #[arg(long = "logferry-arg", allow_hyphen_values = true)]
+    logferry_args: Vec<String>,
 }
 
 #[derive(Parser)]
@@ -774,6 +779,7 @@ fn start_tool(
                         c.arg("--from-beginning");
                     }
                     c.args(["--attribution", attribution]);
+                    c.args(&a.logferry_args);
                 }
                 Input::Dir { dir: input_dir, .. } => {
                     // Many files need an include glob, which only the config

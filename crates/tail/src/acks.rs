@@ -5,6 +5,7 @@
 //! order, and reports the end of the longest fully acknowledged prefix.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 /// Sequence numbers carried in a delivery opaque are truncated to this many
 /// bits; the tracker widens them back using its window base.
@@ -26,6 +27,11 @@ pub struct AckTracker {
     window: VecDeque<Slot>,
     /// Every line ending at or before this offset was acknowledged.
     position: u64,
+    /// (first sequence number read at, when): one mark per read of the
+    /// file, not per line, so the age of the oldest unacknowledged line
+    /// costs one clock read per read call. The front mark covers
+    /// `window[0]`; marks wholly behind it are popped with the window.
+    marks: VecDeque<(u64, Instant)>,
 }
 
 impl AckTracker {
@@ -35,7 +41,27 @@ impl AckTracker {
             base: 0,
             window: VecDeque::new(),
             position,
+            marks: VecDeque::new(),
         }
+    }
+
+    /// Lines sent from now on were read at `now` (called once per read).
+    pub fn mark_read(&mut self, now: Instant) {
+        let next = self.base + self.window.len() as u64;
+        match self.marks.back_mut() {
+            // Nothing was sent since the last mark: it moves to now.
+            Some(last) if last.0 == next => last.1 = now,
+            _ => self.marks.push_back((next, now)),
+        }
+    }
+
+    /// When the oldest line not yet acknowledged was read (None when every
+    /// line sent was acknowledged, or lines were sent without a mark).
+    pub fn oldest_unacked(&self) -> Option<Instant> {
+        if self.window.is_empty() {
+            return None;
+        }
+        self.marks.front().filter(|m| m.0 <= self.base).map(|m| m.1)
     }
 
     /// Record a line ending at `end` as sent; returns its sequence number.
@@ -69,6 +95,11 @@ impl AckTracker {
             self.window.pop_front();
             self.base += 1;
             moved = true;
+        }
+        if moved {
+            while self.marks.len() >= 2 && self.marks[1].0 <= self.base {
+                self.marks.pop_front();
+            }
         }
         moved
     }
@@ -152,6 +183,31 @@ mod tests {
         for s in [s, s2, s3, s4] {
             assert_eq!(t.widen(s & SEQ_MASK), s);
         }
+    }
+
+    #[test]
+    fn oldest_unacked_follows_the_window_front() {
+        let t0 = Instant::now();
+        let t1 = t0 + std::time::Duration::from_secs(1);
+        let mut t = AckTracker::new(0);
+        assert_eq!(t.oldest_unacked(), None);
+        t.mark_read(t0);
+        let a = t.sent(5);
+        let b = t.sent(9);
+        t.mark_read(t1);
+        let c = t.sent(14);
+        assert_eq!(t.oldest_unacked(), Some(t0));
+        t.ack(b);
+        assert_eq!(t.oldest_unacked(), Some(t0), "a is still waiting");
+        t.ack(a);
+        assert_eq!(t.oldest_unacked(), Some(t1), "c was read later");
+        t.ack(c);
+        assert_eq!(t.oldest_unacked(), None);
+        // A read that sent nothing does not age the next line.
+        t.mark_read(t0);
+        t.mark_read(t1);
+        t.sent(20);
+        assert_eq!(t.oldest_unacked(), Some(t1));
     }
 
     proptest! {

@@ -76,6 +76,25 @@ pub struct FileCheckpoint {
     /// Seconds since the Unix epoch when this entry was last refreshed, so
     /// entries of files gone for good can be expired.
     pub updated: u64,
+    /// The file's birth time (nanoseconds since the epoch) where the file
+    /// system keeps one: an inode handed to a new file has a new one, so a
+    /// reused inode is told apart even when the new file starts with the
+    /// same bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub born: Option<u64>,
+    /// Its unread bytes are to be found in another file (a copy, a `.gz`),
+    /// not under its inode.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unfinished: bool,
+}
+
+/// A file's birth time, where the file system keeps one.
+pub fn born_of(meta: &std::fs::Metadata) -> Option<u64> {
+    meta.created()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_nanos() as u64)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +135,8 @@ impl From<FileCheckpointV1> for FileCheckpoint {
             size: v.position,
             path: v.path,
             updated: v.updated,
+            born: None,
+            unfinished: false,
         }
     }
 }
@@ -146,6 +167,12 @@ impl Checkpointer {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The checkpoint file in `dir`, for readers that must not create or
+    /// lock anything (`logferry status` beside a running agent).
+    pub fn file_in(dir: &Path) -> PathBuf {
+        dir.join(FILE_NAME)
     }
 
     /// Append `loss` to the directory's loss record (fsynced).
@@ -285,6 +312,8 @@ mod tests {
             size: 2000,
             path: "/var/log/app/access.log".into(),
             updated: 1_790_000_000,
+            born: None,
+            unfinished: false,
         }]
     }
 

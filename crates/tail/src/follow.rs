@@ -29,7 +29,8 @@ pub enum Poll {
     /// Nothing new.
     Eof,
     /// The file shrank below the read position or its head bytes changed:
-    /// the identity was restarted at offset 0. `at` is where we had been.
+    /// the identity was restarted at offset 0. `at` is where the last line
+    /// not read whole began (where a copy of the old content is read from).
     Truncated { at: u64 },
 }
 
@@ -151,11 +152,21 @@ impl FileWatcher {
     fn with_body(
         id: FileId,
         path: &Path,
-        body: Body,
+        mut body: Body,
         position: u64,
         fingerprint: Fingerprint,
         framer_proto: &LineFramer,
     ) -> Self {
+        // The bytes before the start position, so the anchor of where
+        // reading got to is known without going back (for a compressed
+        // file, going back means decompressing again from the start).
+        let before = position.min(ANCHOR_WINDOW);
+        let mut tail = vec![0u8; before as usize];
+        let (tail, tail_end) =
+            match crate::identity::read_full(&mut body, &mut tail, position - before) {
+                Ok(n) if n as u64 == before => (tail, position),
+                _ => (Vec::with_capacity(ANCHOR_WINDOW as usize), u64::MAX),
+            };
         FileWatcher {
             id,
             path: path.to_path_buf(),
@@ -164,8 +175,8 @@ impl FileWatcher {
             fingerprint,
             at_eof: false,
             last_data: Instant::now(),
-            tail: Vec::with_capacity(ANCHOR_WINDOW as usize),
-            tail_end: u64::MAX,
+            tail,
+            tail_end,
             cut_anchor: None,
             trail: std::collections::VecDeque::new(),
             next_trail_at: 0,
@@ -185,8 +196,14 @@ impl FileWatcher {
             return Some(Anchor::of_bytes(&self.tail, at));
         }
         match &mut self.body {
-            Body::Plain(f) => Anchor::read(&mut &*f, at).ok().flatten(),
-            Body::Gz(_) => None,
+            // The file may have been cut and written again since it was
+            // read (seen at the next read): its bytes prove nothing then.
+            Body::Plain(f)
+                if Fingerprint::read(f, self.fingerprint.len).ok() == Some(self.fingerprint) =>
+            {
+                Anchor::read(&mut &*f, at).ok().flatten()
+            }
+            _ => None,
         }
     }
 
@@ -327,7 +344,7 @@ impl FileWatcher {
     pub fn read<F: FnMut(Line<'_>)>(
         &mut self,
         buf: &mut [u8],
-        mut emit: F,
+        emit: F,
     ) -> Result<Poll, WatchError> {
         let pos = self.framer.consumed();
         let n = loop {
@@ -345,17 +362,15 @@ impl FileWatcher {
                     && self.tail.len() as u64 == at.min(ANCHOR_WINDOW))
                 .then(|| Anchor::of_bytes(&self.tail, at));
                 self.tail_end = u64::MAX;
-                // Whatever was waiting for a newline is all that is left of
-                // that line; ship it, flagged as a fragment, rather than
-                // lose it.
-                self.framer.flush_partial(|mut line| {
-                    line.truncated = true;
-                    emit(line)
-                });
+                // A line begun and not finished is not shipped as a
+                // fragment: its whole is in the copy, if copytruncate made
+                // one, read from where the line starts; if none is found,
+                // its bytes are reported lost with the rest.
+                let line_start = at - self.framer.pending() as u64;
                 self.framer.reset(0);
                 self.fingerprint = Fingerprint::default();
                 self.at_eof = false;
-                return Ok(Poll::Truncated { at });
+                return Ok(Poll::Truncated { at: line_start });
             }
         }
         if n == 0 {
@@ -410,8 +425,10 @@ impl FileWatcher {
         if pos == 0 {
             return Ok(None);
         }
+        // No data: shorter than the position, or (rarely, and found only
+        // here) cut and rewritten to exactly the position with other bytes.
         let cut = if read == 0 {
-            file.metadata()?.len() < pos
+            file.metadata()?.len() < pos || !self.fingerprint.matches(file)?
         } else {
             !self.fingerprint.matches(file)?
         };

@@ -79,7 +79,8 @@ impl Head {
 /// saved position, starts with the same head and holds the same bytes before
 /// the anchor.
 pub fn continues<R: ReadAt>(cp: &FileCheckpoint, head: &Head, src: &mut R, size: u64) -> bool {
-    size >= cp.position
+    knows_content(cp)
+        && size >= cp.position
         && size >= cp.anchor.at
         && head.matches(&cp.fingerprint)
         && cp.anchor.matches(src).unwrap_or(false)
@@ -94,6 +95,14 @@ impl Default for Ledger {
             gz_seen: HashMap::new(),
         }
     }
+}
+
+/// Whether anything of `cp`'s content is known. A generation saved before
+/// a byte of it was seen proves nothing: any file "continues" it, and taking
+/// one for it would read a file already read once more. Its content, if it
+/// ever had any, is read as a new file wherever it turns up.
+fn knows_content(cp: &FileCheckpoint) -> bool {
+    cp.fingerprint.len > 0
 }
 
 /// Whether `file`, shorter than the position `u` was read to, is a copy of
@@ -115,7 +124,11 @@ impl Ledger {
             ..Ledger::default()
         };
         for cp in saved {
-            ledger.rest(cp);
+            if cp.unfinished {
+                ledger.unfinish(cp);
+            } else {
+                ledger.rest(cp);
+            }
         }
         ledger
     }
@@ -125,13 +138,11 @@ impl Ledger {
     }
 
     /// Keep a generation that is not being read, findable by its inode. An
-    /// older one on the same inode was finished (the inode was freed and
-    /// reused since), unless it still had bytes to ship.
+    /// older one on the same inode (the inode was freed and reused since) is
+    /// looked for by content, in case it had more than was read.
     pub fn rest(&mut self, cp: FileCheckpoint) {
         if let Some(old) = self.resting.insert(cp.id, cp) {
-            if old.size > old.position {
-                self.unfinish(old);
-            }
+            self.unfinish(old);
         }
     }
 
@@ -142,22 +153,32 @@ impl Ledger {
 
     /// Take the resting generation of inode `id` if `file` still holds it.
     /// If the inode now holds other content, the generation is looked for
-    /// elsewhere (it may be a copy or compressed) and `Err` says so.
+    /// elsewhere (it may be a copy or compressed) and `Err` names where it
+    /// was.
     pub fn resume(
         &mut self,
         id: &FileId,
         head: &Head,
         file: &File,
         size: u64,
-    ) -> Result<Option<FileCheckpoint>, FileCheckpoint> {
+    ) -> Result<Option<FileCheckpoint>, String> {
         let Some(cp) = self.resting.remove(id) else {
             return Ok(None);
         };
-        if continues(&cp, head, &mut { file }, size) {
+        if !knows_content(&cp) {
+            // Nothing of it was seen: the file is read as a new one.
+            return Ok(None);
+        }
+        let reborn = matches!(
+            (cp.born, file.metadata().ok().as_ref().and_then(crate::checkpoint::born_of)),
+            (Some(was), Some(now)) if was != now
+        );
+        if !reborn && continues(&cp, head, &mut { file }, size) {
             return Ok(Some(cp));
         }
-        self.unfinish(cp.clone());
-        Err(cp)
+        let was = cp.path.clone();
+        self.unfinish(cp);
+        Err(was)
     }
 
     /// Look for a generation that has unread bytes elsewhere.
@@ -178,10 +199,15 @@ impl Ledger {
             return;
         }
         self.unfinished.push(Unfinished {
-            cp,
+            cp: FileCheckpoint {
+                unfinished: false,
+                ..cp
+            },
             since: Instant::now(),
             trail,
         });
+        // Compressed files judged against the earlier set may hold this one.
+        self.gz_seen.clear();
     }
 
     /// Resting generations whose inode the first scan did not find: they
@@ -210,12 +236,47 @@ impl Ledger {
         file: &File,
         size: u64,
     ) -> Option<FileCheckpoint> {
-        if let Some(i) = self
+        // The one read furthest wins, unfinished or resting: a file that
+        // starts with another's whole content (a header-only file, then one
+        // with lines) matches both, and only the longer proof is this
+        // file's. On a tie, the unfinished one (a resting one holds no more
+        // than was read of it). Resting generations with no anchor (loaded
+        // from a version 1 checkpoint) are matched by inode only: their
+        // head alone proves nothing.
+        let unfinished = self
             .unfinished
             .iter()
-            .position(|u| continues(&u.cp, head, &mut { file }, size))
-        {
+            .filter(|u| continues(&u.cp, head, &mut { file }, size))
+            .map(|u| (u.cp.anchor.at, true, u.cp.generation))
+            .max();
+        let resting = self
+            .resting
+            .values()
+            .filter(|cp| cp.anchor.len > 0 || cp.position == 0)
+            .filter(|cp| continues(cp, head, &mut { file }, size))
+            .map(|cp| (cp.anchor.at, false, cp.generation, cp.id))
+            .max();
+        let unfinished_wins = match (&unfinished, &resting) {
+            (Some(u), Some(r)) => (u.0, u.1) >= (r.0, r.1),
+            (u, _) => u.is_some(),
+        };
+        if unfinished_wins {
+            let generation = unfinished.map(|u| u.2)?;
+            let i = self
+                .unfinished
+                .iter()
+                .position(|x| x.cp.generation == generation)?;
+            if size == self.unfinished[i].cp.position {
+                // Holds no more than was read: a copy of what was shipped,
+                // taken as such, while the generation is still looked for
+                // elsewhere (a `.gz` of a longer copy, when files share
+                // their first bytes, would otherwise go unread).
+                return Some(self.unfinished[i].cp.clone());
+            }
             return Some(self.unfinished.swap_remove(i).cp);
+        }
+        if let Some(r) = resting {
+            return self.resting.remove(&r.3);
         }
         if let Some(i) = self
             .unfinished
@@ -232,16 +293,7 @@ impl Ledger {
                 .unwrap_or(cp.anchor);
             return Some(cp);
         }
-        // Resting generations with no anchor (loaded from a version 1
-        // checkpoint) are matched by inode only: their head alone proves
-        // nothing.
-        let id = self
-            .resting
-            .values()
-            .filter(|cp| cp.anchor.len > 0 || cp.position == 0)
-            .find(|cp| continues(cp, head, &mut { file }, size))
-            .map(|cp| cp.id)?;
-        self.resting.remove(&id)
+        None
     }
 
     /// Whether any generation waits for its bytes to be found.
@@ -251,11 +303,18 @@ impl Ledger {
 
     /// Look in a compressed rotated file for an unfinished generation; at
     /// most one decompression per file version.
+    ///
+    /// `live`: the head and the anchor of where reading got to of files
+    /// being read. A compressed file that repeats one of them further than
+    /// any unfinished generation is its copy (copytruncate, then
+    /// `compress`), whose original is not seen cut yet: it is left for the
+    /// next scan, when the cut has made that generation unfinished.
     pub fn take_from_compressed(
         &mut self,
         path: &Path,
         id: FileId,
         meta: &std::fs::Metadata,
+        live: &[(Fingerprint, Anchor)],
     ) -> Option<FileCheckpoint> {
         if self.unfinished.is_empty() {
             return None;
@@ -268,26 +327,76 @@ impl Ledger {
         if self.gz_seen.get(&id) == Some(&key) {
             return None;
         }
-        let anchors: Vec<_> = self.unfinished.iter().map(|u| u.cp.anchor).collect();
-        let probe = match compressed::probe(path, &anchors) {
-            Ok(p) => p,
+        let fail = |e: std::io::Error, seen: &mut HashMap<FileId, GzKey>| {
             // Still being written by gzip: look again at the next scan.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return None,
-            Err(e) => {
+            if e.kind() != std::io::ErrorKind::UnexpectedEof {
                 tracing::warn!(path = %path.display(), error = %e, "cannot read compressed file");
-                self.gz_seen.insert(id, key);
+                seen.insert(id, key);
+            }
+        };
+        // The head first (a few bytes to inflate), to pick the candidates:
+        // unfinished generations, and resting ones with the same head, since
+        // a file that merely starts with an unfinished one's content (files
+        // sharing a header) may be a finished generation compressed.
+        let head = match compressed::probe(path, &[]) {
+            Ok(p) => Head(p.head),
+            Err(e) => {
+                fail(e, &mut self.gz_seen);
                 return None;
             }
         };
-        let head = Head(probe.head);
-        let found = self
+        // (kind, generation if known, fingerprint, anchor): kind 2 is
+        // unfinished, 1 live, 0 resting; a tie goes to the higher kind.
+        let candidates: Vec<(u8, Option<FileCheckpoint>, Fingerprint, Anchor)> = self
             .unfinished
             .iter()
+            .map(|u| (2, Some(u.cp.clone())))
+            .chain(self.resting.values().map(|cp| (0, Some(cp.clone()))))
+            .filter(|(_, cp)| cp.as_ref().is_some_and(knows_content))
+            .map(|(k, cp)| {
+                let (fp, a) = cp
+                    .as_ref()
+                    .map(|c| (c.fingerprint, c.anchor))
+                    .expect("filtered");
+                (k, cp, fp, a)
+            })
+            .chain(live.iter().map(|(fp, a)| (1, None, *fp, *a)))
+            .filter(|(_, _, fp, _)| fp.len > 0 && head.matches(fp))
+            .collect();
+        if !candidates.iter().any(|(kind, ..)| *kind == 2) {
+            self.gz_seen.insert(id, key);
+            return None;
+        }
+        let anchors: Vec<_> = candidates.iter().map(|(.., a)| *a).collect();
+        let probe = match compressed::probe(path, &anchors) {
+            Ok(p) => p,
+            Err(e) => {
+                fail(e, &mut self.gz_seen);
+                return None;
+            }
+        };
+        // The longest proof (the furthest anchor that matched) is this
+        // file's generation.
+        let best = candidates
+            .iter()
             .zip(&probe.anchors)
-            .position(|(u, &anchored)| anchored && head.matches(&u.cp.fingerprint));
-        match found {
-            Some(i) => Some(self.unfinished.swap_remove(i).cp),
-            None => {
+            .filter(|(_, &anchored)| anchored)
+            .map(|(c, _)| c)
+            // On a tie, the unfinished one (a finished generation holds no
+            // more than was read of it).
+            .max_by_key(|(kind, _, _, a)| (a.at, *kind));
+        match best {
+            Some((2, Some(cp), ..)) => {
+                let generation = cp.generation;
+                let i = self
+                    .unfinished
+                    .iter()
+                    .position(|u| u.cp.generation == generation)?;
+                Some(self.unfinished.swap_remove(i).cp)
+            }
+            // A copy of a file being read: judged again at the next scan.
+            Some((1, ..)) => None,
+            _ => {
                 self.gz_seen.insert(id, key);
                 None
             }
@@ -318,10 +427,14 @@ impl Ledger {
     }
 
     /// Everything to save in the checkpoint.
-    pub fn entries(&self) -> impl Iterator<Item = &FileCheckpoint> {
-        self.resting
-            .values()
-            .chain(self.unfinished.iter().map(|u| &u.cp))
+    pub fn entries(&self) -> Vec<FileCheckpoint> {
+        let mut out: Vec<FileCheckpoint> = self.resting.values().cloned().collect();
+        out.extend(self.unfinished.iter().map(|u| FileCheckpoint {
+            unfinished: true,
+            ..u.cp.clone()
+        }));
+        out.sort_by_key(|e| (e.id, e.generation));
+        out
     }
 }
 
@@ -343,6 +456,8 @@ mod tests {
             size: meta.len(),
             path: path.display().to_string(),
             updated: 0,
+            born: None,
+            unfinished: false,
         }
     }
 
@@ -377,11 +492,8 @@ mod tests {
         let size = f.metadata().unwrap().len();
         let head = Head::read(&f).unwrap();
         assert_eq!(
-            ledger
-                .resume(&old.id, &head, &f, size)
-                .unwrap_err()
-                .generation,
-            old.generation
+            ledger.resume(&old.id, &head, &f, size).unwrap_err(),
+            old.path
         );
         assert!(ledger.has_unfinished(), "looked for elsewhere");
         assert!(
@@ -497,9 +609,11 @@ mod tests {
         );
         let mut ledger = Ledger::default();
         ledger.unfinish(cp.clone());
-        assert!(ledger.take_from_compressed(&other, oid, &ometa).is_none());
+        assert!(ledger
+            .take_from_compressed(&other, oid, &ometa, &[])
+            .is_none());
         let got = ledger
-            .take_from_compressed(&mine, mid, &mmeta)
+            .take_from_compressed(&mine, mid, &mmeta, &[])
             .expect("found in the gzip");
         assert_eq!(got.generation, cp.generation);
     }
@@ -516,6 +630,8 @@ mod tests {
             size: 30,
             path: "/x".into(),
             updated: 0,
+            born: None,
+            unfinished: false,
         };
         ledger.unfinish(cp.clone());
         assert!(ledger.expire(Instant::now()).is_empty());

@@ -45,5 +45,6 @@ pub use identity::{Anchor, FileId, Fingerprint, GenerationId};
 pub use lock::{LockError, StateLock};
 pub use multiline::MultilineJoiner;
 pub use tailer::{
-    LineSink, ScanOutcome, StartAt, StreamInfo, TailInput, TailSettings, Tailer, TailerError,
+    FileStatus, LineSink, ScanOutcome, StartAt, StreamInfo, TailCounters, TailInput, TailSettings,
+    Tailer, TailerError,
 };

@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::Tailer;
+use super::{now_unix, Tailer};
+use crate::checkpoint::FileCheckpoint;
 use crate::follow::{open_log, FileWatcher};
-use crate::identity::FileId;
+use crate::identity::{Anchor, FileId, Fingerprint, GenerationId};
 
 impl Tailer {
     /// Close a stream's file to free a descriptor, keeping its state.
@@ -15,8 +16,12 @@ impl Tailer {
         let Some(s) = self.streams[slot].as_mut() else {
             return;
         };
-        if let Some(w) = s.watcher.take() {
-            s.parked = Some(w.read_position());
+        if let Some(mut w) = s.watcher.take() {
+            let at = w.read_position();
+            // What proves the content read so far, in case the file is cut
+            // while closed: its copy is then recognised by it.
+            s.parked_proof = Some((w.anchor_at(at).unwrap_or(s.anchor), w.take_cut_trail()));
+            s.parked = Some(at);
             self.open_files -= 1;
         }
     }
@@ -36,12 +41,48 @@ impl Tailer {
         if file.metadata().map(|m| FileId::of(&m)).ok() != Some(s.id) {
             return false;
         }
-        match FileWatcher::new(path, file, position, &self.framers[s.input]) {
+        let (anchor, trail) = s.parked_proof.take().unwrap_or((s.anchor, Vec::new()));
+        // Cut while closed (shorter now, or other bytes where ours were): the
+        // content read so far continues in its copy, if there is one, as
+        // when a cut is seen while reading; this file is a new generation.
+        // Or another file on the same inode (deleted and reused while
+        // closed): a different birth time says so.
+        let born = file
+            .metadata()
+            .ok()
+            .as_ref()
+            .and_then(crate::checkpoint::born_of);
+        let same = Fingerprint::read(&file, s.fingerprint.len).ok() == Some(s.fingerprint)
+            && anchor.matches(&mut &file).unwrap_or(false)
+            && !matches!((s.born, born), (Some(was), Some(now)) if was != now);
+        let start = if same { position } else { 0 };
+        match FileWatcher::new(path, file, start, &self.framers[s.input]) {
             Ok(w) => {
-                if w.read_position() != position {
-                    // Shorter than where we were: truncated while closed.
-                    tracing::warn!(path = %path.display(), offset = position, "file truncated while closed; reading it again from offset 0");
+                if !same {
+                    let old = s.generation;
+                    self.ledger.unfinish_with_trail(
+                        FileCheckpoint {
+                            generation: old,
+                            id: s.id,
+                            fingerprint: s.fingerprint,
+                            anchor,
+                            position,
+                            size: s.size_seen.max(position),
+                            path: s.path.clone(),
+                            updated: now_unix(),
+                            born: s.born,
+                            unfinished: false,
+                        },
+                        trail,
+                    );
+                    s.generation = GenerationId::new();
+                    s.born = born;
+                    s.size_seen = 0;
+                    s.anchor = Anchor::default();
+                    s.fingerprint = w.fingerprint();
                     s.tracker.truncated();
+                    self.cut_seen = true;
+                    tracing::warn!(path = %path.display(), offset = position, was = %old, generation = %s.generation, "file cut while closed: a new generation, read from offset 0; the old one continues in its copy if there is one");
                 }
                 s.watcher = Some(w);
                 s.parked = None;

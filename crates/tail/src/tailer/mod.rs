@@ -16,10 +16,12 @@
 //! - `start.rs`: what a newly found file is (which generation, from where).
 //! - `budget.rs`: parking idle files under the descriptor budget.
 //! - `round.rs`: one read round over the files that have data.
+//! - `status.rs`: read-only views of the files and counters, for metrics.
 
 mod budget;
 mod round;
 mod start;
+mod status;
 mod stream;
 
 use std::collections::{HashMap, HashSet};
@@ -34,6 +36,7 @@ use crate::identity::{FileId, GenerationId};
 use crate::ledger::Ledger;
 use crate::multiline::MultilineJoiner;
 use crate::notice::FsNotices;
+pub use status::{FileStatus, TailCounters};
 use stream::Stream;
 
 /// Where a file without a checkpoint starts.
@@ -212,6 +215,8 @@ pub struct Tailer {
     /// request arriving within the spacing of the scan before it must not
     /// be dropped, or the new file waits for the periodic scan.
     rescan: bool,
+    /// Per input: rotations and truncations seen (for metrics).
+    counters: Vec<TailCounters>,
 }
 
 pub(crate) fn now_unix() -> u64 {
@@ -276,6 +281,7 @@ impl Tailer {
         watch_dirs.sort();
         watch_dirs.dedup();
         let ledger = Ledger::new(saved, settings.unfinished_ttl);
+        let settings_inputs = settings.inputs.len();
         let now = Instant::now();
         Ok(Tailer {
             settings,
@@ -304,6 +310,7 @@ impl Tailer {
             next_scan: now,
             last_scan: now,
             rescan: false,
+            counters: vec![TailCounters::default(); settings_inputs],
         })
     }
 
@@ -481,16 +488,21 @@ impl Tailer {
         let now = now_unix();
         for s in self.streams.iter_mut().flatten() {
             s.refresh_anchor();
+            s.widen_head();
         }
-        let mut entries: Vec<FileCheckpoint> = self
+        self.ledger.forget_older_than(now, RESTED_TTL);
+        // Generations not being read first, then the streams: loaded in this
+        // order, a stream's entry takes its inode over from an older
+        // generation that had it.
+        let mut entries = self.ledger.entries();
+        let mut live: Vec<FileCheckpoint> = self
             .streams
             .iter()
             .flatten()
             .map(|s| s.checkpoint(now))
             .collect();
-        self.ledger.forget_older_than(now, RESTED_TTL);
-        entries.extend(self.ledger.entries().cloned());
-        entries.sort_by_key(|e| (e.id, e.generation));
+        live.sort_by_key(|e| (e.id, e.generation));
+        entries.extend(live);
         entries
     }
 
@@ -526,6 +538,7 @@ impl Tailer {
             self.free_slots.push(slot);
             retired.push(slot);
             s.refresh_anchor();
+            s.widen_head();
             let cp = s.checkpoint(now_unix());
             if s.parked.is_some() && cp.size > cp.position {
                 // Closed under the descriptor budget and renamed away

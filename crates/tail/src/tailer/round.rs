@@ -33,7 +33,10 @@ impl Tailer {
             .iter()
             .filter_map(|&slot| {
                 let s = self.streams[slot].as_ref()?;
-                (!s.present && s.watcher.is_some()).then_some((s.modified, slot))
+                // A file parked under the budget and then rotated away is
+                // reopened under its rotated name to be drained.
+                let drainable = s.watcher.is_some() || (s.parked.is_some() && s.wake);
+                (!s.present && drainable).then_some((s.modified, slot))
             })
             .collect();
         rotated.sort_unstable();
@@ -87,17 +90,26 @@ impl Tailer {
             if draining[input] || (stream.watcher.is_none() && !parked) || sink.room(input) == 0 {
                 continue;
             }
+            self.cut_seen = false;
             if parked {
                 let path = PathBuf::from(&stream.path);
                 if !self.unpark(slot, &path) {
-                    continue; // Renamed or gone: the next scan finds out.
+                    // Renamed or gone: the next scan finds out. One no longer
+                    // under a current name and gone from its rotated one
+                    // (deleted, compressed) is let go: its unread part is
+                    // looked for by content.
+                    if !present && !path.exists() {
+                        if let Some(s) = self.streams[slot].as_mut() {
+                            s.wake = false;
+                        }
+                    }
+                    continue;
                 }
             }
             // Read no more than fits in this input's share (at least 64 KiB,
             // so lines of any size make progress): the bound is overshot by
             // at most one small read.
-            let room = sink.room(input).clamp(64 << 10, buf.len());
-            self.cut_seen = false;
+            let room = sink.room(input).max(64 << 10).min(buf.len());
             let n = self.read_stream(slot, &mut buf[..room], sink);
             if self.cut_seen {
                 // Cut in place (copytruncate): the lines not yet read are in
@@ -162,6 +174,7 @@ impl Tailer {
             ledger,
             cut_seen,
             open_files,
+            counters,
             ..
         } = self;
         let stream = streams[slot].as_mut().expect("slot checked by caller");
@@ -179,6 +192,9 @@ impl Tailer {
             ..
         } = stream;
         let w = watcher.as_mut().expect("watcher checked by caller");
+        // One clock read per read call dates the lines it sends (the age
+        // of the oldest unacknowledged line).
+        tracker.mark_read(Instant::now());
         let mut out = Emitter {
             info: StreamInfo {
                 slot,
@@ -219,19 +235,22 @@ impl Tailer {
                         generation: old,
                         id: stream.id,
                         fingerprint: stream.fingerprint,
-                        anchor: w.take_cut_anchor().unwrap_or(Anchor {
-                            at,
-                            ..stream.anchor
-                        }),
+                        // Where reading had got to (past `at` when a line
+                        // was begun); else the last saved proof.
+                        anchor: w.take_cut_anchor().unwrap_or(stream.anchor),
                         position: at,
                         size: stream.size_seen.max(at),
                         path: stream.path.clone(),
                         updated: now_unix(),
+                        born: stream.born,
+                        unfinished: false,
                     },
                     trail,
                 );
                 stream.generation = GenerationId::new();
                 stream.size_seen = 0;
+                stream.stat_size = 0;
+                counters[stream.input].truncations += 1;
                 stream.anchor = Anchor::default();
                 tracing::warn!(path = %stream.path, offset = at, was = %old, generation = %stream.generation, "file truncated (copytruncate or rewritten): a new generation, read from offset 0; the old one continues in its copy if there is one");
                 stream.tracker.truncated();
@@ -256,6 +275,11 @@ impl Tailer {
                 }
                 if gone {
                     tracing::info!(path = %stream.path, id = %stream.id, "rotated-away or deleted file drained; closing it");
+                    counters[stream.input].rotations += 1;
+                    // The proof of its content, kept for the checkpoint
+                    // once the last lines are acknowledged.
+                    let at = w.read_position();
+                    stream.parked_proof = w.anchor_at(at).map(|a| (a, Vec::new()));
                     *watcher = None;
                     *open_files -= 1;
                 }

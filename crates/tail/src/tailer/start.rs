@@ -32,13 +32,33 @@ impl Tailer {
             return;
         }
         for input in 0..self.compressed.len() {
+            // What files of this input being read hold, as far as read
+            // (compressed ones too: a `.gz` being read is not read twice).
+            let live: Vec<(Fingerprint, Anchor)> = self
+                .streams
+                .iter_mut()
+                .flatten()
+                .filter(|s| s.input == input)
+                .filter_map(|s| {
+                    // Closed streams (drained, parked) not yet let go count
+                    // with the proof kept when they closed.
+                    let anchor = match s.watcher.as_mut() {
+                        Some(w) => {
+                            let at = w.read_position();
+                            w.anchor_at(at)?
+                        }
+                        None => s.parked_proof.as_ref()?.0,
+                    };
+                    Some((s.fingerprint, anchor))
+                })
+                .collect();
             for found in self.compressed[input].scan() {
                 if self.by_id.contains_key(&found.id) {
                     continue;
                 }
-                let Some(cp) = self
-                    .ledger
-                    .take_from_compressed(&found.path, found.id, &found.meta)
+                let Some(cp) =
+                    self.ledger
+                        .take_from_compressed(&found.path, found.id, &found.meta, &live)
                 else {
                     continue;
                 };
@@ -86,6 +106,8 @@ impl Tailer {
             if role == Role::Current {
                 s.present = true;
             }
+            // The scan's stat is free: the size metrics and status show.
+            s.stat_size = found.meta.len();
             let at = s
                 .watcher
                 .as_ref()
@@ -95,6 +117,8 @@ impl Tailer {
                 s.wake = true;
                 self.ready.push(slot);
             }
+            // Known to exist: if the file vanishes unread, this much is lost.
+            s.size_seen = s.size_seen.max(found.meta.len());
             let path = found.path.to_string_lossy();
             if s.path != path && (role == Role::Current || !s.present) {
                 tracing::info!(from = %s.path, to = %path, "file renamed; following it by identity");
@@ -136,6 +160,8 @@ impl Tailer {
                         size,
                         path: found.path.to_string_lossy().into_owned(),
                         updated: now_unix(),
+                        born: crate::checkpoint::born_of(&found.meta),
+                        unfinished: false,
                     });
                 }
             }
@@ -171,7 +197,7 @@ impl Tailer {
             }
             Ok(None) => {}
             Err(old) => {
-                tracing::info!(path = %path.display(), was = %old.path, "inode reused by another file (content differs from its checkpoint): a new file; the old one is looked for under rotated and compressed names");
+                tracing::info!(path = %path.display(), was = %old, "inode reused by another file (content differs from its checkpoint): a new file; the old one is looked for under rotated and compressed names");
             }
         }
         // A file of this input being read whose copy this is (copytruncate
@@ -186,7 +212,15 @@ impl Tailer {
         if let Some(of) = self.copy_of_live(input, role, file, size) {
             return Start::Wait { copy_of: of };
         }
-        if let Some(cp) = self.ledger.take_continued(&head, file, size) {
+        // By content alone only under a rotated name: copies and renamed
+        // files are there. A file under a current name that merely starts
+        // like a known one (a new file with the same header) is new; one
+        // that was renamed there keeps its inode and resumed above.
+        let continued = match role {
+            Role::Rotated => self.ledger.take_continued(&head, file, size),
+            Role::Current => None,
+        };
+        if let Some(cp) = continued {
             tracing::info!(path = %path.display(), generation = %cp.generation, offset = cp.position, was = %cp.path, "file continues one already read (a copy, or renamed while logferry was stopped): reading only the part not yet read");
             return Start::Known(cp);
         }
@@ -201,27 +235,44 @@ impl Tailer {
     /// repeats: all of it up to where it was read (a complete copy), or, for
     /// a file under a rotated name, all of `file` (a copy being written).
     fn copy_of_live(&mut self, input: usize, role: Role, file: &File, size: u64) -> Option<String> {
-        // Only files under current names are copied by copytruncate; an
-        // empty file would otherwise "repeat" every rotated file still
-        // draining and wait for nothing.
         // (`present` is being recomputed during a scan, so the path says
         // which files are current.)
         let current = &self.discoveries[input];
         for s in self.streams.iter_mut().flatten() {
-            if s.input != input || !current.matches(Path::new(&s.path)) {
+            if s.input != input {
                 continue;
             }
-            let Some(w) = s.watcher.as_mut() else {
-                continue;
+            // A copy being written holds a prefix of a file being read;
+            // only files under current names are copied by copytruncate
+            // (an empty file would otherwise "repeat" every rotated file
+            // still draining, and wait for nothing).
+            let is_current = current.matches(Path::new(&s.path));
+            let copied = match (s.watcher.as_mut(), s.parked, &s.parked_proof) {
+                (Some(w), _, _) => {
+                    let pos = w.read_position();
+                    if pos == 0 || w.is_compressed() {
+                        continue;
+                    }
+                    // copytruncate copies to rotated names: a file under a
+                    // current name that repeats another (a new file with the
+                    // same header) is a new file.
+                    (role == Role::Rotated && size >= pos && w.same_content_until(file, pos))
+                        || (is_current
+                            && role == Role::Rotated
+                            && size < pos
+                            && w.same_content_until(file, size))
+                }
+                // Closed under the budget: compared with what was kept.
+                (None, Some(pos), Some((anchor, _))) => {
+                    role == Role::Rotated
+                        && pos > 0
+                        && size >= pos
+                        && Fingerprint::read(file, s.fingerprint.len).ok() == Some(s.fingerprint)
+                        && anchor.matches(&mut { file }).unwrap_or(false)
+                }
+                _ => false,
             };
-            let pos = w.read_position();
-            if pos == 0 || w.is_compressed() {
-                continue;
-            }
-            let whole_copy = size >= pos && w.same_content_until(file, pos);
-            let partial_copy =
-                role == Role::Rotated && size < pos && w.same_content_until(file, size);
-            if whole_copy || partial_copy {
+            if copied {
                 return Some(s.path.clone());
             }
         }
@@ -286,9 +337,19 @@ impl Tailer {
             _ => watcher.anchor_at(position).unwrap_or_default(),
         };
         let size_seen = known.as_ref().map_or(position, |cp| cp.size.max(position));
-        let modified = std::fs::metadata(path)
-            .and_then(|m| m.modified())
+        let meta = std::fs::metadata(path);
+        let modified = meta
+            .as_ref()
+            .ok()
+            .and_then(|m| m.modified().ok())
             .unwrap_or(UNIX_EPOCH);
+        // A compressed file is not the generation's own file: no birth.
+        let born = if watcher.is_compressed() {
+            known.as_ref().and_then(|cp| cp.born)
+        } else {
+            meta.as_ref().ok().and_then(crate::checkpoint::born_of)
+        };
+        let stat_size = meta.map_or(0, |m| m.len());
         tracing::info!(path = %path.display(), id = %id, generation = %generation, offset = position, "following");
         let serial = self.next_serial;
         self.next_serial += 1;
@@ -302,11 +363,14 @@ impl Tailer {
             fingerprint: watcher.fingerprint(),
             anchor,
             size_seen,
+            stat_size,
             opened_path: path_s.clone(),
             path: path_s,
             present: role == Role::Current,
             modified,
             parked: None,
+            parked_proof: None,
+            born,
             joiner: self.settings.inputs[input].multiline.clone(),
             wake: true,
             last_data: Instant::now(),
@@ -327,7 +391,10 @@ impl Tailer {
         self.ready.push(slot);
         self.absent_stale = true;
         self.open_files += 1;
-        if self.open_files > self.settings.max_open_files {
+        // A file under a rotated name is drained and closed soon, and a
+        // parked one is only reopened under its current name: it may go
+        // over the budget for that while.
+        if self.open_files > self.settings.max_open_files && role == Role::Current {
             self.park(slot);
         }
     }

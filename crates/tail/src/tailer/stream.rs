@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime};
 use crate::acks::AckTracker;
 use crate::checkpoint::FileCheckpoint;
 use crate::follow::FileWatcher;
-use crate::identity::{Anchor, FileId, Fingerprint, GenerationId};
+use crate::identity::{Anchor, FileId, Fingerprint, GenerationId, FINGERPRINT_WINDOW};
 use crate::multiline::MultilineJoiner;
 
 /// Everything logferry knows about one file being followed.
@@ -28,6 +28,10 @@ pub(crate) struct Stream {
     /// How far into the file logferry has seen (read, or learnt its size):
     /// what is past the acknowledged position is known to exist.
     pub(crate) size_seen: u64,
+    /// The file's size at the latest scan (or open), for lag reporting
+    /// only: it can lag the file by a scan period, and is not a promise
+    /// the way `size_seen` is.
+    pub(crate) stat_size: u64,
     /// Where the file was opened: the path lines are attributed to.
     pub(crate) opened_path: String,
     /// Where it was last seen.
@@ -42,6 +46,11 @@ pub(crate) struct Stream {
     /// position); reopened by identity when it grows. Distinct from a
     /// drained stream, whose watcher is gone for good.
     pub(crate) parked: Option<u64>,
+    /// While closed (parked, or drained): the anchor of where reading had
+    /// got to, and (parked) the trail.
+    pub(crate) parked_proof: Option<(Anchor, Vec<Anchor>)>,
+    /// The file's birth time, where known (see `FileCheckpoint::born`).
+    pub(crate) born: Option<u64>,
     /// The latest scan saw the file's size differ from the read position:
     /// read it even though it is not hot.
     pub(crate) wake: bool,
@@ -71,6 +80,32 @@ impl Stream {
             size: self.size_seen.max(read),
             path: self.path.clone(),
             updated: now,
+            born: self.born,
+            unfinished: false,
+        }
+    }
+
+    /// Widen a head fingerprint shorter than the window to what the file
+    /// holds now (it grew past what was read), so the saved state proves
+    /// more than "an empty file": a generation saved at offset 0 with an
+    /// empty head would be taken for any file at all on its inode, and its
+    /// unread lines (in a copy or a `.gz`) never looked for. Only while the
+    /// bytes already read are still there.
+    pub(crate) fn widen_head(&mut self) {
+        if self.fingerprint.len >= FINGERPRINT_WINDOW {
+            return;
+        }
+        let Some(w) = self.watcher.as_mut().filter(|w| !w.is_compressed()) else {
+            return;
+        };
+        let Ok(now) = w.head(FINGERPRINT_WINDOW) else {
+            return;
+        };
+        if now.len > self.fingerprint.len
+            && w.head(self.fingerprint.len).ok() == Some(self.fingerprint)
+        {
+            self.fingerprint = now;
+            self.size_seen = self.size_seen.max(now.len);
         }
     }
 
@@ -84,6 +119,12 @@ impl Stream {
         }
         if let Some(a) = self.watcher.as_mut().and_then(|w| w.anchor_at(position)) {
             self.anchor = a;
+        } else if let Some((a, _)) = &self.parked_proof {
+            // Closed (under the budget, or drained): the proof kept when it
+            // was closed.
+            if self.watcher.is_none() && a.at == position {
+                self.anchor = *a;
+            }
         }
     }
 
