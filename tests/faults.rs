@@ -119,23 +119,55 @@ fn kill9_logferry_twenty_times_with_rotations_loses_nothing() {
     eprintln!("duplicates after 20 kill -9: {}", report.duplicates());
 }
 
+/// One file written at a steady pace, shipped by logferry into a fresh
+/// one-partition topic: the setup of the broker fault tests.
+struct Streaming {
+    topic: String,
+    dir: tempfile::TempDir,
+    log: PathBuf,
+    state: PathBuf,
+    lf: Logferry,
+    feeder: Feeder,
+}
+
+impl Streaming {
+    fn start(brokers: &str, name: &str) -> Streaming {
+        let topic = topic_name(name);
+        create_topic(brokers, &topic, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let state = dir.path().join("state");
+        let writer = Arc::new(Mutex::new(LogWriter::create(&log)));
+        let (log_s, state_s) = (log.to_str().unwrap(), state.to_str().unwrap());
+        let lf = Logferry::start(
+            &args(log_s, &topic, brokers, state_s),
+            &dir.path().join("err"),
+        );
+        lf.wait_for_log("following", Duration::from_secs(20));
+        let feeder = Feeder::start(writer, 20, Duration::from_millis(5));
+        Streaming {
+            topic,
+            dir,
+            log,
+            state,
+            lf,
+            feeder,
+        }
+    }
+}
+
 #[test]
 fn one_broker_killed_mid_stream_loses_and_duplicates_nothing() {
     let _g = CLUSTER.write().unwrap_or_else(|p| p.into_inner());
     let Some(brokers) = brokers() else { return };
-    let topic = topic_name("brokerkill");
-    create_topic(&brokers, &topic, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("app.log");
-    let state = dir.path().join("state");
-    let writer = Arc::new(Mutex::new(LogWriter::create(&log)));
-    let (log_s, state_s) = (log.to_str().unwrap(), state.to_str().unwrap());
-    let mut lf = Logferry::start(
-        &args(log_s, &topic, &brokers, state_s),
-        &dir.path().join("err"),
-    );
-    lf.wait_for_log("following", Duration::from_secs(20));
-    let feeder = Feeder::start(writer, 20, Duration::from_millis(5));
+    let Streaming {
+        topic,
+        dir: _dir,
+        log,
+        state: _,
+        mut lf,
+        feeder,
+    } = Streaming::start(&brokers, "brokerkill");
     let mut r = Reader::new(&brokers, &topic);
     r.read_until(3000, Duration::from_secs(60));
     // Kill the partition leader: the producer must fail over.
@@ -176,19 +208,14 @@ fn one_broker_killed_mid_stream_loses_and_duplicates_nothing() {
 fn hung_leader_stalls_shipping_only_briefly() {
     let _g = CLUSTER.write().unwrap_or_else(|p| p.into_inner());
     let Some(brokers) = brokers() else { return };
-    let topic = topic_name("hung");
-    create_topic(&brokers, &topic, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("app.log");
-    let state = dir.path().join("state");
-    let writer = Arc::new(Mutex::new(LogWriter::create(&log)));
-    let (log_s, state_s) = (log.to_str().unwrap(), state.to_str().unwrap());
-    let mut lf = Logferry::start(
-        &args(log_s, &topic, &brokers, state_s),
-        &dir.path().join("err"),
-    );
-    lf.wait_for_log("following", Duration::from_secs(20));
-    let feeder = Feeder::start(writer, 20, Duration::from_millis(5));
+    let Streaming {
+        topic,
+        dir: _dir,
+        log,
+        state,
+        mut lf,
+        feeder,
+    } = Streaming::start(&brokers, "hung");
     // Progress is what the broker acknowledged: the checkpointed position
     // (a consumer would measure its own timeouts against the hung node).
     let acked = || {
