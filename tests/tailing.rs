@@ -247,6 +247,58 @@ fn a_symlinked_log_is_followed_once() {
     );
 }
 
+/// Two symlink loops under a `**` glob (a link to the root, a link to a
+/// parent) used to make a scan recurse for ever: a core spun, memory grew
+/// to gigabytes, nothing shipped and SIGTERM was never honoured. Now the
+/// loops are seen, the files reached through them are read once, shipping
+/// goes on and SIGTERM stops it cleanly.
+#[test]
+fn symlink_loops_under_a_double_star_glob_neither_stall_nor_duplicate() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("loops");
+    create_topic(&brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("logs");
+    std::fs::create_dir_all(root.join("a/deep")).unwrap();
+    std::fs::create_dir_all(root.join("b")).unwrap();
+    std::os::unix::fs::symlink(&root, root.join("a/deep/to-root")).unwrap();
+    std::os::unix::fs::symlink("..", root.join("b/up")).unwrap();
+    let mut one = LogWriter::create(&root.join("a/one.log"));
+    let mut two = LogWriter::create(&root.join("b/two.log"));
+    let cfg = config(
+        dir.path(),
+        &brokers,
+        &topic,
+        &format!("{}/**/*.log", root.display()),
+        "",
+    );
+    let mut lf = Logferry::start(
+        &["ship", "-c", cfg.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log_count("following", 2, Duration::from_secs(20));
+    one.write_lines((0..300).map(|n| tagged(1, n)));
+    two.write_lines((0..300).map(|n| tagged(2, n)));
+    let mut r = Reader::new(&brokers, &topic);
+    r.read_until(600, Duration::from_secs(30));
+    lf.signal(libc::SIGTERM);
+    let st = lf
+        .wait_timeout(Duration::from_secs(20))
+        .expect("SIGTERM honoured within 20 s");
+    assert!(st.success(), "stderr:\n{}", lf.stderr());
+    assert!(
+        lf.stderr().contains("loop"),
+        "the loops are said: {}",
+        lf.stderr()
+    );
+    assert_per_file_exactly_once(&r.records, 2, 300);
+    assert_eq!(
+        topic_count(&brokers, &topic),
+        600,
+        "no file read twice through a loop"
+    );
+}
+
 #[test]
 fn rotation_storm_of_a_hundred_rotations_a_second() {
     let Some(brokers) = brokers() else { return };
