@@ -419,7 +419,7 @@ pub struct CollectArgs {
     /// Configuration file with `[kafka]` and `[collect]` sections, instead
     /// of the flags below.
     #[arg(short = 'c', long = "config", value_name = "FILE",
-          conflicts_with_all = ["brokers", "topics", "group", "out", "properties", "gap_timeout", "commit_interval", "metadata"])]
+          conflicts_with_all = ["brokers", "topics", "group", "out", "properties", "gap_timeout", "commit_interval", "metadata", "metrics_listen"])]
     pub config: Option<PathBuf>,
 
     /// Bootstrap brokers `h1:p1,h2:p2`.
@@ -453,6 +453,11 @@ pub struct CollectArgs {
     /// Metadata prefix of records shipped with `-m META` (stripped).
     #[arg(short = 'm', long, value_name = "META")]
     pub metadata: Option<String>,
+
+    /// Serve Prometheus metrics at /metrics and a health check at /health
+    /// on IP:PORT [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -500,6 +505,13 @@ impl CollectArgs {
         if let Some((key, msg)) = check_consumer_props(&self.properties).into_iter().next() {
             return Err(format!("-X {key}: {msg}"));
         }
+        let metrics = match &self.metrics_listen {
+            Some(a) => Some(CollectMetrics {
+                listen: parse_listen(a).map_err(|e| format!("--metrics-listen: {e}"))?,
+                max_stall: DEFAULT_MAX_STALL,
+            }),
+            None => None,
+        };
         let mut kafka_props = Vec::new();
         for (k, v) in self.properties {
             let v = config::resolve_value(&v).map_err(|e| format!("-X {k}: {e}"))?;
@@ -517,6 +529,7 @@ impl CollectArgs {
             commit_interval: self.commit_interval.unwrap_or(DEFAULT_COMMIT_INTERVAL),
             metadata: self.metadata.map(String::into_bytes),
             archive: ArchiveSettings::default(),
+            metrics,
         })
     }
 }

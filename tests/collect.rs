@@ -60,7 +60,11 @@ impl Collector {
         self.starts += 1;
         let log = self.dir.join(format!("{}-{}.log", self.name, self.starts));
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        self.proc = Some(Logferry::start(&args, &log));
+        let p = Logferry::start(&args, &log);
+        // Said once its signal handlers are in place: a SIGTERM before that
+        // would kill it (the default action) instead of stopping it.
+        p.wait_for_log("collecting", Duration::from_secs(20));
+        self.proc = Some(p);
     }
 
     fn kill9(&mut self) {

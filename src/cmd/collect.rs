@@ -2,19 +2,27 @@
 //! under OUT; `logferry collect status`: report completeness and gaps.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 
 use super::report_config_error;
 use crate::cli::{CollectAction, CollectArgs, CollectStatusArgs};
 use crate::collect;
+use crate::collect::observe::CollectExposition;
 use crate::config::collect::load_collect;
+use crate::metrics::MetricsServer;
 use crate::shutdown::{IgnoredSignals, Shutdown};
 
 pub fn run(args: CollectArgs) -> anyhow::Result<ExitCode> {
     if let Some(CollectAction::Status(s)) = args.action {
         return status(s);
     }
+    let flag = if args.config.is_some() {
+        "[metrics] listen"
+    } else {
+        "--metrics-listen"
+    };
     let settings = match &args.config {
         Some(path) => match load_collect(path) {
             Ok(s) => s,
@@ -40,9 +48,24 @@ pub fn run(args: CollectArgs) -> anyhow::Result<ExitCode> {
         topics = ?settings.topics,
         group = %settings.group,
         out = %settings.out.display(),
+        metrics = ?settings.metrics.map(|m| m.listen),
         "collecting"
     );
-    collect::run(&settings, &shutdown)?;
+    // Kept until the collector returned: /health answers to the end.
+    let (exposition, _metrics_server) = match settings.metrics {
+        Some(m) => {
+            let exposition = Arc::new(CollectExposition::new(m.max_stall));
+            match MetricsServer::start(m.listen, flag, exposition.clone()) {
+                Ok(server) => (Some(exposition), Some(server)),
+                Err(e) => {
+                    eprintln!("logferry: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+        None => (None, None),
+    };
+    collect::run(&settings, &shutdown, exposition)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -21,10 +21,13 @@
 //!   completeness), shared by collectors through a lock, saved atomically.
 //! - [`status`]: `logferry collect status`, the proof that nothing is lost.
 //! - [`archive`]: compression and retention of closed generations.
+//! - [`observe`]: what `/metrics` and `/health` show, filled from the loop
+//!   a few times a second.
 
 pub mod archive;
 pub mod completeness;
 pub mod index;
+pub mod observe;
 pub mod status;
 pub mod writer;
 
@@ -38,12 +41,13 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, Statistics, TopicPartitionList};
 
 use crate::config::collect::CollectSettings;
 use crate::shutdown::Shutdown;
 use crate::wire::{decode_source, partition_key_of, Format, Source, SOURCE_HEADER};
 use index::{GenKey, IndexError, Lineage, Store};
+use observe::{CollectExposition, Observer, PartitionLag, SessionFigures, TopicCounts};
 use writer::{At, Writer};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,12 +87,41 @@ struct State {
     /// A storage failure to report (set by the rebalance callback).
     failure: Option<IndexError>,
     counters: Counters,
+    /// Per topic, for metrics.
+    topics: HashMap<String, TopicCounts>,
+    /// Records consumed and not committed yet (the health rule's
+    /// "records wait").
+    waiting: u64,
+}
+
+impl State {
+    /// Nothing left to commit: no record waits any more.
+    fn settle(&mut self) {
+        if self.synced.is_empty() && self.pending.values().all(HashMap::is_empty) {
+            self.waiting = 0;
+        }
+    }
+
+    fn figures(&self, lag: Vec<PartitionLag>) -> SessionFigures {
+        SessionFigures {
+            topics: self.topics.clone(),
+            bytes_written: self.writer.bytes_written,
+            fsync: self.writer.fsync.clone(),
+            commits: self.counters.commits,
+            waiting: self.waiting,
+            holes: self.writer.holes,
+            lag,
+        }
+    }
 }
 
 struct CollectContext {
     store: Arc<Store>,
     state: Mutex<State>,
     gap_timeout_secs: u64,
+    /// Consumer lag of the assigned partitions, from the latest statistics
+    /// (only with metrics on: statistics are off otherwise).
+    lag: Mutex<Vec<PartitionLag>>,
 }
 
 impl CollectContext {
@@ -97,6 +130,39 @@ impl CollectContext {
         // that matters more than stopping: take it as it is.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn lag(&self) -> Vec<PartitionLag> {
+        self.lag.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Lag of each assigned partition: high watermark minus the committed
+/// offset. With nothing committed yet, every retained record is ahead
+/// (`auto.offset.reset` is earliest), so the lag is high minus low.
+fn partition_lags(stats: &Statistics) -> Vec<PartitionLag> {
+    let mut out = Vec::new();
+    for (topic, t) in &stats.topics {
+        for p in t.partitions.values() {
+            // -1 is librdkafka's internal "unassigned" partition.
+            if p.partition < 0 || !p.desired || p.hi_offset < 0 {
+                continue;
+            }
+            let lag = if p.consumer_lag >= 0 {
+                p.consumer_lag
+            } else if p.committed_offset < 0 && p.lo_offset >= 0 {
+                p.hi_offset - p.lo_offset
+            } else {
+                continue;
+            };
+            out.push(PartitionLag {
+                topic: topic.clone(),
+                partition: p.partition,
+                lag,
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    out
 }
 
 impl ClientContext for CollectContext {
@@ -113,6 +179,10 @@ impl ClientContext for CollectContext {
             }
             _ => tracing::debug!(target: "librdkafka", "{fac}: {log_message}"),
         }
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = partition_lags(&statistics);
     }
 }
 
@@ -141,6 +211,7 @@ impl ConsumerContext for CollectContext {
             }
             st.synced.remove(&(e.topic().to_string(), e.partition()));
         }
+        st.settle();
     }
 }
 
@@ -187,6 +258,7 @@ fn checkpoint(
         }
     }
     if st.synced.is_empty() {
+        st.settle();
         return Ok(());
     }
     let mut tpl = TopicPartitionList::new();
@@ -199,6 +271,7 @@ fn checkpoint(
         Ok(()) => {
             st.synced.clear();
             st.counters.commits += 1;
+            st.settle();
         }
         Err(e) => tracing::warn!("committing offsets failed (retried at the next interval): {e}"),
     }
@@ -261,8 +334,9 @@ fn handle(
     now: u64,
 ) -> Result<(), IndexError> {
     st.counters.records += 1;
+    st.waiting += 1;
     let value = m.payload().unwrap_or_default();
-    match attribution(m) {
+    let attributed = match attribution(m) {
         Ok(Some(src)) => {
             st.counters.attributed += 1;
             let line = line_of(value, &src, meta);
@@ -279,11 +353,13 @@ fn handle(
                 lineage,
             };
             st.writer.write_line(store, key, at, &line, now)?;
+            true
         }
         Ok(None) => {
             st.counters.unattributed += 1;
             st.writer
                 .write_unattributed(store, m.topic(), m.partition(), m.offset(), value)?;
+            false
         }
         Err(e) => {
             if st.counters.corrupt == 0 {
@@ -298,7 +374,18 @@ fn handle(
             st.counters.unattributed += 1;
             st.writer
                 .write_unattributed(store, m.topic(), m.partition(), m.offset(), value)?;
+            false
         }
+    };
+    // Looked up by &str: no allocation per record once the topic is known.
+    let counts = match st.topics.get_mut(m.topic()) {
+        Some(c) => c,
+        None => st.topics.entry(m.topic().to_string()).or_default(),
+    };
+    if attributed {
+        counts.attributed += 1;
+    } else {
+        counts.unattributed += 1;
     }
     let next = m.offset() + 1;
     match st.pending.get_mut(m.topic()) {
@@ -322,18 +409,45 @@ enum Ended {
     StorageFailed(IndexError),
 }
 
-/// Run the collector until `shutdown`.
-pub fn run(settings: &CollectSettings, shutdown: &Shutdown) -> Result<Counters, CollectError> {
+/// Run the collector until `shutdown`, publishing figures to `exposition`
+/// when metrics are on.
+pub fn run(
+    settings: &CollectSettings,
+    shutdown: &Shutdown,
+    exposition: Option<Arc<CollectExposition>>,
+) -> Result<Counters, CollectError> {
     let store = Arc::new(Store::open(&settings.out)?);
     let mut housekeeping = archive::Archive::new(settings.archive.clone());
+    let mut observer = match exposition {
+        Some(x) => {
+            let index = store.locked()?;
+            let holes =
+                writer::hole_summary(&index.index, now_secs(), settings.gap_timeout.as_secs());
+            drop(index);
+            Some(Observer::new(x, holes))
+        }
+        None => None,
+    };
     loop {
-        match session(settings, &store, shutdown, &mut housekeeping)? {
+        match session(
+            settings,
+            &store,
+            shutdown,
+            &mut housekeeping,
+            observer.as_mut(),
+        )? {
             Ended::Stopped(c) => return Ok(c),
             Ended::StorageFailed(e) => {
                 tracing::error!(
                     "cannot write under {}: {e}; consuming stopped and nothing committed past the last fsync; retrying until it is writable",
                     settings.out.display()
                 );
+                if let Some(o) = observer.as_mut() {
+                    // /health answers 503 from this snapshot until the
+                    // next session publishes.
+                    let idle = SessionFigures::default();
+                    o.publish(Instant::now(), &idle, Some((Instant::now(), e.to_string())));
+                }
                 if !wait_until_writable(&store, shutdown) {
                     return Ok(Counters::default());
                 }
@@ -374,6 +488,11 @@ fn create_consumer(
     store: &Arc<Store>,
 ) -> Result<BaseConsumer<CollectContext>, CollectError> {
     let mut cfg = ClientConfig::new();
+    if settings.metrics.is_some() {
+        // Consumer lag comes from librdkafka's statistics: once a second
+        // is plenty for a scrape. A user's own setting (set below) wins.
+        cfg.set("statistics.interval.ms", "1000");
+    }
     for (k, v) in settings.consumer_props() {
         cfg.set(k, v);
     }
@@ -386,8 +505,11 @@ fn create_consumer(
             abandon: false,
             failure: None,
             counters: Counters::default(),
+            topics: HashMap::new(),
+            waiting: 0,
         }),
         gap_timeout_secs: settings.gap_timeout.as_secs(),
+        lag: Mutex::new(Vec::new()),
     };
     let consumer: BaseConsumer<CollectContext> = cfg
         .create_with_context(ctx)
@@ -407,6 +529,7 @@ fn session(
     store: &Arc<Store>,
     shutdown: &Shutdown,
     housekeeping: &mut archive::Archive,
+    mut observer: Option<&mut Observer>,
 ) -> Result<Ended, CollectError> {
     let consumer = create_consumer(settings, store)?;
     let meta = settings.metadata.as_deref();
@@ -436,7 +559,11 @@ fn session(
             Some(Err(e)) => tracing::warn!("consumer: {e}"),
             None => {}
         }
-        if Instant::now() >= next_commit {
+        let clock = Instant::now();
+        if let Some(o) = observer.as_deref_mut().filter(|o| o.due(clock)) {
+            o.publish(clock, &st.figures(consumer.context().lag()), None);
+        }
+        if clock >= next_commit {
             now = now_secs();
             if let Err(e) = checkpoint(&mut st, store, &consumer, gap) {
                 break Some(e);
@@ -456,6 +583,9 @@ fn session(
             st.abandon = true;
             st.writer.reset();
             st.pending.clear();
+        }
+        if let Some(o) = observer {
+            o.end_session(&st.figures(Vec::new()));
         }
         st.counters
     };

@@ -23,11 +23,13 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::time::Instant;
 
 use super::completeness::RangeSet;
 use super::index::{
     create_dirs, io_err, unattributed_key, unattributed_path, AppendPos, GenKey, IndexError, Store,
 };
+use super::observe::{FsyncStats, HoleSummary};
 
 /// A run is written out once it reaches this size.
 const MAX_RUN: usize = 1 << 20;
@@ -92,6 +94,12 @@ pub struct Writer {
     /// Lines for generations already compressed or deleted that they did
     /// not hold: not written.
     pub late_lines: u64,
+    /// Bytes handed to output files (lines and newlines), for metrics.
+    pub bytes_written: u64,
+    /// Latency of every fsync of an output file.
+    pub fsync: FsyncStats,
+    /// Open holes over the whole index, as of the last sync that wrote.
+    pub holes: Option<HoleSummary>,
 }
 
 impl Default for Writer {
@@ -108,6 +116,9 @@ impl Writer {
             reported: HashSet::new(),
             skipped_unattributed: 0,
             late_lines: 0,
+            bytes_written: 0,
+            fsync: FsyncStats::default(),
+            holes: None,
         }
     }
 
@@ -159,6 +170,7 @@ impl Writer {
         }
         out.written.insert(offset, end + u64::from(!truncated));
         out.dirty = true;
+        self.bytes_written += line.len() as u64 + u64::from(!truncated);
         Ok(())
     }
 
@@ -184,6 +196,7 @@ impl Writer {
         }
         a.buf.extend_from_slice(value);
         a.buf.push(b'\n');
+        self.bytes_written += value.len() as u64 + 1;
         a.pos.next_offset = offset + 1;
         a.dirty = true;
         if a.buf.len() >= MAX_RUN {
@@ -205,12 +218,16 @@ impl Writer {
         for out in self.outputs.values_mut().filter(|o| o.dirty) {
             out.write_run().map_err(io_err(root))?;
             if let Some(f) = &out.file {
+                let t = Instant::now();
                 f.sync_data().map_err(io_err(root))?;
+                self.fsync.observe(t.elapsed());
             }
         }
         for a in self.appenders.values_mut().filter(|a| a.dirty) {
             a.write_buf().map_err(io_err(root))?;
+            let t = Instant::now();
             a.file.sync_data().map_err(io_err(root))?;
+            self.fsync.observe(t.elapsed());
         }
         if !self.outputs.values().any(|o| o.dirty) && !self.appenders.values().any(|a| a.dirty) {
             return Ok(Vec::new());
@@ -233,6 +250,7 @@ impl Writer {
         }
         locked.save()?;
         let gaps = self.new_gaps(&locked.index, &touched, now, gap_timeout_secs);
+        self.holes = Some(hole_summary(&locked.index, now, gap_timeout_secs));
         drop(locked);
         for out in self.outputs.values_mut() {
             out.written = RangeSet::new();
@@ -292,6 +310,25 @@ impl Writer {
         self.outputs.clear();
         self.appenders.clear();
     }
+}
+
+/// Open holes over every generation in the index (other collectors'
+/// included: they share it). A pass over the index once per sync that
+/// wrote something, so at most once per commit interval.
+pub fn hole_summary(index: &super::index::Index, now: u64, gap_timeout_secs: u64) -> HoleSummary {
+    let mut s = HoleSummary {
+        generations: index.generations.len() as u64,
+        ..HoleSummary::default()
+    };
+    for e in index.generations.values() {
+        for h in e.completeness.holes(now) {
+            s.holes += 1;
+            s.gaps += u64::from(h.age_secs >= gap_timeout_secs);
+            let since = now.saturating_sub(h.age_secs);
+            s.oldest_since = Some(s.oldest_since.map_or(since, |o| o.min(since)));
+        }
+    }
+    s
 }
 
 impl OutFile {

@@ -2,8 +2,10 @@
 //! section as ship's, and a `[collect]` section) or the quick flags, both
 //! turned into one [`CollectSettings`]. Same rules and error style as
 //! ship's file: unknown keys and bad values are refused with file, line,
-//! column and key named (exit 2).
+//! column and key named (exit 2). A `[metrics]` section (or
+//! `--metrics-listen`) turns on `/metrics` and `/health`, as for ship.
 
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +21,8 @@ pub const DEFAULT_GROUP: &str = "logferry-collect";
 pub const DEFAULT_GAP_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_COMPRESS_AFTER: Duration = Duration::from_secs(3600);
+/// `/health` turns 503 after this long without a commit while records wait.
+pub const DEFAULT_MAX_STALL: Duration = Duration::from_secs(60);
 
 /// Consumer properties logferry sets; `-X` / `[kafka.properties]` may
 /// override all but the two the exactly-once promise rests on.
@@ -82,6 +86,23 @@ pub struct CollectSettings {
     /// The `-m META` prefix of tail2kafka-format records, stripped.
     pub metadata: Option<Vec<u8>>,
     pub archive: ArchiveSettings,
+    /// The metrics and health listener; None (the default) serves nothing.
+    pub metrics: Option<CollectMetrics>,
+}
+
+/// `[metrics]` of the collector's file: as ship's, without the per-file
+/// view (the collector has no followed files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectMetrics {
+    pub listen: SocketAddr,
+    pub max_stall: Duration,
+}
+
+/// `listen`'s value: an IP and a port, so nothing is resolved at start.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>().map_err(|_| {
+        format!("must be IP:PORT, e.g. \"127.0.0.1:9898\" or \"[::]:9898\", got \"{s}\"")
+    })
 }
 
 impl CollectSettings {
@@ -146,6 +167,14 @@ const COLLECT_KEYS: &[&str] = &[
 struct RawCollectFile {
     kafka: Option<RawKafka>,
     collect: Option<Spanned<RawCollect>>,
+    metrics: Option<Spanned<RawCollectMetrics>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCollectMetrics {
+    listen: Option<Spanned<String>>,
+    max_stall: Option<Spanned<RawDuration>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -219,8 +248,57 @@ fn positive(
     }
 }
 
+/// `[metrics]`: an address (required once the section is there) and a
+/// stall bound.
+fn metrics_section(
+    m: Option<Spanned<RawCollectMetrics>>,
+    issues: &mut Vec<Issue>,
+) -> Option<CollectMetrics> {
+    let m = m?;
+    let span = m.span();
+    let m = m.into_inner();
+    let max_stall = match m.max_stall {
+        None => DEFAULT_MAX_STALL,
+        Some(d) if d.get_ref().0.is_zero() => {
+            issue(
+                issues,
+                Some(d.span()),
+                "max_stall",
+                "\"max_stall\" in [metrics] must be more than 0".into(),
+            );
+            DEFAULT_MAX_STALL
+        }
+        Some(d) => d.get_ref().0,
+    };
+    let Some(listen) = m.listen else {
+        issue(
+            issues,
+            Some(span),
+            "listen",
+            "\"listen\" in [metrics] must be given: the address to serve /metrics and /health on, e.g. \"127.0.0.1:9898\"".into(),
+        );
+        return None;
+    };
+    match parse_listen(listen.get_ref()) {
+        Ok(addr) => Some(CollectMetrics {
+            listen: addr,
+            max_stall,
+        }),
+        Err(why) => {
+            issue(
+                issues,
+                Some(listen.span()),
+                "listen",
+                format!("\"listen\" in [metrics]: {why}"),
+            );
+            None
+        }
+    }
+}
+
 fn build(raw: RawCollectFile, issues: &mut Vec<Issue>) -> CollectSettings {
     let (brokers, kafka_props) = kafka_section(raw.kafka, issues);
+    let metrics = metrics_section(raw.metrics, issues);
     let Some(c) = raw.collect else {
         issue(
             issues,
@@ -324,6 +402,7 @@ fn build(raw: RawCollectFile, issues: &mut Vec<Issue>) -> CollectSettings {
             retention,
             retention_bytes,
         },
+        metrics,
     }
 }
 
@@ -338,6 +417,7 @@ fn empty_settings(brokers: String, kafka_props: Vec<(String, String)>) -> Collec
         commit_interval: DEFAULT_COMMIT_INTERVAL,
         metadata: None,
         archive: ArchiveSettings::default(),
+        metrics: None,
     }
 }
 
@@ -473,6 +553,33 @@ retention_bytes = "1GiB"
         assert!(e.to_string().starts_with("/etc/collect.toml:2:1:"), "{e}");
         let e = parse("[collect]\nout = \"/o\"\n").unwrap_err();
         assert_eq!(e.problems()[0].key.as_deref(), Some("topics"));
+    }
+
+    #[test]
+    fn metrics_section_is_checked_like_ships() {
+        let base = "[collect]\ntopics = \"a\"\nout = \"/o\"\n";
+        let s = parse(&format!("{base}[metrics]\nlisten = \"127.0.0.1:9899\"\n")).unwrap();
+        let m = s.metrics.unwrap();
+        assert_eq!(m.listen.port(), 9899);
+        assert_eq!(m.max_stall, DEFAULT_MAX_STALL);
+        assert!(parse(base).unwrap().metrics.is_none());
+        let e = parse(&format!("{base}[metrics]\nlisten = \"localhost:1\"\n")).unwrap_err();
+        let p = &e.problems()[0];
+        assert_eq!((p.line, p.key.as_deref()), (Some(5), Some("listen")));
+        assert!(
+            p.message.contains("\"listen\" in [metrics]"),
+            "{}",
+            p.message
+        );
+        let e = parse(&format!(
+            "{base}[metrics]\nlisten = \"127.0.0.1:1\"\ntop_files = 3\n"
+        ))
+        .unwrap_err();
+        let p = &e.problems()[0];
+        assert_eq!((p.line, p.key.as_deref()), (Some(6), Some("top_files")));
+        assert!(p.message.contains("[metrics]"), "{}", p.message);
+        let e = parse(&format!("{base}[metrics]\nmax_stall = \"5s\"\n")).unwrap_err();
+        assert_eq!(e.problems()[0].key.as_deref(), Some("listen"));
     }
 
     #[test]
