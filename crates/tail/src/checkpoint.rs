@@ -86,6 +86,13 @@ pub struct FileCheckpoint {
     /// not under its inode.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unfinished: bool,
+    /// The bytes before the end of the file as last seen, when that is
+    /// past `position`: what was there but not shipped. With a header
+    /// shared by every file and nothing shipped yet, the head and `anchor`
+    /// prove nothing, and this tells the generation's own file (or its
+    /// `.gz`) from the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<Anchor>,
 }
 
 /// A file's birth time, where the file system keeps one.
@@ -137,6 +144,7 @@ impl From<FileCheckpointV1> for FileCheckpoint {
             updated: v.updated,
             born: None,
             unfinished: false,
+            seen: None,
         }
     }
 }
@@ -254,13 +262,18 @@ impl Checkpointer {
         Ok(file.files)
     }
 
+    /// The file's bytes: JSON, one entry a line. Compact, because it is
+    /// rewritten every second: pretty-printed, 10,000 entries cost a tenth
+    /// of the shipping loop's time.
     pub fn encode(files: &[FileCheckpoint]) -> Vec<u8> {
-        let file = CheckpointFile {
-            version: FORMAT_VERSION,
-            files: files.to_vec(),
-        };
-        let mut out = serde_json::to_vec_pretty(&file).expect("checkpoint serializes");
-        out.push(b'\n');
+        let mut out = Vec::with_capacity(64 + files.len() * 320);
+        out.extend_from_slice(format!("{{\"version\":{FORMAT_VERSION},\"files\":[").as_bytes());
+        for (i, f) in files.iter().enumerate() {
+            out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+            // Integers, strings and derived structs: cannot fail.
+            serde_json::to_writer(&mut out, f).expect("checkpoint serializes");
+        }
+        out.extend_from_slice(b"\n]}\n");
         out
     }
 
@@ -314,6 +327,7 @@ mod tests {
             updated: 1_790_000_000,
             born: None,
             unfinished: false,
+            seen: None,
         }]
     }
 
@@ -321,31 +335,9 @@ mod tests {
     /// checkpoint and must bump FORMAT_VERSION.
     #[test]
     fn golden_format() {
-        let golden = r#"{
-  "version": 2,
-  "files": [
-    {
-      "generation": 81985529216486895,
-      "id": {
-        "dev": 2049,
-        "ino": 131
-      },
-      "fingerprint": {
-        "len": 256,
-        "hash": 42
-      },
-      "anchor": {
-        "at": 1234,
-        "len": 256,
-        "hash": 7
-      },
-      "position": 1234,
-      "size": 2000,
-      "path": "/var/log/app/access.log",
-      "updated": 1790000000
-    }
-  ]
-}
+        let golden = r#"{"version":2,"files":[
+{"generation":81985529216486895,"id":{"dev":2049,"ino":131},"fingerprint":{"len":256,"hash":42},"anchor":{"at":1234,"len":256,"hash":7},"position":1234,"size":2000,"path":"/var/log/app/access.log","updated":1790000000}
+]}
 "#;
         assert_eq!(
             String::from_utf8(Checkpointer::encode(&sample())).unwrap(),

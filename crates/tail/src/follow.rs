@@ -191,6 +191,13 @@ impl FileWatcher {
     /// The anchor at `at` (a position already read), from the bytes last
     /// read when they end there, else read from the file; `None` when the
     /// file no longer holds it or it would mean decompressing again.
+    /// Where the bytes kept in memory end, when they make an anchor there
+    /// (see [`anchor_at`](Self::anchor_at), which reads none then).
+    pub fn last_read_at(&self) -> Option<u64> {
+        (self.tail_end != u64::MAX && self.tail.len() as u64 == self.tail_end.min(ANCHOR_WINDOW))
+            .then_some(self.tail_end)
+    }
+
     pub fn anchor_at(&mut self, at: u64) -> Option<Anchor> {
         if self.tail_end == at && (self.tail.len() as u64 == at.min(ANCHOR_WINDOW)) {
             return Some(Anchor::of_bytes(&self.tail, at));

@@ -84,6 +84,9 @@ pub fn continues<R: ReadAt>(cp: &FileCheckpoint, head: &Head, src: &mut R, size:
         && size >= cp.anchor.at
         && head.matches(&cp.fingerprint)
         && cp.anchor.matches(src).unwrap_or(false)
+        && cp
+            .seen
+            .is_none_or(|s| size >= s.at && s.matches(src).unwrap_or(false))
 }
 
 impl Default for Ledger {
@@ -95,6 +98,11 @@ impl Default for Ledger {
             gz_seen: HashMap::new(),
         }
     }
+}
+
+/// How far into its file `cp`'s content is proven (shipped, or seen).
+fn proven(cp: &FileCheckpoint) -> u64 {
+    cp.seen.map_or(cp.anchor.at, |s| s.at.max(cp.anchor.at))
 }
 
 /// Whether anything of `cp`'s content is known. A generation saved before
@@ -247,14 +255,14 @@ impl Ledger {
             .unfinished
             .iter()
             .filter(|u| continues(&u.cp, head, &mut { file }, size))
-            .map(|u| (u.cp.anchor.at, true, u.cp.generation))
+            .map(|u| (proven(&u.cp), true, u.cp.generation))
             .max();
         let resting = self
             .resting
             .values()
             .filter(|cp| cp.anchor.len > 0 || cp.position == 0)
             .filter(|cp| continues(cp, head, &mut { file }, size))
-            .map(|cp| (cp.anchor.at, false, cp.generation, cp.id))
+            .map(|cp| (proven(cp), false, cp.generation, cp.id))
             .max();
         let unfinished_wins = match (&unfinished, &resting) {
             (Some(u), Some(r)) => (u.0, u.1) >= (r.0, r.1),
@@ -367,7 +375,17 @@ impl Ledger {
             self.gz_seen.insert(id, key);
             return None;
         }
-        let anchors: Vec<_> = candidates.iter().map(|(.., a)| *a).collect();
+        // Each candidate's anchor, then the proofs of bytes seen but not
+        // shipped, which must hold too.
+        let mut anchors: Vec<_> = candidates.iter().map(|(.., a)| *a).collect();
+        let seen_at: Vec<Option<usize>> = candidates
+            .iter()
+            .map(|(_, cp, ..)| {
+                let seen = cp.as_ref()?.seen?;
+                anchors.push(seen);
+                Some(anchors.len() - 1)
+            })
+            .collect();
         let probe = match compressed::probe(path, &anchors) {
             Ok(p) => p,
             Err(e) => {
@@ -379,12 +397,13 @@ impl Ledger {
         // file's generation.
         let best = candidates
             .iter()
-            .zip(&probe.anchors)
-            .filter(|(_, &anchored)| anchored)
-            .map(|(c, _)| c)
+            .enumerate()
+            .filter(|(i, _)| probe.anchors[*i] && seen_at[*i].is_none_or(|j| probe.anchors[j]))
+            .map(|(i, c)| (c, seen_at[i].map_or(c.3.at, |j| anchors[j].at.max(c.3.at))))
             // On a tie, the unfinished one (a finished generation holds no
             // more than was read of it).
-            .max_by_key(|(kind, _, _, a)| (a.at, *kind));
+            .max_by_key(|((kind, ..), proven)| (*proven, *kind))
+            .map(|(c, _)| c);
         match best {
             Some((2, Some(cp), ..)) => {
                 let generation = cp.generation;
@@ -458,6 +477,7 @@ mod tests {
             updated: 0,
             born: None,
             unfinished: false,
+            seen: None,
         }
     }
 
@@ -584,6 +604,38 @@ mod tests {
             .is_none());
     }
 
+    /// Nothing shipped yet and every file starts with the same header: the
+    /// head and the anchor at 0 prove nothing, and only the proof of the
+    /// bytes seen (but not shipped) tells the generation's own file from
+    /// another that starts alike.
+    #[test]
+    fn bytes_seen_but_not_shipped_tell_files_with_one_header_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = dir.path().join("a.log.1");
+        let other = dir.path().join("a.log");
+        write(&mine, "2026-12-02 00:00:01 GET /mine 200\n");
+        write(&other, "2026-12-02 00:00:01 GET /other 200\nand more\n");
+        let f = File::open(&mine).unwrap();
+        let size = f.metadata().unwrap().len();
+        let mut cp = checkpoint_of(&mine, 0);
+        cp.fingerprint = Fingerprint::read(&f, 256).unwrap();
+        cp.seen = Anchor::read(&mut &f, size).unwrap();
+        let mut ledger = Ledger::default();
+        ledger.unfinish(cp.clone());
+        let o = File::open(&other).unwrap();
+        let osize = o.metadata().unwrap().len();
+        assert!(
+            ledger
+                .take_continued(&Head::read(&o).unwrap(), &o, osize)
+                .is_none(),
+            "same header, other bytes where the seen ones were"
+        );
+        let got = ledger
+            .take_continued(&Head::read(&f).unwrap(), &f, size)
+            .expect("its own file");
+        assert_eq!((got.generation, got.position), (cp.generation, 0));
+    }
+
     /// An unfinished generation found in a gzip file; another compressed
     /// file with the same header is not taken for it.
     #[test]
@@ -632,6 +684,7 @@ mod tests {
             updated: 0,
             born: None,
             unfinished: false,
+            seen: None,
         };
         ledger.unfinish(cp.clone());
         assert!(ledger.expire(Instant::now()).is_empty());

@@ -72,6 +72,7 @@ impl Tailer {
                             updated: now_unix(),
                             born: s.born,
                             unfinished: false,
+                            seen: s.seen.take(),
                         },
                         trail,
                     );

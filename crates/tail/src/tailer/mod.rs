@@ -150,6 +150,9 @@ const HOT: Duration = Duration::from_secs(2);
 /// file creations costs a few scans, not one each.
 const RESCAN_SPACING: Duration = Duration::from_millis(20);
 
+/// How often the checkpoint takes proofs of bytes seen but not shipped.
+const SEEN_PERIOD: Duration = Duration::from_secs(10);
+
 /// Resting checkpoints of files not seen again are kept this long, so a file
 /// that is briefly unreadable does not lose its position.
 const RESTED_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -217,6 +220,8 @@ pub struct Tailer {
     rescan: bool,
     /// Per input: rotations and truncations seen (for metrics).
     counters: Vec<TailCounters>,
+    /// When the proofs of bytes seen but not shipped are taken next.
+    next_seen: Instant,
 }
 
 pub(crate) fn now_unix() -> u64 {
@@ -311,6 +316,7 @@ impl Tailer {
             last_scan: now,
             rescan: false,
             counters: vec![TailCounters::default(); settings_inputs],
+            next_seen: now,
         })
     }
 
@@ -486,9 +492,18 @@ impl Tailer {
     /// there) and the generations not being read.
     pub fn checkpoint_entries(&mut self) -> Vec<FileCheckpoint> {
         let now = now_unix();
+        // Proofs of bytes seen but not shipped cost a stat and a read per
+        // lagging file: every SEEN_PERIOD, and at every stop (`note_sizes`).
+        let seen_due = Instant::now() >= self.next_seen;
+        if seen_due {
+            self.next_seen = Instant::now() + SEEN_PERIOD;
+        }
         for s in self.streams.iter_mut().flatten() {
             s.refresh_anchor();
             s.widen_head();
+            if seen_due {
+                s.note_seen();
+            }
         }
         self.ledger.forget_older_than(now, RESTED_TTL);
         // Generations not being read first, then the streams: loaded in this
@@ -513,6 +528,7 @@ impl Tailer {
             if let Some(size) = s.watcher.as_ref().and_then(|w| w.size().ok()) {
                 s.size_seen = s.size_seen.max(size);
             }
+            s.note_seen();
         }
     }
 
@@ -539,6 +555,7 @@ impl Tailer {
             retired.push(slot);
             s.refresh_anchor();
             s.widen_head();
+            s.note_seen();
             let cp = s.checkpoint(now_unix());
             if s.parked.is_some() && cp.size > cp.position {
                 // Closed under the descriptor budget and renamed away

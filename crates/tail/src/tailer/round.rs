@@ -244,6 +244,7 @@ impl Tailer {
                         updated: now_unix(),
                         born: stream.born,
                         unfinished: false,
+                        seen: stream.seen.take(),
                     },
                     trail,
                 );

@@ -162,6 +162,7 @@ impl Tailer {
                         updated: now_unix(),
                         born: crate::checkpoint::born_of(&found.meta),
                         unfinished: false,
+                        seen: None,
                     });
                 }
             }
@@ -235,6 +236,12 @@ impl Tailer {
     /// repeats: all of it up to where it was read (a complete copy), or, for
     /// a file under a rotated name, all of `file` (a copy being written).
     fn copy_of_live(&mut self, input: usize, role: Role, file: &File, size: u64) -> Option<String> {
+        // copytruncate copies to rotated names: a file under a current name
+        // is never a copy (and with 10,000 files found at start, comparing
+        // each with every other cost a quadratic number of glob matches).
+        if role != Role::Rotated {
+            return None;
+        }
         // (`present` is being recomputed during a scan, so the path says
         // which files are current.)
         let current = &self.discoveries[input];
@@ -371,6 +378,7 @@ impl Tailer {
             parked: None,
             parked_proof: None,
             born,
+            seen: known.as_ref().and_then(|cp| cp.seen),
             joiner: self.settings.inputs[input].multiline.clone(),
             wake: true,
             last_data: Instant::now(),
