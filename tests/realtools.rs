@@ -868,6 +868,40 @@ fn run(
                     );
                     std::thread::sleep(Duration::from_millis(20));
                 }
+                // And until it has shipped past the live file's first lines:
+                // a file of which logferry knows only a header that every
+                // file starts with is not told apart from the others once
+                // it is renamed and compressed while logferry is down (the
+                // README says so). Checkpoints are written every second.
+                // (By inode: a renamed file's entry keeps its old path
+                // until logferry notices the rename.)
+                let state = scene.dir.path().join("state");
+                let past_header = || {
+                    use std::os::unix::fs::MetadataExt;
+                    let Ok(ino) = std::fs::metadata(&live).map(|m| m.ino()) else {
+                        return false;
+                    };
+                    let Ok(text) = std::fs::read_to_string(state.join("checkpoints.json")) else {
+                        return false;
+                    };
+                    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                        return false;
+                    };
+                    v["files"].as_array().is_some_and(|files| {
+                        files.iter().any(|f| {
+                            f["id"]["ino"].as_u64() == Some(ino)
+                                && f["position"].as_u64().is_some_and(|p| p > 4096)
+                        })
+                    })
+                };
+                while !past_header() {
+                    assert!(
+                        Instant::now() < deadline,
+                        "logferry did not ship past the start of {} within 30 s",
+                        live.display()
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 let st = l.stop();
                 assert!(st.success(), "logferry exited with {st}:\n{}", l.stderr());
             }
