@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -156,6 +156,28 @@ impl Streaming {
     }
 }
 
+/// End of a broker fault test: stop writing, every line in the topic once
+/// (the idempotent producer: no duplicates without a logferry crash), a
+/// clean stop, and the cluster healthy again for the next test.
+fn finish_streaming(brokers: &str, topic: &str, log: &Path, feeder: Feeder, mut lf: Logferry) {
+    let total = feeder.finish();
+    let report = audit_until_complete(
+        brokers,
+        topic,
+        &[log.to_path_buf()],
+        HOST,
+        Duration::from_secs(90),
+    );
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert_complete(&report, total);
+    assert_eq!(
+        report.duplicates(),
+        0,
+        "idempotent producer: no duplicates without a logferry crash"
+    );
+    wait_cluster_healthy(brokers, topic);
+}
+
 #[test]
 fn one_broker_killed_mid_stream_loses_and_duplicates_nothing() {
     let _g = CLUSTER.write().unwrap_or_else(|p| p.into_inner());
@@ -165,7 +187,7 @@ fn one_broker_killed_mid_stream_loses_and_duplicates_nothing() {
         dir: _dir,
         log,
         state: _,
-        mut lf,
+        lf,
         feeder,
     } = Streaming::start(&brokers, "brokerkill");
     let mut r = Reader::new(&brokers, &topic);
@@ -182,22 +204,7 @@ fn one_broker_killed_mid_stream_loses_and_duplicates_nothing() {
     );
     eprintln!("failover: 3000 more lines within {:?}", killed_at.elapsed());
     kafka_script(&["restart", &leader.to_string()]);
-    let total = feeder.finish();
-    let report = audit_until_complete(
-        &brokers,
-        &topic,
-        std::slice::from_ref(&log),
-        HOST,
-        Duration::from_secs(90),
-    );
-    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
-    assert_complete(&report, total);
-    assert_eq!(
-        report.duplicates(),
-        0,
-        "idempotent producer: no duplicates without a logferry crash"
-    );
-    wait_cluster_healthy(&brokers, &topic);
+    finish_streaming(&brokers, &topic, &log, feeder, lf);
 }
 
 /// A hung broker (SIGSTOP: connections stay open, nothing answers) is the
@@ -213,7 +220,7 @@ fn hung_leader_stalls_shipping_only_briefly() {
         dir: _dir,
         log,
         state,
-        mut lf,
+        lf,
         feeder,
     } = Streaming::start(&brokers, "hung");
     // Progress is what the broker acknowledged: the checkpointed position
@@ -248,18 +255,7 @@ fn hung_leader_stalls_shipping_only_briefly() {
         resumed < Duration::from_secs(30),
         "a hung leader stalled shipping for {resumed:?}"
     );
-    let total = feeder.finish();
-    let report = audit_until_complete(
-        &brokers,
-        &topic,
-        std::slice::from_ref(&log),
-        HOST,
-        Duration::from_secs(90),
-    );
-    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
-    assert_complete(&report, total);
-    assert_eq!(report.duplicates(), 0, "idempotent producer: no duplicates");
-    wait_cluster_healthy(&brokers, &topic);
+    finish_streaming(&brokers, &topic, &log, feeder, lf);
 }
 
 fn partition_leader(brokers: &str, topic: &str) -> i32 {

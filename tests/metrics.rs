@@ -8,70 +8,18 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::scrape::*;
 use common::*;
-
-/// (status code, body) of `GET path`.
-fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect to the metrics listener");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let code = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (code, body)
-}
 
 /// The value of one series (`name{labels}` exactly as exposed).
 fn value(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
-}
-
-/// Sum of every series of `name` (any labels).
-fn sum(body: &str, name: &str) -> f64 {
-    body.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// Wait until `cond` holds of a scrape; returns that scrape.
-fn until(addr: &str, what: &str, timeout: Duration, cond: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (_, body) = get(addr, "/metrics");
-        if cond(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; last scrape:\n{body}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The address the agent's metrics listener bound (configured as port 0).
-fn metrics_addr(lf: &Logferry) -> String {
-    lf.wait_for_log("metrics at /metrics", Duration::from_secs(30));
-    let err = lf.stderr();
-    let line = err
-        .lines()
-        .find(|l| l.contains("metrics at /metrics"))
-        .unwrap();
-    let at = line.find("addr=").expect("the log line names the address") + 5;
-    line[at..].split_whitespace().next().unwrap().to_string()
 }
 
 fn config(

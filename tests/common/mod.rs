@@ -3,6 +3,8 @@
 //! consumer that reads records back, and a `logferry` child process.
 #![allow(dead_code)]
 
+pub mod scrape;
+
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -326,15 +326,6 @@ impl FileWatcher {
 
     pub fn idle_for(&self) -> std::time::Duration {
         self.last_data.elapsed()
-    }
-
-    /// Whether the file was unlinked (no name left). Its descriptor still
-    /// reads; callers drain it, then drop the watcher.
-    pub fn is_deleted(&self) -> bool {
-        match &self.body {
-            Body::Plain(f) => f.metadata().map(|m| m.nlink() == 0).unwrap_or(true),
-            Body::Gz(_) => false,
-        }
     }
 
     /// Current size of the file behind the descriptor (of a compressed

@@ -432,11 +432,6 @@ impl Tailer {
         }
     }
 
-    /// The input of the stream in `slot`, while it exists.
-    pub fn input_of(&self, slot: usize) -> Option<usize> {
-        self.streams.get(slot)?.as_ref().map(|s| s.input)
-    }
-
     /// Lines handed out and not acknowledged yet.
     pub fn unacked(&self) -> usize {
         self.streams
