@@ -419,7 +419,7 @@ pub struct CollectArgs {
     /// Configuration file with `[kafka]` and `[collect]` sections, instead
     /// of the flags below.
     #[arg(short = 'c', long = "config", value_name = "FILE",
-          conflicts_with_all = ["brokers", "topics", "group", "out", "properties", "gap_timeout", "commit_interval", "metadata", "metrics_listen"])]
+          conflicts_with_all = ["brokers", "topics", "group", "out", "properties", "gap_timeout", "commit_interval", "metadata", "max_hole", "metrics_listen"])]
     pub config: Option<PathBuf>,
 
     /// Bootstrap brokers `h1:p1,h2:p2`.
@@ -453,6 +453,12 @@ pub struct CollectArgs {
     /// Metadata prefix of records shipped with `-m META` (stripped).
     #[arg(short = 'm', long, value_name = "META")]
     pub metadata: Option<String>,
+
+    /// A line whose offset lies more than SIZE past the end of its
+    /// generation's output goes to _unattributed, counted, instead of
+    /// opening a sparse hole that big [default: 64GiB].
+    #[arg(long, value_name = "SIZE", value_parser = config::parse_size)]
+    pub max_hole: Option<u64>,
 
     /// Serve Prometheus metrics at /metrics and a health check at /health
     /// on IP:PORT [default: off].
@@ -502,6 +508,9 @@ impl CollectArgs {
                 return Err(format!("{flag} must be more than 0"));
             }
         }
+        if self.max_hole == Some(0) {
+            return Err("--max-hole must be more than 0".into());
+        }
         if let Some((key, msg)) = check_consumer_props(&self.properties).into_iter().next() {
             return Err(format!("-X {key}: {msg}"));
         }
@@ -528,6 +537,7 @@ impl CollectArgs {
             gap_timeout: self.gap_timeout.unwrap_or(DEFAULT_GAP_TIMEOUT),
             commit_interval: self.commit_interval.unwrap_or(DEFAULT_COMMIT_INTERVAL),
             metadata: self.metadata.map(String::into_bytes),
+            max_hole: self.max_hole.unwrap_or(DEFAULT_MAX_HOLE),
             archive: ArchiveSettings::default(),
             metrics,
         })
@@ -598,6 +608,37 @@ mod tests {
             Cli::try_parse_from(["logferry", "ship", "-t", "t"]).is_err(),
             "topic needs a file"
         );
+    }
+
+    fn collect(args: &[&str]) -> Result<config::collect::CollectSettings, String> {
+        let mut v = vec!["logferry", "collect", "-t", "t", "-o", "/out"];
+        v.extend_from_slice(args);
+        match Cli::try_parse_from(v).map_err(|e| e.to_string())?.command {
+            Command::Collect(a) => a.into_settings(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn collect_max_hole_flag() {
+        assert_eq!(
+            collect(&[]).unwrap().max_hole,
+            config::collect::DEFAULT_MAX_HOLE
+        );
+        assert_eq!(collect(&["--max-hole", "2GiB"]).unwrap().max_hole, 2 << 30);
+        let e = collect(&["--max-hole", "0"]).unwrap_err();
+        assert!(e.contains("--max-hole must be more than 0"), "{e}");
+        let e = collect(&["--max-hole", "lots"]).unwrap_err();
+        assert!(e.contains("--max-hole"), "{e}");
+        assert!(Cli::try_parse_from([
+            "logferry",
+            "collect",
+            "-c",
+            "/a.toml",
+            "--max-hole",
+            "1GiB"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -206,10 +206,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let mut l = store.locked().unwrap();
-        l.register(&key(1), b"/x.log", 0).unwrap();
+        l.register(&key(1), b"/x.log", 0, 0).unwrap();
         std::fs::create_dir_all(dir.path().join("h")).unwrap();
         std::fs::write(dir.path().join("h/x.log"), "old\n").unwrap();
-        l.register(&key(2), b"/x.log", 0).unwrap();
+        l.register(&key(2), b"/x.log", 0, 1000).unwrap();
         drop(l);
         std::fs::write(dir.path().join("h/x.log"), "new\n").unwrap();
         let mut a = Archive::new(ArchiveSettings {

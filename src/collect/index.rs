@@ -73,6 +73,22 @@ impl GenEntry {
     pub fn is_closed(&self) -> bool {
         self.archived.is_some() || self.output != live_path(&self.host, self.source_path.as_bytes())
     }
+
+    /// When the first record seen of this generation was produced (Unix
+    /// ms, the agent's clock), which orders the generations of one path.
+    /// An index written before this was kept falls back to when the
+    /// collector first saw the generation.
+    pub fn first_record_ms(&self) -> u64 {
+        self.first_record_ms
+            .unwrap_or(self.first_seen.saturating_mul(1000))
+    }
+}
+
+/// The name of a generation that does not (or no longer) hold the live
+/// name: `<live>.<seconds>-<generation>`, seconds of its first record, so
+/// that the names of one path sort by time.
+fn older_name(live: &str, first_record_ms: u64, generation: &str) -> String {
+    format!("{live}.{}-{generation}", first_record_ms / 1000)
 }
 
 impl std::fmt::Display for Lineage {
@@ -111,6 +127,11 @@ pub struct GenEntry {
     pub output: String,
     /// Unix time the collector first saw the generation.
     pub first_seen: u64,
+    /// Producer timestamp (Unix ms) of the first record seen of it: see
+    /// [`GenEntry::first_record_ms`]. None in indexes written before it
+    /// was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_record_ms: Option<u64>,
     /// Unix time of the last write saved.
     pub last_write: u64,
     #[serde(default)]
@@ -274,38 +295,56 @@ impl Locked<'_> {
         })
     }
 
-    /// The output of `key`, registering the generation if it is new: it
-    /// takes the live name `HOST/<source path>`, and the generation that
-    /// held that name moves to `<name>.<first seen>-<generation>` (names
-    /// that sort by time). Saved before returning, so an output file never
-    /// exists without its index entry.
+    /// The output of `key`, registering the generation if it is new.
+    /// `record_ms` is the producer timestamp of the record that brought
+    /// it. The newest generation of a path holds the live name
+    /// `HOST/<source path>`; older ones are `<name>.<seconds>-<generation>`
+    /// (names that sort by time). "Newest" goes by the first record's
+    /// timestamp, not by the order the collector meets generations in: a
+    /// backlog spread over partitions can deliver the newer generation
+    /// first, and the older one must not then take the live name. So a new
+    /// generation older than the live holder gets its older name directly;
+    /// otherwise it takes the live name and the holder is renamed. Saved
+    /// before returning, so an output file never exists without its index
+    /// entry.
     pub fn register(
         &mut self,
         key: &GenKey,
         source_path: &[u8],
         now: u64,
+        record_ms: u64,
     ) -> Result<GenEntry, IndexError> {
         let id = key.id();
         if let Some(e) = self.index.generations.get(&id) {
             return Ok(e.clone());
         }
         let live = live_path(&key.host, source_path);
-        if let Some(prev) = self
+        let generation = key.lineage.to_string();
+        let output = match self
             .index
             .generations
             .values_mut()
             .find(|e| e.output == live)
         {
-            let to = format!("{live}.{}-{}", prev.first_seen, prev.generation);
-            self.index.pending_renames.push((live.clone(), to.clone()));
-            prev.output = to;
-        }
+            // Equal times go to the later arrival, as before times were kept.
+            Some(holder) if holder.first_record_ms() > record_ms => {
+                older_name(&live, record_ms, &generation)
+            }
+            Some(holder) => {
+                let to = older_name(&live, holder.first_record_ms(), &holder.generation);
+                self.index.pending_renames.push((live.clone(), to.clone()));
+                holder.output = to;
+                live
+            }
+            None => live,
+        };
         let entry = GenEntry {
             host: key.host.clone(),
-            generation: key.lineage.to_string(),
+            generation,
             source_path: String::from_utf8_lossy(source_path).into_owned(),
-            output: live,
+            output,
             first_seen: now,
+            first_record_ms: Some(record_ms),
             last_write: now,
             completeness: Completeness::default(),
             archived: None,
@@ -412,16 +451,99 @@ mod tests {
             lineage: Lineage::Generation(GenerationId(2)),
         };
         let mut l = store.locked().unwrap();
-        assert_eq!(l.register(&a, b"/x.log", 100).unwrap().output, "h/x.log");
+        // Collector clock 100 and 200; the records' own times 90.5 s and
+        // 190 s name the old output.
+        let first = l.register(&a, b"/x.log", 100, 90_500).unwrap();
+        assert_eq!(first.output, "h/x.log");
+        assert_eq!(first.first_record_ms, Some(90_500));
         std::fs::create_dir_all(dir.path().join("h")).unwrap();
         std::fs::write(dir.path().join("h/x.log"), "a\n").unwrap();
-        assert_eq!(l.register(&b, b"/x.log", 200).unwrap().output, "h/x.log");
+        assert_eq!(
+            l.register(&b, b"/x.log", 200, 190_000).unwrap().output,
+            "h/x.log"
+        );
         drop(l);
-        let old = dir.path().join("h/x.log.100-0000000000000001");
+        let old = dir.path().join("h/x.log.90-0000000000000001");
         assert_eq!(std::fs::read(old).unwrap(), b"a\n");
         let idx = Store::read(dir.path()).unwrap();
         assert_eq!(idx.generations.len(), 2);
         assert!(idx.pending_renames.is_empty());
+        assert!(idx.generations["h/0000000000000001"].is_closed());
+        assert!(!idx.generations["h/0000000000000002"].is_closed());
+    }
+
+    #[test]
+    fn an_older_generation_met_after_a_newer_one_does_not_take_the_live_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = |g| GenKey {
+            host: "h".into(),
+            lineage: Lineage::Generation(GenerationId(g)),
+        };
+        let mut l = store.locked().unwrap();
+        // A backlog: the newer generation (first record at 500 s) arrives
+        // first, the older one (first record at 400 s) after it.
+        assert_eq!(
+            l.register(&key(2), b"/x.log", 1000, 500_000)
+                .unwrap()
+                .output,
+            "h/x.log"
+        );
+        std::fs::create_dir_all(dir.path().join("h")).unwrap();
+        std::fs::write(dir.path().join("h/x.log"), "new\n").unwrap();
+        let older = l.register(&key(1), b"/x.log", 1001, 400_000).unwrap();
+        assert_eq!(older.output, "h/x.log.400-0000000000000001");
+        assert!(l.index.pending_renames.is_empty());
+        // An even older one after that: also an older name, by its time.
+        let oldest = l.register(&key(3), b"/x.log", 1002, 300_250).unwrap();
+        assert_eq!(oldest.output, "h/x.log.300-0000000000000003");
+        // A later one still takes the live name from the newest.
+        assert_eq!(
+            l.register(&key(4), b"/x.log", 1003, 600_000)
+                .unwrap()
+                .output,
+            "h/x.log"
+        );
+        drop(l);
+        assert_eq!(
+            std::fs::read(dir.path().join("h/x.log.500-0000000000000002")).unwrap(),
+            b"new\n"
+        );
+        let idx = Store::read(dir.path()).unwrap();
+        let out = |g: &str| idx.generations[&format!("h/{g}")].output.clone();
+        assert_eq!(out("0000000000000004"), "h/x.log");
+        assert_eq!(out("0000000000000002"), "h/x.log.500-0000000000000002");
+        assert_eq!(out("0000000000000001"), "h/x.log.400-0000000000000001");
+        assert!(idx.generations.values().filter(|e| !e.is_closed()).count() == 1);
+    }
+
+    #[test]
+    fn an_index_without_record_times_falls_back_to_first_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // An index entry as an older collector wrote it: no record time.
+        let old = r#"{"version":1,"generations":{"h/0000000000000001":{"host":"h",
+            "generation":"0000000000000001","source_path":"/x.log","output":"h/x.log",
+            "first_seen":100,"last_write":100}}}"#;
+        std::fs::write(Store::index_path(dir.path()), old).unwrap();
+        let idx = Store::read(dir.path()).unwrap();
+        let e = &idx.generations["h/0000000000000001"];
+        assert_eq!((e.first_record_ms, e.first_record_ms()), (None, 100_000));
+        let mut l = store.locked().unwrap();
+        let key = |g| GenKey {
+            host: "h".into(),
+            lineage: Lineage::Generation(GenerationId(g)),
+        };
+        // Older than first_seen: an older name; newer: takes the live name
+        // and the old entry gets the name it always would have.
+        let e = l.register(&key(2), b"/x.log", 200, 99_000).unwrap();
+        assert_eq!(e.output, "h/x.log.99-0000000000000002");
+        let e = l.register(&key(3), b"/x.log", 200, 101_000).unwrap();
+        assert_eq!(e.output, "h/x.log");
+        assert_eq!(
+            l.index.generations["h/0000000000000001"].output,
+            "h/x.log.100-0000000000000001"
+        );
     }
 
     #[test]

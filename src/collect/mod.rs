@@ -15,6 +15,8 @@
 //!
 //! # Layout
 //!
+//! - [`record`]: what one record becomes (a line at its offset, or an
+//!   `_unattributed` append), and the counters saying which.
 //! - [`writer`]: offset-addressed output files and `_unattributed` appends.
 //! - [`completeness`]: written ranges, "complete up to", holes and gaps.
 //! - [`index`]: the state in `OUT/.logferry/` (generation -> output,
@@ -23,15 +25,18 @@
 //! - [`archive`]: compression and retention of closed generations.
 //! - [`observe`]: what `/metrics` and `/health` show, filled from the loop
 //!   a few times a second.
+//! - [`spread`]: generations arriving on several partitions while other
+//!   members of the group hold the rest (warned once, counted).
 
 pub mod archive;
 pub mod completeness;
 pub mod index;
 pub mod observe;
+mod record;
+pub mod spread;
 pub mod status;
 pub mod writer;
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -40,15 +45,14 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientConfig, Offset, Statistics, TopicPartitionList};
 
 use crate::config::collect::CollectSettings;
 use crate::shutdown::Shutdown;
-use crate::wire::{decode_source, partition_key_of, Format, Source, SOURCE_HEADER};
-use index::{GenKey, IndexError, Lineage, Store};
+use index::{IndexError, Store};
 use observe::{CollectExposition, Observer, PartitionLag, SessionFigures, TopicCounts};
-use writer::{At, Writer};
+use spread::{Hold, SpreadWatch};
+use writer::Writer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
@@ -67,10 +71,18 @@ pub enum CollectError {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counters {
     pub records: u64,
+    /// Written at their source offset.
     pub attributed: u64,
+    /// Appended to `_unattributed`.
     pub unattributed: u64,
     /// Attribution present but undecodable (also in `unattributed`).
     pub corrupt: u64,
+    /// Attributed, but more than `max_hole` past the end of their
+    /// generation's output (also in `unattributed`).
+    pub beyond_max_hole: u64,
+    /// Generations other members of the group write parts of (see
+    /// [`spread`]).
+    pub split_generations: u64,
     pub commits: u64,
 }
 
@@ -92,9 +104,36 @@ struct State {
     /// Records consumed and not committed yet (the health rule's
     /// "records wait").
     waiting: u64,
+    /// This session's assignment and the generations other members write
+    /// parts of.
+    spread: SpreadWatch,
 }
 
 impl State {
+    fn new(max_hole: u64) -> Self {
+        State {
+            writer: Writer::new(max_hole),
+            pending: HashMap::new(),
+            synced: HashMap::new(),
+            abandon: false,
+            failure: None,
+            counters: Counters::default(),
+            topics: HashMap::new(),
+            waiting: 0,
+            spread: SpreadWatch::default(),
+        }
+    }
+
+    /// A new assignment: generations already seen on several partitions
+    /// are looked at again, since holding all partitions before says
+    /// nothing once another member took some.
+    fn set_holds(&mut self, holds: HashMap<String, Hold>) {
+        self.spread.set_holds(holds);
+        for (key, partitions) in self.writer.spread() {
+            self.spread.check(key, partitions);
+        }
+    }
+
     /// Nothing left to commit: no record waits any more.
     fn settle(&mut self) {
         if self.synced.is_empty() && self.pending.values().all(HashMap::is_empty) {
@@ -110,6 +149,8 @@ impl State {
             commits: self.counters.commits,
             waiting: self.waiting,
             holes: self.writer.holes,
+            beyond_max_hole: self.counters.beyond_max_hole,
+            split_generations: self.spread.split_generations,
             lag,
         }
     }
@@ -213,7 +254,58 @@ impl ConsumerContext for CollectContext {
         }
         st.settle();
     }
+
+    /// After partitions moved: what this collector now holds of each
+    /// topic, for the spread warning. The topics' partition counts are
+    /// fetched only when the assignment changed (once per rebalance, not
+    /// per record).
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if matches!(rebalance, Rebalance::Error(_)) {
+            return;
+        }
+        let assignment = match consumer.assignment() {
+            Ok(tpl) => tpl,
+            Err(e) => {
+                tracing::debug!("cannot read the assignment after a rebalance: {e}");
+                return;
+            }
+        };
+        let mut held: HashMap<String, usize> = HashMap::new();
+        for e in assignment.elements() {
+            *held.entry(e.topic().to_string()).or_default() += 1;
+        }
+        let unchanged = {
+            let st = self.state();
+            let known = st.spread.holds();
+            known.len() == held.len()
+                && held
+                    .iter()
+                    .all(|(t, n)| known.get(t).is_some_and(|h| h.held == *n))
+        };
+        if unchanged {
+            return;
+        }
+        let mut holds = HashMap::new();
+        for (topic, n) in held {
+            match consumer.fetch_metadata(Some(&topic), METADATA_TIMEOUT) {
+                Ok(md) => {
+                    let total = md.topics().first().map_or(0, |t| t.partitions().len());
+                    if total > 0 {
+                        holds.insert(topic, Hold { held: n, total });
+                    }
+                }
+                Err(e) => tracing::debug!(
+                    topic,
+                    "cannot fetch the partition count ({e}); generations spread over its partitions go unnoticed until the next rebalance"
+                ),
+            }
+        }
+        self.state().set_holds(holds);
+    }
 }
+
+/// Bound on the metadata request after a rebalance (it holds up the loop).
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn describe(tpl: &TopicPartitionList) -> String {
     tpl.elements()
@@ -274,130 +366,6 @@ fn checkpoint(
             st.settle();
         }
         Err(e) => tracing::warn!("committing offsets failed (retried at the next interval): {e}"),
-    }
-    Ok(())
-}
-
-/// The record's source attribution: `Ok(None)` when it has none, `Err`
-/// when it has one that does not decode.
-fn attribution(m: &BorrowedMessage<'_>) -> Result<Option<Source>, crate::wire::SourceDecodeError> {
-    if let Some(h) = m
-        .headers()
-        .and_then(|hs| hs.iter().find(|h| h.key == SOURCE_HEADER))
-    {
-        return decode_source(h.value.unwrap_or_default()).map(Some);
-    }
-    match m.key() {
-        Some(k) if partition_key_of(k).is_some() => decode_source(k).map(Some),
-        _ => Ok(None),
-    }
-}
-
-/// The line inside a record value: tail2kafka's `META::line` when the
-/// collector was given META, the JSON envelope when the value is one that
-/// names this very source and offset, else the value itself (raw).
-fn line_of<'a>(value: &'a [u8], src: &Source, meta: Option<&[u8]>) -> Cow<'a, [u8]> {
-    if let Some(meta) = meta {
-        let f = Format::Tail2Kafka {
-            meta: meta.to_vec(),
-        };
-        if let Some(l) = f.line_of(value) {
-            return l;
-        }
-    }
-    if value.starts_with(b"{\"line\":") && is_envelope_of(value, src) {
-        if let Some(l) = (Format::Json { fields: Vec::new() }).line_of(value) {
-            return Cow::Owned(l.into_owned());
-        }
-    }
-    Cow::Borrowed(value)
-}
-
-/// A JSON envelope carries host and offset: a raw line that merely looks
-/// like one does not match its own attribution.
-fn is_envelope_of(value: &[u8], src: &Source) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Head<'a> {
-        host: Cow<'a, str>,
-        offset: u64,
-    }
-    serde_json::from_slice::<Head<'_>>(value)
-        .is_ok_and(|h| h.host == src.host && h.offset == src.offset)
-}
-
-/// Write one record where it belongs and remember its offset.
-fn handle(
-    st: &mut State,
-    store: &Store,
-    m: &BorrowedMessage<'_>,
-    meta: Option<&[u8]>,
-    now: u64,
-) -> Result<(), IndexError> {
-    st.counters.records += 1;
-    st.waiting += 1;
-    let value = m.payload().unwrap_or_default();
-    let attributed = match attribution(m) {
-        Ok(Some(src)) => {
-            st.counters.attributed += 1;
-            let line = line_of(value, &src, meta);
-            let lineage = src
-                .generation
-                .map_or(Lineage::Inode(src.id), Lineage::Generation);
-            let at = At {
-                source_path: &src.path,
-                offset: src.offset,
-                truncated: src.truncated,
-            };
-            let key = GenKey {
-                host: src.host.clone(),
-                lineage,
-            };
-            st.writer.write_line(store, key, at, &line, now)?;
-            true
-        }
-        Ok(None) => {
-            st.counters.unattributed += 1;
-            st.writer
-                .write_unattributed(store, m.topic(), m.partition(), m.offset(), value)?;
-            false
-        }
-        Err(e) => {
-            if st.counters.corrupt == 0 {
-                tracing::warn!(
-                    topic = m.topic(),
-                    partition = m.partition(),
-                    offset = m.offset(),
-                    "source attribution does not decode ({e}); record kept in _unattributed (said once, counted)"
-                );
-            }
-            st.counters.corrupt += 1;
-            st.counters.unattributed += 1;
-            st.writer
-                .write_unattributed(store, m.topic(), m.partition(), m.offset(), value)?;
-            false
-        }
-    };
-    // Looked up by &str: no allocation per record once the topic is known.
-    let counts = match st.topics.get_mut(m.topic()) {
-        Some(c) => c,
-        None => st.topics.entry(m.topic().to_string()).or_default(),
-    };
-    if attributed {
-        counts.attributed += 1;
-    } else {
-        counts.unattributed += 1;
-    }
-    let next = m.offset() + 1;
-    match st.pending.get_mut(m.topic()) {
-        Some(parts) => {
-            parts.insert(m.partition(), next);
-        }
-        None => {
-            st.pending.insert(
-                m.topic().to_string(),
-                HashMap::from([(m.partition(), next)]),
-            );
-        }
     }
     Ok(())
 }
@@ -498,16 +466,7 @@ fn create_consumer(
     }
     let ctx = CollectContext {
         store: Arc::clone(store),
-        state: Mutex::new(State {
-            writer: Writer::new(),
-            pending: HashMap::new(),
-            synced: HashMap::new(),
-            abandon: false,
-            failure: None,
-            counters: Counters::default(),
-            topics: HashMap::new(),
-            waiting: 0,
-        }),
+        state: Mutex::new(State::new(settings.max_hole)),
         gap_timeout_secs: settings.gap_timeout.as_secs(),
         lag: Mutex::new(Vec::new()),
     };
@@ -552,7 +511,7 @@ fn session(
         }
         match polled {
             Some(Ok(m)) => {
-                if let Err(e) = handle(&mut st, store, &m, meta, now) {
+                if let Err(e) = record::handle(&mut st, store, &m, meta, now) {
                     break Some(e);
                 }
             }
@@ -587,7 +546,10 @@ fn session(
         if let Some(o) = observer {
             o.end_session(&st.figures(Vec::new()));
         }
-        st.counters
+        Counters {
+            split_generations: st.spread.split_generations,
+            ..st.counters
+        }
     };
     drop(consumer);
     Ok(match failure {
@@ -597,6 +559,8 @@ fn session(
                 attributed = counters.attributed,
                 unattributed = counters.unattributed,
                 corrupt = counters.corrupt,
+                beyond_max_hole = counters.beyond_max_hole,
+                split_generations = counters.split_generations,
                 "collector stopped: outputs fsynced, offsets committed"
             );
             Ended::Stopped(counters)

@@ -109,6 +109,8 @@ pub struct CollectSnapshot {
     pub bytes_written: u64,
     pub fsync: FsyncStats,
     pub commits: u64,
+    pub beyond_max_hole: u64,
+    pub split_generations: u64,
     pub lag: Vec<PartitionLag>,
     pub holes: HoleSummary,
     /// Unix seconds now, for hole ages.
@@ -201,6 +203,12 @@ pub struct SessionFigures {
     pub waiting: u64,
     /// None until a sync of this session wrote something.
     pub holes: Option<HoleSummary>,
+    /// Lines more than `max_hole` past the end of their output, kept in
+    /// `_unattributed` instead.
+    pub beyond_max_hole: u64,
+    /// Generations seen on several partitions of a topic this collector
+    /// holds only part of (counted once per session each).
+    pub split_generations: u64,
     pub lag: Vec<PartitionLag>,
 }
 
@@ -218,6 +226,8 @@ impl SessionFigures {
         self.fsync.sum_seconds += other.fsync.sum_seconds;
         self.fsync.count += other.fsync.count;
         self.commits += other.commits;
+        self.beyond_max_hole += other.beyond_max_hole;
+        self.split_generations += other.split_generations;
     }
 }
 
@@ -275,6 +285,8 @@ impl Observer {
             bytes_written: total.bytes_written,
             fsync: total.fsync,
             commits: total.commits,
+            beyond_max_hole: total.beyond_max_hole,
+            split_generations: total.split_generations,
             lag: current.lag.clone(),
             holes: self.holes,
             now: std::time::SystemTime::now()
@@ -333,6 +345,18 @@ impl Exposition for CollectExposition {
             "logferry_collect_commits",
             "Offset commits that succeeded (each after the outputs were fsynced)",
             one(s.commits),
+        );
+        counters(
+            r,
+            "logferry_collect_beyond_max_hole",
+            "Attributed lines whose offset lies more than max_hole past the end of their generation's output, kept in _unattributed instead of written",
+            one(s.beyond_max_hole),
+        );
+        counters(
+            r,
+            "logferry_collect_split_generations",
+            "Generations seen arriving on several partitions of a topic while this collector held only some of its partitions: other group members write the rest (fine with one shared OUT)",
+            one(s.split_generations),
         );
         gauges(
             r,
@@ -448,6 +472,8 @@ mod tests {
         let mut f = SessionFigures {
             bytes_written: 10,
             commits: 2,
+            beyond_max_hole: 1,
+            split_generations: 3,
             ..SessionFigures::default()
         };
         f.topics.insert(
@@ -461,6 +487,19 @@ mod tests {
         o.publish(Instant::now(), &f, None);
         let s = x.latest().unwrap();
         assert_eq!((s.bytes_written, s.commits), (20, 4));
+        assert_eq!((s.beyond_max_hole, s.split_generations), (2, 6));
+        let mut r = Registry::default();
+        x.register(&mut r);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+        assert!(
+            text.contains("logferry_collect_beyond_max_hole_total 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("logferry_collect_split_generations_total 6"),
+            "{text}"
+        );
         assert_eq!(s.topics[0].1.attributed, 6);
     }
 

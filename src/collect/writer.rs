@@ -15,6 +15,11 @@
 //! file length written, a record below it is skipped, and bytes past it
 //! (written but not saved before a crash) are cut off before appending.
 //!
+//! A line whose offset lies more than `max_hole` past the end of what its
+//! generation's output holds is not written: a corrupt or hostile offset
+//! (2^60) would make a giant sparse file, or an EFBIG that stops the
+//! collector. The caller keeps such a record in `_unattributed`.
+//!
 //! Nothing is durable until [`Writer::sync`]: it writes pending runs,
 //! fsyncs every file touched, then merges what was written into the index.
 //! Only after it returns may the records' offsets be committed.
@@ -30,11 +35,16 @@ use super::index::{
     create_dirs, io_err, unattributed_key, unattributed_path, AppendPos, GenKey, IndexError, Store,
 };
 use super::observe::{FsyncStats, HoleSummary};
+use super::spread::Partitions;
+use crate::config::collect::DEFAULT_MAX_HOLE;
 
 /// A run is written out once it reaches this size.
 const MAX_RUN: usize = 1 << 20;
-/// Output files kept open between syncs; more are closed after a sync.
+/// Output files kept open between syncs; more are closed after a sync
+/// (which also forgets the partitions their generations came from).
 const MAX_OPEN: usize = 1024;
+/// No line may end past this: `pwrite` takes a signed offset.
+const MAX_FILE_END: u64 = i64::MAX as u64;
 
 /// One generation's output file and what was written to it since the last
 /// sync.
@@ -52,6 +62,16 @@ struct OutFile {
     /// held. A record inside it is a duplicate; one outside it arrived too
     /// late and is counted, never written into a compressed file.
     archived: Option<RangeSet>,
+    /// End of what the output holds as far as this writer knows: the
+    /// index's when opened (or last looked at) and every line since. A
+    /// line may open a hole of at most `max_hole` past it.
+    end: u64,
+    /// Whether `end` was read from the index since the last sync: a line
+    /// that looks too far is checked against the index once per sync, as
+    /// collectors sharing OUT may have written further meanwhile.
+    end_checked: bool,
+    /// The partitions this generation's lines came from in this session.
+    partitions: Partitions,
 }
 
 /// One `_unattributed` partition file.
@@ -72,6 +92,33 @@ pub struct At<'a> {
     pub truncated: bool,
 }
 
+/// Where the record came from: its topic and partition (which partitions
+/// a generation arrives on: see [`super::spread`]) and its producer
+/// timestamp in Unix ms (which orders the generations of one path: see
+/// [`super::index::Locked::register`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub time_ms: u64,
+}
+
+/// What became of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// Written at its offset (or, for an archived generation, found
+    /// already held or counted as late).
+    Written,
+    /// Written, and its generation came from a partition it had not come
+    /// from before in this session, on two or more by now: see
+    /// [`Writer::partitions`].
+    WrittenNewPartition,
+    /// Not written: the offset lies more than `max_hole` past `end`, the
+    /// end of what the output holds (or the line would end past what a
+    /// file can hold). The caller keeps the record elsewhere.
+    TooFar { end: u64 },
+}
+
 /// A hole open longer than the gap timeout, for the log.
 #[derive(Debug, Clone)]
 pub struct Gap {
@@ -85,7 +132,13 @@ pub struct Gap {
 }
 
 pub struct Writer {
+    /// Largest hole a line may open past the end of its output.
+    max_hole: u64,
     outputs: HashMap<GenKey, OutFile>,
+    /// Generations not in the index whose lines came too far out to
+    /// register them, until the next sync: a stream of such lines then
+    /// costs a set lookup each, not a read of the index.
+    unknown_far: HashSet<GenKey>,
     appenders: HashMap<(String, i32), Appender>,
     /// Gaps already logged (output, hole start), so each is said once.
     reported: HashSet<(String, u64)>,
@@ -104,14 +157,16 @@ pub struct Writer {
 
 impl Default for Writer {
     fn default() -> Self {
-        Self::new()
+        Self::new(DEFAULT_MAX_HOLE)
     }
 }
 
 impl Writer {
-    pub fn new() -> Self {
+    pub fn new(max_hole: u64) -> Self {
         Writer {
+            max_hole,
             outputs: HashMap::new(),
+            unknown_far: HashSet::new(),
             appenders: HashMap::new(),
             reported: HashSet::new(),
             skipped_unattributed: 0,
@@ -122,27 +177,46 @@ impl Writer {
         }
     }
 
-    /// Write `line` at `at.offset` in the output of `key`.
+    pub fn max_hole(&self) -> u64 {
+        self.max_hole
+    }
+
+    /// Write `line` at `at.offset` in the output of `key`, unless that is
+    /// more than `max_hole` past the end of what the output holds.
     pub fn write_line(
         &mut self,
         store: &Store,
-        key: GenKey,
+        key: &GenKey,
         at: At<'_>,
+        from: Origin<'_>,
         line: &[u8],
         now: u64,
-    ) -> Result<(), IndexError> {
+    ) -> Result<Placed, IndexError> {
         let At {
             source_path,
             offset,
             truncated,
         } = at;
-        if !self.outputs.contains_key(&key) {
-            let out = open_output(store, &key, source_path, now)?;
+        let len = line.len() as u64 + u64::from(!truncated);
+        // Where the line ends, when a file can hold it there.
+        let line_end = offset.checked_add(len).filter(|&e| e <= MAX_FILE_END);
+        if !self.outputs.contains_key(key) {
+            // A new generation's output ends at 0. A line too far for it
+            // does not register it: a corrupt record would otherwise take
+            // the live name from the real file.
+            let may_register = line_end.is_some() && offset <= self.max_hole;
+            if !may_register && self.unknown_far.contains(key) {
+                return Ok(Placed::TooFar { end: 0 });
+            }
+            let Some(out) = open_output(store, key, source_path, from, now, may_register)? else {
+                self.unknown_far.insert(key.clone());
+                return Ok(Placed::TooFar { end: 0 });
+            };
             self.outputs.insert(key.clone(), out);
         }
-        let out = self.outputs.get_mut(&key).expect("inserted above");
+        let out = self.outputs.get_mut(key).expect("inserted above");
         if let Some(held) = &out.archived {
-            let end = offset + line.len() as u64 + u64::from(!truncated);
+            let end = offset.saturating_add(len);
             if !held.covers(offset, end) {
                 if self.late_lines == 0 {
                     tracing::error!(
@@ -154,8 +228,23 @@ impl Writer {
                 }
                 self.late_lines += 1;
             }
-            return Ok(());
+            return Ok(Placed::Written);
         }
+        let max_hole = self.max_hole;
+        let too_far = |end: u64| offset > end.saturating_add(max_hole);
+        let line_end = match line_end {
+            Some(e) if !too_far(out.end) => e,
+            _ => {
+                if !out.end_checked {
+                    out.end = out.end.max(indexed_end(store, key)?);
+                    out.end_checked = true;
+                }
+                match line_end {
+                    Some(e) if !too_far(out.end) => e,
+                    _ => return Ok(Placed::TooFar { end: out.end }),
+                }
+            }
+        };
         let contiguous = !out.run.is_empty() && offset == out.run_start + out.run.len() as u64;
         if !contiguous || out.run.len() >= MAX_RUN {
             out.write_run().map_err(io_err(store.root()))?;
@@ -168,10 +257,29 @@ impl Writer {
         } else {
             out.run.push(b'\n');
         }
-        out.written.insert(offset, end + u64::from(!truncated));
+        out.written.insert(offset, line_end);
+        out.end = out.end.max(line_end);
         out.dirty = true;
-        self.bytes_written += line.len() as u64 + u64::from(!truncated);
-        Ok(())
+        self.bytes_written += len;
+        Ok(if out.partitions.note(from.topic, from.partition) {
+            Placed::WrittenNewPartition
+        } else {
+            Placed::Written
+        })
+    }
+
+    /// The partitions `key`'s lines came from in this session (while its
+    /// output is open).
+    pub fn partitions(&self, key: &GenKey) -> Option<&Partitions> {
+        self.outputs.get(key).map(|o| &o.partitions)
+    }
+
+    /// Every open generation whose lines came from two or more partitions.
+    pub fn spread(&self) -> impl Iterator<Item = (&GenKey, &Partitions)> {
+        self.outputs
+            .iter()
+            .filter(|(_, o)| o.partitions.len() >= 2)
+            .map(|(k, o)| (k, &o.partitions))
     }
 
     /// Append a record without attribution, unless an earlier run of the
@@ -215,6 +323,12 @@ impl Writer {
         gap_timeout_secs: u64,
     ) -> Result<Vec<Gap>, IndexError> {
         let root = store.root();
+        // What others wrote since (other collectors sharing OUT) is looked
+        // at again when needed.
+        for out in self.outputs.values_mut() {
+            out.end_checked = false;
+        }
+        self.unknown_far.clear();
         for out in self.outputs.values_mut().filter(|o| o.dirty) {
             out.write_run().map_err(io_err(root))?;
             if let Some(f) = &out.file {
@@ -235,10 +349,11 @@ impl Writer {
         let mut locked = store.locked()?;
         locked.index.gap_timeout_secs = gap_timeout_secs;
         let mut touched = Vec::new();
-        for (key, out) in self.outputs.iter().filter(|(_, o)| o.dirty) {
+        for (key, out) in self.outputs.iter_mut().filter(|(_, o)| o.dirty) {
             if let Some(e) = locked.index.generations.get_mut(&key.id()) {
                 e.completeness.merge(&out.written, &out.excused, now);
                 e.last_write = now;
+                out.end = out.end.max(e.completeness.end());
                 touched.push(key.id());
             }
         }
@@ -308,6 +423,7 @@ impl Writer {
     /// records are consumed again from the last commit).
     pub fn reset(&mut self) {
         self.outputs.clear();
+        self.unknown_far.clear();
         self.appenders.clear();
     }
 }
@@ -370,16 +486,32 @@ fn open_file(root: &Path, rel: &str) -> Result<File, IndexError> {
     Ok(file)
 }
 
-/// Open the output of a generation, registering it when new. Opened under
-/// the index lock: another collector may be renaming outputs.
+/// End of what the index says `key`'s output holds (0 when unknown).
+fn indexed_end(store: &Store, key: &GenKey) -> Result<u64, IndexError> {
+    let locked = store.locked()?;
+    Ok(locked
+        .index
+        .generations
+        .get(&key.id())
+        .map_or(0, |e| e.completeness.end()))
+}
+
+/// Open the output of a generation, registering it when new and
+/// `may_register` (else None). Opened under the index lock: another
+/// collector may be renaming outputs.
 fn open_output(
     store: &Store,
     key: &GenKey,
     source_path: &[u8],
+    from: Origin<'_>,
     now: u64,
-) -> Result<OutFile, IndexError> {
+    may_register: bool,
+) -> Result<Option<OutFile>, IndexError> {
     let mut locked = store.locked()?;
-    let entry = locked.register(key, source_path, now)?;
+    if !may_register && !locked.index.generations.contains_key(&key.id()) {
+        return Ok(None);
+    }
+    let entry = locked.register(key, source_path, now, from.time_ms)?;
     let archived = entry
         .archived
         .is_some()
@@ -389,7 +521,7 @@ fn open_output(
         None => Some(open_file(store.root(), &entry.output)?),
     };
     drop(locked);
-    Ok(OutFile {
+    Ok(Some(OutFile {
         archived,
         file,
         run: Vec::new(),
@@ -397,7 +529,10 @@ fn open_output(
         written: RangeSet::new(),
         excused: Vec::new(),
         dirty: false,
-    })
+        end: entry.completeness.end(),
+        end_checked: true,
+        partitions: Partitions::new(from.topic),
+    }))
 }
 
 /// Open an `_unattributed` file at its saved position, cutting off bytes a

@@ -22,6 +22,12 @@ pub const DEFAULT_GAP_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_COMPRESS_AFTER: Duration = Duration::from_secs(3600);
 /// `/health` turns 503 after this long without a commit while records wait.
+/// A line whose offset lies more than this past the end of what its
+/// generation's output holds goes to `_unattributed` instead: a corrupt or
+/// hostile offset (2^60) would otherwise make a giant sparse file, or an
+/// EFBIG that stops the collector. 64 GiB leaves room for a file the agent
+/// started following far into it.
+pub const DEFAULT_MAX_HOLE: u64 = 64 << 30;
 pub const DEFAULT_MAX_STALL: Duration = Duration::from_secs(60);
 
 /// Consumer properties logferry sets; `-X` / `[kafka.properties]` may
@@ -85,6 +91,9 @@ pub struct CollectSettings {
     pub commit_interval: Duration,
     /// The `-m META` prefix of tail2kafka-format records, stripped.
     pub metadata: Option<Vec<u8>>,
+    /// Largest sparse hole a line may open past the end of its output
+    /// (bytes, more than 0); lines further out go to `_unattributed`.
+    pub max_hole: u64,
     pub archive: ArchiveSettings,
     /// The metrics and health listener; None (the default) serves nothing.
     pub metrics: Option<CollectMetrics>,
@@ -156,6 +165,7 @@ const COLLECT_KEYS: &[&str] = &[
     "gap_timeout",
     "commit_interval",
     "metadata",
+    "max_hole",
     "compress_after",
     "compress",
     "retention_days",
@@ -186,6 +196,7 @@ struct RawCollect {
     gap_timeout: Option<Spanned<RawDuration>>,
     commit_interval: Option<Spanned<RawDuration>>,
     metadata: Option<Spanned<String>>,
+    max_hole: Option<Spanned<RawSize>>,
     compress_after: Option<Spanned<RawDuration>>,
     compress: Option<Compression>,
     retention_days: Option<Spanned<f64>>,
@@ -364,6 +375,19 @@ fn build(raw: RawCollectFile, issues: &mut Vec<Issue>) -> CollectSettings {
             Duration::try_from_secs_f64(days * 86400.0).ok()
         }
     });
+    let max_hole = match c.max_hole {
+        Some(b) if b.get_ref().0 == 0 => {
+            issue(
+                issues,
+                Some(b.span()),
+                "max_hole",
+                "\"max_hole\" in [collect] must be more than 0".into(),
+            );
+            DEFAULT_MAX_HOLE
+        }
+        Some(b) => b.get_ref().0,
+        None => DEFAULT_MAX_HOLE,
+    };
     let retention_bytes = c.retention_bytes.and_then(|b| {
         if b.get_ref().0 == 0 {
             issue(
@@ -391,6 +415,7 @@ fn build(raw: RawCollectFile, issues: &mut Vec<Issue>) -> CollectSettings {
             DEFAULT_COMMIT_INTERVAL,
         ),
         metadata: c.metadata.map(|m| m.into_inner().into_bytes()),
+        max_hole,
         archive: ArchiveSettings {
             compress_after: positive(
                 issues,
@@ -416,6 +441,7 @@ fn empty_settings(brokers: String, kafka_props: Vec<(String, String)>) -> Collec
         gap_timeout: DEFAULT_GAP_TIMEOUT,
         commit_interval: DEFAULT_COMMIT_INTERVAL,
         metadata: None,
+        max_hole: DEFAULT_MAX_HOLE,
         archive: ArchiveSettings::default(),
         metrics: None,
     }
@@ -519,6 +545,7 @@ compress_after = "10m"
 compress = "gzip"
 retention_days = 30
 retention_bytes = "1GiB"
+max_hole = "1GiB"
 "#,
         )
         .unwrap();
@@ -528,6 +555,7 @@ retention_bytes = "1GiB"
         assert_eq!(s.commit_interval, Duration::from_millis(500));
         assert_eq!(s.archive.compress, Compression::Gzip);
         assert_eq!(s.archive.retention_bytes, Some(1 << 30));
+        assert_eq!(s.max_hole, 1 << 30);
         assert!(s
             .consumer_props()
             .contains(&("enable.auto.commit".into(), "false".into())));
@@ -580,6 +608,33 @@ retention_bytes = "1GiB"
         assert!(p.message.contains("[metrics]"), "{}", p.message);
         let e = parse(&format!("{base}[metrics]\nmax_stall = \"5s\"\n")).unwrap_err();
         assert_eq!(e.problems()[0].key.as_deref(), Some("listen"));
+    }
+
+    #[test]
+    fn max_hole_is_a_size_and_0_or_garbage_is_refused() {
+        let base = "[collect]\ntopics = \"a\"\nout = \"/o\"\n";
+        assert_eq!(parse(base).unwrap().max_hole, DEFAULT_MAX_HOLE);
+        assert_eq!(DEFAULT_MAX_HOLE, 64 << 30);
+        let s = parse(&format!("{base}max_hole = \"5GiB\"\n")).unwrap();
+        assert_eq!(s.max_hole, 5 << 30);
+        let s = parse(&format!("{base}max_hole = 4096\n")).unwrap();
+        assert_eq!(s.max_hole, 4096);
+        for bad in ["0", "\"0GiB\"", "\"lots\"", "-5", "\"12 parsecs\""] {
+            let e = parse(&format!("{base}max_hole = {bad}\n")).unwrap_err();
+            let p = &e.problems()[0];
+            assert_eq!(
+                (p.line, p.key.as_deref()),
+                (Some(4), Some("max_hole")),
+                "{bad}: {e}"
+            );
+            assert!(e.to_string().contains("max_hole"), "{bad}: {e}");
+        }
+        let e = parse(&format!("{base}max_hole = 0\n")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("\"max_hole\" in [collect] must be more than 0"),
+            "{e}"
+        );
     }
 
     #[test]
