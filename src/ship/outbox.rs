@@ -18,7 +18,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 
 use super::produce::{
-    client_config, record_cost, Delivery, ErrorCounts, ErrorKind, ShipContext, ShipProducer,
+    client_config, record_cost, Delivery, ErrorCounts, ErrorKind, Failure, ShipContext,
+    ShipProducer,
 };
 use super::{ShipError, ShipReport};
 use crate::config::{Attribution, PartitionBy, ShipSettings};
@@ -240,16 +241,10 @@ impl Outbox {
         self.producer.context().take_deliveries(&mut deliveries);
         let mut largest_failed: HashMap<String, usize> = HashMap::new();
         for d in &deliveries {
-            if let Delivery::Failed {
-                error,
-                topic,
-                payload,
-                ..
-            } = d
-            {
-                if is_size_error(error) {
-                    let l = largest_failed.entry(topic.clone()).or_insert(0);
-                    *l = (*l).max(payload.len());
+            if let Delivery::Failed { failure, .. } = d {
+                if is_size_error(&failure.error) {
+                    let l = largest_failed.entry(failure.topic.clone()).or_insert(0);
+                    *l = (*l).max(failure.payload.len());
                 }
             }
         }
@@ -273,12 +268,15 @@ impl Outbox {
                 Delivery::Failed {
                     opaque,
                     cost: _,
-                    error,
-                    topic,
-                    mut key,
-                    mut payload,
-                    mut headers,
+                    failure,
                 } => {
+                    let Failure {
+                        error,
+                        topic,
+                        mut key,
+                        mut payload,
+                        mut headers,
+                    } = *failure;
                     self.report.delivery_failures += 1;
                     self.delivery_errors.add(ErrorKind::of(&error));
                     if is_size_error(&error) {

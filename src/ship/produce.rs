@@ -47,17 +47,25 @@ pub enum Delivery {
         opaque: usize,
         cost: usize,
     },
+    /// Boxed: reports queue up by the thousand between services, and
+    /// nearly all are acks, which need not be the size of a failure.
     Failed {
         opaque: usize,
         cost: usize,
-        error: KafkaError,
-        topic: String,
-        /// The record, copied so it can be sent again: a failed line is
-        /// retried, never dropped.
-        key: Option<Vec<u8>>,
-        payload: Vec<u8>,
-        headers: Vec<(String, Vec<u8>)>,
+        failure: Box<Failure>,
     },
+}
+
+/// What a failed delivery hands back.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: KafkaError,
+    pub topic: String,
+    /// The record, copied so it can be sent again: a failed line is
+    /// retried, never dropped.
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 /// What one record counts against the in-flight bound: its bytes plus a
@@ -317,18 +325,20 @@ impl ProducerContext<SourcePartitioner> for ShipContext {
             Err((error, msg)) => Delivery::Failed {
                 opaque,
                 cost: record_cost(msg.key_len(), msg.payload_len()),
-                error: error.clone(),
-                topic: msg.topic().to_string(),
-                key: msg.key().map(<[u8]>::to_vec),
-                payload: msg.payload().unwrap_or_default().to_vec(),
-                headers: msg
-                    .headers()
-                    .map(|hs| {
-                        hs.iter()
-                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                failure: Box::new(Failure {
+                    error: error.clone(),
+                    topic: msg.topic().to_string(),
+                    key: msg.key().map(<[u8]>::to_vec),
+                    payload: msg.payload().unwrap_or_default().to_vec(),
+                    headers: msg
+                        .headers()
+                        .map(|hs| {
+                            hs.iter()
+                                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }),
             },
         };
         self.deliveries
