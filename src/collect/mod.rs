@@ -495,6 +495,9 @@ fn session(
     let gap = settings.gap_timeout.as_secs();
     let mut next_commit = Instant::now() + settings.commit_interval;
     let mut now = now_secs();
+    // Read once per record, after the poll: one clock read a record, not
+    // two (the poll itself reads the clock too).
+    let mut clock = Instant::now();
     let failure = loop {
         if shutdown.is_requested() {
             let mut st = consumer.context().state();
@@ -503,7 +506,7 @@ fn session(
                 Err(e) => break Some(e),
             }
         }
-        let wait = next_commit.saturating_duration_since(Instant::now());
+        let wait = next_commit.saturating_duration_since(clock);
         let polled = consumer.poll(wait.min(Duration::from_millis(100)));
         let mut st = consumer.context().state();
         if let Some(e) = st.failure.take() {
@@ -518,7 +521,7 @@ fn session(
             Some(Err(e)) => tracing::warn!("consumer: {e}"),
             None => {}
         }
-        let clock = Instant::now();
+        clock = Instant::now();
         if let Some(o) = observer.as_deref_mut().filter(|o| o.due(clock)) {
             o.publish(clock, &st.figures(consumer.context().lag()), None);
         }
