@@ -266,21 +266,27 @@ impl Checkpointer {
     /// rewritten every second: pretty-printed, 10,000 entries cost a tenth
     /// of the shipping loop's time.
     pub fn encode(files: &[FileCheckpoint]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + files.len() * 320);
-        out.extend_from_slice(format!("{{\"version\":{FORMAT_VERSION},\"files\":[").as_bytes());
-        for (i, f) in files.iter().enumerate() {
-            out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
-            // Integers, strings and derived structs: cannot fail.
-            serde_json::to_writer(&mut out, f).expect("checkpoint serializes");
-        }
-        out.extend_from_slice(b"\n]}\n");
+        let mut out = Vec::new();
+        Self::write_to(files, &mut out).expect("writing to memory cannot fail");
         out
+    }
+
+    /// [`encode`](Self::encode) into `out`, entry by entry: with 10,000
+    /// files the whole encoding is megabytes, which need not be held at
+    /// once.
+    fn write_to<W: Write>(files: &[FileCheckpoint], mut out: W) -> io::Result<()> {
+        write!(out, "{{\"version\":{FORMAT_VERSION},\"files\":[")?;
+        for (i, f) in files.iter().enumerate() {
+            out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+            serde_json::to_writer(&mut out, f).map_err(io::Error::from)?;
+        }
+        out.write_all(b"\n]}\n")?;
+        out.flush()
     }
 
     /// Replace the checkpoint atomically. On error the previous file stays.
     pub fn save(&self, files: &[FileCheckpoint]) -> Result<(), CheckpointError> {
-        let bytes = Self::encode(files);
-        self.write_atomically(&bytes).map_err(|source| {
+        self.write_atomically(files).map_err(|source| {
             let _ = fs::remove_file(&self.tmp);
             CheckpointError::Write {
                 path: self.path.clone(),
@@ -289,14 +295,16 @@ impl Checkpointer {
         })
     }
 
-    fn write_atomically(&self, bytes: &[u8]) -> io::Result<()> {
-        let mut f = OpenOptions::new()
+    fn write_atomically(&self, files: &[FileCheckpoint]) -> io::Result<()> {
+        let f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
             .open(&self.tmp)?;
-        f.write_all(bytes)?;
+        let mut out = io::BufWriter::with_capacity(64 << 10, f);
+        Self::write_to(files, &mut out)?;
+        let f = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         f.sync_all()?;
         drop(f);
         fs::rename(&self.tmp, &self.path)?;

@@ -37,6 +37,23 @@ pub struct Unfinished {
     /// Anchors at earlier positions of the generation (in memory only): a
     /// copy that ends before `cp.position` is recognised by them.
     pub trail: Vec<Anchor>,
+    /// The bytes `cp.anchor` covers, when known (in memory only, kept when
+    /// a cut was seen): a copy that ends among them must hold them up to
+    /// its end. A trail anchor proves nothing past itself, and files that
+    /// share a header match one taken in the header.
+    pub last: Vec<u8>,
+}
+
+/// What a file being read holds as far as it was read: a compressed file
+/// that repeats it may be its copy (copytruncate, then `compress`).
+#[derive(Debug, Clone, Copy)]
+pub struct LiveProof {
+    pub fingerprint: Fingerprint,
+    /// At where reading got to.
+    pub anchor: Anchor,
+    /// The file holds nothing past where reading got to and was not cut:
+    /// a copy of it holds nothing unread.
+    pub settled: bool,
 }
 
 /// A compressed file already examined, so it is decompressed once.
@@ -89,6 +106,17 @@ pub fn continues<R: ReadAt>(cp: &FileCheckpoint, head: &Head, src: &mut R, size:
             .is_none_or(|s| size >= s.at && s.matches(src).unwrap_or(false))
 }
 
+/// Whether `file`, of `size` bytes, on `cp`'s inode is still `cp`'s own file:
+/// not born again (where the file system keeps birth times) and holding its
+/// content ([`continues`]).
+pub fn still_holds(cp: &FileCheckpoint, head: &Head, file: &File, size: u64) -> bool {
+    let reborn = matches!(
+        (cp.born, file.metadata().ok().as_ref().and_then(crate::checkpoint::born_of)),
+        (Some(was), Some(now)) if was != now
+    );
+    !reborn && continues(cp, head, &mut { file }, size)
+}
+
 impl Default for Ledger {
     fn default() -> Self {
         Ledger {
@@ -116,8 +144,21 @@ fn knows_content(cp: &FileCheckpoint) -> bool {
 /// Whether `file`, shorter than the position `u` was read to, is a copy of
 /// it: same head, and the latest trail anchor the copy reaches matches.
 fn is_short_copy(u: &Unfinished, head: &Head, file: &File, size: u64) -> bool {
+    // Where the copy ends among the last bytes read, those up to its end
+    // must be the same.
+    let start = u.cp.anchor.at - u.last.len() as u64;
+    let same_end = || {
+        if u.last.is_empty() || size <= start {
+            return true;
+        }
+        let n = (size - start) as usize;
+        let mut buf = vec![0u8; n];
+        crate::identity::read_full(&mut { file }, &mut buf, start)
+            .is_ok_and(|got| got == n && buf[..] == u.last[..n])
+    };
     size < u.cp.position
         && head.matches(&u.cp.fingerprint)
+        && same_end()
         && u.trail
             .iter()
             .filter(|a| a.at <= size && a.len > 0)
@@ -177,11 +218,7 @@ impl Ledger {
             // Nothing of it was seen: the file is read as a new one.
             return Ok(None);
         }
-        let reborn = matches!(
-            (cp.born, file.metadata().ok().as_ref().and_then(crate::checkpoint::born_of)),
-            (Some(was), Some(now)) if was != now
-        );
-        if !reborn && continues(&cp, head, &mut { file }, size) {
+        if still_holds(&cp, head, file, size) {
             return Ok(Some(cp));
         }
         let was = cp.path.clone();
@@ -199,20 +236,40 @@ impl Ledger {
     /// leaves the copy shorter than what was read. Such a copy holds
     /// nothing unread, and the trail proves it is this generation's.
     pub fn unfinish_with_trail(&mut self, cp: FileCheckpoint, trail: Vec<Anchor>) {
-        if self
+        self.unfinish_cut(cp, trail, Vec::new());
+    }
+
+    /// [`unfinish_with_trail`](Self::unfinish_with_trail), with `last`, the
+    /// bytes `cp.anchor` covers (ignored unless they are).
+    pub fn unfinish_cut(&mut self, cp: FileCheckpoint, trail: Vec<Anchor>, mut last: Vec<u8>) {
+        if last.len() as u64 != cp.anchor.len || Anchor::of_bytes(&last, cp.anchor.at) != cp.anchor
+        {
+            last = Vec::new();
+        }
+        // One entry per generation. Several files can hold one generation
+        // (a copy, a shorter copy, the original), each read to its own
+        // position; every line before the furthest was shipped, so that is
+        // where the rest is looked for. Kept from a nearer one, its lines
+        // in between would be read again from a copy that holds them.
+        let mut since = Instant::now();
+        if let Some(i) = self
             .unfinished
             .iter()
-            .any(|u| u.cp.generation == cp.generation)
+            .position(|u| u.cp.generation == cp.generation)
         {
-            return;
+            if self.unfinished[i].cp.position >= cp.position {
+                return;
+            }
+            since = self.unfinished.swap_remove(i).since;
         }
         self.unfinished.push(Unfinished {
             cp: FileCheckpoint {
                 unfinished: false,
                 ..cp
             },
-            since: Instant::now(),
+            since,
             trail,
+            last,
         });
         // Compressed files judged against the earlier set may hold this one.
         self.gz_seen.clear();
@@ -292,8 +349,10 @@ impl Ledger {
             .position(|u| is_short_copy(u, head, file, size))
         {
             // Everything the copy holds was read already: it continues the
-            // generation at its end, with nothing to read.
-            let mut cp = self.unfinished.swap_remove(i).cp;
+            // generation at its end, with nothing to read. The generation is
+            // still looked for: a copy that ends before what was read holds
+            // none of what may follow it.
+            let mut cp = self.unfinished[i].cp.clone();
             cp.position = size;
             cp.anchor = Anchor::read(&mut { file }, size)
                 .ok()
@@ -312,17 +371,20 @@ impl Ledger {
     /// Look in a compressed rotated file for an unfinished generation; at
     /// most one decompression per file version.
     ///
-    /// `live`: the head and the anchor of where reading got to of files
-    /// being read. A compressed file that repeats one of them further than
-    /// any unfinished generation is its copy (copytruncate, then
-    /// `compress`), whose original is not seen cut yet: it is left for the
-    /// next scan, when the cut has made that generation unfinished.
+    /// `live`: what files being read hold, as far as read. A compressed
+    /// file that repeats one of them further than any unfinished generation
+    /// is its copy (copytruncate, then `compress`), whose original is not
+    /// seen cut yet: it is left for the next scan, when the cut has made
+    /// that generation unfinished. So is one that repeats a file not read
+    /// to its end as far as it was read: it may be that file's (compressed
+    /// after it was renamed, while it is still read through its
+    /// descriptor), and only reading on tells.
     pub fn take_from_compressed(
         &mut self,
         path: &Path,
         id: FileId,
         meta: &std::fs::Metadata,
-        live: &[(Fingerprint, Anchor)],
+        live: &[LiveProof],
     ) -> Option<FileCheckpoint> {
         if self.unfinished.is_empty() {
             return None;
@@ -353,8 +415,8 @@ impl Ledger {
                 return None;
             }
         };
-        // (kind, generation if known, fingerprint, anchor): kind 2 is
-        // unfinished, 1 live, 0 resting; a tie goes to the higher kind.
+        // (kind, generation if known, fingerprint, anchor): kind 3 is live
+        // and not settled, 2 unfinished, 1 live and settled, 0 resting.
         let candidates: Vec<(u8, Option<FileCheckpoint>, Fingerprint, Anchor)> = self
             .unfinished
             .iter()
@@ -368,8 +430,19 @@ impl Ledger {
                     .expect("filtered");
                 (k, cp, fp, a)
             })
-            .chain(live.iter().map(|(fp, a)| (1, None, *fp, *a)))
-            .filter(|(_, _, fp, _)| fp.len > 0 && head.matches(fp))
+            .chain(live.iter().map(|l| {
+                let kind = if l.settled { 1 } else { 3 };
+                (kind, None, l.fingerprint, l.anchor)
+            }))
+            // A file being read that has not been read yet proves nothing,
+            // but may yet be this file's source.
+            .filter(|(kind, _, fp, _)| {
+                if fp.len == 0 {
+                    *kind == 3
+                } else {
+                    head.matches(fp)
+                }
+            })
             .collect();
         if !candidates.iter().any(|(kind, ..)| *kind == 2) {
             self.gz_seen.insert(id, key);
@@ -393,12 +466,33 @@ impl Ledger {
                 return None;
             }
         };
-        // The longest proof (the furthest anchor that matched) is this
-        // file's generation.
-        let best = candidates
+        let matched = candidates
             .iter()
             .enumerate()
-            .filter(|(i, _)| probe.anchors[*i] && seen_at[*i].is_none_or(|j| probe.anchors[j]))
+            .filter(|(i, _)| probe.anchors[*i] && seen_at[*i].is_none_or(|j| probe.anchors[j]));
+        // A file being read, not to its end, that this one repeats as far
+        // as it was read may be its source, however little that proves
+        // (files sharing a header, a file not read yet): only reading on
+        // tells, and taken for an unfinished generation now, the lines that
+        // file still holds would be read twice. Judged again next scan.
+        if matched.clone().any(|(_, (kind, ..))| *kind == 3) {
+            // Found, if it is theirs: not lost while that is undecided
+            // (reading may be paused for long, e.g. while Kafka is down).
+            let now = Instant::now();
+            for (_, (kind, cp, ..)) in matched {
+                if let (2, Some(cp)) = (kind, cp) {
+                    for u in &mut self.unfinished {
+                        if u.cp.generation == cp.generation {
+                            u.since = now;
+                        }
+                    }
+                }
+            }
+            return None;
+        }
+        // The longest proof (the furthest anchor that matched) is this
+        // file's generation.
+        let best = matched
             .map(|(i, c)| (c, seen_at[i].map_or(c.3.at, |j| anchors[j].at.max(c.3.at))))
             // On a tie, the unfinished one (a finished generation holds no
             // more than was read of it).
@@ -458,238 +552,4 @@ impl Ledger {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::GenerationId;
-    use std::io::Write;
-
-    fn checkpoint_of(path: &Path, position: u64) -> FileCheckpoint {
-        let f = File::open(path).unwrap();
-        let meta = f.metadata().unwrap();
-        FileCheckpoint {
-            generation: GenerationId::new(),
-            id: FileId::of(&meta),
-            fingerprint: Fingerprint::read(&f, position).unwrap(),
-            anchor: Anchor::read(&mut &f, position).unwrap().unwrap(),
-            position,
-            size: meta.len(),
-            path: path.display().to_string(),
-            updated: 0,
-            born: None,
-            unfinished: false,
-            seen: None,
-        }
-    }
-
-    const HEADER: &str = "#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n#Date: 2026-12-02 00:00:00\n#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken\n";
-
-    fn write(path: &Path, body: &str) {
-        let mut f = File::create(path).unwrap();
-        f.write_all(HEADER.as_bytes()).unwrap();
-        f.write_all(body.as_bytes()).unwrap();
-    }
-
-    /// A new file that shares the old one's long header is not the old one,
-    /// even on the old one's inode: it is read from 0, not from the old
-    /// position.
-    #[test]
-    fn same_header_on_a_reused_inode_is_a_new_generation() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.log");
-        write(&path, "2026-12-02 00:00:01 GET /one 200\n");
-        let old = checkpoint_of(&path, std::fs::metadata(&path).unwrap().len());
-        // Same inode, same header, other lines (as after the old file was
-        // deleted and its inode reused).
-        let f = File::options().write(true).open(&path).unwrap();
-        f.set_len(0).unwrap();
-        drop(f);
-        write(
-            &path,
-            "2026-12-02 00:00:09 GET /two 200\n2026-12-02 00:00:10 GET /three 200\n",
-        );
-        let mut ledger = Ledger::new(vec![old.clone()], UNFINISHED_TTL);
-        let f = File::open(&path).unwrap();
-        let size = f.metadata().unwrap().len();
-        let head = Head::read(&f).unwrap();
-        assert_eq!(
-            ledger.resume(&old.id, &head, &f, size).unwrap_err(),
-            old.path
-        );
-        assert!(ledger.has_unfinished(), "looked for elsewhere");
-        assert!(
-            ledger.take_continued(&head, &f, size).is_none(),
-            "not a continuation of the old generation"
-        );
-    }
-
-    /// A copy (another inode) of a checkpointed file continues its
-    /// generation at the saved position.
-    #[test]
-    fn copy_continues_the_generation() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.log");
-        write(&path, "2026-12-02 00:00:01 GET /one 200\n");
-        let cp = checkpoint_of(&path, std::fs::metadata(&path).unwrap().len());
-        let copy = dir.path().join("a.log.1");
-        std::fs::copy(&path, &copy).unwrap();
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&copy)
-            .unwrap()
-            .write_all(b"2026-12-02 00:00:02 GET /unread 200\n")
-            .unwrap();
-        let mut ledger = Ledger::default();
-        ledger.unfinish(cp.clone());
-        let f = File::open(&copy).unwrap();
-        let head = Head::read(&f).unwrap();
-        let got = ledger
-            .take_continued(&head, &f, f.metadata().unwrap().len())
-            .expect("the copy continues it");
-        assert_eq!((got.generation, got.position), (cp.generation, cp.position));
-        assert!(!ledger.has_unfinished());
-    }
-
-    /// copytruncate copies, then cuts; lines appended in between were read
-    /// from the original but are not in the copy. The copy, shorter than
-    /// what was read, is still recognised (by the trail) and holds nothing
-    /// to read; a file with the same header but other lines is not taken.
-    #[test]
-    fn copy_shorter_than_what_was_read_is_recognised_by_the_trail() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.log");
-        let body: String = (0..2000)
-            .map(|i| format!("2026-12-02 00:00:01 GET /r/{i} 200\n"))
-            .collect();
-        write(&path, &body);
-        let copy = dir.path().join("a.log.1");
-        std::fs::copy(&path, &copy).unwrap();
-        let other = dir.path().join("other.1");
-        write(&other, &body.replace("GET", "PUT"));
-        // Appended after the copy, before the cut: read, not in the copy.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(b"2026-12-02 00:00:02 GET /between 200\n")
-            .unwrap();
-        let read_to = std::fs::metadata(&path).unwrap().len();
-        let cp = checkpoint_of(&path, read_to);
-        let f = File::open(&path).unwrap();
-        let trail: Vec<Anchor> = [4096u64, 20_000, 40_000]
-            .iter()
-            .map(|&at| Anchor::read(&mut &f, at).unwrap().unwrap())
-            .collect();
-        let mut ledger = Ledger::default();
-        ledger.unfinish_with_trail(cp.clone(), trail.clone());
-        let o = File::open(&other).unwrap();
-        let osize = o.metadata().unwrap().len();
-        assert!(
-            ledger
-                .take_continued(&Head::read(&o).unwrap(), &o, osize)
-                .is_none(),
-            "same header, other lines"
-        );
-        let c = File::open(&copy).unwrap();
-        let size = c.metadata().unwrap().len();
-        let got = ledger
-            .take_continued(&Head::read(&c).unwrap(), &c, size)
-            .expect("the short copy is recognised");
-        assert_eq!((got.generation, got.position), (cp.generation, size));
-        // Without a trail the short copy cannot be told apart: it would be
-        // read as a new file.
-        let mut bare = Ledger::default();
-        bare.unfinish(cp);
-        assert!(bare
-            .take_continued(&Head::read(&c).unwrap(), &c, size)
-            .is_none());
-    }
-
-    /// Nothing shipped yet and every file starts with the same header: the
-    /// head and the anchor at 0 prove nothing, and only the proof of the
-    /// bytes seen (but not shipped) tells the generation's own file from
-    /// another that starts alike.
-    #[test]
-    fn bytes_seen_but_not_shipped_tell_files_with_one_header_apart() {
-        let dir = tempfile::tempdir().unwrap();
-        let mine = dir.path().join("a.log.1");
-        let other = dir.path().join("a.log");
-        write(&mine, "2026-12-02 00:00:01 GET /mine 200\n");
-        write(&other, "2026-12-02 00:00:01 GET /other 200\nand more\n");
-        let f = File::open(&mine).unwrap();
-        let size = f.metadata().unwrap().len();
-        let mut cp = checkpoint_of(&mine, 0);
-        cp.fingerprint = Fingerprint::read(&f, 256).unwrap();
-        cp.seen = Anchor::read(&mut &f, size).unwrap();
-        let mut ledger = Ledger::default();
-        ledger.unfinish(cp.clone());
-        let o = File::open(&other).unwrap();
-        let osize = o.metadata().unwrap().len();
-        assert!(
-            ledger
-                .take_continued(&Head::read(&o).unwrap(), &o, osize)
-                .is_none(),
-            "same header, other bytes where the seen ones were"
-        );
-        let got = ledger
-            .take_continued(&Head::read(&f).unwrap(), &f, size)
-            .expect("its own file");
-        assert_eq!((got.generation, got.position), (cp.generation, 0));
-    }
-
-    /// An unfinished generation found in a gzip file; another compressed
-    /// file with the same header is not taken for it.
-    #[test]
-    fn unfinished_generation_is_found_compressed() {
-        use flate2::write::GzEncoder;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.log");
-        write(&path, "2026-12-02 00:00:01 GET /one 200\n");
-        let cp = checkpoint_of(&path, std::fs::metadata(&path).unwrap().len());
-        let gz = |name: &str, body: &str| {
-            let p = dir.path().join(name);
-            let mut e = GzEncoder::new(File::create(&p).unwrap(), flate2::Compression::fast());
-            e.write_all(HEADER.as_bytes()).unwrap();
-            e.write_all(body.as_bytes()).unwrap();
-            e.finish().unwrap();
-            let meta = std::fs::metadata(&p).unwrap();
-            (p, FileId::of(&meta), meta)
-        };
-        let (other, oid, ometa) = gz("a.log.2.gz", "2026-12-02 00:00:07 GET /other 200\n");
-        let (mine, mid, mmeta) = gz(
-            "a.log.1.gz",
-            "2026-12-02 00:00:01 GET /one 200\n2026-12-02 00:00:02 GET /unread 200\n",
-        );
-        let mut ledger = Ledger::default();
-        ledger.unfinish(cp.clone());
-        assert!(ledger
-            .take_from_compressed(&other, oid, &ometa, &[])
-            .is_none());
-        let got = ledger
-            .take_from_compressed(&mine, mid, &mmeta, &[])
-            .expect("found in the gzip");
-        assert_eq!(got.generation, cp.generation);
-    }
-
-    #[test]
-    fn expired_unfinished_generations_are_reported() {
-        let mut ledger = Ledger::default();
-        let cp = FileCheckpoint {
-            generation: GenerationId(5),
-            id: FileId { dev: 1, ino: 2 },
-            fingerprint: Fingerprint::default(),
-            anchor: Anchor::default(),
-            position: 10,
-            size: 30,
-            path: "/x".into(),
-            updated: 0,
-            born: None,
-            unfinished: false,
-            seen: None,
-        };
-        ledger.unfinish(cp.clone());
-        assert!(ledger.expire(Instant::now()).is_empty());
-        let later = Instant::now() + UNFINISHED_TTL + Duration::from_secs(1);
-        assert_eq!(ledger.expire(later), vec![cp]);
-        assert!(!ledger.has_unfinished());
-    }
-}
+mod tests;

@@ -118,10 +118,7 @@ impl Tailer {
                     let parkable = s.present
                         && !s.wake
                         && w.pending_bytes() == 0
-                        && !s
-                            .joiner
-                            .as_ref()
-                            .is_some_and(crate::multiline::MultilineJoiner::is_open);
+                        && !s.joiner.as_ref().is_some_and(|j| j.is_open());
                     parkable.then_some((s.last_data, i))
                 })
                 .collect();

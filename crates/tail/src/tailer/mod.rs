@@ -19,6 +19,7 @@
 //! - `status.rs`: read-only views of the files and counters, for metrics.
 
 mod budget;
+mod path_index;
 mod round;
 mod start;
 mod status;
@@ -36,6 +37,7 @@ use crate::identity::{FileId, GenerationId};
 use crate::ledger::Ledger;
 use crate::multiline::MultilineJoiner;
 use crate::notice::FsNotices;
+use path_index::PathIndex;
 pub use status::{FileStatus, TailCounters};
 use stream::Stream;
 
@@ -170,12 +172,12 @@ pub struct Tailer {
     compressed: Vec<Discovery>,
     framers: Vec<LineFramer>,
     /// Slab of streams; the slot index is the tag of their lines.
-    streams: Vec<Option<Stream>>,
+    streams: Vec<Option<Box<Stream>>>,
     free_slots: Vec<usize>,
     next_serial: u64,
     by_id: HashMap<FileId, usize>,
     /// Last known path of each stream, to route notifications.
-    by_path: HashMap<PathBuf, usize>,
+    by_path: PathIndex,
     /// Generations not being read: checkpointed ones whose file has not
     /// been found (again) yet, and unfinished ones to be found by content.
     ledger: Ledger,
@@ -298,7 +300,7 @@ impl Tailer {
             free_slots: Vec::new(),
             next_serial: 0,
             by_id: HashMap::new(),
-            by_path: HashMap::new(),
+            by_path: PathIndex::default(),
             ledger,
             seen_at_start: HashSet::new(),
             first_scan_done: false,
@@ -337,7 +339,7 @@ impl Tailer {
         let notices = self.notices.drain();
         self.rescan |= notices.rescan;
         for path in notices.modified {
-            let slot = self.by_path.get(&path).copied();
+            let slot = self.by_path.get(path);
             match slot.and_then(|slot| self.streams[slot].as_mut().map(|s| (slot, s))) {
                 Some((slot, s)) => {
                     s.wake = true;
@@ -511,7 +513,7 @@ impl Tailer {
             .flatten()
             .map(|s| s.checkpoint(now))
             .collect();
-        live.sort_by_key(|e| (e.id, e.generation));
+        live.sort_unstable_by_key(|e| (e.id, e.generation));
         entries.extend(live);
         entries
     }
@@ -543,18 +545,19 @@ impl Tailer {
             }
             let mut s = self.streams[slot].take().expect("checked above");
             self.by_id.remove(&s.id);
-            if self.by_path.get(std::path::Path::new(&s.path)) == Some(&slot) {
-                self.by_path.remove(std::path::Path::new(&s.path));
-            }
+            self.by_path.remove_if(std::path::Path::new(&s.path), slot);
             self.free_slots.push(slot);
             retired.push(slot);
             s.refresh_anchor();
             s.widen_head();
             s.note_seen();
             let cp = s.checkpoint(now_unix());
-            if s.parked.is_some() && cp.size > cp.position {
-                // Closed under the descriptor budget and renamed away
-                // before it was read to the end: find it by content.
+            // Closed under the descriptor budget and renamed away before
+            // it was read to the end, or gone while closed (it may have
+            // grown, or been cut and copied, since it was last seen): find
+            // it by content.
+            let gone = || std::fs::metadata(&s.path).map_or(true, |m| FileId::of(&m) != s.id);
+            if s.parked.is_some() && (cp.size > cp.position || gone()) {
                 self.ledger.unfinish(cp);
             } else {
                 self.ledger.rest(cp);

@@ -10,7 +10,7 @@ use crate::acks::AckTracker;
 use crate::checkpoint::FileCheckpoint;
 use crate::follow::{FileWatcher, Poll};
 use crate::frame::Line;
-use crate::identity::{Anchor, GenerationId};
+use crate::identity::{Anchor, FileId, GenerationId};
 
 impl Tailer {
     /// Read one buffer from every open file that has data, handing complete
@@ -67,13 +67,13 @@ impl Tailer {
             let mut ready = std::mem::take(&mut self.ready);
             ready.sort_unstable();
             ready.dedup();
-            ready.retain(|&slot| self.streams[slot].as_ref().is_some_and(due));
+            ready.retain(|&slot| self.streams[slot].as_deref().is_some_and(due));
             ready
         } else {
             self.ready.clear();
             self.ready_stale = true;
             (0..self.streams.len())
-                .filter(|&slot| self.streams[slot].as_ref().is_some_and(due))
+                .filter(|&slot| self.streams[slot].as_deref().is_some_and(due))
                 .collect()
         };
         let order: Vec<usize> = rotated
@@ -85,7 +85,7 @@ impl Tailer {
             let Some(stream) = self.streams[slot].as_ref() else {
                 continue;
             };
-            let (input, present) = (stream.input, stream.present);
+            let (input, present, id) = (stream.input, stream.present, stream.id);
             let parked = stream.parked.is_some();
             if draining[input] || (stream.watcher.is_none() && !parked) || sink.room(input) == 0 {
                 continue;
@@ -95,10 +95,12 @@ impl Tailer {
                 let path = PathBuf::from(&stream.path);
                 if !self.unpark(slot, &path) {
                     // Renamed or gone: the next scan finds out. One no longer
-                    // under a current name and gone from its rotated one
-                    // (deleted, compressed) is let go: its unread part is
-                    // looked for by content.
-                    if !present && !path.exists() {
+                    // under a current name and gone from its last name
+                    // (deleted, compressed; another file may have that name
+                    // now) is let go: its unread part is looked for by
+                    // content. Kept, it would wait for a read forever.
+                    let moved = || std::fs::metadata(&path).map_or(true, |m| FileId::of(&m) != id);
+                    if !present && moved() {
                         if let Some(s) = self.streams[slot].as_mut() {
                             s.wake = false;
                         }
@@ -142,7 +144,7 @@ impl Tailer {
                     }
                 }
                 // Close it again unless a line or record is half done.
-                let idle = self.streams[slot].as_ref().is_some_and(Stream::at_rest);
+                let idle = self.streams[slot].as_deref().is_some_and(Stream::at_rest);
                 if idle && self.open_files > self.settings.max_open_files.saturating_sub(1) {
                     self.park(slot);
                 }
@@ -177,7 +179,9 @@ impl Tailer {
             counters,
             ..
         } = self;
-        let stream = streams[slot].as_mut().expect("slot checked by caller");
+        let stream = streams[slot]
+            .as_deref_mut()
+            .expect("slot checked by caller");
         let input = &settings.inputs[stream.input];
         let Stream {
             watcher,
@@ -230,14 +234,16 @@ impl Tailer {
                 let old = stream.generation;
                 *cut_seen = true;
                 let trail = w.take_cut_trail();
-                ledger.unfinish_with_trail(
+                let cut_anchor = w.take_cut_anchor();
+                let last = w.take_cut_bytes();
+                ledger.unfinish_cut(
                     FileCheckpoint {
                         generation: old,
                         id: stream.id,
                         fingerprint: stream.fingerprint,
                         // Where reading had got to (past `at` when a line
                         // was begun); else the last saved proof.
-                        anchor: w.take_cut_anchor().unwrap_or(stream.anchor),
+                        anchor: cut_anchor.unwrap_or(stream.anchor),
                         position: at,
                         size: stream.size_seen.max(at),
                         path: stream.path.clone(),
@@ -247,6 +253,7 @@ impl Tailer {
                         seen: stream.seen.take(),
                     },
                     trail,
+                    last,
                 );
                 stream.generation = GenerationId::new();
                 stream.size_seen = 0;

@@ -12,7 +12,7 @@ use crate::checkpoint::FileCheckpoint;
 use crate::discover::Found;
 use crate::follow::{open_log, FileWatcher};
 use crate::identity::{Anchor, FileId, Fingerprint, GenerationId};
-use crate::ledger::Head;
+use crate::ledger::{Head, LiveProof};
 
 /// Where reading a newly found file starts.
 enum Start {
@@ -34,22 +34,40 @@ impl Tailer {
         for input in 0..self.compressed.len() {
             // What files of this input being read hold, as far as read
             // (compressed ones too: a `.gz` being read is not read twice).
-            let live: Vec<(Fingerprint, Anchor)> = self
+            let live: Vec<LiveProof> = self
                 .streams
                 .iter_mut()
                 .flatten()
                 .filter(|s| s.input == input)
                 .filter_map(|s| {
                     // Closed streams (drained, parked) not yet let go count
-                    // with the proof kept when they closed.
-                    let anchor = match s.watcher.as_mut() {
+                    // with the proof kept when they closed. Settled: nothing
+                    // past where reading got to, so a copy of the file
+                    // holds nothing unread (a drained one was read to its
+                    // end; a parked one that a scan saw grow was not). A
+                    // file under a current name is judged by this scan's
+                    // size, free; one renamed away or deleted, which the
+                    // scan may not have seen, by its descriptor.
+                    let (anchor, settled) = match s.watcher.as_mut() {
                         Some(w) => {
                             let at = w.read_position();
-                            w.anchor_at(at)?
+                            let anchor = w.anchor_at(at)?;
+                            let settled = if w.is_compressed() {
+                                true
+                            } else if s.present {
+                                w.at_end() && s.stat_size == at
+                            } else {
+                                w.uncut_size() == Some(at)
+                            };
+                            (anchor, settled)
                         }
-                        None => s.parked_proof.as_ref()?.0,
+                        None => (s.parked_proof.as_ref()?.0, s.parked.is_none() || !s.wake),
                     };
-                    Some((s.fingerprint, anchor))
+                    Some(LiveProof {
+                        fingerprint: s.fingerprint,
+                        anchor,
+                        settled,
+                    })
                 })
                 .collect();
             for found in self.compressed[input].scan() {
@@ -140,7 +158,32 @@ impl Tailer {
             if !self.first_scan_done {
                 self.seen_at_start.insert(found.id);
             }
-            if role == Role::Rotated && found.meta.len() == cp.position {
+            // Under a rotated name and no longer than what was shipped:
+            // nothing to read, if it is still that file. Its inode may have
+            // been freed and given to another file of the same length (a
+            // copy), which a different birth time (free from the scan's
+            // stat) tells. Loaded from a checkpoint, the file may also have
+            // been cut and written again to that very length while
+            // logferry was stopped (copytruncate, then a rotation), which
+            // only its content tells. One that is not the same file any
+            // more is opened, and is a new generation.
+            let reborn = matches!(
+                (cp.born, crate::checkpoint::born_of(&found.meta)),
+                (Some(was), Some(now)) if was != now
+            );
+            let unchanged = |cp: &FileCheckpoint| {
+                cp.position == 0
+                    || open_log(&found.path).is_ok_and(|f| {
+                        Head::read(&f).is_ok_and(|head| {
+                            crate::ledger::still_holds(cp, &head, &f, found.meta.len())
+                        })
+                    })
+            };
+            if role == Role::Rotated
+                && found.meta.len() == cp.position
+                && !reborn
+                && (self.first_scan_done || unchanged(cp))
+            {
                 return;
             }
         }
@@ -245,7 +288,10 @@ impl Tailer {
         // (`present` is being recomputed during a scan, so the path says
         // which files are current.)
         let current = &self.discoveries[input];
-        for s in self.streams.iter_mut().flatten() {
+        for (slot, s) in self.streams.iter_mut().enumerate() {
+            let Some(s) = s.as_deref_mut() else {
+                continue;
+            };
             if s.input != input {
                 continue;
             }
@@ -262,8 +308,15 @@ impl Tailer {
                     }
                     // copytruncate copies to rotated names: a file under a
                     // current name that repeats another (a new file with the
-                    // same header) is a new file.
-                    (role == Role::Rotated && size >= pos && w.same_content_until(file, pos))
+                    // same header) is a new file. Nor is a longer file whose
+                    // supposed original still holds what was read and is
+                    // shorter: it merely starts alike (files sharing a
+                    // header, the original holding only the header), and
+                    // waiting for a cut that never comes would never read it.
+                    (role == Role::Rotated
+                        && size >= pos
+                        && w.same_content_until(file, pos)
+                        && w.uncut_size().is_none_or(|now| now >= size))
                         || (is_current
                             && role == Role::Rotated
                             && size < pos
@@ -271,15 +324,30 @@ impl Tailer {
                 }
                 // Closed under the budget: compared with what was kept.
                 (None, Some(pos), Some((anchor, _))) => {
-                    role == Role::Rotated
-                        && pos > 0
-                        && size >= pos
-                        && Fingerprint::read(file, s.fingerprint.len).ok() == Some(s.fingerprint)
-                        && anchor.matches(&mut { file }).unwrap_or(false)
+                    let repeats = |f: &File| {
+                        Fingerprint::read(f, s.fingerprint.len).ok() == Some(s.fingerprint)
+                            && anchor.matches(&mut { f }).unwrap_or(false)
+                    };
+                    // (As above: an original still holding what was read
+                    // and shorter than this file is not its original.)
+                    let outgrown = || {
+                        open_log(Path::new(&s.path)).is_ok_and(|f| {
+                            f.metadata()
+                                .is_ok_and(|m| FileId::of(&m) == s.id && m.len() < size)
+                                && repeats(&f)
+                        })
+                    };
+                    role == Role::Rotated && pos > 0 && size >= pos && repeats(file) && !outgrown()
                 }
                 _ => false,
             };
             if copied {
+                // Whether the original was cut is learnt by reading it: a
+                // cut and a rewrite to the very length read change no size
+                // that a scan would see, and its notification may come
+                // late, or never (no inotify), so read it now.
+                s.wake = true;
+                self.ready.push(slot);
                 return Some(s.path.clone());
             }
         }
@@ -379,18 +447,18 @@ impl Tailer {
             parked_proof: None,
             born,
             seen: known.as_ref().and_then(|cp| cp.seen),
-            joiner: self.settings.inputs[input].multiline.clone(),
+            joiner: self.settings.inputs[input].multiline.clone().map(Box::new),
             wake: true,
             last_data: Instant::now(),
             watcher: Some(watcher),
         };
         let slot = match self.free_slots.pop() {
             Some(slot) => {
-                self.streams[slot] = Some(stream);
+                self.streams[slot] = Some(Box::new(stream));
                 slot
             }
             None => {
-                self.streams.push(Some(stream));
+                self.streams.push(Some(Box::new(stream)));
                 self.streams.len() - 1
             }
         };

@@ -58,7 +58,7 @@ pub(crate) struct Stream {
     /// read it even though it is not hot.
     pub(crate) wake: bool,
     /// Joins continuation lines when the input is multiline.
-    pub(crate) joiner: Option<MultilineJoiner>,
+    pub(crate) joiner: Option<Box<MultilineJoiner>>,
     /// When a read last returned data. Files active within `HOT` are
     /// polled every round; colder ones only when a scan wakes them, which
     /// keeps the cost of thousands of idle files at one stat per scan.
@@ -172,7 +172,7 @@ impl Stream {
     /// Whether time alone completes something here: an open multiline
     /// record (its timeout), or an unterminated line under `partial_flush`.
     pub(crate) fn waits_for_time(&self, partial_flush: bool) -> bool {
-        self.joiner.as_ref().is_some_and(MultilineJoiner::is_open)
+        self.joiner.as_ref().is_some_and(|j| j.is_open())
             || (partial_flush && self.watcher.as_ref().is_some_and(|w| w.pending_bytes() > 0))
     }
 
@@ -182,6 +182,6 @@ impl Stream {
         self.watcher
             .as_ref()
             .is_some_and(|w| w.pending_bytes() == 0)
-            && !self.joiner.as_ref().is_some_and(MultilineJoiner::is_open)
+            && !self.joiner.as_ref().is_some_and(|j| j.is_open())
     }
 }
