@@ -326,15 +326,7 @@ fn produce_plain(brokers: &str, topic: &str, partitions: i32, per_partition: usi
             if !key.is_empty() {
                 rec = rec.key(key);
             }
-            loop {
-                match producer.send(rec) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        rec = r;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-            }
+            common::send_waiting(&producer, rec);
         }
     }
     producer.flush(Duration::from_secs(30)).unwrap();

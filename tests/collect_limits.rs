@@ -50,20 +50,12 @@ fn produce(brokers: &str, topic: &str, recs: &[Rec]) {
         };
         let g = GenerationId(r.generation);
         encode_source_key(&mut key, b"", g, id, r.offset, false, &tail);
-        let mut rec = BaseRecord::<[u8], [u8]>::to(topic)
+        let rec = BaseRecord::<[u8], [u8]>::to(topic)
             .key(&key)
             .payload(&r.line)
             .partition(r.partition)
             .timestamp(r.time_ms);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    rec = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
+        common::send_waiting(&producer, rec);
     }
     producer.flush(Duration::from_secs(30)).unwrap();
 }

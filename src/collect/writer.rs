@@ -200,8 +200,7 @@ impl Writer {
         let len = line.len() as u64 + u64::from(!truncated);
         // Where the line ends, when a file can hold it there.
         let line_end = offset.checked_add(len).filter(|&e| e <= MAX_FILE_END);
-        // One lookup per line in the usual case (the output is open).
-        if self.outputs.get(key).is_none() {
+        if !self.outputs.contains_key(key) {
             // A new generation's output ends at 0. A line too far for it
             // does not register it: a corrupt record would otherwise take
             // the live name from the real file.

@@ -564,3 +564,19 @@ start_at = "beginning"
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Send `rec`, waiting while the producer's queue is full.
+pub fn send_waiting(
+    producer: &rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
+    mut rec: rdkafka::producer::BaseRecord<'_, [u8], [u8]>,
+) {
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return,
+            Err((_, back)) => {
+                rec = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
