@@ -32,6 +32,12 @@ impl FileId {
             ino: meta.ino(),
         }
     }
+
+    /// Whether `path` names this file now (false when it names another
+    /// file or nothing).
+    pub fn is_at(&self, path: &std::path::Path) -> bool {
+        std::fs::metadata(path).is_ok_and(|m| FileId::of(&m) == *self)
+    }
 }
 
 impl std::fmt::Display for FileId {

@@ -556,7 +556,7 @@ impl Tailer {
             // it was read to the end, or gone while closed (it may have
             // grown, or been cut and copied, since it was last seen): find
             // it by content.
-            let gone = || std::fs::metadata(&s.path).map_or(true, |m| FileId::of(&m) != s.id);
+            let gone = || !s.id.is_at(std::path::Path::new(&s.path));
             if s.parked.is_some() && (cp.size > cp.position || gone()) {
                 self.ledger.unfinish(cp);
             } else {

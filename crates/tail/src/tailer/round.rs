@@ -10,7 +10,7 @@ use crate::acks::AckTracker;
 use crate::checkpoint::FileCheckpoint;
 use crate::follow::{FileWatcher, Poll};
 use crate::frame::Line;
-use crate::identity::{Anchor, FileId, GenerationId};
+use crate::identity::{Anchor, GenerationId};
 
 impl Tailer {
     /// Read one buffer from every open file that has data, handing complete
@@ -99,8 +99,7 @@ impl Tailer {
                     // (deleted, compressed; another file may have that name
                     // now) is let go: its unread part is looked for by
                     // content. Kept, it would wait for a read forever.
-                    let moved = || std::fs::metadata(&path).map_or(true, |m| FileId::of(&m) != id);
-                    if !present && moved() {
+                    if !present && !id.is_at(&path) {
                         if let Some(s) = self.streams[slot].as_mut() {
                             s.wake = false;
                         }
