@@ -164,11 +164,19 @@ impl std::fmt::Display for VerifyReport {
             }
         }
         for l in &self.losses {
-            writeln!(
-                f,
-                "{} [generation {}]: vanished before it was read to the end: {} bytes from offset {} lost",
-                l.path, l.generation, l.bytes, l.offset
-            )?;
+            if l.unknown_size {
+                writeln!(
+                    f,
+                    "{} [generation {}]: vanished while logferry was not reading it: lines written after offset {} (how many is not known) lost",
+                    l.path, l.generation, l.offset
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "{} [generation {}]: vanished before it was read to the end: {} bytes from offset {} lost",
+                    l.path, l.generation, l.bytes, l.offset
+                )?;
+            }
         }
         write!(
             f,

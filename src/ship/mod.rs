@@ -53,6 +53,14 @@ const IDLE_WAIT: Duration = Duration::from_millis(10);
 const STATS_INTERVAL_MS: &str = "1000";
 /// How long a vanished file is looked for before it is declared lost.
 const UNFINISHED_TTL: Duration = Duration::from_secs(60);
+/// For this long after a start, checkpoints are written at least every
+/// [`START_CHECKPOINT_INTERVAL`], so the first acks after a start are soon
+/// saved and a crash loop re-sends little.
+const START_FAST_CHECKPOINTS: Duration = Duration::from_secs(3);
+const START_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+/// Least time between two checkpoints written for new generations
+/// (write-ahead): a rotation storm or thousands of new files share writes.
+const WRITE_AHEAD_SPACING: Duration = Duration::from_millis(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShipError {
@@ -91,7 +99,7 @@ pub struct Shipper {
     outbox: Outbox,
     checkpointer: Checkpointer,
     /// What the last saved checkpoint held, to skip writing an unchanged one.
-    last_saved: Vec<(GenerationId, u64, u64)>,
+    last_saved: Vec<(GenerationId, u64, u64, u64)>,
     /// Since when checkpoints fail to be written, and the last error.
     checkpoint_failing: Option<(Instant, String)>,
     /// Fills the metrics snapshot, when metrics are on.
@@ -187,7 +195,11 @@ impl Shipper {
         if !saved.is_empty() {
             tracing::info!(files = saved.len(), path = %checkpointer.path().display(), "loaded checkpoints");
         }
-        let tailer = Tailer::new(tail_settings(&settings), saved, fresh_start)?;
+        let saved_at = std::fs::metadata(checkpointer.path()).and_then(|m| m.modified());
+        let mut tailer = Tailer::new(tail_settings(&settings), saved, fresh_start)?;
+        if let Ok(t) = saved_at {
+            tailer.examine_compressed_since(t);
+        }
         let outbox = Outbox::new(settings.clone(), bootstrap)?;
         Ok(Shipper {
             settings,
@@ -243,7 +255,14 @@ impl Shipper {
         self.checkpoint();
         self.tailer.report_missing_inputs();
         self.check_cluster();
-        let mut next_checkpoint = Instant::now() + self.settings.checkpoint_interval;
+        let started = Instant::now();
+        let fast_until = started + START_FAST_CHECKPOINTS;
+        let mut next_checkpoint = started
+            + self
+                .settings
+                .checkpoint_interval
+                .min(START_CHECKPOINT_INTERVAL);
+        let mut next_write_ahead = started;
         while !shutdown.is_requested() {
             let now = Instant::now();
             let outbox = &self.outbox;
@@ -269,7 +288,23 @@ impl Shipper {
             }
             if now >= next_checkpoint {
                 self.checkpoint();
-                next_checkpoint = now + self.settings.checkpoint_interval;
+                // Soon after a start, often: a crash loop (killed every
+                // second, say) would otherwise re-send everything since the
+                // last start every time, without bound.
+                let interval = if now < fast_until {
+                    self.settings
+                        .checkpoint_interval
+                        .min(START_CHECKPOINT_INTERVAL)
+                } else {
+                    self.settings.checkpoint_interval
+                };
+                next_checkpoint = now + interval;
+            } else if self.tailer.wants_save() && now >= next_write_ahead {
+                // A new generation waits to be in the checkpoint before
+                // its first line is shipped (write-ahead); a burst of new
+                // files shares one write.
+                self.checkpoint();
+                next_write_ahead = now + WRITE_AHEAD_SPACING;
             }
             self.observe(now);
         }
@@ -307,6 +342,7 @@ impl Shipper {
             generation: cp.generation,
             offset: cp.position,
             bytes,
+            unknown_size: bytes == 0,
         };
         if let Err(e) = self.checkpointer.record_loss(&loss) {
             tracing::error!(error = %e, "loss not recorded");
@@ -366,14 +402,20 @@ impl Shipper {
     /// Persist acked positions if any moved.
     fn checkpoint(&mut self) {
         let entries = self.tailer.checkpoint_entries();
-        let summary: Vec<(GenerationId, u64, u64)> = entries
+        let summary: Vec<(GenerationId, u64, u64, u64)> = entries
             .iter()
-            .map(|e| (e.generation, e.position, e.size))
+            .map(|e| (e.generation, e.position, e.size, e.fingerprint.len))
             .collect();
         if summary == self.last_saved && self.checkpointer.path().exists() {
+            self.tailer.saved();
             return;
         }
-        match self.checkpointer.save(&entries) {
+        let result = self.checkpointer.save(&entries);
+        // Written or not, generations waiting for it may go on: a state
+        // directory that cannot be written (disk full) must not stop
+        // shipping; the failure is an ERROR, a metric and /health.
+        self.tailer.saved();
+        match result {
             Ok(()) => {
                 self.last_saved = summary;
                 self.outbox.report.checkpoint_writes += 1;

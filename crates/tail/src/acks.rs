@@ -114,6 +114,17 @@ impl AckTracker {
         self.position = 0;
     }
 
+    /// The sequence number the next line sent will get.
+    pub fn next_seq(&self) -> u64 {
+        self.base + self.window.len() as u64
+    }
+
+    /// Whether every line sent before sequence number `seq` was
+    /// acknowledged.
+    pub fn acked_before(&self, seq: u64) -> bool {
+        self.base >= seq
+    }
+
     /// End of the longest acknowledged prefix.
     pub fn position(&self) -> u64 {
         self.position

@@ -36,6 +36,10 @@ pub struct Loss {
     pub offset: u64,
     /// How many bytes past `offset` were known to exist.
     pub bytes: u64,
+    /// The file was being read when logferry last looked at it: lines
+    /// written after that (how many is not known) are lost with it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown_size: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +97,14 @@ pub struct FileCheckpoint {
     /// `.gz`) from the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen: Option<Anchor>,
+    /// Every byte logferry saw of it was read: drained after a rotation, or
+    /// cut while reading had caught up. If its file then vanishes, nothing
+    /// logferry could know of is lost. Without it (a file being read when
+    /// logferry stopped), a generation never found again may have had lines
+    /// written after the last look, and is reported as a loss of unknown
+    /// size rather than let go in silence.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_to_end: bool,
 }
 
 /// A file's birth time, where the file system keeps one.
@@ -145,6 +157,7 @@ impl From<FileCheckpointV1> for FileCheckpoint {
             born: None,
             unfinished: false,
             seen: None,
+            read_to_end: false,
         }
     }
 }
@@ -336,6 +349,7 @@ mod tests {
             born: None,
             unfinished: false,
             seen: None,
+            read_to_end: false,
         }]
     }
 
@@ -384,6 +398,7 @@ mod tests {
             generation: GenerationId(9),
             offset: 100,
             bytes: 42,
+            unknown_size: false,
         };
         cp.record_loss(&loss).unwrap();
         cp.record_loss(&loss).unwrap();

@@ -56,6 +56,22 @@ pub struct LiveProof {
     pub settled: bool,
 }
 
+/// What a compressed rotated file is, as far as the ledger can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compressed {
+    /// It holds the rest of this unfinished generation.
+    Continues(FileCheckpoint),
+    /// A copy of a generation already read (or resting): nothing to ship.
+    Known,
+    /// Not to be told yet (still being written, or possibly a copy of a
+    /// file still being read): asked again at the next scan.
+    Undecided,
+    /// No generation logferry knows leads to it.
+    Unknown,
+    /// Not readable (corrupt, or a format not supported): said once.
+    Unreadable,
+}
+
 /// A compressed file already examined, so it is decompressed once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct GzKey {
@@ -71,7 +87,7 @@ pub struct Ledger {
     resting: HashMap<FileId, FileCheckpoint>,
     unfinished: Vec<Unfinished>,
     /// Compressed files examined and found to hold nothing unfinished.
-    gz_seen: HashMap<FileId, GzKey>,
+    gz_seen: HashMap<FileId, (GzKey, Compressed)>,
 }
 
 /// The first bytes of a file, read once and compared with fingerprints of
@@ -368,8 +384,8 @@ impl Ledger {
         !self.unfinished.is_empty()
     }
 
-    /// Look in a compressed rotated file for an unfinished generation; at
-    /// most one decompression per file version.
+    /// Which known generation, if any, a compressed rotated file holds; at
+    /// most one decompression per file version for a final verdict.
     ///
     /// `live`: what files being read hold, as far as read. A compressed
     /// file that repeats one of them further than any unfinished generation
@@ -379,30 +395,33 @@ impl Ledger {
     /// to its end as far as it was read: it may be that file's (compressed
     /// after it was renamed, while it is still read through its
     /// descriptor), and only reading on tells.
-    pub fn take_from_compressed(
+    pub fn classify_compressed(
         &mut self,
         path: &Path,
         id: FileId,
         meta: &std::fs::Metadata,
         live: &[LiveProof],
-    ) -> Option<FileCheckpoint> {
-        if self.unfinished.is_empty() {
-            return None;
-        }
+        need_verdict: bool,
+    ) -> Compressed {
         let key = GzKey {
             id,
             len: meta.len(),
             modified: meta.modified().ok(),
         };
-        if self.gz_seen.get(&id) == Some(&key) {
-            return None;
-        }
-        let fail = |e: std::io::Error, seen: &mut HashMap<FileId, GzKey>| {
-            // Still being written by gzip: look again at the next scan.
-            if e.kind() != std::io::ErrorKind::UnexpectedEof {
-                tracing::warn!(path = %path.display(), error = %e, "cannot read compressed file");
-                seen.insert(id, key);
+        if let Some((k, verdict)) = self.gz_seen.get(&id) {
+            if *k == key {
+                return verdict.clone();
             }
+        }
+        let fail = |e: std::io::Error, seen: &mut HashMap<FileId, (GzKey, Compressed)>| {
+            // Still being written by the compressor: look again at the next
+            // scan.
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                return Compressed::Undecided;
+            }
+            tracing::warn!(path = %path.display(), error = %e, "cannot read compressed file");
+            seen.insert(id, (key, Compressed::Unreadable));
+            Compressed::Unreadable
         };
         // The head first (a few bytes to inflate), to pick the candidates:
         // unfinished generations, and resting ones with the same head, since
@@ -410,10 +429,7 @@ impl Ledger {
         // sharing a header) may be a finished generation compressed.
         let head = match compressed::probe(path, &[]) {
             Ok(p) => Head(p.head),
-            Err(e) => {
-                fail(e, &mut self.gz_seen);
-                return None;
-            }
+            Err(e) => return fail(e, &mut self.gz_seen),
         };
         // (kind, generation if known, fingerprint, anchor): kind 3 is live
         // and not settled, 2 unfinished, 1 live and settled, 0 resting.
@@ -444,9 +460,16 @@ impl Ledger {
                 }
             })
             .collect();
-        if !candidates.iter().any(|(kind, ..)| *kind == 2) {
-            self.gz_seen.insert(id, key);
-            return None;
+        if candidates.is_empty() {
+            self.gz_seen.insert(id, (key, Compressed::Unknown));
+            return Compressed::Unknown;
+        }
+        // Only an unfinished generation is looked for (a file older than
+        // the last checkpoint, whose being known or not changes nothing):
+        // none starts like this one, so no need to inflate it further.
+        if !need_verdict && !candidates.iter().any(|(kind, ..)| *kind == 2) {
+            self.gz_seen.insert(id, (key, Compressed::Known));
+            return Compressed::Known;
         }
         // Each candidate's anchor, then the proofs of bytes seen but not
         // shipped, which must hold too.
@@ -461,10 +484,7 @@ impl Ledger {
             .collect();
         let probe = match compressed::probe(path, &anchors) {
             Ok(p) => p,
-            Err(e) => {
-                fail(e, &mut self.gz_seen);
-                return None;
-            }
+            Err(e) => return fail(e, &mut self.gz_seen),
         };
         let matched = candidates
             .iter()
@@ -488,7 +508,7 @@ impl Ledger {
                     }
                 }
             }
-            return None;
+            return Compressed::Undecided;
         }
         // The longest proof (the furthest anchor that matched) is this
         // file's generation.
@@ -498,21 +518,45 @@ impl Ledger {
             // more than was read of it).
             .max_by_key(|((kind, ..), proven)| (*proven, *kind))
             .map(|(c, _)| c);
-        match best {
+        let verdict = match best {
             Some((2, Some(cp), ..)) => {
                 let generation = cp.generation;
-                let i = self
+                let Some(i) = self
                     .unfinished
                     .iter()
-                    .position(|u| u.cp.generation == generation)?;
-                Some(self.unfinished.swap_remove(i).cp)
+                    .position(|u| u.cp.generation == generation)
+                else {
+                    return Compressed::Undecided;
+                };
+                return Compressed::Continues(self.unfinished.swap_remove(i).cp);
             }
             // A copy of a file being read: judged again at the next scan.
-            Some((1, ..)) => None,
-            _ => {
-                self.gz_seen.insert(id, key);
-                None
-            }
+            Some((1, ..)) => return Compressed::Undecided,
+            Some(_) => Compressed::Known,
+            None => Compressed::Unknown,
+        };
+        self.gz_seen.insert(id, (key, verdict.clone()));
+        verdict
+    }
+
+    /// Forget the verdict kept for compressed file `id` (it is being read,
+    /// and so is now known).
+    pub fn forget_compressed(&mut self, id: FileId) {
+        self.gz_seen.remove(&id);
+    }
+
+    /// The unfinished generation a compressed rotated file holds the rest
+    /// of, if any (see [`Ledger::classify_compressed`]).
+    pub fn take_from_compressed(
+        &mut self,
+        path: &Path,
+        id: FileId,
+        meta: &std::fs::Metadata,
+        live: &[LiveProof],
+    ) -> Option<FileCheckpoint> {
+        match self.classify_compressed(path, id, meta, live, false) {
+            Compressed::Continues(cp) => Some(cp),
+            _ => None,
         }
     }
 

@@ -184,10 +184,17 @@ fn catch_up(t: &mut Tailer, sink: &mut Collector, buf: &mut [u8]) {
         t.tick(&|_| false);
         t.scan(&|_| false);
         let n = t.read_round(buf, sink);
+        // A new generation waits to be in a checkpoint before its lines
+        // are handed out, as the shipping loop writes one.
+        let waited = t.wants_save();
+        if waited {
+            t.checkpoint_entries();
+            t.saved();
+        }
         for (slot, seq) in sink.acks.drain(..) {
             t.ack(slot, seq);
         }
-        quiet = if n == 0 { quiet + 1 } else { 0 };
+        quiet = if n == 0 && !waited { quiet + 1 } else { 0 };
         if n == 0 {
             // Idle, wait for file-system events as the shipping loop does:
             // they come from a thread of their own, and the last writes'

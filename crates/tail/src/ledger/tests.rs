@@ -20,6 +20,7 @@ fn checkpoint_of(path: &Path, position: u64) -> FileCheckpoint {
         born: None,
         unfinished: false,
         seen: None,
+        read_to_end: false,
     }
 }
 
@@ -227,6 +228,7 @@ fn expired_unfinished_generations_are_reported() {
         born: None,
         unfinished: false,
         seen: None,
+        read_to_end: false,
     };
     ledger.unfinish(cp.clone());
     assert!(ledger.expire(Instant::now()).is_empty());

@@ -60,6 +60,7 @@ impl Tailer {
             Ok(w) => {
                 if !same {
                     let old = s.generation;
+                    self.cut_in_flight.extend(super::CutInFlight::of(slot, s));
                     self.ledger.unfinish_with_trail(
                         FileCheckpoint {
                             generation: old,
@@ -73,6 +74,7 @@ impl Tailer {
                             born: s.born,
                             unfinished: false,
                             seen: s.seen.take(),
+                            read_to_end: s.size_seen <= position,
                         },
                         trail,
                     );

@@ -224,6 +224,45 @@ pub struct Tailer {
     counters: Vec<TailCounters>,
     /// When the proofs of bytes seen but not shipped are taken next.
     next_seen: Instant,
+    /// A stream waits for its generation's head to be in a written
+    /// checkpoint before its lines are handed out (write-ahead).
+    save_wanted: bool,
+    /// Generations cut (or found cut) while lines of theirs were still in
+    /// flight: until those are acknowledged, the checkpoint keeps them at
+    /// the position acknowledged at the cut, not where reading had got to,
+    /// so a crash before the acks re-reads those lines from the copy.
+    cut_in_flight: Vec<CutInFlight>,
+    /// Compressed rotated files modified after this are examined once each
+    /// (see `scan_compressed`): the time of the last checkpoint written
+    /// before this start, or the start itself without one.
+    examine_after: SystemTime,
+    /// Compressed files examined (identity, length, modification time).
+    examined: HashSet<(FileId, u64, Option<SystemTime>)>,
+}
+
+/// See [`Tailer::cut_in_flight`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CutInFlight {
+    slot: usize,
+    serial: u64,
+    /// Lines sent before this sequence number are the old generation's.
+    until_seq: u64,
+    generation: GenerationId,
+    acked: u64,
+}
+
+impl CutInFlight {
+    /// The stream in `slot` is being cut (before its tracker forgets the
+    /// old content): what to hold back, if lines of it are in flight.
+    pub(crate) fn of(slot: usize, s: &Stream) -> Option<CutInFlight> {
+        (s.tracker.in_flight() > 0).then(|| CutInFlight {
+            slot,
+            serial: s.serial,
+            until_seq: s.tracker.next_seq(),
+            generation: s.generation,
+            acked: s.tracker.position(),
+        })
+    }
 }
 
 pub(crate) fn now_unix() -> u64 {
@@ -287,6 +326,17 @@ impl Tailer {
             discoveries.iter().flat_map(Discovery::watch_dirs).collect();
         watch_dirs.sort();
         watch_dirs.dedup();
+        // Entries of files being read were refreshed at every checkpoint
+        // written: the newest says when the last one was (to the second,
+        // hence the margin). Without a checkpoint, this start.
+        let examine_after = saved
+            .iter()
+            .map(|cp| cp.updated)
+            .max()
+            .filter(|_| !fresh_start)
+            .map_or_else(SystemTime::now, |t| {
+                UNIX_EPOCH + Duration::from_secs(t.saturating_sub(1))
+            });
         let ledger = Ledger::new(saved, settings.unfinished_ttl);
         let settings_inputs = settings.inputs.len();
         let now = Instant::now();
@@ -319,7 +369,20 @@ impl Tailer {
             rescan: false,
             counters: vec![TailCounters::default(); settings_inputs],
             next_seen: now,
+            save_wanted: false,
+            cut_in_flight: Vec::new(),
+            examine_after,
+            examined: HashSet::new(),
         })
+    }
+
+    /// Compressed rotated files modified after `t` are examined for
+    /// generations born while logferry was not looking: the time the last
+    /// checkpoint was written (its file's modification time), which is
+    /// exact where the entries' own times are only to the second and a
+    /// checkpoint may hold none.
+    pub fn examine_compressed_since(&mut self, t: SystemTime) {
+        self.examine_after = t;
     }
 
     /// Time between periodic scans.
@@ -418,6 +481,12 @@ impl Tailer {
             if bytes > 0 {
                 tracing::error!(path = %cp.path, generation = %cp.generation, offset = cp.position, bytes, "file vanished with bytes never shipped (deleted, or compressed in a form logferry cannot read, before it was read to the end): these bytes are lost");
                 lost.push(cp);
+            } else if !cp.read_to_end && cp.fingerprint.len > 0 {
+                // Being read when logferry last looked, and never found
+                // again: whatever was written to it after that is lost, and
+                // how much cannot be known. Said, not let go in silence.
+                tracing::error!(path = %cp.path, generation = %cp.generation, offset = cp.position, "file vanished while logferry was not reading it (deleted, or compressed in a form logferry cannot read): lines written to it after offset {} and before it vanished, if any, are lost (how many cannot be known)", cp.position);
+                lost.push(cp);
             } else {
                 tracing::debug!(path = %cp.path, generation = %cp.generation, "finished file no longer on disk");
             }
@@ -485,6 +554,23 @@ impl Tailer {
         }
     }
 
+    /// Some generation waits to be written to the checkpoint before its
+    /// lines are handed out: write one soon (see [`Tailer::saved`]).
+    pub fn wants_save(&self) -> bool {
+        self.save_wanted
+    }
+
+    /// The entries last returned by [`Tailer::checkpoint_entries`] were
+    /// written (or could not be, and shipping goes on without the
+    /// write-ahead guarantee rather than stall: the failure is the
+    /// caller's to report): generations in them may hand out lines.
+    pub fn saved(&mut self) {
+        for s in self.streams.iter_mut().flatten() {
+            s.durable_head = s.durable_head.max(s.saving_head);
+        }
+        self.save_wanted = false;
+    }
+
     /// What to save: every stream's acknowledged position (anchors moved
     /// there) and the generations not being read.
     pub fn checkpoint_entries(&mut self) -> Vec<FileCheckpoint> {
@@ -501,6 +587,7 @@ impl Tailer {
             if seen_due {
                 s.note_seen();
             }
+            s.saving_head = s.fingerprint.len;
         }
         self.ledger.forget_older_than(now, RESTED_TTL);
         // Generations not being read first, then the streams: loaded in this
@@ -515,7 +602,24 @@ impl Tailer {
             .collect();
         live.sort_unstable_by_key(|e| (e.id, e.generation));
         entries.extend(live);
+        self.hold_back_cut_in_flight(&mut entries);
         entries
+    }
+
+    /// Entries of cut generations whose last lines are not all acknowledged
+    /// yet say the position acknowledged at the cut.
+    fn hold_back_cut_in_flight(&mut self, entries: &mut [FileCheckpoint]) {
+        let streams = &self.streams;
+        self.cut_in_flight.retain(|c| {
+            streams[c.slot]
+                .as_ref()
+                .is_some_and(|s| s.serial == c.serial && !s.tracker.acked_before(c.until_seq))
+        });
+        for c in &self.cut_in_flight {
+            for e in entries.iter_mut().filter(|e| e.generation == c.generation) {
+                e.position = e.position.min(c.acked);
+            }
+        }
     }
 
     /// Take each open file's size now, so that if it vanishes before the

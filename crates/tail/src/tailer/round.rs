@@ -107,6 +107,19 @@ impl Tailer {
                     continue;
                 }
             }
+            // Write-ahead: a generation whose head is not in a written
+            // checkpoint yet waits for one (the caller writes it when
+            // `wants_save` says so) and is visited again next round.
+            if !self.streams[slot]
+                .as_deref_mut()
+                .is_some_and(Stream::head_is_durable)
+            {
+                self.save_wanted = true;
+                if let Some(s) = self.streams[slot].as_mut() {
+                    s.wake = true;
+                }
+                continue;
+            }
             // Read no more than fits in this input's share (at least 64 KiB,
             // so lines of any size make progress): the bound is overshot by
             // at most one small read.
@@ -176,12 +189,16 @@ impl Tailer {
             cut_seen,
             open_files,
             counters,
+            cut_in_flight,
             ..
         } = self;
         let stream = streams[slot]
             .as_deref_mut()
             .expect("slot checked by caller");
         let input = &settings.inputs[stream.input];
+        // What to hold back should this read find the file cut (a cut is
+        // found before any line of the read is handed out).
+        let hold_if_cut = super::CutInFlight::of(slot, stream);
         let Stream {
             watcher,
             tracker,
@@ -231,6 +248,7 @@ impl Tailer {
                 // copytruncate made one): look for it by content, from
                 // where reading had got to. This file is a new generation.
                 let old = stream.generation;
+                cut_in_flight.extend(hold_if_cut);
                 *cut_seen = true;
                 let trail = w.take_cut_trail();
                 let cut_anchor = w.take_cut_anchor();
@@ -250,6 +268,7 @@ impl Tailer {
                         born: stream.born,
                         unfinished: false,
                         seen: stream.seen.take(),
+                        read_to_end: stream.size_seen <= at,
                     },
                     trail,
                     last,

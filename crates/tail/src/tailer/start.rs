@@ -1,6 +1,7 @@
 //! What a newly found file is: which generation (by content, never by
 //! inode or path alone), and where reading it starts.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::Path;
 use std::time::{Instant, UNIX_EPOCH};
@@ -12,7 +13,7 @@ use crate::checkpoint::FileCheckpoint;
 use crate::discover::Found;
 use crate::follow::{open_log, FileWatcher};
 use crate::identity::{Anchor, FileId, Fingerprint, GenerationId};
-use crate::ledger::{Head, LiveProof};
+use crate::ledger::{Compressed, Head, LiveProof};
 
 /// Where reading a newly found file starts.
 enum Start {
@@ -26,84 +27,117 @@ enum Start {
 }
 
 impl Tailer {
-    /// Look for unfinished generations in compressed rotated files.
+    /// Compressed rotated files: the rest of unfinished generations, and
+    /// generations born while logferry was not looking. A compressed file
+    /// written since the last checkpoint (or since this start, without
+    /// one) that no known generation leads to was rotated and compressed
+    /// while logferry was stopped (or faster than a scan): every generation
+    /// logferry ever shipped from is in the checkpoint before its first
+    /// line left (write-ahead), so this one was never shipped, and is read
+    /// from its start. Older ones are history (backfill is not automatic).
     pub(super) fn scan_compressed(&mut self) {
-        if !self.ledger.has_unfinished() {
-            return;
-        }
+        let mut listed = HashSet::new();
         for input in 0..self.compressed.len() {
-            // What files of this input being read hold, as far as read
-            // (compressed ones too: a `.gz` being read is not read twice).
-            let live: Vec<LiveProof> = self
-                .streams
-                .iter_mut()
-                .flatten()
-                .filter(|s| s.input == input)
-                .filter_map(|s| {
-                    // Closed streams (drained, parked) not yet let go count
-                    // with the proof kept when they closed. Settled: nothing
-                    // past where reading got to, so a copy of the file
-                    // holds nothing unread (a drained one was read to its
-                    // end; a parked one that a scan saw grow was not). A
-                    // file under a current name is judged by this scan's
-                    // size, free; one renamed away or deleted, which the
-                    // scan may not have seen, by its descriptor.
-                    let (anchor, settled) = match s.watcher.as_mut() {
-                        Some(w) => {
-                            let at = w.read_position();
-                            let anchor = w.anchor_at(at)?;
-                            let settled = if w.is_compressed() {
-                                true
-                            } else if s.present {
-                                w.at_end() && s.stat_size == at
-                            } else {
-                                w.uncut_size() == Some(at)
-                            };
-                            (anchor, settled)
-                        }
-                        None => (s.parked_proof.as_ref()?.0, s.parked.is_none() || !s.wake),
-                    };
-                    Some(LiveProof {
-                        fingerprint: s.fingerprint,
-                        anchor,
-                        settled,
-                    })
-                })
-                .collect();
+            let mut live: Option<Vec<LiveProof>> = None;
             for found in self.compressed[input].scan() {
+                let modified = found.meta.modified().ok();
+                let key = (found.id, found.meta.len(), modified);
+                listed.insert(key);
                 if self.by_id.contains_key(&found.id) {
                     continue;
                 }
-                let Some(cp) =
-                    self.ledger
-                        .take_from_compressed(&found.path, found.id, &found.meta, &live)
-                else {
+                let new = modified.is_some_and(|m| m > self.examine_after)
+                    && !self.examined.contains(&key);
+                if !new && !self.ledger.has_unfinished() {
                     continue;
+                }
+                if live.is_none() {
+                    live = Some(self.live_proofs(input));
+                }
+                let live = live.as_deref().unwrap_or_default();
+                let verdict =
+                    self.ledger
+                        .classify_compressed(&found.path, found.id, &found.meta, live, new);
+                let (known, position) = match verdict {
+                    Compressed::Continues(cp) => {
+                        tracing::info!(path = %found.path.display(), generation = %cp.generation, offset = cp.position, was = %cp.path, "unfinished file found compressed; shipping the rest from it");
+                        (Some(cp), None)
+                    }
+                    Compressed::Unknown if new => {
+                        tracing::info!(path = %found.path.display(), "compressed rotated file written since the last checkpoint that no known file leads to: rotated while logferry was not looking; shipping it from its start");
+                        (None, Some(0))
+                    }
+                    Compressed::Undecided => continue,
+                    Compressed::Known | Compressed::Unknown | Compressed::Unreadable => {
+                        self.examined.insert(key);
+                        continue;
+                    }
                 };
-                tracing::info!(path = %found.path.display(), generation = %cp.generation, offset = cp.position, was = %cp.path, "unfinished file found compressed; shipping the rest from it");
+                self.examined.insert(key);
+                // Read now: a verdict kept for it is out of date.
+                self.ledger.forget_compressed(found.id);
+                let from = known.as_ref().map_or(0, |cp| cp.position);
                 let watcher = match FileWatcher::compressed(
                     &found.path,
                     found.id,
-                    cp.position,
+                    position.unwrap_or(from),
                     &self.framers[input],
                 ) {
                     Ok(w) => w,
                     Err(e) => {
                         tracing::warn!(path = %found.path.display(), error = %e, "cannot read compressed file");
-                        self.ledger.unfinish(cp);
+                        self.examined.remove(&key);
+                        if let Some(cp) = known {
+                            self.ledger.unfinish(cp);
+                        }
                         continue;
                     }
                 };
-                self.add_stream(
-                    input,
-                    Role::Rotated,
-                    &found.path,
-                    found.id,
-                    watcher,
-                    Some(cp),
-                );
+                self.add_stream(input, Role::Rotated, &found.path, found.id, watcher, known);
             }
         }
+        // Only files still there are remembered.
+        self.examined.retain(|k| listed.contains(k));
+    }
+
+    /// What the files of `input` being read hold, as far as read
+    /// (compressed ones too: a `.gz` being read is not read twice).
+    fn live_proofs(&mut self, input: usize) -> Vec<LiveProof> {
+        self.streams
+            .iter_mut()
+            .flatten()
+            .filter(|s| s.input == input)
+            .filter_map(|s| {
+                // Closed streams (drained, parked) not yet let go count
+                // with the proof kept when they closed. Settled: nothing
+                // past where reading got to, so a copy of the file holds
+                // nothing unread (a drained one was read to its end; a
+                // parked one that a scan saw grow was not). A file under a
+                // current name is judged by this scan's size, free; one
+                // renamed away or deleted, which the scan may not have
+                // seen, by its descriptor.
+                let (anchor, settled) = match s.watcher.as_mut() {
+                    Some(w) => {
+                        let at = w.read_position();
+                        let anchor = w.anchor_at(at)?;
+                        let settled = if w.is_compressed() {
+                            true
+                        } else if s.present {
+                            w.at_end() && s.stat_size == at
+                        } else {
+                            w.uncut_size() == Some(at)
+                        };
+                        (anchor, settled)
+                    }
+                    None => (s.parked_proof.as_ref()?.0, s.parked.is_none() || !s.wake),
+                };
+                Some(LiveProof {
+                    fingerprint: s.fingerprint,
+                    anchor,
+                    settled,
+                })
+            })
+            .collect()
     }
 
     pub(super) fn scan_rotated(&mut self, input: usize) {
@@ -206,6 +240,7 @@ impl Tailer {
                         born: crate::checkpoint::born_of(&found.meta),
                         unfinished: false,
                         seen: None,
+                        read_to_end: true,
                     });
                 }
             }
@@ -450,6 +485,8 @@ impl Tailer {
             joiner: self.settings.inputs[input].multiline.clone().map(Box::new),
             wake: true,
             last_data: Instant::now(),
+            durable_head: known.as_ref().map_or(0, |cp| cp.fingerprint.len),
+            saving_head: 0,
             watcher: Some(watcher),
         };
         let slot = match self.free_slots.pop() {

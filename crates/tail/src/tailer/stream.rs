@@ -63,6 +63,14 @@ pub(crate) struct Stream {
     /// polled every round; colder ones only when a scan wakes them, which
     /// keeps the cost of thousands of idle files at one stat per scan.
     pub(crate) last_data: Instant,
+    /// Length of the head fingerprint in the last checkpoint written with
+    /// this generation in it. Write-ahead: no line is handed out while the
+    /// head would prove more than that, so a crash can never leave a
+    /// shipped generation unknown to the checkpoint (its file, renamed and
+    /// compressed while logferry is down, is then found by content).
+    pub(crate) durable_head: u64,
+    /// The head length in the checkpoint entries being written now.
+    pub(crate) saving_head: u64,
 }
 
 impl Stream {
@@ -86,7 +94,16 @@ impl Stream {
             born: self.born,
             unfinished: false,
             seen: self.seen,
+            // Drained: closed for good after reading to the end.
+            read_to_end: self.watcher.is_none() && self.parked.is_none(),
         }
+    }
+
+    /// Whether this generation's head is in a written checkpoint, as far as
+    /// the file holds one now (widened first): lines may be handed out.
+    pub(crate) fn head_is_durable(&mut self) -> bool {
+        self.widen_head();
+        self.fingerprint.len <= self.durable_head
     }
 
     /// Widen a head fingerprint shorter than the window to what the file
@@ -99,9 +116,14 @@ impl Stream {
         if self.fingerprint.len >= FINGERPRINT_WINDOW {
             return;
         }
-        let Some(w) = self.watcher.as_mut().filter(|w| !w.is_compressed()) else {
+        let Some(w) = self.watcher.as_mut() else {
             return;
         };
+        // A compressed file's head is decompressed again from its start:
+        // only while reading is still near it.
+        if w.is_compressed() && w.read_position() > FINGERPRINT_WINDOW {
+            return;
+        }
         let Ok(now) = w.head(FINGERPRINT_WINDOW) else {
             return;
         };
