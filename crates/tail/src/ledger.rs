@@ -19,7 +19,8 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::compressed;
-use crate::identity::{ReadAt, FINGERPRINT_WINDOW};
+pub use crate::identify::{continues, still_holds, Head};
+use crate::identify::{is_short_copy, knows_content, proven};
 use crate::{Anchor, FileCheckpoint, FileId, Fingerprint};
 
 /// How long an unfinished generation is looked for before it is declared
@@ -90,49 +91,6 @@ pub struct Ledger {
     gz_seen: HashMap<FileId, (GzKey, Compressed)>,
 }
 
-/// The first bytes of a file, read once and compared with fingerprints of
-/// any length.
-pub struct Head(Vec<u8>);
-
-impl Head {
-    pub fn read(file: &File) -> std::io::Result<Head> {
-        let mut buf = vec![0u8; FINGERPRINT_WINDOW as usize];
-        let got = crate::identity::read_full(&mut { file }, &mut buf, 0)?;
-        buf.truncate(got);
-        Ok(Head(buf))
-    }
-
-    pub fn matches(&self, fp: &Fingerprint) -> bool {
-        let len = fp.len as usize;
-        len <= self.0.len() && Fingerprint::of_bytes(&self.0[..len]) == *fp
-    }
-}
-
-/// Whether `src`, of `size` bytes, continues generation `cp`: it reaches the
-/// saved position, starts with the same head and holds the same bytes before
-/// the anchor.
-pub fn continues<R: ReadAt>(cp: &FileCheckpoint, head: &Head, src: &mut R, size: u64) -> bool {
-    knows_content(cp)
-        && size >= cp.position
-        && size >= cp.anchor.at
-        && head.matches(&cp.fingerprint)
-        && cp.anchor.matches(src).unwrap_or(false)
-        && cp
-            .seen
-            .is_none_or(|s| size >= s.at && s.matches(src).unwrap_or(false))
-}
-
-/// Whether `file`, of `size` bytes, on `cp`'s inode is still `cp`'s own file:
-/// not born again (where the file system keeps birth times) and holding its
-/// content ([`continues`]).
-pub fn still_holds(cp: &FileCheckpoint, head: &Head, file: &File, size: u64) -> bool {
-    let reborn = matches!(
-        (cp.born, file.metadata().ok().as_ref().and_then(crate::checkpoint::born_of)),
-        (Some(was), Some(now)) if was != now
-    );
-    !reborn && continues(cp, head, &mut { file }, size)
-}
-
 impl Default for Ledger {
     fn default() -> Self {
         Ledger {
@@ -142,44 +100,6 @@ impl Default for Ledger {
             gz_seen: HashMap::new(),
         }
     }
-}
-
-/// How far into its file `cp`'s content is proven (shipped, or seen).
-fn proven(cp: &FileCheckpoint) -> u64 {
-    cp.seen.map_or(cp.anchor.at, |s| s.at.max(cp.anchor.at))
-}
-
-/// Whether anything of `cp`'s content is known. A generation saved before
-/// a byte of it was seen proves nothing: any file "continues" it, and taking
-/// one for it would read a file already read once more. Its content, if it
-/// ever had any, is read as a new file wherever it turns up.
-fn knows_content(cp: &FileCheckpoint) -> bool {
-    cp.fingerprint.len > 0
-}
-
-/// Whether `file`, shorter than the position `u` was read to, is a copy of
-/// it: same head, and the latest trail anchor the copy reaches matches.
-fn is_short_copy(u: &Unfinished, head: &Head, file: &File, size: u64) -> bool {
-    // Where the copy ends among the last bytes read, those up to its end
-    // must be the same.
-    let start = u.cp.anchor.at - u.last.len() as u64;
-    let same_end = || {
-        if u.last.is_empty() || size <= start {
-            return true;
-        }
-        let n = (size - start) as usize;
-        let mut buf = vec![0u8; n];
-        crate::identity::read_full(&mut { file }, &mut buf, start)
-            .is_ok_and(|got| got == n && buf[..] == u.last[..n])
-    };
-    size < u.cp.position
-        && head.matches(&u.cp.fingerprint)
-        && same_end()
-        && u.trail
-            .iter()
-            .filter(|a| a.at <= size && a.len > 0)
-            .max_by_key(|a| a.at)
-            .is_some_and(|a| a.matches(&mut { file }).unwrap_or(false))
 }
 
 impl Ledger {
@@ -362,7 +282,7 @@ impl Ledger {
         if let Some(i) = self
             .unfinished
             .iter()
-            .position(|u| is_short_copy(u, head, file, size))
+            .position(|u| is_short_copy(&u.cp, &u.trail, &u.last, head, file, size))
         {
             // Everything the copy holds was read already: it continues the
             // generation at its end, with nothing to read. The generation is

@@ -7,7 +7,9 @@
 //!   life of a file; ([`FileId`] = device and inode) and a [`Fingerprint`]
 //!   of its first bytes as hints, an [`Anchor`] of the bytes before a
 //!   position as proof.
-//! - [`compressed`]: reading rotated generations that were gzipped.
+//! - [`identify`]: the one room that decides which generation a file is
+//!   (head, anchor, trail, birth time, parked files, rotated files).
+//! - [`compressed`]: reading rotated generations that were compressed.
 //! - [`frame`]: [`LineFramer`] cuts byte chunks into complete lines with
 //!   absolute offsets, under one long-line policy and bounded memory.
 //! - [`follow`]: [`FileWatcher`] reads one file identity, notices truncation
@@ -30,6 +32,7 @@ pub mod compressed;
 pub mod discover;
 pub mod follow;
 pub mod frame;
+pub mod identify;
 pub mod identity;
 pub mod ledger;
 pub mod lock;

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::identity::ANCHOR_WINDOW;
+use crate::identity::FINGERPRINT_WINDOW;
 use crate::GenerationId;
 use std::io::Write;
 

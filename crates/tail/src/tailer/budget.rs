@@ -1,28 +1,63 @@
 //! The open-file budget: idle files are closed (parked) so that at most
 //! `max_open_files` descriptors are held, and reopened by identity when
-//! they grow.
+//! they grow. [`Descriptors`] counts them; only a stream's transitions
+//! (`stream.rs`) move the count.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::event::TailEvent;
+use super::stream::Life;
 use super::{now_unix, Tailer};
 use crate::checkpoint::FileCheckpoint;
 use crate::follow::{open_log, FileWatcher};
-use crate::identity::{Anchor, FileId, Fingerprint, GenerationId};
+use crate::identity::{Anchor, FileId, GenerationId};
+
+/// How many descriptors the streams hold, against the budget.
+#[derive(Debug)]
+pub(crate) struct Descriptors {
+    open: usize,
+    max: usize,
+}
+
+impl Descriptors {
+    pub(crate) fn new(max: usize) -> Self {
+        Descriptors { open: 0, max }
+    }
+
+    pub(crate) fn opened(&mut self) {
+        self.open += 1;
+    }
+
+    pub(crate) fn closed(&mut self) {
+        self.open -= 1;
+    }
+
+    /// More are open than the budget allows.
+    pub(crate) fn over(&self) -> bool {
+        self.open > self.max
+    }
+
+    /// No descriptor is free.
+    pub(crate) fn full(&self) -> bool {
+        self.open >= self.max
+    }
+
+    /// At most one is free: a file opened for one read closes after it.
+    pub(crate) fn tight(&self) -> bool {
+        self.open > self.max.saturating_sub(1)
+    }
+
+    pub(crate) fn free(&self) -> usize {
+        self.max.saturating_sub(self.open)
+    }
+}
 
 impl Tailer {
     /// Close a stream's file to free a descriptor, keeping its state.
     pub(super) fn park(&mut self, slot: usize) {
-        let Some(s) = self.streams[slot].as_mut() else {
-            return;
-        };
-        if let Some(mut w) = s.watcher.take() {
-            let at = w.read_position();
-            // What proves the content read so far, in case the file is cut
-            // while closed: its copy is then recognised by it.
-            s.parked_proof = Some((w.anchor_at(at).unwrap_or(s.anchor), w.take_cut_trail()));
-            s.parked = Some(at);
-            self.open_files -= 1;
+        if let Some(s) = self.streams[slot].as_mut() {
+            s.park(&mut self.descriptors, &mut self.events);
         }
     }
 
@@ -32,7 +67,7 @@ impl Tailer {
         let Some(s) = self.streams[slot].as_mut() else {
             return false;
         };
-        let Some(position) = s.parked else {
+        let Some(position) = s.parked_at() else {
             return false;
         };
         let Ok(file) = open_log(path) else {
@@ -41,70 +76,71 @@ impl Tailer {
         if file.metadata().map(|m| FileId::of(&m)).ok() != Some(s.id) {
             return false;
         }
-        let (anchor, trail) = s.parked_proof.take().unwrap_or((s.anchor, Vec::new()));
-        // Cut while closed (shorter now, or other bytes where ours were): the
-        // content read so far continues in its copy, if there is one, as
-        // when a cut is seen while reading; this file is a new generation.
-        // Or another file on the same inode (deleted and reused while
-        // closed): a different birth time says so.
+        let Life::Parked { proof: anchor, .. } = &s.life else {
+            return false;
+        };
+        // Cut while closed (shorter now, or other bytes where ours were), or
+        // another file on the same inode (deleted and reused while closed):
+        // the content read so far continues in its copy, if there is one,
+        // as when a cut is seen while reading; this file is a new
+        // generation.
+        let same = crate::identify::still_the_parked_file(s.fingerprint, anchor, s.born, &file);
         let born = file
             .metadata()
             .ok()
             .as_ref()
             .and_then(crate::checkpoint::born_of);
-        let same = Fingerprint::read(&file, s.fingerprint.len).ok() == Some(s.fingerprint)
-            && anchor.matches(&mut &file).unwrap_or(false)
-            && !matches!((s.born, born), (Some(was), Some(now)) if was != now);
         let start = if same { position } else { 0 };
-        match FileWatcher::new(path, file, start, &self.framers[s.input]) {
-            Ok(w) => {
-                if !same {
-                    let old = s.generation;
-                    self.cut_in_flight.extend(super::CutInFlight::of(slot, s));
-                    self.ledger.unfinish_with_trail(
-                        FileCheckpoint {
-                            generation: old,
-                            id: s.id,
-                            fingerprint: s.fingerprint,
-                            anchor,
-                            position,
-                            size: s.size_seen.max(position),
-                            path: s.path.clone(),
-                            updated: now_unix(),
-                            born: s.born,
-                            unfinished: false,
-                            seen: s.seen.take(),
-                            read_to_end: s.size_seen <= position,
-                        },
-                        trail,
-                    );
-                    s.generation = GenerationId::new();
-                    s.born = born;
-                    s.size_seen = 0;
-                    s.anchor = Anchor::default();
-                    s.fingerprint = w.fingerprint();
-                    s.tracker.truncated();
-                    self.cut_seen = true;
-                    tracing::warn!(path = %path.display(), offset = position, was = %old, generation = %s.generation, "file cut while closed: a new generation, read from offset 0; the old one continues in its copy if there is one");
-                }
-                s.watcher = Some(w);
-                s.parked = None;
-                self.open_files += 1;
-                true
-            }
-            Err(_) => false,
+        let Ok(w) = FileWatcher::new(path, file, start, &self.framers[s.input]) else {
+            return false;
+        };
+        let hold_if_cut = super::CutInFlight::of(slot, s);
+        let Some((anchor, trail)) = s.reopen(w, &mut self.descriptors, &mut self.events) else {
+            return false;
+        };
+        if !same {
+            let old = s.generation;
+            self.cut_in_flight.extend(hold_if_cut);
+            self.ledger.unfinish_with_trail(
+                FileCheckpoint {
+                    anchor,
+                    position,
+                    size: s.size_seen.max(position),
+                    read_to_end: s.size_seen <= position,
+                    updated: now_unix(),
+                    unfinished: false,
+                    seen: s.seen.take(),
+                    ..s.checkpoint(now_unix())
+                },
+                trail,
+            );
+            s.generation = GenerationId::new();
+            s.born = born;
+            s.size_seen = 0;
+            s.anchor = Anchor::default();
+            s.fingerprint = s
+                .watcher()
+                .map(FileWatcher::fingerprint)
+                .unwrap_or_default();
+            s.tracker.truncated();
+            self.cut_seen = true;
+            self.events.push(TailEvent::Cut {
+                old,
+                new: s.generation,
+                at: position,
+            });
+            tracing::warn!(path = %path.display(), offset = position, was = %old, generation = %s.generation, "file cut while closed: a new generation, read from offset 0; the old one continues in its copy if there is one");
         }
+        true
     }
 
     /// Keep at most `max_open_files` open: park idle files (least recently
     /// active first) so that parked files with new data can be reopened.
     pub(super) fn rebalance_open_files(&mut self) {
-        let budget = self.settings.max_open_files;
         let waiting: Vec<usize> = (0..self.streams.len())
-            .filter(|&i| matches!(&self.streams[i], Some(s) if s.parked.is_some() && s.wake))
+            .filter(|&i| matches!(&self.streams[i], Some(s) if s.parked_at().is_some() && s.wake))
             .collect();
-        let free = budget.saturating_sub(self.open_files);
-        let need = waiting.len().saturating_sub(free);
+        let need = waiting.len().saturating_sub(self.descriptors.free());
         if need > 0 {
             let mut idle: Vec<(Instant, usize)> = self
                 .streams
@@ -112,7 +148,7 @@ impl Tailer {
                 .enumerate()
                 .filter_map(|(i, s)| {
                     let s = s.as_ref()?;
-                    let w = s.watcher.as_ref()?;
+                    let w = s.watcher()?;
                     // At EOF with nothing half-read: closing it loses
                     // nothing, and the least recently active go first. Busy
                     // files are not exempt, or thousands of files writing
@@ -130,7 +166,7 @@ impl Tailer {
             }
         }
         for slot in waiting {
-            if self.open_files >= budget {
+            if self.descriptors.full() {
                 break;
             }
             let path = PathBuf::from(&self.streams[slot].as_ref().expect("listed above").path);

@@ -19,6 +19,7 @@
 //! - `status.rs`: read-only views of the files and counters, for metrics.
 
 mod budget;
+mod event;
 mod path_index;
 mod round;
 mod start;
@@ -37,9 +38,11 @@ use crate::identity::{FileId, GenerationId};
 use crate::ledger::Ledger;
 use crate::multiline::MultilineJoiner;
 use crate::notice::FsNotices;
+use budget::Descriptors;
+pub use event::{EventLog, TailEvent};
 use path_index::PathIndex;
 pub use status::{FileStatus, TailCounters};
-use stream::Stream;
+use stream::{Life, Stream};
 
 /// Where a file without a checkpoint starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,8 +211,10 @@ pub struct Tailer {
     /// drained before current files. Rebuilt after a scan changed them.
     absent: Vec<usize>,
     absent_stale: bool,
-    /// Streams whose file is open now.
-    open_files: usize,
+    /// Descriptors held by streams, against `max_open_files`.
+    descriptors: Descriptors,
+    /// What happened to files, for whoever asks ([`Tailer::record_events`]).
+    events: EventLog,
     notices: FsNotices,
     /// Open failures already logged.
     open_errors: HashSet<(PathBuf, std::io::ErrorKind)>,
@@ -339,6 +344,7 @@ impl Tailer {
             });
         let ledger = Ledger::new(saved, settings.unfinished_ttl);
         let settings_inputs = settings.inputs.len();
+        let descriptors = Descriptors::new(settings.max_open_files);
         let now = Instant::now();
         Ok(Tailer {
             settings,
@@ -361,7 +367,8 @@ impl Tailer {
             ready_stale: true,
             absent: Vec::new(),
             absent_stale: true,
-            open_files: 0,
+            descriptors,
+            events: EventLog::default(),
             notices: FsNotices::new(watch_dirs),
             open_errors: HashSet::new(),
             next_scan: now,
@@ -374,6 +381,17 @@ impl Tailer {
             examine_after,
             examined: HashSet::new(),
         })
+    }
+
+    /// Keep [`TailEvent`]s from now on, to be taken with
+    /// [`Tailer::take_events`].
+    pub fn record_events(&mut self) {
+        self.events.record();
+    }
+
+    /// What happened since the last call (empty unless recording).
+    pub fn take_events(&mut self) -> Vec<TailEvent> {
+        self.events.take()
     }
 
     /// Compressed rotated files modified after `t` are examined for
@@ -535,14 +553,14 @@ impl Tailer {
             if let Some(j) = s.joiner.as_mut() {
                 j.reset();
             }
-            match s.watcher.as_mut() {
-                Some(w) => w.rewind(position),
-                None if s.parked.is_some() => {
-                    s.parked = Some(position);
+            match &mut s.life {
+                Life::Open(w) => w.rewind(position),
+                Life::Parked { at, .. } => {
+                    *at = position;
                     s.wake = true;
                     self.ready.push(slot);
                 }
-                None => {
+                Life::Drained { .. } | Life::Failed => {
                     // Already closed: hand it back to discovery, which
                     // reopens it by identity from the acked position.
                     let s = self.streams[slot].take().expect("checked above");
@@ -626,7 +644,7 @@ impl Tailer {
     /// next start the bytes past its acknowledged position are a known loss.
     pub fn note_sizes(&mut self) {
         for s in self.streams.iter_mut().flatten() {
-            if let Some(size) = s.watcher.as_ref().and_then(|w| w.size().ok()) {
+            if let Some(size) = s.watcher().and_then(|w| w.size().ok()) {
                 s.size_seen = s.size_seen.max(size);
             }
             s.note_seen();
@@ -640,8 +658,8 @@ impl Tailer {
         for slot in 0..self.streams.len() {
             // Drained and closed, or parked under a name no longer current
             // with nothing new: done once its last line is acked.
-            let done = matches!(&self.streams[slot], Some(s) if s.watcher.is_none()
-                && (s.parked.is_none() || (!s.present && !s.wake))
+            let done = matches!(&self.streams[slot], Some(s) if
+                (s.is_closed_for_good() || (s.parked_at().is_some() && !s.present && !s.wake))
                 && s.tracker.in_flight() == 0)
                 && !busy(slot);
             if !done {
@@ -661,7 +679,10 @@ impl Tailer {
             // grown, or been cut and copied, since it was last seen): find
             // it by content.
             let gone = || !s.id.is_at(std::path::Path::new(&s.path));
-            if s.parked.is_some() && (cp.size > cp.position || gone()) {
+            self.events.push(TailEvent::Retired {
+                generation: s.generation,
+            });
+            if s.parked_at().is_some() && (cp.size > cp.position || gone()) {
                 self.ledger.unfinish(cp);
             } else {
                 self.ledger.rest(cp);

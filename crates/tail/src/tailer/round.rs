@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::stream::Stream;
+use super::event::TailEvent;
+use super::stream::{Life, Stream};
 use super::{now_unix, LineSink, StreamInfo, Tailer, HOT};
 use crate::acks::AckTracker;
 use crate::checkpoint::FileCheckpoint;
@@ -35,7 +36,7 @@ impl Tailer {
                 let s = self.streams[slot].as_ref()?;
                 // A file parked under the budget and then rotated away is
                 // reopened under its rotated name to be drained.
-                let drainable = s.watcher.is_some() || (s.parked.is_some() && s.wake);
+                let drainable = s.watcher().is_some() || (s.parked_at().is_some() && s.wake);
                 (!s.present && drainable).then_some((s.modified, slot))
             })
             .collect();
@@ -55,8 +56,8 @@ impl Tailer {
         let waits = |s: &Stream| s.waits_for_time(inputs[s.input].partial_flush.is_some());
         let due = |s: &Stream| {
             s.present
-                && ((s.watcher.is_some() && (s.wake || s.last_data.elapsed() < hot || waits(s)))
-                    || (s.parked.is_some() && s.wake))
+                && ((s.watcher().is_some() && (s.wake || s.last_data.elapsed() < hot || waits(s)))
+                    || (s.parked_at().is_some() && s.wake))
         };
         let indexed = self.notices.active();
         let current: Vec<usize> = if indexed {
@@ -86,8 +87,8 @@ impl Tailer {
                 continue;
             };
             let (input, present, id) = (stream.input, stream.present, stream.id);
-            let parked = stream.parked.is_some();
-            if draining[input] || (stream.watcher.is_none() && !parked) || sink.room(input) == 0 {
+            let parked = stream.parked_at().is_some();
+            if draining[input] || stream.is_closed_for_good() || sink.room(input) == 0 {
                 continue;
             }
             self.cut_seen = false;
@@ -140,7 +141,7 @@ impl Tailer {
                 }
                 // Read to the end: a later write wakes it again (an event,
                 // or a scan seeing the size differ from the position).
-                if n == 0 || s.watcher.as_ref().is_some_and(FileWatcher::at_end) {
+                if n == 0 || s.watcher().is_some_and(FileWatcher::at_end) {
                     s.wake = false;
                 }
             }
@@ -157,7 +158,7 @@ impl Tailer {
                 }
                 // Close it again unless a line or record is half done.
                 let idle = self.streams[slot].as_deref().is_some_and(Stream::at_rest);
-                if idle && self.open_files > self.settings.max_open_files.saturating_sub(1) {
+                if idle && self.descriptors.tight() {
                     self.park(slot);
                 }
             }
@@ -187,7 +188,8 @@ impl Tailer {
             streams,
             ledger,
             cut_seen,
-            open_files,
+            descriptors,
+            events,
             counters,
             cut_in_flight,
             ..
@@ -200,7 +202,7 @@ impl Tailer {
         // found before any line of the read is handed out).
         let hold_if_cut = super::CutInFlight::of(slot, stream);
         let Stream {
-            watcher,
+            life,
             tracker,
             joiner,
             opened_path,
@@ -211,7 +213,9 @@ impl Tailer {
             input: stream_input,
             ..
         } = stream;
-        let w = watcher.as_mut().expect("watcher checked by caller");
+        let Life::Open(w) = life else {
+            return 0;
+        };
         // One clock read per read call dates the lines it sends (the age
         // of the oldest unacknowledged line).
         tracker.mark_read(Instant::now());
@@ -234,7 +238,8 @@ impl Tailer {
             None => out.send(line),
         };
         let outcome = w.read(buf, |line| deliver(line, &mut out));
-        match outcome {
+        let mut close = None;
+        let n = match outcome {
             Ok(Poll::Read(n)) => {
                 stream.fingerprint = w.fingerprint();
                 n
@@ -278,6 +283,11 @@ impl Tailer {
                 stream.stat_size = 0;
                 counters[stream.input].truncations += 1;
                 stream.anchor = Anchor::default();
+                events.push(TailEvent::Cut {
+                    old,
+                    new: stream.generation,
+                    at,
+                });
                 tracing::warn!(path = %stream.path, offset = at, was = %old, generation = %stream.generation, "file truncated (copytruncate or rewritten): a new generation, read from offset 0; the old one continues in its copy if there is one");
                 stream.tracker.truncated();
                 stream.fingerprint = w.fingerprint();
@@ -302,22 +312,22 @@ impl Tailer {
                 if gone {
                     tracing::info!(path = %stream.path, id = %stream.id, "rotated-away or deleted file drained; closing it");
                     counters[stream.input].rotations += 1;
-                    // The proof of its content, kept for the checkpoint
-                    // once the last lines are acknowledged.
-                    let at = w.read_position();
-                    stream.parked_proof = w.anchor_at(at).map(|a| (a, Vec::new()));
-                    *watcher = None;
-                    *open_files -= 1;
+                    close = Some(true);
                 }
                 0
             }
             Err(e) => {
                 tracing::warn!(error = %e, "read failed; closing the file, it is reopened on the next scan");
-                *watcher = None;
-                *open_files -= 1;
+                close = Some(false);
                 0
             }
+        };
+        match close {
+            Some(true) => stream.drained(descriptors, events),
+            Some(false) => stream.failed(descriptors, events),
+            None => {}
         }
+        n
     }
 }
 

@@ -6,7 +6,8 @@ use std::fs::File;
 use std::path::Path;
 use std::time::{Instant, UNIX_EPOCH};
 
-use super::stream::Stream;
+use super::event::TailEvent;
+use super::stream::{Life, Stream};
 use super::{now_unix, Role, StartAt, Tailer};
 use crate::acks::AckTracker;
 use crate::checkpoint::FileCheckpoint;
@@ -116,8 +117,9 @@ impl Tailer {
                 // current name is judged by this scan's size, free; one
                 // renamed away or deleted, which the scan may not have
                 // seen, by its descriptor.
-                let (anchor, settled) = match s.watcher.as_mut() {
-                    Some(w) => {
+                let parked_settled = s.parked_at().is_none() || !s.wake;
+                let (anchor, settled) = match &mut s.life {
+                    Life::Open(w) => {
                         let at = w.read_position();
                         let anchor = w.anchor_at(at)?;
                         let settled = if w.is_compressed() {
@@ -129,7 +131,7 @@ impl Tailer {
                         };
                         (anchor, settled)
                     }
-                    None => (s.parked_proof.as_ref()?.0, s.parked.is_none() || !s.wake),
+                    _ => (s.closed_proof()?, parked_settled),
                 };
                 Some(LiveProof {
                     fingerprint: s.fingerprint,
@@ -160,11 +162,7 @@ impl Tailer {
             }
             // The scan's stat is free: the size metrics and status show.
             s.stat_size = found.meta.len();
-            let at = s
-                .watcher
-                .as_ref()
-                .map(FileWatcher::read_position)
-                .or(s.parked);
+            let at = s.read_at();
             if at.is_some_and(|at| at != found.meta.len()) {
                 s.wake = true;
                 self.ready.push(slot);
@@ -175,7 +173,7 @@ impl Tailer {
             if s.path != path && (role == Role::Current || !s.present) {
                 tracing::info!(from = %s.path, to = %path, "file renamed; following it by identity");
                 s.path = path.into_owned();
-                if let Some(w) = s.watcher.as_mut() {
+                if let Some(w) = s.watcher_mut() {
                     w.set_path(&found.path);
                 }
                 self.by_path.insert(found.path.clone(), slot);
@@ -201,22 +199,9 @@ impl Tailer {
             // logferry was stopped (copytruncate, then a rotation), which
             // only its content tells. One that is not the same file any
             // more is opened, and is a new generation.
-            let reborn = matches!(
-                (cp.born, crate::checkpoint::born_of(&found.meta)),
-                (Some(was), Some(now)) if was != now
-            );
-            let unchanged = |cp: &FileCheckpoint| {
-                cp.position == 0
-                    || open_log(&found.path).is_ok_and(|f| {
-                        Head::read(&f).is_ok_and(|head| {
-                            crate::ledger::still_holds(cp, &head, &f, found.meta.len())
-                        })
-                    })
-            };
+            let check_content = !self.first_scan_done;
             if role == Role::Rotated
-                && found.meta.len() == cp.position
-                && !reborn
-                && (self.first_scan_done || unchanged(cp))
+                && crate::identify::unchanged_rotated(cp, &found.path, &found.meta, check_content)
             {
                 return;
             }
@@ -335,47 +320,20 @@ impl Tailer {
             // (an empty file would otherwise "repeat" every rotated file
             // still draining, and wait for nothing).
             let is_current = current.matches(Path::new(&s.path));
-            let copied = match (s.watcher.as_mut(), s.parked, &s.parked_proof) {
-                (Some(w), _, _) => {
-                    let pos = w.read_position();
-                    if pos == 0 || w.is_compressed() {
-                        continue;
-                    }
-                    // copytruncate copies to rotated names: a file under a
-                    // current name that repeats another (a new file with the
-                    // same header) is a new file. Nor is a longer file whose
-                    // supposed original still holds what was read and is
-                    // shorter: it merely starts alike (files sharing a
-                    // header, the original holding only the header), and
-                    // waiting for a cut that never comes would never read it.
-                    (role == Role::Rotated
-                        && size >= pos
-                        && w.same_content_until(file, pos)
-                        && w.uncut_size().is_none_or(|now| now >= size))
-                        || (is_current
-                            && role == Role::Rotated
-                            && size < pos
-                            && w.same_content_until(file, size))
-                }
-                // Closed under the budget: compared with what was kept.
-                (None, Some(pos), Some((anchor, _))) => {
-                    let repeats = |f: &File| {
-                        Fingerprint::read(f, s.fingerprint.len).ok() == Some(s.fingerprint)
-                            && anchor.matches(&mut { f }).unwrap_or(false)
-                    };
-                    // (As above: an original still holding what was read
-                    // and shorter than this file is not its original.)
-                    let outgrown = || {
-                        open_log(Path::new(&s.path)).is_ok_and(|f| {
-                            f.metadata()
-                                .is_ok_and(|m| FileId::of(&m) == s.id && m.len() < size)
-                                && repeats(&f)
-                        })
-                    };
-                    role == Role::Rotated && pos > 0 && size >= pos && repeats(file) && !outgrown()
-                }
-                _ => false,
-            };
+            let copied = role == Role::Rotated
+                && match &mut s.life {
+                    Life::Open(w) => crate::identify::copy_of_open(w, file, size, is_current),
+                    Life::Parked { at, proof, .. } => crate::identify::copy_of_parked(
+                        s.fingerprint,
+                        proof,
+                        *at,
+                        s.id,
+                        Path::new(&s.path),
+                        file,
+                        size,
+                    ),
+                    Life::Drained { .. } | Life::Failed => false,
+                };
             if copied {
                 // Whether the original was cut is learnt by reading it: a
                 // cut and a rewrite to the very length read change no size
@@ -478,8 +436,6 @@ impl Tailer {
             path: path_s,
             present: role == Role::Current,
             modified,
-            parked: None,
-            parked_proof: None,
             born,
             seen: known.as_ref().and_then(|cp| cp.seen),
             joiner: self.settings.inputs[input].multiline.clone().map(Box::new),
@@ -487,7 +443,7 @@ impl Tailer {
             last_data: Instant::now(),
             durable_head: known.as_ref().map_or(0, |cp| cp.fingerprint.len),
             saving_head: 0,
-            watcher: Some(watcher),
+            life: Life::Open(watcher),
         };
         let slot = match self.free_slots.pop() {
             Some(slot) => {
@@ -503,11 +459,17 @@ impl Tailer {
         self.by_path.insert(path.to_path_buf(), slot);
         self.ready.push(slot);
         self.absent_stale = true;
-        self.open_files += 1;
+        self.descriptors.opened();
+        self.events.push(TailEvent::Opened {
+            generation,
+            path: path.to_string_lossy().into_owned(),
+            offset: position,
+            known: known.is_some(),
+        });
         // A file under a rotated name is drained and closed soon, and a
         // parked one is only reopened under its current name: it may go
         // over the budget for that while.
-        if self.open_files > self.settings.max_open_files && role == Role::Current {
+        if self.descriptors.over() && role == Role::Current {
             self.park(slot);
         }
     }

@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use super::Tailer;
-use crate::follow::FileWatcher;
 use crate::identity::GenerationId;
 
 /// One followed file generation as it stands now.
@@ -50,12 +49,7 @@ impl Tailer {
     /// waiting for its last acknowledgements).
     pub fn files(&self) -> impl Iterator<Item = FileStatus<'_>> {
         self.streams.iter().flatten().map(|s| {
-            let read = s
-                .watcher
-                .as_ref()
-                .map(FileWatcher::read_position)
-                .or(s.parked)
-                .unwrap_or(s.size_seen);
+            let read = s.read_at().unwrap_or(s.size_seen);
             FileStatus {
                 input: s.input,
                 path: &s.path,
@@ -63,7 +57,7 @@ impl Tailer {
                 size: s.stat_size.max(s.size_seen).max(read),
                 acked: s.tracker.position(),
                 read,
-                open: s.watcher.is_some(),
+                open: s.watcher().is_some(),
                 oldest_unacked: s.tracker.oldest_unacked(),
             }
         })

@@ -1,12 +1,56 @@
-//! One followed file generation, as the [`Tailer`](super::Tailer) keeps it.
+//! One followed file generation, as the [`Tailer`](super::Tailer) keeps it,
+//! and its life as one state machine.
+//!
+//! # A stream's life
+//!
+//! | from | event | to | descriptor |
+//! |---|---|---|---|
+//! | (found) | opened by identity | `Open` | opened |
+//! | `Open` | idle, and the budget needs its descriptor | `Parked` | closed |
+//! | `Parked` | grew, or rotated away with bytes unread | `Open` | opened |
+//! | `Open` | rotated away or deleted, read to its end, idle past the grace | `Drained` | closed |
+//! | `Open` | a read failed | `Failed` | closed |
+//! | `Drained`, `Failed`, settled `Parked` | every line acknowledged | (retired: resting or unfinished in the ledger) | |
+//!
+//! Only [`Stream::park`], [`Stream::reopen`], [`Stream::drained`] and
+//! [`Stream::failed`] close or open a descriptor, and each tells the
+//! [`Descriptors`] budget and the [`EventLog`]: nowhere else counts them.
+//! Generations not being read (resting, unfinished) are the ledger's.
 
 use std::time::{Instant, SystemTime};
 
+use super::budget::Descriptors;
+use super::event::{EventLog, TailEvent};
 use crate::acks::AckTracker;
 use crate::checkpoint::FileCheckpoint;
 use crate::follow::FileWatcher;
 use crate::identity::{Anchor, FileId, Fingerprint, GenerationId, FINGERPRINT_WINDOW};
 use crate::multiline::MultilineJoiner;
+
+/// Where a stream is in its life (see the module doc's table).
+pub(crate) enum Life {
+    /// Its file is open and read.
+    Open(FileWatcher),
+    /// Closed to stay within `max_open_files` while idle, holding the read
+    /// position; reopened by identity when it grows.
+    Parked {
+        /// Where reading had got to.
+        at: u64,
+        /// What proves the content read so far, in case the file is cut
+        /// while closed: its copy is then recognised by it.
+        proof: Anchor,
+        trail: Vec<Anchor>,
+    },
+    /// Read to its end after it left its name, and closed for good; the
+    /// stream lives on until its last lines are acknowledged.
+    Drained {
+        /// The content read, for the checkpoint.
+        proof: Option<Anchor>,
+    },
+    /// A read failed and the file was closed; the next scan finds it again
+    /// once the stream is let go.
+    Failed,
+}
 
 /// Everything logferry knows about one file being followed.
 pub(crate) struct Stream {
@@ -17,9 +61,9 @@ pub(crate) struct Stream {
     /// The life of the file being read: what records carry.
     pub(crate) generation: GenerationId,
     pub(crate) id: FileId,
-    /// None once the file was drained and closed; the stream lives on
-    /// until its last in-flight line is acknowledged.
-    pub(crate) watcher: Option<FileWatcher>,
+    /// Open, parked, drained or failed: the one place the stream's stage
+    /// is kept.
+    pub(crate) life: Life,
     pub(crate) tracker: AckTracker,
     pub(crate) fingerprint: Fingerprint,
     /// Content proof at (or before) the acknowledged position, refreshed at
@@ -42,13 +86,6 @@ pub(crate) struct Stream {
     /// Modification time when opened: the order in which rotated files
     /// are drained.
     pub(crate) modified: SystemTime,
-    /// Closed to stay within `max_open_files` while idle (holding the read
-    /// position); reopened by identity when it grows. Distinct from a
-    /// drained stream, whose watcher is gone for good.
-    pub(crate) parked: Option<u64>,
-    /// While closed (parked, or drained): the anchor of where reading had
-    /// got to, and (parked) the trail.
-    pub(crate) parked_proof: Option<(Anchor, Vec<Anchor>)>,
     /// The file's birth time, where known (see `FileCheckpoint::born`).
     pub(crate) born: Option<u64>,
     /// Proof of the bytes seen past the acknowledged position (see
@@ -74,14 +111,118 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
+    /// The open file, if it is open.
+    pub(crate) fn watcher(&self) -> Option<&FileWatcher> {
+        match &self.life {
+            Life::Open(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn watcher_mut(&mut self) -> Option<&mut FileWatcher> {
+        match &mut self.life {
+            Life::Open(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// Where reading had got to, while parked.
+    pub(crate) fn parked_at(&self) -> Option<u64> {
+        match self.life {
+            Life::Parked { at, .. } => Some(at),
+            _ => None,
+        }
+    }
+
+    /// Closed for good (drained, or failed): nothing more is read.
+    pub(crate) fn is_closed_for_good(&self) -> bool {
+        matches!(self.life, Life::Drained { .. } | Life::Failed)
+    }
+
+    /// How far reading got, while open or parked.
+    pub(crate) fn read_at(&self) -> Option<u64> {
+        match &self.life {
+            Life::Open(w) => Some(w.read_position()),
+            Life::Parked { at, .. } => Some(*at),
+            _ => None,
+        }
+    }
+
+    /// The proof kept when the file was closed (parked or drained).
+    pub(crate) fn closed_proof(&self) -> Option<Anchor> {
+        match &self.life {
+            Life::Parked { proof, .. } => Some(*proof),
+            Life::Drained { proof } => *proof,
+            _ => None,
+        }
+    }
+
+    /// Open -> Parked: close the file to free a descriptor, keeping where
+    /// reading got to and what proves it.
+    pub(crate) fn park(&mut self, fds: &mut Descriptors, log: &mut EventLog) {
+        let Life::Open(w) = &mut self.life else {
+            return;
+        };
+        let at = w.read_position();
+        let proof = w.anchor_at(at).unwrap_or(self.anchor);
+        let trail = w.take_cut_trail();
+        self.life = Life::Parked { at, proof, trail };
+        fds.closed();
+        log.push(TailEvent::Parked {
+            generation: self.generation,
+            at,
+        });
+    }
+
+    /// Parked -> Open, on `w` (the same identity, checked by the caller).
+    /// Returns the proof and trail kept while closed.
+    pub(crate) fn reopen(
+        &mut self,
+        w: FileWatcher,
+        fds: &mut Descriptors,
+        log: &mut EventLog,
+    ) -> Option<(Anchor, Vec<Anchor>)> {
+        let Life::Parked { proof, trail, .. } = std::mem::replace(&mut self.life, Life::Open(w))
+        else {
+            return None;
+        };
+        fds.opened();
+        log.push(TailEvent::Reopened {
+            generation: self.generation,
+        });
+        Some((proof, trail))
+    }
+
+    /// Open -> Drained: read to its end after it left its name.
+    pub(crate) fn drained(&mut self, fds: &mut Descriptors, log: &mut EventLog) {
+        let Life::Open(w) = &mut self.life else {
+            return;
+        };
+        let at = w.read_position();
+        let proof = w.anchor_at(at);
+        self.life = Life::Drained { proof };
+        fds.closed();
+        log.push(TailEvent::Drained {
+            generation: self.generation,
+            at,
+        });
+    }
+
+    /// Open -> Failed: a read failed; the file is closed.
+    pub(crate) fn failed(&mut self, fds: &mut Descriptors, log: &mut EventLog) {
+        if !matches!(self.life, Life::Open(_)) {
+            return;
+        }
+        self.life = Life::Failed;
+        fds.closed();
+        log.push(TailEvent::Failed {
+            generation: self.generation,
+        });
+    }
+
     /// This stream's saved state (the anchor as last refreshed).
     pub(crate) fn checkpoint(&self, now: u64) -> FileCheckpoint {
-        let read = self
-            .watcher
-            .as_ref()
-            .map(FileWatcher::read_position)
-            .or(self.parked)
-            .unwrap_or(0);
+        let read = self.read_at().unwrap_or(0);
         FileCheckpoint {
             generation: self.generation,
             id: self.id,
@@ -95,7 +236,7 @@ impl Stream {
             unfinished: false,
             seen: self.seen,
             // Drained: closed for good after reading to the end.
-            read_to_end: self.watcher.is_none() && self.parked.is_none(),
+            read_to_end: matches!(self.life, Life::Drained { .. }),
         }
     }
 
@@ -116,7 +257,7 @@ impl Stream {
         if self.fingerprint.len >= FINGERPRINT_WINDOW {
             return;
         }
-        let Some(w) = self.watcher.as_mut() else {
+        let Life::Open(w) = &mut self.life else {
             return;
         };
         // A compressed file's head is decompressed again from its start:
@@ -141,9 +282,12 @@ impl Stream {
     /// it (see `FileCheckpoint::seen`).
     pub(crate) fn note_seen(&mut self) {
         let position = self.tracker.position();
-        let Some(w) = self.watcher.as_mut().filter(|w| !w.is_compressed()) else {
+        let Life::Open(w) = &mut self.life else {
             return;
         };
+        if w.is_compressed() {
+            return;
+        }
         let Ok(size) = w.size() else {
             return;
         };
@@ -161,7 +305,8 @@ impl Stream {
     /// stopped).
     pub(crate) fn refresh_anchor(&mut self) {
         let position = self.tracker.position();
-        if let Some(w) = self.watcher.as_mut() {
+        let closed = self.closed_proof();
+        if let Life::Open(w) = &mut self.life {
             // Where reading got to proves at least as much as the
             // acknowledged position (those bytes were read from this very
             // file), from the bytes kept in memory: no read of the file.
@@ -182,11 +327,11 @@ impl Stream {
                     self.anchor = a;
                 }
             }
-        } else if let Some((a, _)) = &self.parked_proof {
+        } else if let Some(a) = closed {
             // Closed (under the budget, or drained): the proof kept when it
             // was closed.
             if a.at >= position {
-                self.anchor = *a;
+                self.anchor = a;
             }
         }
     }
@@ -195,15 +340,13 @@ impl Stream {
     /// record (its timeout), or an unterminated line under `partial_flush`.
     pub(crate) fn waits_for_time(&self, partial_flush: bool) -> bool {
         self.joiner.as_ref().is_some_and(|j| j.is_open())
-            || (partial_flush && self.watcher.as_ref().is_some_and(|w| w.pending_bytes() > 0))
+            || (partial_flush && self.watcher().is_some_and(|w| w.pending_bytes() > 0))
     }
 
     /// The file is open with no half-read line or record: closing it loses
     /// nothing.
     pub(crate) fn at_rest(&self) -> bool {
-        self.watcher
-            .as_ref()
-            .is_some_and(|w| w.pending_bytes() == 0)
+        self.watcher().is_some_and(|w| w.pending_bytes() == 0)
             && !self.joiner.as_ref().is_some_and(|j| j.is_open())
     }
 }

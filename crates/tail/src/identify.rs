@@ -1,0 +1,192 @@
+//! Which generation a file is: every rule that answers "is this file
+//! generation X?" lives here, for every caller (resuming at start, a file
+//! under a rotated name, a copy made by copytruncate, a file reopened after
+//! it was parked, a compressed rotation). Inodes are reused and files share
+//! headers, so an inode or a head is only a hint: a file is a generation
+//! when it holds the same head *and* the same bytes before the position
+//! already shipped ([`Anchor`]), and, where the file system keeps birth
+//! times, was not born again.
+//!
+//! The [`Ledger`](crate::ledger::Ledger) keeps the generations not being
+//! read and asks these rules which one a file is; the
+//! [`Tailer`](crate::Tailer) asks them about the files it follows.
+
+use std::fs::File;
+use std::path::Path;
+
+use crate::follow::{open_log, FileWatcher};
+use crate::identity::{ReadAt, FINGERPRINT_WINDOW};
+use crate::{Anchor, FileCheckpoint, FileId, Fingerprint};
+
+/// The first bytes of a file, read once and compared with fingerprints of
+/// any length.
+pub struct Head(pub(crate) Vec<u8>);
+
+impl Head {
+    pub fn read(file: &File) -> std::io::Result<Head> {
+        let mut buf = vec![0u8; FINGERPRINT_WINDOW as usize];
+        let got = crate::identity::read_full(&mut { file }, &mut buf, 0)?;
+        buf.truncate(got);
+        Ok(Head(buf))
+    }
+
+    pub fn matches(&self, fp: &Fingerprint) -> bool {
+        let len = fp.len as usize;
+        len <= self.0.len() && Fingerprint::of_bytes(&self.0[..len]) == *fp
+    }
+}
+
+/// Whether `src`, of `size` bytes, continues generation `cp`: it reaches the
+/// saved position, starts with the same head and holds the same bytes before
+/// the anchor.
+pub fn continues<R: ReadAt>(cp: &FileCheckpoint, head: &Head, src: &mut R, size: u64) -> bool {
+    knows_content(cp)
+        && size >= cp.position
+        && size >= cp.anchor.at
+        && head.matches(&cp.fingerprint)
+        && cp.anchor.matches(src).unwrap_or(false)
+        && cp
+            .seen
+            .is_none_or(|s| size >= s.at && s.matches(src).unwrap_or(false))
+}
+
+/// Whether `file`, of `size` bytes, on `cp`'s inode is still `cp`'s own file:
+/// not born again (where the file system keeps birth times) and holding its
+/// content ([`continues`]).
+pub fn still_holds(cp: &FileCheckpoint, head: &Head, file: &File, size: u64) -> bool {
+    !file.metadata().is_ok_and(|m| reborn(cp.born, &m)) && continues(cp, head, &mut { file }, size)
+}
+
+/// Whether a file now carries another birth time than `was` (its inode
+/// was freed and handed to a new file), where the file system keeps one.
+pub fn reborn(was: Option<u64>, meta: &std::fs::Metadata) -> bool {
+    matches!(
+        (was, crate::checkpoint::born_of(meta)),
+        (Some(was), Some(now)) if was != now
+    )
+}
+
+/// Whether `file`, on a parked stream's inode, is still the file that was
+/// closed: same head, same bytes before where reading stopped, not born
+/// again. Not so: cut (and perhaps rewritten) or replaced while closed.
+pub fn still_the_parked_file(
+    fingerprint: Fingerprint,
+    proof: &Anchor,
+    born: Option<u64>,
+    file: &File,
+) -> bool {
+    Fingerprint::read(file, fingerprint.len).ok() == Some(fingerprint)
+        && proof.matches(&mut { file }).unwrap_or(false)
+        && !file.metadata().is_ok_and(|m| reborn(born, &m))
+}
+
+/// Whether a file under a rotated name, on the inode of resting
+/// generation `cp` and exactly as long as what was shipped of it, is that
+/// generation with nothing new: not born again, and (`check_content`: the
+/// inode may have been cut and written again to that very length while
+/// logferry was stopped) holding its content.
+pub fn unchanged_rotated(
+    cp: &FileCheckpoint,
+    path: &std::path::Path,
+    meta: &std::fs::Metadata,
+    check_content: bool,
+) -> bool {
+    if meta.len() != cp.position || reborn(cp.born, meta) {
+        return false;
+    }
+    !check_content
+        || cp.position == 0
+        || open_log(path)
+            .is_ok_and(|f| Head::read(&f).is_ok_and(|head| still_holds(cp, &head, &f, meta.len())))
+}
+
+/// How far into its file `cp`'s content is proven (shipped, or seen).
+pub(crate) fn proven(cp: &FileCheckpoint) -> u64 {
+    cp.seen.map_or(cp.anchor.at, |s| s.at.max(cp.anchor.at))
+}
+
+/// Whether anything of `cp`'s content is known. A generation saved before
+/// a byte of it was seen proves nothing: any file "continues" it, and taking
+/// one for it would read a file already read once more. Its content, if it
+/// ever had any, is read as a new file wherever it turns up.
+pub(crate) fn knows_content(cp: &FileCheckpoint) -> bool {
+    cp.fingerprint.len > 0
+}
+
+/// Whether `file`, shorter than the position `u` was read to, is a copy of
+/// it: same head, and the latest trail anchor the copy reaches matches.
+pub(crate) fn is_short_copy(
+    cp: &FileCheckpoint,
+    trail: &[Anchor],
+    last: &[u8],
+    head: &Head,
+    file: &File,
+    size: u64,
+) -> bool {
+    // Where the copy ends among the last bytes read, those up to its end
+    // must be the same.
+    let start = cp.anchor.at - last.len() as u64;
+    let same_end = || {
+        if last.is_empty() || size <= start {
+            return true;
+        }
+        let n = (size - start) as usize;
+        let mut buf = vec![0u8; n];
+        crate::identity::read_full(&mut { file }, &mut buf, start)
+            .is_ok_and(|got| got == n && buf[..] == last[..n])
+    };
+    size < cp.position
+        && head.matches(&cp.fingerprint)
+        && same_end()
+        && trail
+            .iter()
+            .filter(|a| a.at <= size && a.len > 0)
+            .max_by_key(|a| a.at)
+            .is_some_and(|a| a.matches(&mut { file }).unwrap_or(false))
+}
+
+/// Whether `file` (under a rotated name, `size` bytes) is a copy of the
+/// open file `w` (copytruncate copies, then cuts): it repeats all of `w` up
+/// to where it was read (a complete copy), or, when `w` is under a current
+/// name, all of `file` (a copy still being written).
+pub fn copy_of_open(w: &mut FileWatcher, file: &File, size: u64, is_current: bool) -> bool {
+    let pos = w.read_position();
+    if pos == 0 || w.is_compressed() {
+        return false;
+    }
+    // Not a longer file whose supposed original still holds what was read
+    // and is shorter: it merely starts alike (files sharing a header, the
+    // original holding only the header), and waiting for a cut that never
+    // comes would never read it. Only files under current names are
+    // copied by copytruncate (an empty file would otherwise "repeat" every
+    // rotated file still draining, and wait for nothing).
+    (size >= pos && w.same_content_until(file, pos) && w.uncut_size().is_none_or(|now| now >= size))
+        || (is_current && size < pos && w.same_content_until(file, size))
+}
+
+/// [`copy_of_open`] for a parked file (closed under the budget at `at`,
+/// with `proof` of what was read), compared with what was kept.
+pub fn copy_of_parked(
+    fingerprint: Fingerprint,
+    proof: &Anchor,
+    at: u64,
+    id: FileId,
+    path: &Path,
+    file: &File,
+    size: u64,
+) -> bool {
+    let repeats = |f: &File| {
+        Fingerprint::read(f, fingerprint.len).ok() == Some(fingerprint)
+            && proof.matches(&mut { f }).unwrap_or(false)
+    };
+    // (As for an open file: an original still holding what was read and
+    // shorter than this file is not its original.)
+    let outgrown = || {
+        open_log(path).is_ok_and(|f| {
+            f.metadata()
+                .is_ok_and(|m| FileId::of(&m) == id && m.len() < size)
+                && repeats(&f)
+        })
+    };
+    at > 0 && size >= at && repeats(file) && !outgrown()
+}
