@@ -8,7 +8,7 @@
 //! does not say which generation it is (inodes are reused, a copy has a new
 //! inode, a compressed rotation has none of its own), so each audited file
 //! is matched to the generation whose records hold its lines at their
-//! offsets; compressed rotations (`.gz`) are audited through their
+//! offsets; compressed rotations (gz, zst, bz2, xz) are audited through their
 //! decompressed content. For each audited file the report counts lines
 //! missing from the topic, lines present more than once (expected only
 //! after a crash between ack and checkpoint), records out of file order
@@ -22,7 +22,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use logferry_tail::compressed::{is_readable_compressed, Gz};
+use logferry_tail::compressed::{is_readable_compressed, Decompressed};
 use logferry_tail::identity::ReadAt;
 use logferry_tail::{Discovery, FileId, Fingerprint, GenerationId, LineFramer, LongLinePolicy};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -328,7 +328,7 @@ fn read_topic(s: &VerifySettings, report: &mut VerifyReport) -> Result<LineIndex
 /// A file to audit: plain, or read through its decompressed content.
 enum Audited {
     Plain(File),
-    Gz(Box<Gz>),
+    Gz(Box<Decompressed>),
 }
 
 impl Audited {
@@ -367,7 +367,7 @@ fn audit_file(
     let file = File::open(path).map_err(io_err)?;
     let id = FileId::of(&file.metadata().map_err(io_err)?);
     let mut body = if is_readable_compressed(path) {
-        Audited::Gz(Box::new(Gz::open(path).map_err(io_err)?))
+        Audited::Gz(Box::new(Decompressed::open(path).map_err(io_err)?))
     } else {
         Audited::Plain(file)
     };
@@ -447,9 +447,9 @@ fn audit_file(
 // ---------------------------------------------------------------------------
 
 /// Compressed suffixes logrotate may give a rotation that verify cannot
-/// read (it reads `.gz`): such files are left out of an audit, not
-/// compared byte for byte.
-const UNREADABLE_COMPRESSED: &[&str] = &["bz2", "xz", "zst", "zip", "lz4", "Z"];
+/// read (it reads [`logferry_tail::compressed::READABLE_SUFFIXES`]): such
+/// files are left out of an audit, not compared byte for byte.
+const UNREADABLE_COMPRESSED: &[&str] = &["zip", "lz4", "Z"];
 
 /// One audit of a configuration file: files of one input against the topic
 /// their lines went to.
@@ -470,8 +470,8 @@ pub struct ConfigPlan {
 
 /// Plan the audit of every input of `ship`: each input's files (those its
 /// include globs match now, and their rotated names `PATTERN.*` and
-/// `PATTERN-*`, compressed `.gz` ones included), grouped by the topic each
-/// was shipped to (a template rendered for the file's current name), with
+/// `PATTERN-*`, readable compressed ones included), grouped by the topic
+/// each was shipped to (a template rendered for the file's current name), with
 /// the input's format, long-line policy and line bound and the file's
 /// host. Losses from `checkpoint_dir` are reported by the first audit.
 pub fn plan_config(

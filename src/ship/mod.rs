@@ -162,13 +162,25 @@ fn tail_settings(settings: &ShipSettings) -> TailSettings {
         scan_interval: settings.scan_interval,
         rotate_grace: settings.rotate_grace,
         max_open_files: descriptors::fit_open_files(settings.max_open_files),
-        // Tests shorten how long a vanished file is looked for before it is
-        // declared lost.
-        unfinished_ttl: std::env::var("LOGFERRY_UNFINISHED_TTL_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map_or(UNFINISHED_TTL, Duration::from_secs),
+        unfinished_ttl: unfinished_ttl(),
     }
+}
+
+/// How long a vanished file is looked for before it is declared lost.
+#[cfg(not(feature = "test-hooks"))]
+fn unfinished_ttl() -> Duration {
+    UNFINISHED_TTL
+}
+
+/// How long a vanished file is looked for before it is declared lost: tests
+/// shorten it with LOGFERRY_UNFINISHED_TTL_SECS (unvalidated, so only a
+/// build with the `test-hooks` feature reads it).
+#[cfg(feature = "test-hooks")]
+fn unfinished_ttl() -> Duration {
+    std::env::var("LOGFERRY_UNFINISHED_TTL_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(UNFINISHED_TTL, Duration::from_secs)
 }
 
 impl Shipper {
@@ -270,6 +282,7 @@ impl Shipper {
             self.after_scan(outcome);
             self.outbox.stamp_read_time();
             let read = self.tailer.read_round(&mut buf, &mut self.outbox);
+            #[cfg(feature = "test-hooks")]
             self.outbox.inject_fatal_error();
             self.service(Duration::ZERO);
             self.outbox.send_due_retries(false);

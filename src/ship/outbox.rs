@@ -100,6 +100,7 @@ pub struct Outbox {
     reported_failures: HashMap<(String, String), Instant>,
     /// Fault injection (tests): raise a fatal producer error after this many
     /// lines were sent.
+    #[cfg(feature = "test-hooks")]
     fault_fatal_after: Option<u64>,
     payload_scratch: Vec<u8>,
     source_scratch: Vec<u8>,
@@ -138,6 +139,7 @@ impl Outbox {
             deliveries: Vec::new(),
             size_caps: HashMap::new(),
             reported_failures: HashMap::new(),
+            #[cfg(feature = "test-hooks")]
             fault_fatal_after: std::env::var("LOGFERRY_FAULT_FATAL_AFTER")
                 .ok()
                 .and_then(|v| v.parse().ok()),
@@ -348,7 +350,9 @@ impl Outbox {
 
     /// Fault injection for the fatal-error test: once this many lines were
     /// sent, ask librdkafka to raise a fatal error (as a broker would by
-    /// fencing the idempotent producer). Set by LOGFERRY_FAULT_FATAL_AFTER.
+    /// fencing the idempotent producer). Set by LOGFERRY_FAULT_FATAL_AFTER,
+    /// read only by a build with the `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
     pub fn inject_fatal_error(&mut self) {
         let Some(after) = self.fault_fatal_after else {
             return;

@@ -18,6 +18,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+/// Environment variables logferry reads only when built with the
+/// `test-hooks` feature (src/ship): fault injection and shortened timeouts.
+pub const TEST_HOOKS: &[&str] = &["LOGFERRY_FAULT_FATAL_AFTER", "LOGFERRY_UNFINISHED_TTL_SECS"];
+
 /// The cluster's bootstrap list. Under CI a test that needs Kafka fails
 /// when it is missing; a developer without a cluster gets a skip message.
 pub fn brokers() -> Option<String> {
@@ -223,8 +227,20 @@ impl Logferry {
         Self::start_with_env(args, &[], stderr_path)
     }
 
-    /// [`start`](Self::start) with extra environment variables.
+    /// [`start`](Self::start) with extra environment variables. A test hook
+    /// among them fails the test unless the binary reads it.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)], stderr_path: &Path) -> Logferry {
+        if let Some((hook, _)) = env.iter().find(|(k, _)| TEST_HOOKS.contains(k)) {
+            // The binary is built by the same `cargo test`, with this
+            // package's features.
+            if !cfg!(feature = "test-hooks") {
+                panic!(
+                    "{hook} is a test hook that logferry reads only when built with the \
+                     `test-hooks` feature: run `cargo test --features logferry/test-hooks` \
+                     (scripts/test does)"
+                );
+            }
+        }
         let err = File::create(stderr_path).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_logferry"))
             .args(args)

@@ -1,23 +1,33 @@
 //! Rotated generations that logrotate compressed (`compress`): read through
 //! their decompressed bytes, so the unread part of a generation that was
-//! gzipped before logferry read it to the end (logferry stopped across a
+//! compressed before logferry read it to the end (logferry stopped across a
 //! rotation, or a copy compressed right after copytruncate) is still
 //! shipped, from the same offsets the plain file had.
 //!
-//! Decompression is sequential; [`Gz`] keeps a decoder positioned where the
-//! last read ended, so following the file costs one pass. A read elsewhere
-//! (a rewind after a producer restart) starts a new pass.
+//! The name decides whether a rotated file is looked at as compressed
+//! ([`READABLE_SUFFIXES`]); its first bytes decide how it is decoded
+//! ([`Format`]): gzip, zstd, bzip2 or xz, whatever the suffix says (a
+//! `compresscmd` other than gzip with the default `.gz` extension is still
+//! read). A file with none of their signatures is not compressed
+//! ([`NotCompressed`]). Concatenated streams (members, frames) decode
+//! whole, as the command-line tools do.
+//!
+//! Decompression is sequential; [`Decompressed`] keeps a decoder positioned
+//! where the last read ended, so following the file costs one pass. A read
+//! elsewhere (a rewind after a producer restart) starts a new pass.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use flate2::bufread::MultiGzDecoder;
 
 use crate::identity::{Anchor, ReadAt, FINGERPRINT_WINDOW};
 
-/// Suffixes logferry reads through a decoder.
-pub const READABLE_SUFFIXES: &[&str] = &["gz"];
+/// Suffixes logferry reads through a decoder (the format itself is told by
+/// the content).
+pub const READABLE_SUFFIXES: &[&str] = &["gz", "zst", "bz2", "xz"];
 
 /// Whether `path` names a compressed file logferry can read.
 pub fn is_readable_compressed(path: &Path) -> bool {
@@ -26,35 +36,255 @@ pub fn is_readable_compressed(path: &Path) -> bool {
         .is_some_and(|e| READABLE_SUFFIXES.contains(&e))
 }
 
-/// The decompressed content of one `.gz` file, readable at offsets.
-pub struct Gz {
+/// A compression format logferry decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Gzip,
+    Zstd,
+    Bzip2,
+    Xz,
+}
+
+/// Bytes at each position of a signature: any of these.
+type Signature = &'static [&'static [u8]];
+
+const DIGITS: &[u8] = b"123456789";
+/// Each format's signatures, as many leading bytes as tell it from text.
+const SIGNATURES: &[(Format, Signature)] = &[
+    (Format::Gzip, &[&[0x1f], &[0x8b]]),
+    (Format::Zstd, &[&[0x28], &[0xb5], &[0x2f], &[0xfd]]),
+    // A skippable frame first (0x184D2A5?, little-endian), as pzstd
+    // writes: the decoder passes over it.
+    (
+        Format::Zstd,
+        &[b"PQRSTUVWXYZ[\\]^_", &[0x2a], &[0x4d], &[0x18]],
+    ),
+    // "BZh", the block size, then the magic of a first block (pi) or of
+    // the end of the stream (sqrt pi, an empty stream): "BZh" alone starts
+    // text too often.
+    (
+        Format::Bzip2,
+        &[
+            b"B",
+            b"Z",
+            b"h",
+            DIGITS,
+            &[0x31],
+            &[0x41],
+            &[0x59],
+            &[0x26],
+            &[0x53],
+            &[0x59],
+        ],
+    ),
+    (
+        Format::Bzip2,
+        &[
+            b"B",
+            b"Z",
+            b"h",
+            DIGITS,
+            &[0x17],
+            &[0x72],
+            &[0x45],
+            &[0x38],
+            &[0x50],
+            &[0x90],
+        ],
+    ),
+    (Format::Xz, &[&[0xfd], b"7", b"z", b"X", b"Z", &[0x00]]),
+];
+
+/// The longest signature: how many leading bytes to read to tell.
+pub const MAGIC_LEN: usize = 10;
+
+/// What a file's first bytes say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sniff {
+    Is(Format),
+    /// Shorter than a signature it starts like: a compressor may still be
+    /// writing it.
+    TooShort,
+    NotCompressed,
+}
+
+fn sniff(head: &[u8]) -> Sniff {
+    let mut short = false;
+    for (format, sig) in SIGNATURES {
+        let n = head.len().min(sig.len());
+        if head[..n].iter().zip(*sig).all(|(b, set)| set.contains(b)) {
+            if n == sig.len() {
+                return Sniff::Is(*format);
+            }
+            short = true;
+        }
+    }
+    if short {
+        Sniff::TooShort
+    } else {
+        Sniff::NotCompressed
+    }
+}
+
+impl Format {
+    /// The format whose signature `head` (a file's first bytes, at least
+    /// [`MAGIC_LEN`] of them when the file has that many) starts with.
+    pub fn detect(head: &[u8]) -> Option<Format> {
+        match sniff(head) {
+            Sniff::Is(f) => Some(f),
+            Sniff::TooShort | Sniff::NotCompressed => None,
+        }
+    }
+
+    /// The format of the file at `path`, by its first bytes; `None` when it
+    /// is not compressed in one logferry reads.
+    pub fn of_path(path: &Path) -> io::Result<Option<Format>> {
+        Ok(Format::detect(&head(&File::open(path)?)?))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Gzip => "gzip",
+            Format::Zstd => "zstd",
+            Format::Bzip2 => "bzip2",
+            Format::Xz => "xz",
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Up to [`MAGIC_LEN`] first bytes of `file`, read without moving its
+/// position.
+fn head(file: &File) -> io::Result<Vec<u8>> {
+    let mut buf = [0u8; MAGIC_LEN];
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(buf[..got].to_vec())
+}
+
+/// A file opened for decompression whose content has none of the
+/// signatures of [`Format`]; it is the inner error (kind `InvalidData`) of
+/// the `io::Error` that [`Decompressed::open`] and [`probe`] return, see
+/// [`NotCompressed::in_error`].
+#[derive(Debug, thiserror::Error)]
+#[error("{}: not compressed (no gzip, zstd, bzip2 or xz signature)", path.display())]
+pub struct NotCompressed {
+    pub path: PathBuf,
+}
+
+impl NotCompressed {
+    /// The `NotCompressed` that `e` carries, if that is what it says.
+    pub fn in_error(e: &io::Error) -> Option<&NotCompressed> {
+        e.get_ref()?.downcast_ref()
+    }
+}
+
+type Input = BufReader<File>;
+
+/// One pass of a decoder over the file.
+enum Decoder {
+    Gzip(MultiGzDecoder<Input>),
+    Zstd(zstd::stream::read::Decoder<'static, Input>),
+    Bzip2(bzip2::bufread::MultiBzDecoder<Input>),
+    Xz(liblzma::bufread::XzDecoder<Input>),
+}
+
+impl Decoder {
+    fn new(format: Format, input: Input) -> io::Result<Decoder> {
+        Ok(match format {
+            Format::Gzip => Decoder::Gzip(MultiGzDecoder::new(input)),
+            // Frames one after another are read on (not `single_frame`).
+            Format::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(input)?),
+            Format::Bzip2 => Decoder::Bzip2(bzip2::bufread::MultiBzDecoder::new(input)),
+            Format::Xz => Decoder::Xz(liblzma::bufread::XzDecoder::new_multi_decoder(input)),
+        })
+    }
+}
+
+impl Read for Decoder {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoder::Gzip(d) => d.read(buf),
+            Decoder::Zstd(d) => d.read(buf),
+            Decoder::Bzip2(d) => d.read(buf),
+            Decoder::Xz(d) => d.read(buf),
+        }
+    }
+}
+
+/// The decompressed content of one compressed file, readable at offsets.
+pub struct Decompressed {
     path: PathBuf,
-    decoder: MultiGzDecoder<BufReader<File>>,
+    format: Format,
+    decoder: Decoder,
     /// Decompressed offset of the decoder's next byte.
     pos: u64,
 }
 
-impl std::fmt::Debug for Gz {
+/// The name this had when it read gzip only.
+pub type Gz = Decompressed;
+
+impl std::fmt::Debug for Decompressed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gz")
+        f.debug_struct("Decompressed")
             .field("path", &self.path)
+            .field("format", &self.format)
             .field("pos", &self.pos)
             .finish()
     }
 }
 
-impl Gz {
-    pub fn open(path: &Path) -> io::Result<Gz> {
+impl Decompressed {
+    /// Open `path`, decoded as its first bytes say. Not compressed: an
+    /// error of kind `InvalidData` carrying [`NotCompressed`]; shorter than
+    /// a signature it starts like (a compressor just created it): kind
+    /// `UnexpectedEof`, as for a stream cut short.
+    pub fn open(path: &Path) -> io::Result<Decompressed> {
         let file = File::open(path)?;
-        Ok(Gz {
+        let format = match sniff(&head(&file)?) {
+            Sniff::Is(f) => f,
+            Sniff::TooShort => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{}: too short for a compressed header", path.display()),
+                ))
+            }
+            Sniff::NotCompressed => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    NotCompressed {
+                        path: path.to_path_buf(),
+                    },
+                ))
+            }
+        };
+        let input = BufReader::with_capacity(1 << 16, file);
+        Ok(Decompressed {
             path: path.to_path_buf(),
-            decoder: MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)),
+            format,
+            decoder: Decoder::new(format, input)?,
             pos: 0,
         })
     }
 
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
     fn restart(&mut self) -> io::Result<()> {
-        *self = Gz::open(&self.path)?;
+        *self = Decompressed::open(&self.path)?;
         Ok(())
     }
 
@@ -77,7 +307,7 @@ impl Gz {
     }
 }
 
-impl ReadAt for Gz {
+impl ReadAt for Decompressed {
     fn read_at(&mut self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         if !self.seek(pos)? {
             return Ok(0);
@@ -101,10 +331,11 @@ pub struct Probe {
 }
 
 /// Decompress `path` once, far enough to check each anchor. An incomplete
-/// file (gzip still writing it) is an error of kind `UnexpectedEof`, so the
-/// caller can look again later.
+/// file (the compressor still writing it) is an error of kind
+/// `UnexpectedEof`, so the caller can look again later; one that is not
+/// compressed is an error carrying [`NotCompressed`].
 pub fn probe(path: &Path, anchors: &[Anchor]) -> io::Result<Probe> {
-    let mut gz = Gz::open(path)?;
+    let mut gz = Decompressed::open(path)?;
     let mut head_buf = [0u8; FINGERPRINT_WINDOW as usize];
     let got = crate::identity::read_full(&mut gz, &mut head_buf, 0)?;
     let head = head_buf[..got].to_vec();
@@ -126,35 +357,64 @@ pub fn probe(path: &Path, anchors: &[Anchor]) -> io::Result<Probe> {
 mod tests {
     use super::*;
     use crate::identity::Fingerprint;
-    use flate2::write::GzEncoder;
     use std::io::Write;
 
-    fn gzip(path: &Path, bytes: &[u8]) {
-        let mut e = GzEncoder::new(File::create(path).unwrap(), flate2::Compression::fast());
-        e.write_all(bytes).unwrap();
-        e.finish().unwrap();
+    const FORMATS: [Format; 4] = [Format::Gzip, Format::Zstd, Format::Bzip2, Format::Xz];
+
+    /// `bytes` compressed by the format's own encoder, as one stream.
+    fn encode(format: Format, bytes: &[u8]) -> Vec<u8> {
+        match format {
+            Format::Gzip => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(bytes).unwrap();
+                e.finish().unwrap()
+            }
+            Format::Zstd => zstd::stream::encode_all(bytes, 3).unwrap(),
+            Format::Bzip2 => {
+                let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+                e.write_all(bytes).unwrap();
+                e.finish().unwrap()
+            }
+            Format::Xz => {
+                let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+                e.write_all(bytes).unwrap();
+                e.finish().unwrap()
+            }
+        }
+    }
+
+    fn lines(from: u32, to: u32) -> Vec<u8> {
+        (from..to)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect()
+    }
+
+    /// All of `path`'s decompressed content, through `read_at`.
+    fn read_all(path: &Path) -> io::Result<Vec<u8>> {
+        let mut d = Decompressed::open(path)?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = d.read_at(&mut buf, out.len() as u64)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn signatures_fit_magic_len() {
+        assert!(SIGNATURES.iter().all(|(_, s)| s.len() <= MAGIC_LEN));
+        assert!(SIGNATURES.iter().any(|(_, s)| s.len() == MAGIC_LEN));
     }
 
     #[test]
     fn reads_at_offsets_and_probes_anchors() {
         let dir = tempfile::tempdir().unwrap();
-        let text: Vec<u8> = (0..5000)
-            .flat_map(|i| format!("line {i}\n").into_bytes())
-            .collect();
+        let text = lines(0, 5000);
         let plain = dir.path().join("a.log");
         std::fs::write(&plain, &text).unwrap();
-        let gz_path = dir.path().join("a.log.1.gz");
-        gzip(&gz_path, &text);
-
-        let mut gz = Gz::open(&gz_path).unwrap();
-        let mut buf = [0u8; 7];
-        assert_eq!(gz.read_at(&mut buf, 7).unwrap(), 7);
-        assert_eq!(&buf, b"line 1\n");
-        // Backwards: a new pass.
-        assert_eq!(gz.read_at(&mut buf, 0).unwrap(), 7);
-        assert_eq!(&buf, b"line 0\n");
-        assert_eq!(gz.read_at(&mut buf, text.len() as u64).unwrap(), 0);
-
         let f = File::open(&plain).unwrap();
         let good = Anchor::read(&mut &f, 30_000).unwrap().unwrap();
         let mut bad = good;
@@ -164,29 +424,158 @@ mod tests {
             len: 5,
             hash: 0,
         };
-        let p = probe(&gz_path, &[past_end, good, bad]).unwrap();
-        assert_eq!(
-            Fingerprint::of_bytes(&p.head),
-            Fingerprint::read(&f, 256).unwrap()
-        );
-        assert_eq!(p.anchors, vec![false, true, false]);
+        for format in FORMATS {
+            let path = dir.path().join(format!("a.log.1.{format}"));
+            std::fs::write(&path, encode(format, &text)).unwrap();
+
+            let mut d = Decompressed::open(&path).unwrap();
+            assert_eq!(d.format(), format);
+            let mut buf = [0u8; 7];
+            assert_eq!(d.read_at(&mut buf, 7).unwrap(), 7);
+            assert_eq!(&buf, b"line 1\n");
+            // Backwards: a new pass.
+            assert_eq!(d.read_at(&mut buf, 0).unwrap(), 7);
+            assert_eq!(&buf, b"line 0\n");
+            assert_eq!(d.read_at(&mut buf, text.len() as u64).unwrap(), 0);
+            assert_eq!(read_all(&path).unwrap(), text, "{format}");
+
+            let p = probe(&path, &[past_end, good, bad]).unwrap();
+            assert_eq!(
+                Fingerprint::of_bytes(&p.head),
+                Fingerprint::read(&f, 256).unwrap(),
+                "{format}"
+            );
+            assert_eq!(p.anchors, vec![false, true, false], "{format}");
+        }
     }
 
     #[test]
-    fn incomplete_gzip_is_unexpected_eof() {
+    fn format_is_told_by_content_not_name() {
         let dir = tempfile::tempdir().unwrap();
-        let full = dir.path().join("full.gz");
-        let text: Vec<u8> = (0..20000u32).flat_map(|i| i.to_le_bytes()).collect();
-        gzip(&full, &text);
-        let bytes = std::fs::read(&full).unwrap();
-        let cut = dir.path().join("cut.gz");
-        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-        let anchor = Anchor {
-            at: text.len() as u64,
-            len: 4,
-            hash: 0,
-        };
-        let err = probe(&cut, &[anchor]).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        let text = lines(0, 300);
+        for format in FORMATS {
+            // logrotate with a compresscmd of its own, the default
+            // compressext: every format under `.gz`, and one without a
+            // suffix at all.
+            for name in ["a.log.1.gz", "a.log.1.xz", "a.log.1"] {
+                let path = dir.path().join(name);
+                std::fs::write(&path, encode(format, &text)).unwrap();
+                assert_eq!(Format::of_path(&path).unwrap(), Some(format), "{name}");
+                assert_eq!(Decompressed::open(&path).unwrap().format(), format);
+                assert_eq!(read_all(&path).unwrap(), text, "{format} as {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn concatenated_streams_decode_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (lines(0, 700), lines(700, 900), lines(900, 2000));
+        let mut text = a.clone();
+        text.extend_from_slice(&b);
+        text.extend_from_slice(&c);
+        for format in FORMATS {
+            let mut bytes = encode(format, &a);
+            bytes.extend(encode(format, &b));
+            // An empty stream between, as `: | gzip >> file` leaves.
+            bytes.extend(encode(format, b""));
+            bytes.extend(encode(format, &c));
+            let path = dir.path().join(format!("cat.{format}"));
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(read_all(&path).unwrap(), text, "{format}");
+            let end = Anchor::of_bytes(&text, text.len() as u64);
+            assert_eq!(
+                probe(&path, &[end]).unwrap().anchors,
+                vec![true],
+                "{format}"
+            );
+        }
+    }
+
+    #[test]
+    fn zstd_skippable_frame_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = lines(0, 100);
+        // A skippable frame (as pzstd writes first): magic, size, payload.
+        let mut bytes = vec![0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3];
+        bytes.extend(encode(Format::Zstd, &text));
+        let path = dir.path().join("p.zst");
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(Format::of_path(&path).unwrap(), Some(Format::Zstd));
+        assert_eq!(read_all(&path).unwrap(), text);
+    }
+
+    /// A file the compressor is still writing, cut anywhere: an error of
+    /// kind `UnexpectedEof` (look again later), or, cut exactly between two
+    /// streams, the first stream's content.
+    #[test]
+    fn truncated_stream_is_unexpected_eof() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (lines(0, 150), lines(150, 300));
+        for format in FORMATS {
+            let first = encode(format, &a);
+            let mut bytes = first.clone();
+            bytes.extend(encode(format, &b));
+            let path = dir.path().join(format!("cut.{format}"));
+            for cut in 0..bytes.len() {
+                std::fs::write(&path, &bytes[..cut]).unwrap();
+                match read_all(&path) {
+                    Err(e) => assert_eq!(
+                        e.kind(),
+                        io::ErrorKind::UnexpectedEof,
+                        "{format} cut at {cut} of {}: {e}",
+                        bytes.len()
+                    ),
+                    Ok(got) => {
+                        assert_eq!(cut, first.len(), "{format} cut at {cut}: read to the end");
+                        assert_eq!(got, a);
+                    }
+                }
+            }
+            // Through `probe`, as the ledger calls it.
+            std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+            let end = Anchor {
+                at: (a.len() + b.len()) as u64,
+                len: 4,
+                hash: 0,
+            };
+            let err = probe(&path, &[end]).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{format}");
+        }
+    }
+
+    #[test]
+    fn not_compressed_is_said_so() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, content) in [
+            &b"plain text\n"[..],
+            b"BZh9 starts like bzip2, is text\n",
+            b"\x1f not quite gzip\n",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let path = dir.path().join(format!("plain{i}.log.1.gz"));
+            std::fs::write(&path, content).unwrap();
+            assert_eq!(Format::of_path(&path).unwrap(), None);
+            for err in [
+                Decompressed::open(&path).unwrap_err(),
+                probe(&path, &[]).unwrap_err(),
+            ] {
+                assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+                let nc = NotCompressed::in_error(&err).expect("a NotCompressed");
+                assert_eq!(nc.path, path);
+            }
+        }
+        // Empty, or a signature's first bytes only: the compressor may have
+        // just created it.
+        for content in [&b""[..], b"\x1f", b"\x28\xb5\x2f", b"BZh9", b"\xfd7zX"] {
+            let path = dir.path().join("new.gz");
+            std::fs::write(&path, content).unwrap();
+            assert_eq!(Format::of_path(&path).unwrap(), None);
+            let err = Decompressed::open(&path).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{content:?}");
+            assert!(NotCompressed::in_error(&err).is_none());
+        }
     }
 }
