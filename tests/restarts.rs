@@ -277,31 +277,34 @@ impl Plan {
     fn new(seed: u64, rounds: usize) -> Plan {
         let mut rng = Rng(seed);
         let rate = 5000 + rng.below(3001);
-        // Rotations far enough ahead for any plan (about 2 s per round).
-        let mut rotations = Vec::new();
-        let mut t = Duration::ZERO;
-        while t < Duration::from_secs(10 + 6 * rounds as u64) {
-            t += rng.ms(300, 3000);
-            rotations.push(t);
-        }
-        let after = |t: Duration| rotations.iter().position(|&r| r > t).unwrap();
+        // Rotations are drawn from their own generator, as far ahead as the
+        // rounds need them.
+        let mut rot_rng = Rng(seed ^ 0x5eed_f07a_7e00);
+        let mut rotations: Vec<Duration> = Vec::new();
+        let mut after = |t: Duration| -> Duration {
+            while rotations.last().is_none_or(|&r| r <= t) {
+                let last = rotations.last().copied().unwrap_or_default();
+                rotations.push(last + rot_rng.ms(300, 3000));
+            }
+            *rotations.iter().find(|&&r| r > t).unwrap()
+        };
         let mut actions = Vec::new();
         let mut up = Duration::ZERO; // the running logferry's start
         for _ in 0..rounds {
             let (kind, kill, start) = match rng.below(6) {
                 0 => {
-                    let r = rotations[after(up + Duration::from_millis(100))];
+                    let r = after(up + Duration::from_millis(100));
                     let kill = r + rng.ms(0, 25);
                     ("kill-just-after-rotation", kill, kill + rng.ms(0, 3000))
                 }
                 1 => {
-                    let r = rotations[after(up + Duration::from_millis(150))];
+                    let r = after(up + Duration::from_millis(150));
                     let kill = r - rng.ms(0, 25);
                     ("kill-just-before-rotation", kill, kill + rng.ms(0, 1500))
                 }
                 2 => {
                     let kill = up + rng.ms(200, 2000);
-                    let r = rotations[after(kill + Duration::from_millis(50))];
+                    let r = after(kill + Duration::from_millis(50));
                     let start = if rng.below(2) == 0 {
                         r + rng.ms(0, 25)
                     } else {
@@ -314,9 +317,13 @@ impl Plan {
                     ("kill-during-startup", kill, kill + rng.ms(0, 800))
                 }
                 4 => {
+                    // Down across the next 2 or 3 rotations.
                     let kill = up + rng.ms(100, 2000);
-                    let j = after(kill) + 1 + rng.below(2) as usize;
-                    ("down-across-rotations", kill, rotations[j] + rng.ms(0, 500))
+                    let mut r = after(kill);
+                    for _ in 0..1 + rng.below(2) {
+                        r = after(r);
+                    }
+                    ("down-across-rotations", kill, r + rng.ms(0, 500))
                 }
                 _ => {
                     let kill = up + rng.ms(0, 3000);
@@ -329,6 +336,7 @@ impl Plan {
             up = start;
         }
         let end = up + rng.ms(500, 2000);
+        after(end);
         rotations.retain(|&r| r < end);
         Plan {
             rotations,
@@ -1104,4 +1112,25 @@ fn copytruncate_xz() {
 #[test]
 fn copytruncate_zstd() {
     scenarios(Mode::Copytruncate, Compressor::Zstd);
+}
+
+/// The plan alone (no tools, no Kafka): the same seed gives the same plan;
+/// kills and starts alternate in time order; every kind of round occurs.
+#[test]
+fn plan_is_replayable() {
+    let key = |p: &Plan| (p.rotations.clone(), p.actions.clone(), p.end, p.rate);
+    assert_eq!(key(&Plan::new(42, 30)), key(&Plan::new(42, 30)));
+    let mut kinds = std::collections::BTreeSet::new();
+    for seed in 0..200 {
+        let p = Plan::new(seed, 30);
+        assert_eq!(p.actions.len(), 60);
+        for (i, w) in p.actions.windows(2).enumerate() {
+            assert!(w[0].0 <= w[1].0, "seed {seed}: actions out of order");
+            assert_eq!(w[0].1, [Action::Kill, Action::Start][i % 2]);
+        }
+        assert!(p.rotations.windows(2).all(|w| w[0] < w[1]));
+        assert!(p.rotations.last().is_some_and(|&r| r < p.end));
+        kinds.extend(p.actions.iter().map(|a| a.2));
+    }
+    assert_eq!(kinds.len(), 6, "{kinds:?}");
 }
