@@ -28,6 +28,10 @@ use crate::identity::{Anchor, FileId, Fingerprint, GenerationId, FINGERPRINT_WIN
 use crate::multiline::MultilineJoiner;
 
 /// Where a stream is in its life (see the module doc's table).
+// The open variant is the large one and the common one; streams are boxed
+// already, and boxing the watcher too would add a pointer chase per read
+// (the old `Option<FileWatcher>` field took the same room).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Life {
     /// Its file is open and read.
     Open(FileWatcher),
