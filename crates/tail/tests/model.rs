@@ -413,3 +413,32 @@ proptest! {
 // of its own.
 #[path = "model/found.rs"]
 mod found;
+
+#[path = "model/crash.rs"]
+mod crash;
+
+#[path = "model/crash_found.rs"]
+mod crash_found;
+
+proptest! {
+    // The wider model (see `crash`): crashes from the last checkpoint file,
+    // acks held back, restarts racing with logrotate, shifting and dateext
+    // names, four compressors, a short unfinished TTL with its loss reports.
+    // A fixed seed, so a failure is a regression (`PROPTEST_RNG_SEED` picks
+    // other cases, and replays the random test's).
+    #![proptest_config(crash::config(crash::fixed_seed(), 48))]
+    #[test]
+    fn crashes_and_races((ops, header, tiny_budget, dateext) in crash::case()) {
+        crash::run(&ops, header, tiny_budget, dateext)?;
+    }
+}
+
+proptest! {
+    // The same with one seed of its own each run (from the clock, printed;
+    // `LOGFERRY_MODEL_RANDOM_SEED` sets it), so CI keeps looking further.
+    #![proptest_config(crash::config(crash::random_seed(), 24))]
+    #[test]
+    fn crashes_and_races_random_seed((ops, header, tiny_budget, dateext) in crash::case()) {
+        crash::run(&ops, header, tiny_budget, dateext)?;
+    }
+}
