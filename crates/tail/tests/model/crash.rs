@@ -711,6 +711,11 @@ impl Model {
 
     fn start(&mut self, races: &[(u8, DiskOp)]) {
         let saved = self.checkpointer.load().unwrap();
+        if std::env::var_os("MODEL_TRACE").is_some() {
+            for cp in &saved {
+                eprintln!("model: restart from {cp:?}");
+            }
+        }
         self.loaded.push(saved.clone());
         let mut t = Tailer::new(settings(&self.path, self.budget), saved, false).unwrap();
         for (_, op) in races.iter().filter(|r| r.0 == 0) {
