@@ -910,7 +910,7 @@ impl Model {
                     return self.known(n);
                 }
                 // Not backfilled: compressed before the tailer knew it.
-                !(!plain && self.compressed_unseen.contains(&self.lines[n].0))
+                plain || !self.compressed_unseen.contains(&self.lines[n].0)
             })
             .collect()
     }

@@ -65,6 +65,27 @@ fn cut_right_after_a_full_read_then_written() {
     .unwrap();
 }
 
+/// The same, silently: the header (longer than a read) was being read when
+/// the file was cut; a line written after the cut, shorter than the read
+/// position, reads as nothing past the end, and the file, deleted, is closed
+/// as drained: the line, in the deleted file the tailer held open, is lost
+/// without a report.
+#[test]
+#[ignore = "bug: a cut right after a read that filled the buffer is taken for the end of the file; the deleted file's line is lost silently"]
+fn cut_right_after_a_full_read_then_written_and_deleted() {
+    run(
+        &[
+            Restart(vec![(2, Truncate)]),
+            Disk(Write(1)),
+            Disk(DeleteRecreate),
+        ],
+        true,
+        false,
+        false,
+    )
+    .unwrap();
+}
+
 // 2. A checkpoint at position 0 is taken for a rotated file at its inode
 //    without a look at the file.
 //
