@@ -10,6 +10,18 @@
 //! handed out, except lines that a truncation (or a deletion the tailer
 //! could not have seen) destroyed before they were read, which the model
 //! tracks exactly.
+//!
+//! `crash` (tests/model/crash.rs) is the wider model: acks held back,
+//! checkpoints through the real Checkpointer, kill -9 and restarts from the
+//! last checkpoint file, restarts racing with logrotate, loss reports
+//! checked both ways. Its cases are in `crash_found`.
+//!
+//! Running: `cargo test -p logferry-tail --test model`. `PROPTEST_RNG_SEED=N`
+//! runs other cases (and replays a seed `crashes_and_races_random_seed`
+//! printed), `LOGFERRY_MODEL_RANDOM_SEED=N` fixes that test's seed,
+//! `LOGFERRY_MODEL_CASES=N` runs N cases of the crash model (to hunt),
+//! `MODEL_TRACE=1` shows the tailer's log (run one case), `MODEL_STATS=1`
+//! a line of counts per crash-model case.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -420,3 +432,32 @@ proptest! {
 // of its own.
 #[path = "model/found.rs"]
 mod found;
+
+#[path = "model/crash.rs"]
+mod crash;
+
+#[path = "model/crash_found.rs"]
+mod crash_found;
+
+proptest! {
+    // The wider model (see `crash`): crashes from the last checkpoint file,
+    // acks held back, restarts racing with logrotate, shifting and dateext
+    // names, four compressors, a short unfinished TTL with its loss reports.
+    // A fixed seed, so a failure is a regression (`PROPTEST_RNG_SEED` picks
+    // other cases, and replays the random test's).
+    #![proptest_config(crash::config(crash::fixed_seed(), 96))]
+    #[test]
+    fn crashes_and_races((ops, header, tiny_budget, dateext) in crash::case()) {
+        crash::run(&ops, header, tiny_budget, dateext)?;
+    }
+}
+
+proptest! {
+    // The same with one seed of its own each run (from the clock, printed;
+    // `LOGFERRY_MODEL_RANDOM_SEED` sets it), so CI keeps looking further.
+    #![proptest_config(crash::config(crash::random_seed(), 32))]
+    #[test]
+    fn crashes_and_races_random_seed((ops, header, tiny_budget, dateext) in crash::case()) {
+        crash::run(&ops, header, tiny_budget, dateext)?;
+    }
+}
