@@ -378,11 +378,14 @@ impl FileWatcher {
         // compared: one system call both proves the file still holds what
         // was read and returns what follows (a separate head check was a
         // second `pread` per read, a tenth of the CPU with 10,000 files).
-        let overlap = if self.at_eof {
-            self.overlap_before(pos, buf.len())
-        } else {
-            0
-        };
+        //
+        // Done on every read, not only after one that reached the end: a
+        // file cut right after a read that filled the buffer would else be
+        // read on at the old position, as if its new content continued the
+        // old (the crash model found it; with 1 MiB reads in a backlog
+        // such reads are the common case). The bytes re-read are at most
+        // 256 of a large buffer.
+        let overlap = self.overlap_before(pos, buf.len());
         let got = loop {
             match self.body.read_at(buf, pos - overlap as u64) {
                 Ok(n) => break n,
@@ -390,30 +393,28 @@ impl FileWatcher {
                 Err(e) => return Err(self.err(e)),
             }
         };
-        if self.at_eof {
-            let cut = if overlap > 0 {
-                // Shorter than the position, or other bytes before it.
-                got < overlap || buf[..overlap] != self.tail[self.tail.len() - overlap..]
-            } else {
-                self.check_truncation(got - overlap)
-                    .map_err(|e| self.err(e))?
-            };
-            if cut {
-                let at = pos;
-                let whole = self.tail_end == at && self.tail.len() as u64 == at.min(ANCHOR_WINDOW);
-                self.cut_anchor = whole.then(|| Anchor::of_bytes(&self.tail, at));
-                self.cut_bytes = if whole { self.tail.clone() } else { Vec::new() };
-                self.tail_end = u64::MAX;
-                // A line begun and not finished is not shipped as a
-                // fragment: its whole is in the copy, if copytruncate made
-                // one, read from where the line starts; if none is found,
-                // its bytes are reported lost with the rest.
-                let line_start = at - self.framer.pending() as u64;
-                self.framer.reset(0);
-                self.fingerprint = Fingerprint::default();
-                self.at_eof = false;
-                return Ok(Poll::Truncated { at: line_start });
-            }
+        let cut = if overlap > 0 {
+            // Shorter than the position, or other bytes before it.
+            got < overlap || buf[..overlap] != self.tail[self.tail.len() - overlap..]
+        } else {
+            self.check_truncation(got - overlap)
+                .map_err(|e| self.err(e))?
+        };
+        if cut {
+            let at = pos;
+            let whole = self.tail_end == at && self.tail.len() as u64 == at.min(ANCHOR_WINDOW);
+            self.cut_anchor = whole.then(|| Anchor::of_bytes(&self.tail, at));
+            self.cut_bytes = if whole { self.tail.clone() } else { Vec::new() };
+            self.tail_end = u64::MAX;
+            // A line begun and not finished is not shipped as a
+            // fragment: its whole is in the copy, if copytruncate made
+            // one, read from where the line starts; if none is found,
+            // its bytes are reported lost with the rest.
+            let line_start = at - self.framer.pending() as u64;
+            self.framer.reset(0);
+            self.fingerprint = Fingerprint::default();
+            self.at_eof = false;
+            return Ok(Poll::Truncated { at: line_start });
         }
         let n = got.saturating_sub(overlap);
         if n == 0 {

@@ -91,11 +91,16 @@ pub fn unchanged_rotated(
     meta: &std::fs::Metadata,
     check_content: bool,
 ) -> bool {
-    if meta.len() != cp.position || reborn(cp.born, meta) {
+    // Shorter than what was seen of it (its size, its head): cut since.
+    if meta.len() != cp.position
+        || meta.len() < cp.size
+        || meta.len() < cp.fingerprint.len
+        || reborn(cp.born, meta)
+    {
         return false;
     }
     !check_content
-        || cp.position == 0
+        || (cp.position == 0 && cp.fingerprint.len == 0)
         || open_log(path)
             .is_ok_and(|f| Head::read(&f).is_ok_and(|head| still_holds(cp, &head, &f, meta.len())))
 }
@@ -149,10 +154,26 @@ pub(crate) fn is_short_copy(
 /// open file `w` (copytruncate copies, then cuts): it repeats all of `w` up
 /// to where it was read (a complete copy), or, when `w` is under a current
 /// name, all of `file` (a copy still being written).
-pub fn copy_of_open(w: &mut FileWatcher, file: &File, size: u64, is_current: bool) -> bool {
+pub fn copy_of_open(
+    w: &mut FileWatcher,
+    fingerprint: Fingerprint,
+    file: &File,
+    size: u64,
+    is_current: bool,
+) -> bool {
     let pos = w.read_position();
-    if pos == 0 || w.is_compressed() {
+    if w.is_compressed() {
         return false;
+    }
+    if pos == 0 {
+        // Nothing read since a restart at acknowledged position 0: the
+        // head known from the checkpoint is what a copy repeats (else a
+        // copy would be read as a new generation, and its original, cut,
+        // be reported lost though its lines were shipped).
+        return fingerprint.len > 0
+            && size >= fingerprint.len
+            && Fingerprint::read(file, fingerprint.len).ok() == Some(fingerprint)
+            && w.uncut_size().is_none_or(|now| now >= size);
     }
     // Not a longer file whose supposed original still holds what was read
     // and is shorter: it merely starts alike (files sharing a header, the
@@ -188,5 +209,6 @@ pub fn copy_of_parked(
                 && repeats(&f)
         })
     };
-    at > 0 && size >= at && repeats(file) && !outgrown()
+    // At 0 (nothing acknowledged since a restart), the head is the proof.
+    (at > 0 || fingerprint.len > 0) && size >= at && repeats(file) && !outgrown()
 }

@@ -496,6 +496,13 @@ impl Tailer {
         let mut lost = Vec::new();
         for cp in self.ledger.expire(Instant::now()) {
             let bytes = cp.size.saturating_sub(cp.position);
+            if let Some(other) = self.shipped_as(&cp).filter(|_| bytes > 0) {
+                // Its file was taken for a new generation before it was
+                // known to be a copy (its original found cut only later):
+                // the bytes are shipped, under that generation.
+                tracing::info!(path = %cp.path, generation = %cp.generation, as_generation = %other, "a file being read holds this generation's content: its lines are shipped as that generation");
+                continue;
+            }
             if bytes > 0 {
                 tracing::error!(path = %cp.path, generation = %cp.generation, offset = cp.position, bytes, "file vanished with bytes never shipped (deleted, or compressed in a form logferry cannot read, before it was read to the end): these bytes are lost");
                 lost.push(cp);
@@ -510,6 +517,29 @@ impl Tailer {
             }
         }
         lost
+    }
+
+    /// The generation of a file being read (open or parked) that holds
+    /// `cp`'s content: a copy of it taken for a new generation, whose lines
+    /// are all handed out under that generation.
+    fn shipped_as(&self, cp: &FileCheckpoint) -> Option<GenerationId> {
+        self.streams.iter().flatten().find_map(|s| {
+            if s.generation == cp.generation || s.is_closed_for_good() {
+                return None;
+            }
+            if s.watcher()
+                .is_some_and(crate::follow::FileWatcher::is_compressed)
+            {
+                return None;
+            }
+            let file = crate::follow::open_log(std::path::Path::new(&s.path)).ok()?;
+            let meta = file.metadata().ok()?;
+            let head = crate::identify::Head::read(&file).ok()?;
+            (FileId::of(&meta) == s.id
+                && meta.len() >= cp.size
+                && crate::identify::continues(cp, &head, &mut { &file }, meta.len()))
+            .then_some(s.generation)
+        })
     }
 
     /// Mark line `seq` (as handed to [`LineSink::line`], possibly cut to

@@ -322,7 +322,9 @@ impl Tailer {
             let is_current = current.matches(Path::new(&s.path));
             let copied = role == Role::Rotated
                 && match &mut s.life {
-                    Life::Open(w) => crate::identify::copy_of_open(w, file, size, is_current),
+                    Life::Open(w) => {
+                        crate::identify::copy_of_open(w, s.fingerprint, file, size, is_current)
+                    }
                     Life::Parked { at, proof, .. } => crate::identify::copy_of_parked(
                         s.fingerprint,
                         proof,
@@ -428,7 +430,14 @@ impl Tailer {
             generation,
             id,
             tracker: AckTracker::new(position),
-            fingerprint: watcher.fingerprint(),
+            // The head as far as read, or as the checkpoint knew it (the
+            // file was matched to it by content): resumed at offset 0, the
+            // watcher has read none of it yet.
+            fingerprint: known
+                .as_ref()
+                .map(|cp| cp.fingerprint)
+                .filter(|fp| fp.len > watcher.fingerprint().len)
+                .unwrap_or_else(|| watcher.fingerprint()),
             anchor,
             size_seen,
             stat_size,

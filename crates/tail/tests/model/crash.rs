@@ -83,7 +83,8 @@ impl Codec {
     /// the one line to change as it learns more. Bytes only in a format it
     /// cannot read are, for the model, destroyed.
     fn readable(self) -> bool {
-        matches!(self, Codec::Gzip)
+        // By content (magic bytes), every codec logrotate is set up with.
+        matches!(self, Codec::Gzip | Codec::Zstd | Codec::Bzip2 | Codec::Xz)
     }
 
     /// The compressed bytes; None when no compressor is installed (the
@@ -353,8 +354,6 @@ pub struct Model {
     risk: Vec<u32>,
     /// Lives some line of which was handed out.
     seen: HashSet<usize>,
-    /// Lives compressed before any of their lines was handed out.
-    compressed_unseen: HashSet<usize>,
     generation_lives: HashMap<GenerationId, BTreeSet<usize>>,
     /// This run's records per stream serial, in order (indices in recs).
     streams: BTreeMap<u64, Vec<usize>>,
@@ -397,7 +396,6 @@ impl Model {
             covered: Vec::new(),
             risk: Vec::new(),
             seen: HashSet::new(),
-            compressed_unseen: HashSet::new(),
             generation_lives: HashMap::new(),
             streams: BTreeMap::new(),
             last_end: HashMap::new(),
@@ -570,9 +568,6 @@ impl Model {
                 std::fs::write(&to, packed).unwrap();
                 self.inode_lives.entry(id_of(&to)).or_default().insert(life);
                 self.rotated[k].path = to;
-                if !self.seen.contains(&life) {
-                    self.compressed_unseen.insert(life);
-                }
                 self.deleting(&old, life, len);
             }
             DiskOp::DeleteOldest => {
@@ -723,16 +718,19 @@ impl Model {
         }
         let busy = self.busy();
         let out = t.scan(&|s| busy.contains(&s));
+        self.tailer = Some(t);
         self.lost(out);
+        // As the shipping loop: a checkpoint right after the first scan.
+        self.checkpoint();
         for (_, op) in races.iter().filter(|r| r.0 == 1) {
             self.disk(op);
         }
+        let t = self.tailer.as_mut().unwrap();
         t.read_round(&mut self.buf, &mut self.sink);
         self.take();
         for (_, op) in races.iter().filter(|r| r.0 == 2) {
             self.disk(op);
         }
-        self.tailer = Some(t);
     }
 
     fn crash(&mut self) {
@@ -762,11 +760,6 @@ impl Model {
             })
             .collect();
         self.seen = known;
-        for f in &self.rotated {
-            if f.codec.is_some() && !self.seen.contains(&f.life) {
-                self.compressed_unseen.insert(f.life);
-            }
-        }
     }
 
     /// Scan and read until nothing more comes, acknowledging nothing.
@@ -778,14 +771,20 @@ impl Model {
             let a = t.tick(&|s| busy.contains(&s));
             let b = t.scan(&|s| busy.contains(&s));
             let n = t.read_round(&mut self.buf, &mut self.sink);
-            if n == 0 {
+            // Write-ahead: a new generation waits for a checkpoint, which
+            // the shipping loop writes at once.
+            let waited = t.wants_save();
+            if n == 0 && !waited {
                 // File-system events come from a thread of their own.
                 t.wait(Duration::from_millis(2));
             }
             self.lost(a);
             self.lost(b);
             self.take();
-            quiet = if n == 0 { quiet + 1 } else { 0 };
+            if waited {
+                self.checkpoint();
+            }
+            quiet = if n == 0 && !waited { quiet + 1 } else { 0 };
         }
     }
 
@@ -832,6 +831,7 @@ impl Model {
         };
         let entries = t.checkpoint_entries();
         self.checkpointer.save(&entries).unwrap();
+        t.saved();
         for recs in self.streams.values() {
             for &i in recs {
                 let r = &self.sink.recs[i];
@@ -909,8 +909,10 @@ impl Model {
                 if destroyed {
                     return self.known(n);
                 }
-                // Not backfilled: compressed before the tailer knew it.
-                plain || !self.compressed_unseen.contains(&self.lines[n].0)
+                // Still on disk, plainly or compressed (a compressed file
+                // no known generation leads to, written since the last
+                // checkpoint, is shipped from its start): it must come.
+                true
             })
             .collect()
     }

@@ -30,7 +30,7 @@ use super::crash::{run, Codec::*, DiskOp::*, Op::*};
 /// restart: the begun line "L18" is shipped as "L1" (offsets 62..64), and
 /// the copy is read again from 0 as a new generation.
 #[test]
-#[ignore = "bug: a cut right after a read that filled the buffer is taken for the end of the file"]
+
 fn cut_right_after_a_full_read_then_deleted() {
     run(
         &[
@@ -50,7 +50,7 @@ fn cut_right_after_a_full_read_then_deleted() {
 /// The same, the writer writing on after the cut: the new content is read
 /// as the old file's continuation ("L1L35" at 62).
 #[test]
-#[ignore = "bug: a cut right after a read that filled the buffer is read as the file's continuation"]
+
 fn cut_right_after_a_full_read_then_written() {
     run(
         &[
@@ -71,7 +71,7 @@ fn cut_right_after_a_full_read_then_written() {
 /// as drained: the line, in the deleted file the tailer held open, is lost
 /// without a report.
 #[test]
-#[ignore = "bug: a cut right after a read that filled the buffer is taken for the end of the file; the deleted file's line is lost silently"]
+
 fn cut_right_after_a_full_read_then_written_and_deleted() {
     run(
         &[
@@ -104,7 +104,6 @@ fn cut_right_after_a_full_read_then_written_and_deleted() {
 // (found by content, or reported lost after the TTL).
 
 #[test]
-#[ignore = "bug: a rotated file cut to 0 is taken for a generation checkpointed at position 0 with bytes past it; the loss is silent"]
 fn cut_file_taken_for_a_generation_checkpointed_at_zero() {
     run(
         &[
@@ -144,7 +143,6 @@ fn cut_file_taken_for_a_generation_checkpointed_at_zero() {
 // that head continues the generation from 0.
 
 #[test]
-#[ignore = "bug: the copy of a file at acknowledged position 0 is a new generation; the original is then reported lost though shipped"]
 fn copy_of_a_file_at_position_zero_is_a_new_generation_and_its_original_reported_lost() {
     run(
         &[
