@@ -203,14 +203,21 @@ impl Shipper {
         }
         let checkpointer = Checkpointer::new(&settings.checkpoint_dir)?;
         let fresh_start = !checkpointer.path().exists();
-        let saved = checkpointer.load()?;
+        let (saved, examined_until) = checkpointer.load_with_watermark()?;
         if !saved.is_empty() {
             tracing::info!(files = saved.len(), path = %checkpointer.path().display(), "loaded checkpoints");
         }
-        let saved_at = std::fs::metadata(checkpointer.path()).and_then(|m| m.modified());
+        // Compressed files modified after the watermark are examined for
+        // generations born while logferry was not looking; a checkpoint
+        // from before the watermark existed: its own modification time.
+        let saved_at = match examined_until {
+            Some(ns) => Ok(std::time::UNIX_EPOCH + Duration::from_nanos(ns)),
+            None => std::fs::metadata(checkpointer.path()).and_then(|m| m.modified()),
+        };
         let mut tailer = Tailer::new(tail_settings(&settings), saved, fresh_start)?;
-        if let Ok(t) = saved_at {
-            tailer.examine_compressed_since(t);
+        match saved_at {
+            Ok(t) if !fresh_start => tailer.examine_compressed_since(t),
+            _ => {}
         }
         let outbox = Outbox::new(settings.clone(), bootstrap)?;
         Ok(Shipper {
@@ -423,7 +430,9 @@ impl Shipper {
             self.tailer.saved();
             return;
         }
-        let result = self.checkpointer.save(&entries);
+        let result = self
+            .checkpointer
+            .save_with_watermark(&entries, Some(self.tailer.examined_until()));
         // Written or not, generations waiting for it may go on: a state
         // directory that cannot be written (disk full) must not stop
         // shipping; the failure is an ERROR, a metric and /health.

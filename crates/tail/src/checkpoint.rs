@@ -119,6 +119,12 @@ pub fn born_of(meta: &std::fs::Metadata) -> Option<u64> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointFile {
     pub version: u32,
+    /// Nanoseconds since the epoch: every compressed rotated file modified
+    /// after this had not been examined yet (see
+    /// [`Tailer::examined_until`](crate::Tailer::examined_until)). Absent in
+    /// files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub examined_until: Option<u64>,
     pub files: Vec<FileCheckpoint>,
 }
 
@@ -275,20 +281,56 @@ impl Checkpointer {
         Ok(file.files)
     }
 
+    /// The saved entries and the compressed-file watermark (see
+    /// [`CheckpointFile::examined_until`]); none when no checkpoint was
+    /// written yet.
+    pub fn load_with_watermark(
+        &self,
+    ) -> Result<(Vec<FileCheckpoint>, Option<u64>), CheckpointError> {
+        let text = match fs::read(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
+            Err(source) => {
+                return Err(CheckpointError::Read {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        let files = Self::decode(&self.path, &text)?;
+        #[derive(Deserialize)]
+        struct WatermarkOnly {
+            #[serde(default)]
+            examined_until: Option<u64>,
+        }
+        let mark = serde_json::from_slice::<WatermarkOnly>(&text)
+            .ok()
+            .and_then(|w| w.examined_until);
+        Ok((files, mark))
+    }
+
     /// The file's bytes: JSON, one entry a line. Compact, because it is
     /// rewritten every second: pretty-printed, 10,000 entries cost a tenth
     /// of the shipping loop's time.
     pub fn encode(files: &[FileCheckpoint]) -> Vec<u8> {
         let mut out = Vec::new();
-        Self::write_to(files, &mut out).expect("writing to memory cannot fail");
+        Self::write_to(files, None, &mut out).expect("writing to memory cannot fail");
         out
     }
 
     /// [`encode`](Self::encode) into `out`, entry by entry: with 10,000
     /// files the whole encoding is megabytes, which need not be held at
     /// once.
-    fn write_to<W: Write>(files: &[FileCheckpoint], mut out: W) -> io::Result<()> {
-        write!(out, "{{\"version\":{FORMAT_VERSION},\"files\":[")?;
+    fn write_to<W: Write>(
+        files: &[FileCheckpoint],
+        examined_until: Option<u64>,
+        mut out: W,
+    ) -> io::Result<()> {
+        write!(out, "{{\"version\":{FORMAT_VERSION},")?;
+        if let Some(t) = examined_until {
+            write!(out, "\"examined_until\":{t},")?;
+        }
+        write!(out, "\"files\":[")?;
         for (i, f) in files.iter().enumerate() {
             out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
             serde_json::to_writer(&mut out, f).map_err(io::Error::from)?;
@@ -299,16 +341,30 @@ impl Checkpointer {
 
     /// Replace the checkpoint atomically. On error the previous file stays.
     pub fn save(&self, files: &[FileCheckpoint]) -> Result<(), CheckpointError> {
-        self.write_atomically(files).map_err(|source| {
-            let _ = fs::remove_file(&self.tmp);
-            CheckpointError::Write {
-                path: self.path.clone(),
-                source,
-            }
-        })
+        self.save_with_watermark(files, None)
     }
 
-    fn write_atomically(&self, files: &[FileCheckpoint]) -> io::Result<()> {
+    /// [`save`](Self::save), with the compressed-file watermark.
+    pub fn save_with_watermark(
+        &self,
+        files: &[FileCheckpoint],
+        examined_until: Option<u64>,
+    ) -> Result<(), CheckpointError> {
+        self.write_atomically(files, examined_until)
+            .map_err(|source| {
+                let _ = fs::remove_file(&self.tmp);
+                CheckpointError::Write {
+                    path: self.path.clone(),
+                    source,
+                }
+            })
+    }
+
+    fn write_atomically(
+        &self,
+        files: &[FileCheckpoint],
+        examined_until: Option<u64>,
+    ) -> io::Result<()> {
         let f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -316,7 +372,7 @@ impl Checkpointer {
             .mode(0o600)
             .open(&self.tmp)?;
         let mut out = io::BufWriter::with_capacity(64 << 10, f);
-        Self::write_to(files, &mut out)?;
+        Self::write_to(files, examined_until, &mut out)?;
         let f = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         f.sync_all()?;
         drop(f);

@@ -318,6 +318,24 @@ impl ReadAt for Decompressed {
     }
 }
 
+/// Whether the compressed file at `path` decodes to its end: false while
+/// the compressor is still writing it (the stream stops short). A file
+/// opened for reading is checked first, so a read never meets the end of
+/// a file still being written and takes it for the end of the generation.
+pub fn is_complete(path: &Path) -> io::Result<bool> {
+    let mut d = Decompressed::open(path)?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut at = 0u64;
+    loop {
+        match d.read_at(&mut buf, at) {
+            Ok(0) => return Ok(true),
+            Ok(n) => at += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// What a compressed file holds, as far as matching generations needs:
 /// its head and the anchors asked for.
 #[derive(Debug, PartialEq, Eq)]

@@ -243,6 +243,11 @@ pub struct Tailer {
     examine_after: SystemTime,
     /// Compressed files examined (identity, length, modification time).
     examined: HashSet<(FileId, u64, Option<SystemTime>)>,
+    /// When the running scan began: once a scan has a verdict on every
+    /// compressed file newer than `examine_after`, this becomes the new
+    /// `examine_after` (a file compressed later was either seen plain by
+    /// that scan, or is newer).
+    scan_began: SystemTime,
 }
 
 /// See [`Tailer::cut_in_flight`].
@@ -380,6 +385,7 @@ impl Tailer {
             cut_in_flight: Vec::new(),
             examine_after,
             examined: HashSet::new(),
+            scan_began: SystemTime::now(),
         })
     }
 
@@ -401,6 +407,19 @@ impl Tailer {
     /// checkpoint may hold none.
     pub fn examine_compressed_since(&mut self, t: SystemTime) {
         self.examine_after = t;
+    }
+
+    /// Every compressed rotated file modified after this was not examined
+    /// yet: what the next start passes to
+    /// [`examine_compressed_since`](Self::examine_compressed_since) (kept in
+    /// the checkpoint, as nanoseconds since the epoch). logrotate gives a
+    /// compressed file its source's modification time, so a start cannot
+    /// use the time of the last checkpoint instead: a file rotated and
+    /// compressed during a short run that examined nothing would be older.
+    pub fn examined_until(&self) -> u64 {
+        self.examine_after
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
     }
 
     /// Time between periodic scans.
@@ -447,6 +466,7 @@ impl Tailer {
     /// matching name, retire finished ones.
     pub fn scan(&mut self, busy: &dyn Fn(usize) -> bool) -> ScanOutcome {
         let now = Instant::now();
+        self.scan_began = SystemTime::now();
         self.last_scan = now;
         self.rescan = false;
         self.next_scan = now + self.scan_period();

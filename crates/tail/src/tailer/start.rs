@@ -38,6 +38,9 @@ impl Tailer {
     /// from its start. Older ones are history (backfill is not automatic).
     pub(super) fn scan_compressed(&mut self) {
         let mut listed = HashSet::new();
+        // Every file newer than `examine_after` has a verdict: the mark may
+        // move on.
+        let mut complete = true;
         for input in 0..self.compressed.len() {
             let mut live: Option<Vec<LiveProof>> = None;
             for found in self.compressed[input].scan() {
@@ -68,12 +71,25 @@ impl Tailer {
                         tracing::info!(path = %found.path.display(), "compressed rotated file written since the last checkpoint that no known file leads to: rotated while logferry was not looking; shipping it from its start");
                         (None, Some(0))
                     }
-                    Compressed::Undecided => continue,
+                    Compressed::Undecided => {
+                        complete &= !new;
+                        continue;
+                    }
                     Compressed::Known | Compressed::Unknown | Compressed::Unreadable => {
                         self.examined.insert(key);
                         continue;
                     }
                 };
+                // Read only once the compressor is done with it: a read
+                // meeting the end of a file still being written would take
+                // it for the end of the generation.
+                if !crate::compressed::is_complete(&found.path).unwrap_or(false) {
+                    complete &= !new;
+                    if let Some(cp) = known {
+                        self.ledger.unfinish(cp);
+                    }
+                    continue;
+                }
                 self.examined.insert(key);
                 // Read now: a verdict kept for it is out of date.
                 self.ledger.forget_compressed(found.id);
@@ -87,6 +103,7 @@ impl Tailer {
                     Ok(w) => w,
                     Err(e) => {
                         tracing::warn!(path = %found.path.display(), error = %e, "cannot read compressed file");
+                        complete &= !new;
                         self.examined.remove(&key);
                         if let Some(cp) = known {
                             self.ledger.unfinish(cp);
@@ -99,6 +116,9 @@ impl Tailer {
         }
         // Only files still there are remembered.
         self.examined.retain(|k| listed.contains(k));
+        if complete {
+            self.examine_after = self.examine_after.max(self.scan_began);
+        }
     }
 
     /// What the files of `input` being read hold, as far as read

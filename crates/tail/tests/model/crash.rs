@@ -705,7 +705,7 @@ impl Model {
     }
 
     fn start(&mut self, races: &[(u8, DiskOp)]) {
-        let saved = self.checkpointer.load().unwrap();
+        let (saved, mark) = self.checkpointer.load_with_watermark().unwrap();
         if std::env::var_os("MODEL_TRACE").is_some() {
             for cp in &saved {
                 eprintln!("model: restart from {cp:?}");
@@ -713,6 +713,11 @@ impl Model {
         }
         self.loaded.push(saved.clone());
         let mut t = Tailer::new(settings(&self.path, self.budget), saved, false).unwrap();
+        // As the shipper: compressed files modified since the watermark
+        // saved are examined for generations born while it was down.
+        if let Some(ns) = mark {
+            t.examine_compressed_since(std::time::UNIX_EPOCH + Duration::from_nanos(ns));
+        }
         for (_, op) in races.iter().filter(|r| r.0 == 0) {
             self.disk(op);
         }
@@ -830,7 +835,9 @@ impl Model {
             return;
         };
         let entries = t.checkpoint_entries();
-        self.checkpointer.save(&entries).unwrap();
+        self.checkpointer
+            .save_with_watermark(&entries, Some(t.examined_until()))
+            .unwrap();
         t.saved();
         for recs in self.streams.values() {
             for &i in recs {
