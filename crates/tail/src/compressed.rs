@@ -323,14 +323,20 @@ impl ReadAt for Decompressed {
 /// opened for reading is checked first, so a read never meets the end of
 /// a file still being written and takes it for the end of the generation.
 pub fn is_complete(path: &Path) -> io::Result<bool> {
+    Ok(decoded_len(path)?.is_some())
+}
+
+/// How many bytes the compressed file at `path` decodes to; None while the
+/// compressor is still writing it.
+pub fn decoded_len(path: &Path) -> io::Result<Option<u64>> {
     let mut d = Decompressed::open(path)?;
     let mut buf = vec![0u8; 1 << 16];
     let mut at = 0u64;
     loop {
         match d.read_at(&mut buf, at) {
-            Ok(0) => return Ok(true),
+            Ok(0) => return Ok(Some(at)),
             Ok(n) => at += n as u64,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(e),
         }
     }

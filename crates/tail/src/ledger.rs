@@ -55,6 +55,11 @@ pub struct LiveProof {
     /// The file holds nothing past where reading got to and was not cut:
     /// a copy of it holds nothing unread.
     pub settled: bool,
+    /// Known to hold no more than was read: drained (read to its end after
+    /// it left its name), or open and settled. A longer file that repeats
+    /// it is another file, not its copy. (A parked file may have grown
+    /// while closed.)
+    pub finished: bool,
 }
 
 /// What a compressed rotated file is, as far as the ledger can tell.
@@ -351,9 +356,10 @@ impl Ledger {
             Ok(p) => Head(p.head),
             Err(e) => return fail(e, &mut self.gz_seen),
         };
-        // (kind, generation if known, fingerprint, anchor): kind 3 is live
-        // and not settled, 2 unfinished, 1 live and settled, 0 resting.
-        let candidates: Vec<(u8, Option<FileCheckpoint>, Fingerprint, Anchor)> = self
+        // (kind, generation if known, fingerprint, anchor, finished): kind 3
+        // is live and not settled, 2 unfinished, 1 live and settled, 0
+        // resting.
+        let candidates: Vec<(u8, Option<FileCheckpoint>, Fingerprint, Anchor, bool)> = self
             .unfinished
             .iter()
             .map(|u| (2, Some(u.cp.clone())))
@@ -364,15 +370,15 @@ impl Ledger {
                     .as_ref()
                     .map(|c| (c.fingerprint, c.anchor))
                     .expect("filtered");
-                (k, cp, fp, a)
+                (k, cp, fp, a, true)
             })
             .chain(live.iter().map(|l| {
                 let kind = if l.settled { 1 } else { 3 };
-                (kind, None, l.fingerprint, l.anchor)
+                (kind, None, l.fingerprint, l.anchor, l.finished)
             }))
             // A file being read that has not been read yet proves nothing,
             // but may yet be this file's source.
-            .filter(|(kind, _, fp, _)| {
+            .filter(|(kind, _, fp, ..)| {
                 if fp.len == 0 {
                     *kind == 3
                 } else {
@@ -393,7 +399,7 @@ impl Ledger {
         }
         // Each candidate's anchor, then the proofs of bytes seen but not
         // shipped, which must hold too.
-        let mut anchors: Vec<_> = candidates.iter().map(|(.., a)| *a).collect();
+        let mut anchors: Vec<_> = candidates.iter().map(|(.., a, _)| *a).collect();
         let seen_at: Vec<Option<usize>> = candidates
             .iter()
             .map(|(_, cp, ..)| {
@@ -450,13 +456,35 @@ impl Ledger {
                 };
                 return Compressed::Continues(self.unfinished.swap_remove(i).cp);
             }
-            // A copy of a file being read: judged again at the next scan.
-            Some((1, ..)) => return Compressed::Undecided,
-            Some(_) => Compressed::Known,
+            // It repeats what was read of a generation (being read, or
+            // resting). Longer than that, it is another file that starts
+            // alike (files sharing a header): that generation was read to
+            // its end, or is still on its own file, whose copy would be no
+            // longer. Else a copy of it: a live one judged again at the
+            // next scan (it may be cut yet), a resting one known.
+            Some((kind, cp, _, anchor, finished)) => {
+                let known_end = cp.as_ref().map_or(anchor.at, |c| c.size.max(c.position));
+                match compressed::decoded_len(path) {
+                    // (A live file not finished may have grown before it
+                    // was cut or renamed away: its copy may be longer.)
+                    Ok(Some(len)) if len > known_end && *finished => Compressed::Unknown,
+                    Ok(Some(_)) if *kind == 1 => return Compressed::Undecided,
+                    Ok(Some(_)) => Compressed::Known,
+                    Ok(None) => return Compressed::Undecided,
+                    Err(e) => return fail(e, &mut self.gz_seen),
+                }
+            }
             None => Compressed::Unknown,
         };
         self.gz_seen.insert(id, (key, verdict.clone()));
         verdict
+    }
+
+    /// Drop the unfinished entry of `generation` if it holds no more than
+    /// `position` (a file of it is being read from there).
+    pub fn forget_unfinished(&mut self, generation: crate::GenerationId, position: u64) {
+        self.unfinished
+            .retain(|u| u.cp.generation != generation || u.cp.position > position);
     }
 
     /// Forget the verdict kept for compressed file `id` (it is being read,

@@ -370,11 +370,13 @@ fn compressed_file_waits_for_a_file_being_read_that_it_may_be() {
         fingerprint: Fingerprint::default(),
         anchor: Anchor::of_bytes(b"", 0),
         settled: false,
+        finished: false,
     };
     let header_read = LiveProof {
         fingerprint: Fingerprint::of_bytes(&HEADER.as_bytes()[..FINGERPRINT_WINDOW as usize]),
         anchor: Anchor::of_bytes(HEADER.as_bytes(), HEADER.len() as u64),
         settled: false,
+        finished: false,
     };
     let mut ledger = Ledger::default();
     ledger.unfinish(cp.clone());

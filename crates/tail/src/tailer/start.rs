@@ -63,6 +63,12 @@ impl Tailer {
                     self.ledger
                         .classify_compressed(&found.path, found.id, &found.meta, live, new);
                 let (known, position) = match verdict {
+                    Compressed::Continues(cp) if self.streaming(cp.generation) => {
+                        // Being read from another file (see `open_stream`).
+                        self.examined.insert(key);
+                        self.ledger.unfinish(cp);
+                        continue;
+                    }
                     Compressed::Continues(cp) => {
                         tracing::info!(path = %found.path.display(), generation = %cp.generation, offset = cp.position, was = %cp.path, "unfinished file found compressed; shipping the rest from it");
                         (Some(cp), None)
@@ -121,6 +127,22 @@ impl Tailer {
         }
     }
 
+    /// Whether a stream reads generation `g` now.
+    fn streaming(&self, g: GenerationId) -> bool {
+        self.streams.iter().flatten().any(|s| s.generation == g)
+    }
+
+    /// How far the streams of generation `g` were read.
+    fn read_extent(&self, g: GenerationId) -> u64 {
+        self.streams
+            .iter()
+            .flatten()
+            .filter(|s| s.generation == g)
+            .map(|s| s.read_at().unwrap_or(s.size_seen))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// What the files of `input` being read hold, as far as read
     /// (compressed ones too: a `.gz` being read is not read twice).
     fn live_proofs(&mut self, input: usize) -> Vec<LiveProof> {
@@ -157,6 +179,10 @@ impl Tailer {
                     fingerprint: s.fingerprint,
                     anchor,
                     settled,
+                    // Drained, or open and known by its descriptor to hold
+                    // no more (a parked file may have grown unseen).
+                    finished: matches!(s.life, Life::Drained { .. })
+                        || (settled && s.watcher().is_some()),
                 })
             })
             .collect()
@@ -276,7 +302,9 @@ impl Tailer {
         };
         match self.ledger.resume(&id, &head, file, size) {
             Ok(Some(cp)) => {
-                tracing::info!(path = %path.display(), generation = %cp.generation, offset = cp.position, "resuming from checkpoint");
+                if !self.streaming(cp.generation) {
+                    tracing::info!(path = %path.display(), generation = %cp.generation, offset = cp.position, "resuming from checkpoint");
+                }
                 return Start::Known(cp);
             }
             Ok(None) => {}
@@ -385,6 +413,30 @@ impl Tailer {
             _ => return, // Replaced between scan and open; the next scan sees the new one.
         }
         let (position, known) = match self.start_of(input, role, &file, path, id) {
+            Start::Known(cp) if self.streaming(cp.generation) => {
+                // One generation is read from one file at a time: this is
+                // a copy of one being read (files that share a header
+                // prove no more). Kept as that generation's on this inode,
+                // so it is not looked at again unless it changes.
+                tracing::debug!(path = %path.display(), generation = %cp.generation, "file holds a generation already being read from another file: a copy, not read");
+                // Resting at what the other file was read to: if this one
+                // holds more, that part is read once it grows or the other
+                // is done.
+                let size = file.metadata().map_or(0, |m| m.len());
+                let read = self.read_extent(cp.generation).min(size);
+                self.ledger.rest(FileCheckpoint {
+                    id,
+                    path: path.to_string_lossy().into_owned(),
+                    born: file.metadata().ok().as_ref().and_then(crate::checkpoint::born_of),
+                    position: read.max(cp.position),
+                    anchor: Anchor::read(&mut { &file }, read.max(cp.position))
+                        .ok()
+                        .flatten()
+                        .unwrap_or(cp.anchor),
+                    ..cp
+                });
+                return;
+            }
             Start::Known(cp) => (cp.position, Some(cp)),
             Start::New(at) => (at, None),
             Start::Wait { copy_of } => {
@@ -422,6 +474,12 @@ impl Tailer {
         let generation = known
             .as_ref()
             .map_or_else(GenerationId::new, |cp| cp.generation);
+        // One generation, one reader: other entries of it (an unfinished
+        // one kept in case a longer copy turns up) would let a second file
+        // that merely starts alike be read as it too.
+        if known.is_some() {
+            self.ledger.forget_unfinished(generation, position);
+        }
         let anchor = match &known {
             Some(cp) if cp.anchor.at <= position => cp.anchor,
             _ => watcher.anchor_at(position).unwrap_or_default(),

@@ -163,3 +163,46 @@ fn copy_of_a_file_at_position_zero_is_a_new_generation_and_its_original_reported
     )
     .unwrap();
 }
+
+// 4. Files that share a header: a rotated file holding the header and one
+//    line, compressed before the tailer saw it, was taken for a copy of a
+//    file read to the end of its header (it repeats that much), and never
+//    read. A compressed file longer than what it repeats of a generation
+//    read to its end is another file (random seed 12).
+#[test]
+fn longer_compressed_file_sharing_a_header_is_no_copy() {
+    run(
+        &[
+            Disk(Rotate),
+            Disk(Compress(Gzip, 0)),
+            Disk(Write(1)),
+            Disk(Rotate),
+            Disk(Compress(Gzip, 0)),
+        ],
+        true,
+        false,
+        false,
+    )
+    .unwrap();
+}
+
+// 5. Random seed 11: a header-only generation handed out again from 0 in
+//    one run, after its end.
+#[test]
+fn header_only_generation_rotated_twice_then_crash() {
+    run(
+        &[
+            Disk(Truncate),
+            Disk(DeleteRecreate),
+            Disk(Rotate),
+            Disk(Rotate),
+            Pause,
+            Disk(Rotate),
+            Crash,
+        ],
+        true,
+        false,
+        false,
+    )
+    .unwrap();
+}
