@@ -227,6 +227,10 @@ impl Read for Decoder {
 /// The decompressed content of one compressed file, readable at offsets.
 pub struct Decompressed {
     path: PathBuf,
+    /// The file as opened: a decoder started again (to read an earlier
+    /// offset) reads this very file, not whatever has its name now
+    /// (logrotate renames compressed files at every rotation).
+    file: File,
     format: Format,
     decoder: Decoder,
     /// Decompressed offset of the decoder's next byte.
@@ -270,13 +274,19 @@ impl Decompressed {
                 ))
             }
         };
-        let input = BufReader::with_capacity(1 << 16, file);
+        let input = BufReader::with_capacity(1 << 16, file.try_clone()?);
         Ok(Decompressed {
             path: path.to_path_buf(),
+            file,
             format,
             decoder: Decoder::new(format, input)?,
             pos: 0,
         })
+    }
+
+    /// The identity of the file opened.
+    pub fn id(&self) -> io::Result<crate::FileId> {
+        Ok(crate::FileId::of(&self.file.metadata()?))
     }
 
     pub fn format(&self) -> Format {
@@ -284,7 +294,11 @@ impl Decompressed {
     }
 
     fn restart(&mut self) -> io::Result<()> {
-        *self = Decompressed::open(&self.path)?;
+        use std::io::{Seek, SeekFrom};
+        let mut file = self.file.try_clone()?;
+        file.seek(SeekFrom::Start(0))?;
+        self.decoder = Decoder::new(self.format, BufReader::with_capacity(1 << 16, file))?;
+        self.pos = 0;
         Ok(())
     }
 
@@ -322,14 +336,28 @@ impl ReadAt for Decompressed {
 /// the compressor is still writing it (the stream stops short). A file
 /// opened for reading is checked first, so a read never meets the end of
 /// a file still being written and takes it for the end of the generation.
-pub fn is_complete(path: &Path) -> io::Result<bool> {
-    Ok(decoded_len(path)?.is_some())
+pub fn is_complete(path: &Path, id: crate::FileId) -> io::Result<bool> {
+    Ok(decoded_len(path, id)?.is_some())
+}
+
+/// Open `path`, which must still be file `id`: logrotate renames numbered
+/// compressed files at every rotation, and a name listed by a scan may
+/// hold another file a moment later (an error of kind `NotFound` then).
+pub fn open_as(path: &Path, id: crate::FileId) -> io::Result<Decompressed> {
+    let gz = Decompressed::open(path)?;
+    if gz.id()? != id {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{}: renamed since the scan", path.display()),
+        ));
+    }
+    Ok(gz)
 }
 
 /// How many bytes the compressed file at `path` decodes to; None while the
 /// compressor is still writing it.
-pub fn decoded_len(path: &Path) -> io::Result<Option<u64>> {
-    let mut d = Decompressed::open(path)?;
+pub fn decoded_len(path: &Path, id: crate::FileId) -> io::Result<Option<u64>> {
+    let mut d = open_as(path, id)?;
     let mut buf = vec![0u8; 1 << 16];
     let mut at = 0u64;
     loop {
@@ -358,8 +386,8 @@ pub struct Probe {
 /// file (the compressor still writing it) is an error of kind
 /// `UnexpectedEof`, so the caller can look again later; one that is not
 /// compressed is an error carrying [`NotCompressed`].
-pub fn probe(path: &Path, anchors: &[Anchor]) -> io::Result<Probe> {
-    let mut gz = Decompressed::open(path)?;
+pub fn probe(path: &Path, id: crate::FileId, anchors: &[Anchor]) -> io::Result<Probe> {
+    let mut gz = open_as(path, id)?;
     let mut head_buf = [0u8; FINGERPRINT_WINDOW as usize];
     let got = crate::identity::read_full(&mut gz, &mut head_buf, 0)?;
     let head = head_buf[..got].to_vec();
@@ -379,6 +407,9 @@ pub fn probe(path: &Path, anchors: &[Anchor]) -> io::Result<Probe> {
 
 #[cfg(test)]
 mod tests {
+    fn id_of(path: &std::path::Path) -> crate::FileId {
+        crate::FileId::of(&std::fs::metadata(path).unwrap())
+    }
     use super::*;
     use crate::identity::Fingerprint;
     use std::io::Write;
@@ -463,7 +494,7 @@ mod tests {
             assert_eq!(d.read_at(&mut buf, text.len() as u64).unwrap(), 0);
             assert_eq!(read_all(&path).unwrap(), text, "{format}");
 
-            let p = probe(&path, &[past_end, good, bad]).unwrap();
+            let p = probe(&path, id_of(&path), &[past_end, good, bad]).unwrap();
             assert_eq!(
                 Fingerprint::of_bytes(&p.head),
                 Fingerprint::read(&f, 256).unwrap(),
@@ -509,7 +540,7 @@ mod tests {
             assert_eq!(read_all(&path).unwrap(), text, "{format}");
             let end = Anchor::of_bytes(&text, text.len() as u64);
             assert_eq!(
-                probe(&path, &[end]).unwrap().anchors,
+                probe(&path, id_of(&path), &[end]).unwrap().anchors,
                 vec![true],
                 "{format}"
             );
@@ -563,7 +594,7 @@ mod tests {
                 len: 4,
                 hash: 0,
             };
-            let err = probe(&path, &[end]).unwrap_err();
+            let err = probe(&path, id_of(&path), &[end]).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{format}");
         }
     }
@@ -584,7 +615,7 @@ mod tests {
             assert_eq!(Format::of_path(&path).unwrap(), None);
             for err in [
                 Decompressed::open(&path).unwrap_err(),
-                probe(&path, &[]).unwrap_err(),
+                probe(&path, id_of(&path), &[]).unwrap_err(),
             ] {
                 assert_eq!(err.kind(), io::ErrorKind::InvalidData);
                 let nc = NotCompressed::in_error(&err).expect("a NotCompressed");

@@ -140,7 +140,10 @@ impl FileWatcher {
         position: u64,
         framer_proto: &LineFramer,
     ) -> io::Result<Self> {
-        let mut body = Body::Gz(Box::new(Gz::open(path)?));
+        // Renamed between the scan and now (logrotate shifts numbered
+        // names): another file; the next scan sees it as it is.
+        let gz = crate::compressed::open_as(path, id)?;
+        let mut body = Body::Gz(Box::new(gz));
         let fingerprint = Fingerprint::read_from(&mut body, position)?;
         Ok(Self::with_body(
             id,

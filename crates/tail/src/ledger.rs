@@ -341,7 +341,11 @@ impl Ledger {
         let fail = |e: std::io::Error, seen: &mut HashMap<FileId, (GzKey, Compressed)>| {
             // Still being written by the compressor: look again at the next
             // scan.
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            // Or renamed since the scan listed it: looked at again there.
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::NotFound
+            ) {
                 return Compressed::Undecided;
             }
             tracing::warn!(path = %path.display(), error = %e, "cannot read compressed file");
@@ -352,7 +356,7 @@ impl Ledger {
         // unfinished generations, and resting ones with the same head, since
         // a file that merely starts with an unfinished one's content (files
         // sharing a header) may be a finished generation compressed.
-        let head = match compressed::probe(path, &[]) {
+        let head = match compressed::probe(path, id, &[]) {
             Ok(p) => Head(p.head),
             Err(e) => return fail(e, &mut self.gz_seen),
         };
@@ -408,7 +412,7 @@ impl Ledger {
                 Some(anchors.len() - 1)
             })
             .collect();
-        let probe = match compressed::probe(path, &anchors) {
+        let probe = match compressed::probe(path, id, &anchors) {
             Ok(p) => p,
             Err(e) => return fail(e, &mut self.gz_seen),
         };
@@ -464,7 +468,7 @@ impl Ledger {
             // next scan (it may be cut yet), a resting one known.
             Some((kind, cp, _, anchor, finished)) => {
                 let known_end = cp.as_ref().map_or(anchor.at, |c| c.size.max(c.position));
-                match compressed::decoded_len(path) {
+                match compressed::decoded_len(path, id) {
                     // (A live file not finished may have grown before it
                     // was cut or renamed away: its copy may be longer.)
                     Ok(Some(len)) if len > known_end && *finished => Compressed::Unknown,

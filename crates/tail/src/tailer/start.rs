@@ -89,7 +89,7 @@ impl Tailer {
                 // Read only once the compressor is done with it: a read
                 // meeting the end of a file still being written would take
                 // it for the end of the generation.
-                if !crate::compressed::is_complete(&found.path).unwrap_or(false) {
+                if !crate::compressed::is_complete(&found.path, found.id).unwrap_or(false) {
                     complete &= !new;
                     if let Some(cp) = known {
                         self.ledger.unfinish(cp);
@@ -108,7 +108,11 @@ impl Tailer {
                 ) {
                     Ok(w) => w,
                     Err(e) => {
-                        tracing::warn!(path = %found.path.display(), error = %e, "cannot read compressed file");
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            tracing::debug!(path = %found.path.display(), error = %e, "compressed file renamed or gone since the scan");
+                        } else {
+                            tracing::warn!(path = %found.path.display(), error = %e, "cannot read compressed file");
+                        }
                         complete &= !new;
                         self.examined.remove(&key);
                         if let Some(cp) = known {
@@ -427,7 +431,11 @@ impl Tailer {
                 self.ledger.rest(FileCheckpoint {
                     id,
                     path: path.to_string_lossy().into_owned(),
-                    born: file.metadata().ok().as_ref().and_then(crate::checkpoint::born_of),
+                    born: file
+                        .metadata()
+                        .ok()
+                        .as_ref()
+                        .and_then(crate::checkpoint::born_of),
                     position: read.max(cp.position),
                     anchor: Anchor::read(&mut { &file }, read.max(cp.position))
                         .ok()
