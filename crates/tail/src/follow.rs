@@ -336,6 +336,15 @@ impl FileWatcher {
         self.fingerprint
     }
 
+    /// The head this file was matched by (from the checkpoint) when more
+    /// of it is known than was read: a cut before the first read (a restart
+    /// at offset 0 racing copytruncate) is then seen, as any other.
+    pub fn know_head(&mut self, fingerprint: Fingerprint) {
+        if fingerprint.len > self.fingerprint.len {
+            self.fingerprint = fingerprint;
+        }
+    }
+
     /// Fingerprint of this file's first `len` bytes (up to the window) as
     /// they are now: compared with a file that may be a copy of this one
     /// still being written.
@@ -497,7 +506,7 @@ impl FileWatcher {
         let Body::Plain(file) = &self.body else {
             return Ok(false); // A compressed file is never rewritten.
         };
-        if pos == 0 {
+        if pos == 0 && self.fingerprint.len == 0 {
             return Ok(false);
         }
         // No data: shorter than the position, or (rarely, and found only

@@ -479,6 +479,9 @@ impl Tailer {
         known: Option<FileCheckpoint>,
     ) {
         let position = watcher.read_position();
+        if let Some(cp) = &known {
+            watcher.know_head(cp.fingerprint);
+        }
         let generation = known
             .as_ref()
             .map_or_else(GenerationId::new, |cp| cp.generation);

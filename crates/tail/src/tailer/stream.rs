@@ -277,6 +277,9 @@ impl Stream {
         {
             self.fingerprint = now;
             self.size_seen = self.size_seen.max(now.len);
+            // The watcher compares it too: a cut before it reads that far
+            // (to 0, and rewritten) is then seen.
+            w.know_head(now);
         }
     }
 

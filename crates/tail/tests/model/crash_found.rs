@@ -206,3 +206,22 @@ fn header_only_generation_rotated_twice_then_crash() {
     )
     .unwrap();
 }
+
+// 6. Random seed 22: files sharing a header; a restart that races a cut;
+//    a line handed out twice with no crash in between.
+#[test]
+fn restart_racing_a_cut_then_compressed_and_rotated() {
+    run(
+        &[
+            Disk(Rotate),
+            Restart(vec![(1, Truncate)]),
+            Disk(Write(1)),
+            Disk(Compress(Gzip, 0)),
+            Disk(Rotate),
+        ],
+        true,
+        false,
+        false,
+    )
+    .unwrap();
+}
