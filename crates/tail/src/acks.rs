@@ -125,6 +125,17 @@ impl AckTracker {
         self.base >= seq
     }
 
+    /// Sequence number of the first line not acknowledged (every line
+    /// before it was).
+    pub fn first_unacked(&self) -> u64 {
+        self.base
+    }
+
+    /// (sequence number, end offset) of each line in flight, in order.
+    pub fn in_flight_ends(&self) -> Vec<u64> {
+        self.window.iter().map(|s| s.end).collect()
+    }
+
     /// End of the longest acknowledged prefix.
     pub fn position(&self) -> u64 {
         self.position

@@ -198,9 +198,6 @@ impl Tailer {
             .as_deref_mut()
             .expect("slot checked by caller");
         let input = &settings.inputs[stream.input];
-        // What to hold back should this read find the file cut (a cut is
-        // found before any line of the read is handed out).
-        let hold_if_cut = super::CutInFlight::of(slot, stream);
         let Stream {
             life,
             tracker,
@@ -253,7 +250,6 @@ impl Tailer {
                 // copytruncate made one): look for it by content, from
                 // where reading had got to. This file is a new generation.
                 let old = stream.generation;
-                cut_in_flight.extend(hold_if_cut);
                 *cut_seen = true;
                 let trail = w.take_cut_trail();
                 let cut_anchor = w.take_cut_anchor();
@@ -289,6 +285,14 @@ impl Tailer {
                     at,
                 });
                 tracing::warn!(path = %stream.path, offset = at, was = %old, generation = %stream.generation, "file truncated (copytruncate or rewritten): a new generation, read from offset 0; the old one continues in its copy if there is one");
+                // Lines of the old content still in flight (the joiner's
+                // last record among them) hold its checkpoint back.
+                cut_in_flight.extend(super::CutInFlight::of_parts(
+                    slot,
+                    stream.serial,
+                    old,
+                    &stream.tracker,
+                ));
                 stream.tracker.truncated();
                 stream.fingerprint = w.fingerprint();
                 1 // Progress: read again at once.

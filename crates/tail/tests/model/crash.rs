@@ -610,6 +610,12 @@ impl Model {
             let i = self.taken;
             self.taken += 1;
             let r = self.sink.recs[i].clone();
+            if std::env::var_os("MODEL_TRACE").is_some() {
+                eprintln!(
+                    "model: handed {:?} of {} at {}..{} (stream {})",
+                    r.n, r.generation, r.start, r.end, r.serial
+                );
+            }
             self.streams.entry(r.serial).or_default().push(i);
             let last = self.last_end.entry(r.generation).or_insert(0);
             if r.start < *last {
@@ -839,8 +845,22 @@ impl Model {
             .save_with_watermark(&entries, Some(t.examined_until()))
             .unwrap();
         t.saved();
+        // Covered: acknowledged, and so is every earlier line of its
+        // generation handed out in this run. A generation read from two
+        // files (a copy made while lines of the original were in flight)
+        // is checkpointed at the first line not acknowledged in either.
+        let mut by_generation: HashMap<GenerationId, Vec<usize>> = HashMap::new();
         for recs in self.streams.values() {
             for &i in recs {
+                by_generation
+                    .entry(self.sink.recs[i].generation)
+                    .or_default()
+                    .push(i);
+            }
+        }
+        for recs in by_generation.values_mut() {
+            recs.sort_by_key(|&i| self.sink.recs[i].start);
+            for &i in recs.iter() {
                 let r = &self.sink.recs[i];
                 if !r.acked {
                     break;

@@ -225,3 +225,27 @@ fn restart_racing_a_cut_then_compressed_and_rotated() {
     )
     .unwrap();
 }
+
+// 7. Random seed 16: a copy (copytruncate) made while lines were in flight
+//    after a restart; line 0 handed out twice with no crash in between.
+#[test]
+fn copytruncate_after_a_restart_with_lines_in_flight() {
+    run(
+        &[
+            Disk(Write(1)),
+            Disk(Write(5)),
+            Restart(vec![]),
+            Disk(Write(1)),
+            Disk(Write(1)),
+            Disk(CopyTruncate),
+            Pause,
+            Ack(90),
+            Checkpoint,
+            Crash,
+        ],
+        false,
+        false,
+        false,
+    )
+    .unwrap();
+}
