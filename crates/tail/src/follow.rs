@@ -79,6 +79,9 @@ pub struct FileWatcher {
     /// Fingerprint of the bytes read so far (up to the window), used to see
     /// the file rewritten in place under us.
     fingerprint: Fingerprint,
+    /// A longer head than was read, known from the checkpoint or a look at
+    /// the file (see [`FileWatcher::know_head`]): compared for cuts only.
+    known_head: Fingerprint,
     /// The last read hit end of file; the bytes before the position are
     /// checked again before more data is trusted, which is how copytruncate
     /// followed by a quick rewrite past our position is caught.
@@ -179,6 +182,7 @@ impl FileWatcher {
             body,
             framer: framer_proto.restarted_at(position),
             fingerprint,
+            known_head: Fingerprint::default(),
             at_eof: false,
             last_data: Instant::now(),
             tail,
@@ -340,8 +344,18 @@ impl FileWatcher {
     /// of it is known than was read: a cut before the first read (a restart
     /// at offset 0 racing copytruncate) is then seen, as any other.
     pub fn know_head(&mut self, fingerprint: Fingerprint) {
-        if fingerprint.len > self.fingerprint.len {
-            self.fingerprint = fingerprint;
+        if fingerprint.len > self.known_head.len {
+            self.known_head = fingerprint;
+        }
+    }
+
+    /// The longest head this file is known to start with: a file that
+    /// does not is not this file any more.
+    fn head_proof(&self) -> Fingerprint {
+        if self.known_head.len > self.fingerprint.len {
+            self.known_head
+        } else {
+            self.fingerprint
         }
     }
 
@@ -425,6 +439,7 @@ impl FileWatcher {
             let line_start = at - self.framer.pending() as u64;
             self.framer.reset(0);
             self.fingerprint = Fingerprint::default();
+            self.known_head = Fingerprint::default();
             self.at_eof = false;
             return Ok(Poll::Truncated { at: line_start });
         }
@@ -506,15 +521,16 @@ impl FileWatcher {
         let Body::Plain(file) = &self.body else {
             return Ok(false); // A compressed file is never rewritten.
         };
-        if pos == 0 && self.fingerprint.len == 0 {
+        let head = self.head_proof();
+        if pos == 0 && head.len == 0 {
             return Ok(false);
         }
         // No data: shorter than the position, or (rarely, and found only
         // here) cut and rewritten to exactly the position with other bytes.
         let cut = if read == 0 {
-            file.metadata()?.len() < pos || !self.fingerprint.matches(file)?
+            file.metadata()?.len() < pos || !head.matches(file)?
         } else {
-            !self.fingerprint.matches(file)?
+            !head.matches(file)?
         };
         Ok(cut)
     }

@@ -249,3 +249,24 @@ fn copytruncate_after_a_restart_with_lines_in_flight() {
     )
     .unwrap();
 }
+
+// 8. Random seed 36: a line handed out twice with no crash: copytruncate
+//    of a file whose last line was read but not acknowledged.
+#[test]
+fn copytruncate_of_a_file_with_an_unacknowledged_line() {
+    run(
+        &[
+            Disk(Truncate),
+            Disk(Write(1)),
+            Pause,
+            Disk(Write(1)),
+            Checkpoint,
+            Disk(CopyTruncate),
+            Disk(Write(1)),
+        ],
+        false,
+        false,
+        false,
+    )
+    .unwrap();
+}
