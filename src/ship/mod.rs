@@ -219,6 +219,15 @@ impl Shipper {
             Ok(t) if !fresh_start => tailer.examine_compressed_since(t),
             _ => {}
         }
+        if fresh_start {
+            // Say at once that logferry has started here: killed before its
+            // first checkpoint, the next start is not a first start, and
+            // the files rotated in between (the one current now among
+            // them) are shipped rather than taken for history.
+            if let Err(e) = checkpointer.save_with_watermark(&[], Some(tailer.examined_until())) {
+                tracing::error!(error = %e, "checkpoint not saved; retrying at the next interval");
+            }
+        }
         let outbox = Outbox::new(settings.clone(), bootstrap)?;
         Ok(Shipper {
             settings,
