@@ -26,17 +26,15 @@ mod common;
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::tools::{find_tools, Group, Watermarks};
 use common::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 
 const HOST: &str = "realtools";
 /// Requests per `ab` run; between runs the load pauses as long as the run
@@ -61,10 +59,6 @@ fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/realtools")
 }
 
-fn is_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// The real tools, found on PATH or in the sbin directories (nginx and
 /// logrotate live in /usr/sbin, which a non-root PATH may lack).
 struct Tools {
@@ -73,14 +67,6 @@ struct Tools {
     ab: PathBuf,
     kcat: PathBuf,
     python3: PathBuf,
-}
-
-fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 impl Tools {
@@ -94,25 +80,7 @@ impl Tools {
             ("kcat", "kcat"),
             ("python3", "python3"),
         ];
-        let found: Vec<Option<PathBuf>> = wanted.iter().map(|(t, _)| find_tool(t)).collect();
-        let missing: Vec<String> = wanted
-            .iter()
-            .zip(&found)
-            .filter(|(_, f)| f.is_none())
-            .map(|((t, p), _)| format!("{t} (Debian package {p})"))
-            .collect();
-        if !missing.is_empty() {
-            let msg = format!(
-                "missing {}: these tests run the real tools (.ci/run installs them)",
-                missing.join(", ")
-            );
-            if is_ci() {
-                panic!("{msg}");
-            }
-            eprintln!("skipping: {msg}");
-            return None;
-        }
-        let mut f = found.into_iter().map(Option::unwrap);
+        let mut f = find_tools(&wanted, "tests/realtools.rs")?.into_iter();
         Some(Tools {
             nginx: f.next().unwrap(),
             logrotate: f.next().unwrap(),
@@ -120,68 +88,6 @@ impl Tools {
             kcat: f.next().unwrap(),
             python3: f.next().unwrap(),
         })
-    }
-}
-
-/// A child in a process group of its own; dropping it kills the whole
-/// group (nginx's workers with their master) and reaps the child.
-struct Group {
-    child: Child,
-    reaped: bool,
-}
-
-impl Group {
-    fn spawn(mut cmd: Command, what: &str) -> Group {
-        cmd.process_group(0);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {what}: {e}"));
-        Group {
-            child,
-            reaped: false,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Signal the group's leader only (nginx's master, the writer).
-    fn signal(&self, sig: i32) {
-        assert!(!self.reaped, "signal to a process already reaped");
-        // SAFETY: kill(2) on our own child, which is not reaped yet, so its
-        // pid cannot have been reused.
-        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
-    }
-
-    fn try_exited(&mut self) -> Option<ExitStatus> {
-        let st = self.child.try_wait().unwrap();
-        self.reaped |= st.is_some();
-        st
-    }
-
-    fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.try_exited() {
-                return Some(st);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        if !self.reaped {
-            // SAFETY: kill(2) on the process group we created; its leader
-            // is not reaped, so the id still names our group.
-            unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -529,51 +435,6 @@ impl Rotator {
             String::from_utf8_lossy(&out.stderr)
         );
         self.done += 1;
-    }
-}
-
-/// The number of records in a topic, from its partitions' watermarks
-/// (common's `topic_count` panics on the first error; a loaded 2-core
-/// machine sees an occasional metadata timeout, which only means "ask
-/// again").
-struct Watermarks {
-    consumer: BaseConsumer,
-    topic: String,
-}
-
-impl Watermarks {
-    fn new(brokers: &str, topic: &str) -> Watermarks {
-        let consumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .create()
-            .expect("consumer for watermarks");
-        Watermarks {
-            consumer,
-            topic: topic.to_string(),
-        }
-    }
-
-    /// None when the cluster did not answer this time.
-    fn records(&self) -> Option<i64> {
-        let timeout = Duration::from_secs(5);
-        let md = match self.consumer.fetch_metadata(Some(&self.topic), timeout) {
-            Ok(md) => md,
-            Err(e) => {
-                eprintln!("watermarks of {} (will ask again): {e}", self.topic);
-                return None;
-            }
-        };
-        let mut total = 0;
-        for p in md.topics().first()?.partitions() {
-            match self.consumer.fetch_watermarks(&self.topic, p.id(), timeout) {
-                Ok((lo, hi)) => total += hi - lo,
-                Err(e) => {
-                    eprintln!("watermarks of {} (will ask again): {e}", self.topic);
-                    return None;
-                }
-            }
-        }
-        Some(total)
     }
 }
 

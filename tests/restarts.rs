@@ -44,17 +44,15 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::tools::{find_tool, find_tools, Group, Watermarks};
 use common::{brokers, config_toml, create_topic, topic_name, Logferry};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 
 const HOST: &str = "restarts";
 /// Kill/restart cycles per scenario unless LOGFERRY_RESTARTS_ROUNDS says.
@@ -72,10 +70,6 @@ fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/restarts")
 }
 
-fn is_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
     Some(
@@ -86,14 +80,6 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 // ---------------------------------------------------------------- tools
-
-fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
-}
 
 /// The real tools, found on PATH or in the sbin directories.
 #[derive(Clone)]
@@ -120,25 +106,7 @@ impl Tools {
             ("xz", "xz-utils"),
             ("zstd", "zstd"),
         ];
-        let found: Vec<Option<PathBuf>> = wanted.iter().map(|(t, _)| find_tool(t)).collect();
-        let missing: Vec<String> = wanted
-            .iter()
-            .zip(&found)
-            .filter(|(_, f)| f.is_none())
-            .map(|((t, p), _)| format!("{t} (Debian package {p})"))
-            .collect();
-        if !missing.is_empty() {
-            let msg = format!(
-                "missing {}: tests/restarts.rs runs the real tools (.ci/run installs them)",
-                missing.join(", ")
-            );
-            if is_ci() {
-                panic!("{msg}");
-            }
-            eprintln!("skipping: {msg}");
-            return None;
-        }
-        let mut f = found.into_iter().map(Option::unwrap);
+        let mut f = find_tools(&wanted, "tests/restarts.rs")?.into_iter();
         let mut next = || f.next().unwrap();
         Some(Tools {
             logrotate: next(),
@@ -349,61 +317,6 @@ impl Plan {
 
 // ---------------------------------------------------------------- processes
 
-/// A child in a process group of its own; dropping it kills the group.
-struct Group {
-    child: Child,
-    reaped: bool,
-}
-
-impl Group {
-    fn spawn(mut cmd: Command, what: &str) -> Group {
-        cmd.process_group(0);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {what}: {e}"));
-        Group {
-            child,
-            reaped: false,
-        }
-    }
-
-    fn signal(&self, sig: i32) {
-        assert!(!self.reaped, "signal to a process already reaped");
-        // SAFETY: kill(2) on our own child, not reaped, so its pid is ours.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
-    }
-
-    fn try_exited(&mut self) -> Option<ExitStatus> {
-        let st = self.child.try_wait().unwrap();
-        self.reaped |= st.is_some();
-        st
-    }
-
-    fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.try_exited() {
-                return Some(st);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        if !self.reaped {
-            // SAFETY: kill(2) on the process group we created; its leader
-            // is not reaped, so the id still names our group.
-            unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// tests/restarts/writer.py appending to `logs/app.log`.
 struct Writer {
     group: Group,
@@ -575,43 +488,6 @@ impl Drop for Rotator {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
-    }
-}
-
-/// The number of records in a topic, from its partitions' watermarks;
-/// None when the cluster did not answer this time.
-struct Watermarks {
-    consumer: BaseConsumer,
-    topic: String,
-}
-
-impl Watermarks {
-    fn new(brokers: &str, topic: &str) -> Watermarks {
-        let consumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .create()
-            .expect("consumer for watermarks");
-        Watermarks {
-            consumer,
-            topic: topic.to_string(),
-        }
-    }
-
-    fn records(&self) -> Option<i64> {
-        let timeout = Duration::from_secs(5);
-        let md = self
-            .consumer
-            .fetch_metadata(Some(&self.topic), timeout)
-            .ok()?;
-        let mut total = 0;
-        for p in md.topics().first()?.partitions() {
-            let (lo, hi) = self
-                .consumer
-                .fetch_watermarks(&self.topic, p.id(), timeout)
-                .ok()?;
-            total += hi - lo;
-        }
-        Some(total)
     }
 }
 

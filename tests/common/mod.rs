@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod scrape;
+pub mod tools;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
