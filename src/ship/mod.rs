@@ -53,14 +53,14 @@ const IDLE_WAIT: Duration = Duration::from_millis(10);
 const STATS_INTERVAL_MS: &str = "1000";
 /// How long a vanished file is looked for before it is declared lost.
 const UNFINISHED_TTL: Duration = Duration::from_secs(60);
-/// For this long after a start, checkpoints are written at least every
-/// [`START_CHECKPOINT_INTERVAL`], so the first acks after a start are soon
-/// saved and a crash loop re-sends little.
-const START_FAST_CHECKPOINTS: Duration = Duration::from_secs(3);
-const START_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+/// The first checkpoint after the start's own is written this soon, so the
+/// first acks after a start are saved and a crash loop re-sends little
+/// (killed every second, it would otherwise re-send everything since its
+/// first start every time).
+const FIRST_CHECKPOINT_AFTER: Duration = Duration::from_millis(200);
 /// Least time between two checkpoints written for new generations
 /// (write-ahead): a rotation storm or thousands of new files share writes.
-const WRITE_AHEAD_SPACING: Duration = Duration::from_millis(10);
+const WRITE_AHEAD_SPACING: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShipError {
@@ -284,12 +284,11 @@ impl Shipper {
         self.tailer.report_missing_inputs();
         self.check_cluster();
         let started = Instant::now();
-        let fast_until = started + START_FAST_CHECKPOINTS;
         let mut next_checkpoint = started
             + self
                 .settings
                 .checkpoint_interval
-                .min(START_CHECKPOINT_INTERVAL);
+                .min(FIRST_CHECKPOINT_AFTER);
         let mut next_write_ahead = started;
         while !shutdown.is_requested() {
             let now = Instant::now();
@@ -317,17 +316,7 @@ impl Shipper {
             }
             if now >= next_checkpoint {
                 self.checkpoint();
-                // Soon after a start, often: a crash loop (killed every
-                // second, say) would otherwise re-send everything since the
-                // last start every time, without bound.
-                let interval = if now < fast_until {
-                    self.settings
-                        .checkpoint_interval
-                        .min(START_CHECKPOINT_INTERVAL)
-                } else {
-                    self.settings.checkpoint_interval
-                };
-                next_checkpoint = now + interval;
+                next_checkpoint = now + self.settings.checkpoint_interval;
             } else if self.tailer.wants_save() && now >= next_write_ahead {
                 // A new generation waits to be in the checkpoint before
                 // its first line is shipped (write-ahead); a burst of new

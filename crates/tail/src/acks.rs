@@ -32,6 +32,11 @@ pub struct AckTracker {
     /// costs one clock read per read call. The front mark covers
     /// `window[0]`; marks wholly behind it are popped with the window.
     marks: VecDeque<(u64, Instant)>,
+    /// After a cut, while lines of the content before it are in flight:
+    /// the sequence number of the first line after it. The new content's
+    /// position is its own acknowledged prefix (the old lines are held by
+    /// the caller), so acks of new lines are not kept waiting on old ones.
+    epoch: Option<u64>,
 }
 
 impl AckTracker {
@@ -42,6 +47,7 @@ impl AckTracker {
             window: VecDeque::new(),
             position,
             marks: VecDeque::new(),
+            epoch: None,
         }
     }
 
@@ -100,6 +106,9 @@ impl AckTracker {
             while self.marks.len() >= 2 && self.marks[1].0 <= self.base {
                 self.marks.pop_front();
             }
+            if self.epoch.is_some_and(|e| self.base >= e) {
+                self.epoch = None;
+            }
         }
         moved
     }
@@ -112,6 +121,7 @@ impl AckTracker {
             slot.end = 0;
         }
         self.position = 0;
+        self.epoch = (!self.window.is_empty()).then(|| self.next_seq());
     }
 
     /// The sequence number the next line sent will get.
@@ -138,7 +148,18 @@ impl AckTracker {
 
     /// End of the longest acknowledged prefix.
     pub fn position(&self) -> u64 {
-        self.position
+        match self.epoch {
+            // Lines of the old content still in flight: the new content's
+            // own acknowledged prefix, from its start at 0.
+            Some(e) if self.base < e => self
+                .window
+                .iter()
+                .skip((e - self.base) as usize)
+                .take_while(|s| s.acked)
+                .last()
+                .map_or(0, |s| s.end),
+            _ => self.position,
+        }
     }
 
     /// Lines sent and not yet acknowledged.
@@ -151,6 +172,22 @@ impl AckTracker {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn after_a_cut_new_lines_move_on_while_old_ones_wait() {
+        let mut t = AckTracker::new(0);
+        let old = t.sent(10);
+        t.truncated();
+        let a = t.sent(4);
+        let b = t.sent(9);
+        t.ack(a);
+        assert_eq!(t.position(), 4, "the new content's own prefix");
+        t.ack(b);
+        assert_eq!(t.position(), 9);
+        t.ack(old);
+        assert_eq!(t.position(), 9, "and after the old line is acked");
+        assert_eq!(t.in_flight(), 0);
+    }
 
     #[test]
     fn in_order_acks_advance() {

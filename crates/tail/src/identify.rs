@@ -170,10 +170,13 @@ pub fn copy_of_open(
         // head known from the checkpoint is what a copy repeats (else a
         // copy would be read as a new generation, and its original, cut,
         // be reported lost though its lines were shipped).
+        // The original no longer starting so was cut (its copy, this);
+        // still starting so, it must be no shorter than a copy of it.
+        let original_cut = w.head(fingerprint.len).ok() != Some(fingerprint);
         return fingerprint.len > 0
             && size >= fingerprint.len
             && Fingerprint::read(file, fingerprint.len).ok() == Some(fingerprint)
-            && w.uncut_size().is_none_or(|now| now >= size);
+            && (original_cut || w.size().is_ok_and(|now| now >= size));
     }
     // Not a longer file whose supposed original still holds what was read
     // and is shorter: it merely starts alike (files sharing a header, the

@@ -92,8 +92,23 @@ impl Tailer {
                 continue;
             }
             self.cut_seen = false;
+            // Write-ahead: a generation whose head is not in a written
+            // checkpoint yet waits for one (the caller writes it when
+            // `wants_save` says so) and is visited again next round. Asked
+            // before a parked file is reopened, so thousands of them wait
+            // closed, within the descriptor budget.
+            if !self.streams[slot]
+                .as_deref_mut()
+                .is_some_and(Stream::head_is_durable)
+            {
+                self.save_wanted = true;
+                if let Some(s) = self.streams[slot].as_mut() {
+                    s.wake = true;
+                }
+                continue;
+            }
             if parked {
-                let path = PathBuf::from(&stream.path);
+                let path = PathBuf::from(&self.streams[slot].as_ref().expect("checked").path);
                 if !self.unpark(slot, &path) {
                     // Renamed or gone: the next scan finds out. One no longer
                     // under a current name and gone from its last name
@@ -107,19 +122,6 @@ impl Tailer {
                     }
                     continue;
                 }
-            }
-            // Write-ahead: a generation whose head is not in a written
-            // checkpoint yet waits for one (the caller writes it when
-            // `wants_save` says so) and is visited again next round.
-            if !self.streams[slot]
-                .as_deref_mut()
-                .is_some_and(Stream::head_is_durable)
-            {
-                self.save_wanted = true;
-                if let Some(s) = self.streams[slot].as_mut() {
-                    s.wake = true;
-                }
-                continue;
             }
             // Read no more than fits in this input's share (at least 64 KiB,
             // so lines of any size make progress): the bound is overshot by

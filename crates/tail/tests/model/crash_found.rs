@@ -270,3 +270,47 @@ fn copytruncate_of_a_file_with_an_unacknowledged_line() {
     )
     .unwrap();
 }
+
+// 9. Random seed 54: files sharing a header; a copytruncate of a file with
+//    only the header, then lines; acked and checkpointed, then a crash: a
+//    covered line handed out again.
+#[test]
+fn header_copytruncate_then_lines_acked_and_crash() {
+    run(
+        &[
+            Disk(CopyTruncate),
+            Disk(Write(1)),
+            Disk(Write(1)),
+            Pause,
+            Ack(53),
+            Checkpoint,
+            Crash,
+        ],
+        true,
+        false,
+        false,
+    )
+    .unwrap();
+}
+
+// 10. Random seed 52: restarts racing a write and a copytruncate, then
+//     rotations and a compression.
+#[test]
+fn restarts_racing_a_write_and_a_copytruncate_then_rotations() {
+    run(
+        &[
+            Disk(Write(1)),
+            Disk(Rotate),
+            Restart(vec![(0, Write(1))]),
+            Restart(vec![(1, CopyTruncate)]),
+            Pause,
+            Disk(Rotate),
+            Disk(Rotate),
+            Disk(Compress(Gzip, 2)),
+        ],
+        false,
+        false,
+        false,
+    )
+    .unwrap();
+}
