@@ -442,12 +442,23 @@ impl Ledger {
         }
         // The longest proof (the furthest anchor that matched) is this
         // file's generation.
+        let proven_of = |i: usize, c: &(u8, Option<FileCheckpoint>, Fingerprint, Anchor, bool)| {
+            seen_at[i].map_or(c.3.at, |j| anchors[j].at.max(c.3.at))
+        };
         let best = matched
-            .map(|(i, c)| (c, seen_at[i].map_or(c.3.at, |j| anchors[j].at.max(c.3.at))))
+            .clone()
+            .map(|(i, c)| (c, proven_of(i, c)))
             // On a tie, the unfinished one (a finished generation holds no
             // more than was read of it).
             .max_by_key(|((kind, ..), proven)| (*proven, *kind))
             .map(|(c, _)| c);
+        // The unfinished generation this file also repeats, if any: when it
+        // holds more than the file with the longer proof (files sharing a
+        // header), it is that generation's, not another file.
+        let unfinished_match = matched
+            .filter(|(_, c)| c.0 == 2)
+            .max_by_key(|(i, c)| proven_of(*i, c))
+            .and_then(|(_, c)| c.1.clone());
         let verdict = match best {
             Some((2, Some(cp), ..)) => {
                 let generation = cp.generation;
@@ -471,7 +482,18 @@ impl Ledger {
                 match compressed::decoded_len(path, id) {
                     // (A live file not finished may have grown before it
                     // was cut or renamed away: its copy may be longer.)
-                    Ok(Some(len)) if len > known_end && *finished => Compressed::Unknown,
+                    Ok(Some(len)) if len > known_end && *finished => {
+                        match unfinished_match.and_then(|cp| {
+                            let i = self
+                                .unfinished
+                                .iter()
+                                .position(|u| u.cp.generation == cp.generation)?;
+                            Some(self.unfinished.swap_remove(i).cp)
+                        }) {
+                            Some(cp) => return Compressed::Continues(cp),
+                            None => Compressed::Unknown,
+                        }
+                    }
                     Ok(Some(_)) if *kind == 1 => return Compressed::Undecided,
                     Ok(Some(_)) => Compressed::Known,
                     Ok(None) => return Compressed::Undecided,

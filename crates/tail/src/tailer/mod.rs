@@ -155,6 +155,10 @@ const HOT: Duration = Duration::from_secs(2);
 /// file creations costs a few scans, not one each.
 const RESCAN_SPACING: Duration = Duration::from_millis(20);
 
+/// With notifications on and nothing created or renamed, compressed
+/// rotated names are still listed every this many scans (a safety net).
+const COMPRESSED_SCAN_EVERY: u64 = 8;
+
 /// How often the checkpoint takes proofs of bytes seen but not shipped.
 const SEEN_PERIOD: Duration = Duration::from_secs(10);
 
@@ -248,6 +252,11 @@ pub struct Tailer {
     /// `examine_after` (a file compressed later was either seen plain by
     /// that scan, or is newer).
     scan_began: SystemTime,
+    /// Scans run (for the periodic listing of compressed names).
+    scans: u64,
+    /// The last listing gave every compressed file newer than the
+    /// watermark a verdict.
+    compressed_judged: bool,
 }
 
 /// See [`Tailer::cut_in_flight`].
@@ -400,6 +409,8 @@ impl Tailer {
             examine_after,
             examined: HashSet::new(),
             scan_began: SystemTime::now(),
+            scans: 0,
+            compressed_judged: false,
         })
     }
 
@@ -482,6 +493,9 @@ impl Tailer {
         let now = Instant::now();
         self.scan_began = SystemTime::now();
         self.last_scan = now;
+        // A file was created, renamed or deleted (not merely written):
+        // compressed rotations may have appeared.
+        let files_changed = self.rescan || !self.notices.active();
         self.rescan = false;
         self.next_scan = now + self.scan_period();
         self.notices.retry_missing();
@@ -512,7 +526,18 @@ impl Tailer {
                 .unfinish_unseen(&std::mem::take(&mut self.seen_at_start));
         }
         self.first_scan_done = true;
-        self.scan_compressed();
+        // Listing the compressed names costs a directory read per scan;
+        // with notifications on, only when files came or went, while
+        // generations are looked for or not every compressed file was
+        // judged yet, and every few scans as a safety net.
+        self.scans += 1;
+        if files_changed
+            || self.ledger.has_unfinished()
+            || !self.compressed_judged
+            || self.scans % COMPRESSED_SCAN_EVERY == 0
+        {
+            self.scan_compressed();
+        }
         self.absent_stale = true;
         // Once per scan is often enough to let go of finished files, and
         // keeps the per-round work independent of how many files there are.

@@ -129,6 +129,7 @@ impl Tailer {
         if complete {
             self.examine_after = self.examine_after.max(self.scan_began);
         }
+        self.compressed_judged = complete;
     }
 
     /// Whether a stream reads generation `g` now.

@@ -314,3 +314,26 @@ fn restarts_racing_a_write_and_a_copytruncate_then_rotations() {
     )
     .unwrap();
 }
+
+// 11. Random seed 61: files sharing a header, a budget of one; a restart
+//     racing a rotation, then one racing a compression: a generation
+//     reported lost that a compressed file holds.
+#[test]
+fn restarts_racing_a_rotation_and_a_compression_under_a_budget_of_one() {
+    run(
+        &[
+            Disk(Rotate),
+            Disk(Write(1)),
+            Restart(vec![(1, Rotate)]),
+            Pause,
+            Restart(vec![(0, Compress(Gzip, 2))]),
+            Pause,
+            Sleep(true),
+            Pause,
+        ],
+        true,
+        true,
+        false,
+    )
+    .unwrap();
+}
