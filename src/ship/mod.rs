@@ -53,11 +53,16 @@ const IDLE_WAIT: Duration = Duration::from_millis(10);
 const STATS_INTERVAL_MS: &str = "1000";
 /// How long a vanished file is looked for before it is declared lost.
 const UNFINISHED_TTL: Duration = Duration::from_secs(60);
-/// The first checkpoint after the start's own is written this soon, so the
-/// first acks after a start are saved and a crash loop re-sends little
-/// (killed every second, it would otherwise re-send everything since its
-/// first start every time).
-const FIRST_CHECKPOINT_AFTER: Duration = Duration::from_millis(200);
+/// For this long after a start, checkpoints are written more often: the
+/// first acks after a start are saved soon, and a crash loop (killed every
+/// second, say, while it catches up on a backlog) re-sends little instead
+/// of everything since it started.
+const START_FAST_CHECKPOINTS: Duration = Duration::from_secs(3);
+/// How often then, at the most: every 100 ms, or 20 times what a checkpoint
+/// costs, whichever is longer (with 10,000 files a checkpoint costs tens of
+/// milliseconds, and writing one every 100 ms was a tenth of the CPU).
+const START_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+const START_CHECKPOINT_COST_FACTOR: u32 = 20;
 /// Least time between two checkpoints written for new generations
 /// (write-ahead): a rotation storm or thousands of new files share writes.
 const WRITE_AHEAD_SPACING: Duration = Duration::from_millis(20);
@@ -284,11 +289,12 @@ impl Shipper {
         self.tailer.report_missing_inputs();
         self.check_cluster();
         let started = Instant::now();
+        let fast_until = started + START_FAST_CHECKPOINTS;
         let mut next_checkpoint = started
             + self
                 .settings
                 .checkpoint_interval
-                .min(FIRST_CHECKPOINT_AFTER);
+                .min(START_CHECKPOINT_INTERVAL);
         let mut next_write_ahead = started;
         while !shutdown.is_requested() {
             let now = Instant::now();
@@ -315,8 +321,16 @@ impl Shipper {
                 self.service(Duration::ZERO);
             }
             if now >= next_checkpoint {
+                let began = Instant::now();
                 self.checkpoint();
-                next_checkpoint = now + self.settings.checkpoint_interval;
+                let interval = if now < fast_until {
+                    (began.elapsed() * START_CHECKPOINT_COST_FACTOR)
+                        .max(START_CHECKPOINT_INTERVAL)
+                        .min(self.settings.checkpoint_interval)
+                } else {
+                    self.settings.checkpoint_interval
+                };
+                next_checkpoint = now + interval;
             } else if self.tailer.wants_save() && now >= next_write_ahead {
                 // A new generation waits to be in the checkpoint before
                 // its first line is shipped (write-ahead); a burst of new
