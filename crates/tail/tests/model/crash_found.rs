@@ -1,5 +1,6 @@
 //! Cases the crash-and-race property (`crash`) found, shrunk, kept as fixed
-//! tests. Each is ignored, with the bug it shows, until the tailer is fixed.
+//! tests, each with the bug it showed. All are fixed; a new one is added
+//! `#[ignore = "bug: ..."]` until its fix lands.
 
 #[allow(unused_imports)]
 use super::crash::{run, Codec::*, DiskOp::*, Op::*};
