@@ -1039,6 +1039,29 @@ fn found_killed_before_the_first_checkpoint() {
     run_seeded(sc, tools, brokers, 927_144_332, 12);
 }
 
+/// Found by `scripts/soak` on the final build of the sixth session (seed
+/// 607748323, 12 rounds), not fixed yet: a copytruncate generation resumed
+/// at offset 0 and cut 7 ms after a start, before its first read (seen:
+/// "file truncated ... offset=0"), was never found in its `.xz` copy and
+/// never reported lost: 9,382 lines. Real processes, so a replay may take
+/// a few runs: `cargo test --test restarts -- --ignored found_cut`.
+#[test]
+#[ignore = "bug: a generation cut at offset 0 right after a restart is neither found in its compressed copy nor reported lost"]
+fn found_cut_at_offset_zero_right_after_a_restart() {
+    let Some(tools) = Tools::find() else {
+        return;
+    };
+    let Some(brokers) = brokers() else {
+        return;
+    };
+    let sc = Scenario {
+        mode: Mode::Copytruncate,
+        delaycompress: false,
+        compressor: Compressor::Xz,
+    };
+    run_seeded(sc, tools, brokers, 607_748_323, 12);
+}
+
 /// The plan alone (no tools, no Kafka): the same seed gives the same plan;
 /// kills and starts alternate in time order; every kind of round occurs.
 #[test]
