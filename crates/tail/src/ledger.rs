@@ -304,6 +304,29 @@ impl Ledger {
         None
     }
 
+    /// The path of a resting generation that `file` (under a rotated name)
+    /// repeats and whose own file still holds it under its name: `file` is
+    /// a copy whose original is not cut yet (copytruncate copies, then
+    /// cuts), and is taken for that generation only once the cut is seen.
+    /// Taken now, the original would be read again as a new generation from
+    /// 0, with the old content, and its real new content later matched by
+    /// nothing (a restart that fell between logrotate's copy and its cut).
+    pub fn uncut_original(&self, head: &Head, file: &File, size: u64) -> Option<String> {
+        self.resting.values().find_map(|cp| {
+            if cp.anchor.len == 0 || !continues(cp, head, &mut { file }, size) {
+                return None;
+            }
+            let original = crate::follow::open_log(Path::new(&cp.path)).ok()?;
+            let meta = original.metadata().ok()?;
+            // (An uncut original only grows: one shorter than `file` is
+            // not its original, merely a file that starts alike.)
+            let still = FileId::of(&meta) == cp.id
+                && meta.len() >= size
+                && Head::read(&original).is_ok_and(|h| still_holds(cp, &h, &original, meta.len()));
+            still.then(|| cp.path.clone())
+        })
+    }
+
     /// Whether any generation waits for its bytes to be found.
     pub fn has_unfinished(&self) -> bool {
         !self.unfinished.is_empty()

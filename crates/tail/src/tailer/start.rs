@@ -333,6 +333,11 @@ impl Tailer {
         // files are there. A file under a current name that merely starts
         // like a known one (a new file with the same header) is new; one
         // that was renamed there keeps its inode and resumed above.
+        if role == Role::Rotated {
+            if let Some(of) = self.ledger.uncut_original(&head, file, size) {
+                return Start::Wait { copy_of: of };
+            }
+        }
         let continued = match role {
             Role::Rotated => self.ledger.take_continued(&head, file, size),
             Role::Current => None,
