@@ -564,12 +564,22 @@ impl Tailer {
             }
             if bytes > 0 {
                 tracing::error!(path = %cp.path, generation = %cp.generation, offset = cp.position, bytes, "file vanished with bytes never shipped (deleted, or compressed in a form logferry cannot read, before it was read to the end): these bytes are lost");
+                self.events.push(TailEvent::Lost {
+                    generation: cp.generation,
+                    offset: cp.position,
+                    bytes: Some(bytes),
+                });
                 lost.push(cp);
             } else if !cp.read_to_end && cp.fingerprint.len > 0 {
                 // Being read when logferry last looked, and never found
                 // again: whatever was written to it after that is lost, and
                 // how much cannot be known. Said, not let go in silence.
                 tracing::error!(path = %cp.path, generation = %cp.generation, offset = cp.position, "file vanished while logferry was not reading it (deleted, or compressed in a form logferry cannot read): lines written to it after offset {} and before it vanished, if any, are lost (how many cannot be known)", cp.position);
+                self.events.push(TailEvent::Lost {
+                    generation: cp.generation,
+                    offset: cp.position,
+                    bytes: None,
+                });
                 lost.push(cp);
             } else {
                 tracing::debug!(path = %cp.path, generation = %cp.generation, "finished file no longer on disk");
