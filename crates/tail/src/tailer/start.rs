@@ -519,7 +519,7 @@ impl Tailer {
         let serial = self.next_serial;
         self.next_serial += 1;
         let path_s = path.to_string_lossy().into_owned();
-        let stream = Stream {
+        let mut stream = Stream {
             input,
             serial,
             generation,
@@ -549,6 +549,16 @@ impl Tailer {
             saving_head: 0,
             life: Life::Open(watcher),
         };
+        // A generation resumed with a head shorter than the window (the
+        // file held a few bytes when it was saved) proves little: content
+        // written after a cut can start with the same bytes. The file was
+        // matched to it just now, so what it holds now is the generation's
+        // head; known at once, a cut before the first read (copytruncate
+        // during a long startup scan) is seen, not read on as this
+        // generation while its lines, in the copy, are never looked for.
+        if known.is_some() {
+            stream.widen_head();
+        }
         let slot = match self.free_slots.pop() {
             Some(slot) => {
                 self.streams[slot] = Some(Box::new(stream));

@@ -163,7 +163,9 @@ pub enum Op {
     Crash,
     /// A crash (if running), then a start from the checkpoint file with
     /// disk actions between the steps of the start: stage 0 before the
-    /// first scan, 1 between it and the first read round, 2 after that.
+    /// first scan, 3 between it and the checkpoint written after it (as
+    /// during a long scan, after the file was taken up), 1 between that
+    /// checkpoint and the first read round, 2 after that.
     Restart(Vec<(u8, DiskOp)>),
     /// Let time pass: half the unfinished TTL, or (true) past it.
     Sleep(bool),
@@ -194,7 +196,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => any::<u8>().prop_map(Op::Ack),
         2 => Just(Op::Checkpoint),
         1 => Just(Op::Crash),
-        1 => proptest::collection::vec((0u8..3, disk_op()), 0..4).prop_map(Op::Restart),
+        1 => proptest::collection::vec((0u8..4, disk_op()), 0..4).prop_map(Op::Restart),
         1 => any::<bool>().prop_map(Op::Sleep),
     ]
 }
@@ -638,10 +640,18 @@ impl Model {
             }
             self.handed[n as usize] += 1;
             self.seen.insert(life);
-            self.generation_lives
-                .entry(r.generation)
-                .or_default()
-                .insert(life);
+            let lives = self.generation_lives.entry(r.generation).or_default();
+            lives.insert(life);
+            // (5) A generation is one file's content from its creation (or
+            // cut) on, wherever copies of it went: lines of two under one
+            // generation mean one was taken for the other, and the lines of
+            // the one not read are never looked for.
+            if lives.len() > 1 {
+                self.errors.push(format!(
+                    "(5) generation {} holds lines of lives {:?} (line {n} of life {life})",
+                    r.generation, lives
+                ));
+            }
         }
     }
 
@@ -731,6 +741,9 @@ impl Model {
         let out = t.scan(&|s| busy.contains(&s));
         self.tailer = Some(t);
         self.lost(out);
+        for (_, op) in races.iter().filter(|r| r.0 == 3) {
+            self.disk(op);
+        }
         // As the shipping loop: a checkpoint right after the first scan.
         self.checkpoint();
         for (_, op) in races.iter().filter(|r| r.0 == 1) {

@@ -338,3 +338,32 @@ fn restarts_racing_a_rotation_and_a_compression_under_a_budget_of_one() {
     )
     .unwrap();
 }
+
+// 14. Soak seed 563289744 (real logrotate, copytruncate + bzip2): a
+//     generation whose saved head was shorter than the window (the file
+//     held a few bytes when it was written ahead) was resumed at offset 0;
+//     copytruncate cut it during the startup scan and the writer wrote on
+//     before the first read. The new content started with the saved head,
+//     so it was read as the old generation, and the old one's lines, in the
+//     copy, were never looked for: lost without a report.
+#[test]
+fn resumed_short_head_cut_during_the_startup_scan() {
+    run(
+        &[
+            Disk(Write(1)),
+            Pause,
+            Disk(CopyTruncate),
+            Disk(Partial),
+            Pause,
+            Checkpoint,
+            Disk(Write(9)),
+            Pause,
+            Restart(vec![(3, CopyTruncate), (3, Write(3)), (2, Compress(Bzip2, 0))]),
+            Pause,
+        ],
+        false,
+        false,
+        false,
+    )
+    .unwrap();
+}
