@@ -57,6 +57,19 @@ pub fn still_holds(cp: &FileCheckpoint, head: &Head, file: &File, size: u64) -> 
     !file.metadata().is_ok_and(|m| reborn(cp.born, &m)) && continues(cp, head, &mut { file }, size)
 }
 
+/// Whether generation `cp`'s own file (its inode, found at `path`) still
+/// holds it: then a file elsewhere that merely starts alike is not it.
+pub fn own_file_holds(cp: &FileCheckpoint, path: &Path) -> bool {
+    let Ok(file) = open_log(path) else {
+        return false;
+    };
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    FileId::of(&meta) == cp.id
+        && Head::read(&file).is_ok_and(|head| still_holds(cp, &head, &file, meta.len()))
+}
+
 /// Whether a file now carries another birth time than `was` (its inode
 /// was freed and handed to a new file), where the file system keeps one.
 pub fn reborn(was: Option<u64>, meta: &std::fs::Metadata) -> bool {

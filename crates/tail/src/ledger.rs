@@ -236,11 +236,18 @@ impl Ledger {
     /// A generation (unfinished first, then resting under another inode)
     /// that `file` continues: a copy made by copytruncate, or a file renamed
     /// while logferry was stopped and found under a new inode.
+    ///
+    /// A resting generation whose own file still holds it
+    /// (`own_file_holds`) is not taken: its file is found under its own
+    /// inode, and this one, under another inode, merely starts alike (files
+    /// sharing a header, with nothing of the generation acknowledged past
+    /// it).
     pub fn take_continued(
         &mut self,
         head: &Head,
         file: &File,
         size: u64,
+        own_file_holds: &dyn Fn(&FileCheckpoint) -> bool,
     ) -> Option<FileCheckpoint> {
         // The one read furthest wins, unfinished or resting: a file that
         // starts with another's whole content (a header-only file, then one
@@ -260,6 +267,7 @@ impl Ledger {
             .values()
             .filter(|cp| cp.anchor.len > 0 || cp.position == 0)
             .filter(|cp| continues(cp, head, &mut { file }, size))
+            .filter(|cp| !own_file_holds(cp))
             .map(|cp| (proven(cp), false, cp.generation, cp.id))
             .max();
         let unfinished_wins = match (&unfinished, &resting) {

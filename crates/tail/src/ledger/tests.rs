@@ -61,7 +61,7 @@ fn same_header_on_a_reused_inode_is_a_new_generation() {
     );
     assert!(ledger.has_unfinished(), "looked for elsewhere");
     assert!(
-        ledger.take_continued(&head, &f, size).is_none(),
+        ledger.take_continued(&head, &f, size, &|_| false).is_none(),
         "not a continuation of the old generation"
     );
 }
@@ -87,7 +87,7 @@ fn copy_continues_the_generation() {
     let f = File::open(&copy).unwrap();
     let head = Head::read(&f).unwrap();
     let got = ledger
-        .take_continued(&head, &f, f.metadata().unwrap().len())
+        .take_continued(&head, &f, f.metadata().unwrap().len(), &|_| false)
         .expect("the copy continues it");
     assert_eq!((got.generation, got.position), (cp.generation, cp.position));
     assert!(!ledger.has_unfinished());
@@ -129,14 +129,14 @@ fn copy_shorter_than_what_was_read_is_recognised_by_the_trail() {
     let osize = o.metadata().unwrap().len();
     assert!(
         ledger
-            .take_continued(&Head::read(&o).unwrap(), &o, osize)
+            .take_continued(&Head::read(&o).unwrap(), &o, osize, &|_| false)
             .is_none(),
         "same header, other lines"
     );
     let c = File::open(&copy).unwrap();
     let size = c.metadata().unwrap().len();
     let got = ledger
-        .take_continued(&Head::read(&c).unwrap(), &c, size)
+        .take_continued(&Head::read(&c).unwrap(), &c, size, &|_| false)
         .expect("the short copy is recognised");
     assert_eq!((got.generation, got.position), (cp.generation, size));
     // Without a trail the short copy cannot be told apart: it would be
@@ -144,7 +144,7 @@ fn copy_shorter_than_what_was_read_is_recognised_by_the_trail() {
     let mut bare = Ledger::default();
     bare.unfinish(cp);
     assert!(bare
-        .take_continued(&Head::read(&c).unwrap(), &c, size)
+        .take_continued(&Head::read(&c).unwrap(), &c, size, &|_| false)
         .is_none());
 }
 
@@ -170,12 +170,12 @@ fn bytes_seen_but_not_shipped_tell_files_with_one_header_apart() {
     let osize = o.metadata().unwrap().len();
     assert!(
         ledger
-            .take_continued(&Head::read(&o).unwrap(), &o, osize)
+            .take_continued(&Head::read(&o).unwrap(), &o, osize, &|_| false)
             .is_none(),
         "same header, other bytes where the seen ones were"
     );
     let got = ledger
-        .take_continued(&Head::read(&f).unwrap(), &f, size)
+        .take_continued(&Head::read(&f).unwrap(), &f, size, &|_| false)
         .expect("its own file");
     assert_eq!((got.generation, got.position), (cp.generation, 0));
 }
@@ -251,7 +251,7 @@ fn size_of(path: &Path) -> u64 {
 
 fn take(ledger: &mut Ledger, path: &Path) -> Option<FileCheckpoint> {
     let f = File::open(path).unwrap();
-    ledger.take_continued(&Head::read(&f).unwrap(), &f, size_of(path))
+    ledger.take_continued(&Head::read(&f).unwrap(), &f, size_of(path), &|_| false)
 }
 
 /// A generation cut after it was read to its end, as the tailer keeps it:

@@ -193,6 +193,10 @@ pub struct Tailer {
     /// Inodes of resting generations the first scan found; the others are
     /// looked for by content (renamed, compressed).
     seen_at_start: HashSet<FileId>,
+    /// Where this scan found each file under a rotated name: a generation
+    /// whose own file is among them, still holding it, is that file, not a
+    /// copy elsewhere that merely starts alike.
+    rotated_listing: HashMap<FileId, PathBuf>,
     first_scan_done: bool,
     /// No checkpoint existed at start: the configured start position applies
     /// to files found now. With a checkpoint, a file found at start is new
@@ -350,6 +354,7 @@ impl Tailer {
             by_path: PathIndex::default(),
             ledger,
             seen_at_start: HashSet::new(),
+            rotated_listing: HashMap::new(),
             first_scan_done: false,
             fresh_start,
             cut_seen: false,
@@ -465,6 +470,7 @@ impl Tailer {
         for s in self.streams.iter_mut().flatten() {
             s.present = false;
         }
+        self.rotated_listing.clear();
         for input in 0..self.discoveries.len() {
             // Rotated names first: at start they are recorded as history
             // before the current file's start position is taken, so a

@@ -194,7 +194,11 @@ impl Tailer {
     }
 
     pub(super) fn scan_rotated(&mut self, input: usize) {
-        for found in self.rotated[input].scan() {
+        let listing = self.rotated[input].scan();
+        for found in &listing {
+            self.rotated_listing.insert(found.id, found.path.clone());
+        }
+        for found in listing {
             // A name both patterns match (`/dir/*` also matches `/dir/*.*`)
             // is a current file.
             if !self.discoveries[input].matches(&found.path) {
@@ -338,8 +342,17 @@ impl Tailer {
                 return Start::Wait { copy_of: of };
             }
         }
+        let listing = &self.rotated_listing;
+        let own_file_holds = |cp: &FileCheckpoint| {
+            let own = listing
+                .get(&cp.id)
+                .map_or(Path::new(&cp.path), |p| p.as_path());
+            crate::identify::own_file_holds(cp, own)
+        };
         let continued = match role {
-            Role::Rotated => self.ledger.take_continued(&head, file, size),
+            Role::Rotated => self
+                .ledger
+                .take_continued(&head, file, size, &own_file_holds),
             Role::Current => None,
         };
         if let Some(cp) = continued {

@@ -358,11 +358,40 @@ fn resumed_short_head_cut_during_the_startup_scan() {
             Checkpoint,
             Disk(Write(9)),
             Pause,
-            Restart(vec![(3, CopyTruncate), (3, Write(3)), (2, Compress(Bzip2, 0))]),
+            Restart(vec![
+                (3, CopyTruncate),
+                (3, Write(3)),
+                (2, Compress(Bzip2, 0)),
+            ]),
             Pause,
         ],
         false,
         false,
+        false,
+    )
+    .unwrap();
+}
+
+// 15. Random seed 2615322654: files sharing a header, a budget of one.
+#[test]
+fn header_files_deleted_rotated_and_crashed_under_a_budget_of_one() {
+    run(
+        &[
+            Disk(Write(1)),
+            Restart(vec![(0, Rotate)]),
+            Disk(DeleteRecreate),
+            Disk(Write(1)),
+            Pause,
+            Disk(Rotate),
+            Disk(Write(1)),
+            Crash,
+            Disk(Write(1)),
+            Disk(Rotate),
+            Disk(Partial),
+            Disk(Write(1)),
+        ],
+        true,
+        true,
         false,
     )
     .unwrap();
