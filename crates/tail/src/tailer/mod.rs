@@ -670,7 +670,12 @@ impl Tailer {
         for s in self.streams.iter_mut().flatten() {
             s.refresh_anchor();
             s.widen_head();
-            if seen_due {
+            // A generation acknowledged no further than its head is known
+            // by the head alone, which files sharing a header all have:
+            // the proof of what it holds past that tells it from them,
+            // whatever it costs (few files, and only until their first
+            // acknowledgements past the head).
+            if seen_due || s.tracker.position() < s.fingerprint.len.max(1) {
                 s.note_seen();
             }
             s.saving_head = s.fingerprint.len;

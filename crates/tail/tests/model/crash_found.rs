@@ -396,3 +396,23 @@ fn header_files_deleted_rotated_and_crashed_under_a_budget_of_one() {
     )
     .unwrap();
 }
+
+// 16. Random seed 1373432599: files sharing a header; the file read is
+//     deleted and recreated, the new one rotated, then a crash.
+#[test]
+fn header_file_deleted_recreated_and_rotated_then_crash() {
+    run(
+        &[
+            Disk(Write(1)),
+            Pause,
+            Disk(DeleteRecreate),
+            Disk(Write(1)),
+            Disk(Rotate),
+            Crash,
+        ],
+        true,
+        false,
+        false,
+    )
+    .unwrap();
+}
