@@ -6,7 +6,10 @@
 //!    that decodes whole is the attribution; the headers are not looked at.
 //!    The default (`attribution = "key"`) then costs no header lookup, and
 //!    asking librdkafka for a record's headers parses them, allocating,
-//!    even when there are none.
+//!    even when there are none (a tenth of the collector's CPU). A key
+//!    that decodes is an attribution: header-form records carry a plain
+//!    partitioning key, which does not start with a key-form version byte
+//!    followed by a valid encoding.
 //! 2. Otherwise an `lf` header, if there is one, is the attribution: it
 //!    decodes, or the record is [`RecordSource::Corrupt`] (an `lf` header
 //!    without a value included). Header-form records carry a plain

@@ -166,6 +166,22 @@ fn an_older_name_already_taken_leaves_the_live_holder_in_place() {
     assert!(Store::read(dir.path()).unwrap().pending_renames.is_empty());
 }
 
+#[test]
+fn the_unwritable_warning_is_rate_limited() {
+    let mut t = super::LogThrottle::default();
+    let t0 = std::time::Instant::now();
+    let s = std::time::Duration::from_secs(1);
+    assert_eq!(t.allow(t0), Some(0));
+    assert_eq!(t.allow(t0 + s), None);
+    assert_eq!(t.allow(t0 + 59 * s), None);
+    assert_eq!(
+        t.allow(t0 + 60 * s),
+        Some(2),
+        "says how many were held back"
+    );
+    assert_eq!(t.allow(t0 + 61 * s), None);
+}
+
 /// Everything under `root`, relative, files and directories.
 fn tree(root: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
