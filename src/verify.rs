@@ -1,6 +1,7 @@
 //! `logferry verify`: read a topic back and audit it against the source
 //! files, using the source attribution of each record (key form or `lf`
-//! header: host, file identity, byte offset). It answers the question a user of a log shipper should be
+//! header: host, file identity, byte offset, read by
+//! [`RecordSource::of_message`] as the collector reads it). It answers the question a user of a log shipper should be
 //! able to ask at any time: is every line of my files in Kafka, once, in
 //! order?
 //!
@@ -27,11 +28,11 @@ use logferry_tail::identity::ReadAt;
 use logferry_tail::{Discovery, FileId, Fingerprint, GenerationId, LineFramer, LongLinePolicy};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::config::{Attribution, Brokers, InputSettings, ShipSettings};
-use crate::wire::{decode_source, partition_key_of, Format, SOURCE_HEADER};
+use crate::wire::{Format, RecordSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -109,6 +110,9 @@ pub struct VerifyReport {
     /// Records without a readable source in the key or the `lf` header
     /// (shipped with `--attribution off`, or by another producer).
     pub without_source: u64,
+    /// Of those, records whose attribution is there but does not decode
+    /// (see [`RecordSource`]).
+    pub corrupt: u64,
     /// Records from other hosts or other files.
     pub other_sources: u64,
     /// Files of this host that vanished before the agent read them to the
@@ -137,11 +141,19 @@ impl VerifyReport {
 
 impl std::fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
+        write!(
             f,
             "read {} records ({} without source attribution, {} from other sources)",
             self.records, self.without_source, self.other_sources
         )?;
+        if self.corrupt > 0 {
+            write!(
+                f,
+                "; {} of those without carry an attribution that does not decode",
+                self.corrupt
+            )?;
+        }
+        writeln!(f)?;
         for a in &self.files {
             let id = match (a.generation, a.id) {
                 (Some(g), _) => format!("generation {g}"),
@@ -281,17 +293,17 @@ fn read_topic(s: &VerifySettings, report: &mut VerifyReport) -> Result<LineIndex
             ends.remove(&partition);
         }
         report.records += 1;
-        let header = m.headers().and_then(|hs| {
-            hs.iter()
-                .find(|h| h.key == SOURCE_HEADER)
-                .and_then(|h| h.value)
-        });
-        // The source is in the `lf` header or, by default, in the key form
-        // of the record key (a plain key is not taken for one).
-        let key_form = m.key().filter(|k| partition_key_of(k).is_some());
-        let Some(src) = header.or(key_form).and_then(|v| decode_source(v).ok()) else {
-            report.without_source += 1;
-            continue;
+        let src = match RecordSource::of_message(&m) {
+            RecordSource::Attributed(src) => src,
+            RecordSource::Unattributed => {
+                report.without_source += 1;
+                continue;
+            }
+            RecordSource::Corrupt(_) => {
+                report.without_source += 1;
+                report.corrupt += 1;
+                continue;
+            }
         };
         if src.host != s.host {
             report.other_sources += 1;

@@ -18,6 +18,8 @@ use logferry_tail::{FileId, GenerationId};
 use serde::{Deserialize, Serialize};
 
 use super::completeness::Completeness;
+use super::fault::Fault;
+use super::naming;
 
 /// State directory under OUT (kept out of the per-host trees, which hold
 /// only log files).
@@ -50,6 +52,12 @@ impl IndexError {
             IndexError::Corrupt { .. } => None,
         }
     }
+
+    /// Whether a record's output name caused it ([`Fault::Record`]) or
+    /// OUT cannot be written (anything else, an unreadable index included).
+    pub fn fault(&self) -> Fault {
+        self.io().map_or(Fault::Storage, Fault::of)
+    }
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
@@ -71,7 +79,18 @@ impl GenEntry {
     /// Closed: a newer generation of the same source path holds the live
     /// name (only the newest one has it).
     pub fn is_closed(&self) -> bool {
-        self.archived.is_some() || self.output != live_path(&self.host, self.source_path.as_bytes())
+        self.archived.is_some() || self.has_older_name()
+    }
+
+    /// Whether the output is named `<live>.<seconds>-<generation>` (told
+    /// from the name itself: `source_path` is kept lossy, so the live name
+    /// cannot always be made again from it).
+    fn has_older_name(&self) -> bool {
+        self.output
+            .strip_suffix(self.generation.as_str())
+            .and_then(|s| s.strip_suffix('-'))
+            .and_then(|s| s.rsplit_once('.'))
+            .is_some_and(|(_, secs)| !secs.is_empty() && secs.bytes().all(|b| b.is_ascii_digit()))
     }
 
     /// When the first record seen of this generation was produced (Unix
@@ -204,7 +223,7 @@ pub fn unattributed_key(topic: &str, partition: i32) -> String {
 pub fn unattributed_path(topic: &str, partition: i32) -> String {
     format!(
         "{UNATTRIBUTED_DIR}/{}/partition-{partition}.log",
-        clean_component(topic)
+        naming::component(topic.as_bytes())
     )
 }
 
@@ -349,25 +368,83 @@ impl Locked<'_> {
             completeness: Completeness::default(),
             archived: None,
         };
-        self.index.generations.insert(id, entry.clone());
+        self.index.generations.insert(id.clone(), entry.clone());
         self.save()?;
-        if !self.index.pending_renames.is_empty() {
-            self.finish_renames()?;
-            self.save()?;
+        if self.index.pending_renames.is_empty() {
+            return Ok(entry);
         }
-        Ok(entry)
+        self.finish_renames()?;
+        self.save()?;
+        // A refused rename gave this generation another name.
+        Ok(self.index.generations.get(&id).cloned().unwrap_or(entry))
     }
 
     /// Do the renames recorded as pending: each only when its source
     /// exists and its target does not, so doing one twice is harmless.
+    /// A target name already taken (by another source's output or its
+    /// directories) or refused is not a reason to stop: the holder keeps
+    /// the live name and the generation that was to take it gets its
+    /// older name instead.
     fn finish_renames(&mut self) -> Result<(), IndexError> {
         let root = self.store.root.clone();
-        for (from, to) in std::mem::take(&mut self.index.pending_renames) {
-            let (from, to) = (root.join(from), root.join(to));
-            if from.exists() && !to.exists() {
-                std::fs::rename(&from, &to).map_err(io_err(&from))?;
-                sync_dir(to.parent().unwrap_or(&root)).map_err(io_err(&to))?;
+        for (from_rel, to_rel) in std::mem::take(&mut self.index.pending_renames) {
+            let (from, to) = (root.join(&from_rel), root.join(&to_rel));
+            if !from.exists() {
+                continue;
             }
+            let refused = if to.symlink_metadata().is_ok() {
+                Some(format!("{} already exists", to.display()))
+            } else {
+                match std::fs::rename(&from, &to) {
+                    Ok(()) => None,
+                    Err(e) if Fault::of(&e) == Fault::Record => Some(e.to_string()),
+                    Err(e) => return Err(io_err(&from)(e)),
+                }
+            };
+            match refused {
+                None => sync_dir(to.parent().unwrap_or(&root)).map_err(io_err(&to))?,
+                Some(why) => self.keep_live_name(&from_rel, &to_rel, &why),
+            }
+        }
+        Ok(())
+    }
+
+    /// A rename of the live holder `live` to `older` was refused: undo it
+    /// in the index. The holder (now recorded under `older`) gets `live`
+    /// back; the generation registered under `live` is renamed instead.
+    fn keep_live_name(&mut self, live: &str, older: &str, why: &str) {
+        let mut newcomer = None;
+        for e in self.index.generations.values_mut() {
+            if e.output == older {
+                e.output = live.to_string();
+            } else if e.output == live {
+                newcomer = Some(e);
+            }
+        }
+        if let Some(e) = newcomer {
+            e.output = older_name(live, e.first_record_ms(), &e.generation);
+            tracing::error!(
+                host = %e.host,
+                generation = %e.generation,
+                "cannot rename {live} to {older} ({why}); the generation there keeps the live name and the newer one is written to {}",
+                e.output
+            );
+        }
+    }
+
+    /// Forget `key` when nothing of it was written (its output could not
+    /// be created): a later record of it tries again, and nothing in the
+    /// index points at a file that does not exist.
+    pub fn unregister_unwritten(&mut self, key: &GenKey) -> Result<(), IndexError> {
+        let id = key.id();
+        let unwritten = self
+            .index
+            .generations
+            .get(&id)
+            .is_some_and(|e| e.archived.is_none() && e.completeness.end() == 0);
+        if unwritten {
+            self.index.generations.remove(&id);
+            self.save()?;
         }
         Ok(())
     }
@@ -396,33 +473,10 @@ pub fn create_dirs(root: &Path, dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// One path component made safe: no separators, never `.`, `..` or empty.
-fn clean_component(s: &str) -> String {
-    let s = s.replace('/', "_");
-    match s.as_str() {
-        "" | "." | ".." => format!("_{s}"),
-        _ => s,
-    }
-}
-
-/// `HOST/<source path>` relative to OUT. The host never collides with the
-/// state or unattributed directories; `..` and empty components of the
-/// source path are dropped (a record cannot write outside OUT).
+/// `HOST/<source path>` relative to OUT, escaped (see [`naming`]): always
+/// under OUT, never in `.logferry` or `_unattributed`, one name per source.
 pub fn live_path(host: &str, source_path: &[u8]) -> String {
-    let mut host = clean_component(host);
-    if host.starts_with('.') || host == UNATTRIBUTED_DIR {
-        host.insert(0, '_');
-    }
-    let path = String::from_utf8_lossy(source_path);
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != "." && *c != "..")
-        .collect();
-    if parts.is_empty() {
-        format!("{host}/_")
-    } else {
-        format!("{host}/{}", parts.join("/"))
-    }
+    naming::output_path(host.as_bytes(), source_path)
 }
 
 #[cfg(test)]
@@ -432,10 +486,13 @@ mod tests {
     #[test]
     fn live_paths_stay_inside_out() {
         assert_eq!(live_path("web1", b"/var/log/x.log"), "web1/var/log/x.log");
-        assert_eq!(live_path("..", b"/../../etc/passwd"), "_../etc/passwd");
-        assert_eq!(live_path(".logferry", b"a"), "_.logferry/a");
-        assert_eq!(live_path("_unattributed", b"/a"), "__unattributed/a");
-        assert_eq!(live_path("a/b", b""), "a_b/_");
+        assert_eq!(
+            live_path("..", b"/../../etc/passwd"),
+            "%2E%2E/%2E%2E/%2E%2E/etc/passwd"
+        );
+        assert_eq!(live_path(".logferry", b"a"), "%2Elogferry/%./a");
+        assert_eq!(live_path("_unattributed", b"/a"), "%5Funattributed/a");
+        assert_eq!(live_path("a/b", b""), "a%2Fb/%./%_");
     }
 
     #[test]

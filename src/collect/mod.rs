@@ -9,12 +9,18 @@
 //! same offset with the same bytes (see [`writer`]); `_unattributed` files,
 //! which are appended to, skip records below the position the index saved.
 //! On revoke, outputs are fsynced and offsets committed before the
-//! partitions are let go. A full disk (any I/O error under OUT) stops
-//! consuming without committing; the consumer is closed, the collector
-//! waits until OUT is writable and rejoins from the last commit.
+//! partitions are let go. An error of OUT itself (a full disk, EIO, a
+//! read-only file system: see [`fault`]) stops consuming without
+//! committing; the consumer is closed, the collector waits until OUT is
+//! writable and rejoins from the last commit. No record stops it: one
+//! whose attribution names an output that cannot be created goes to
+//! `_unattributed`, counted, like records without attribution.
 //!
 //! # Layout
 //!
+//! - [`naming`]: host and source path -> output file name, one way,
+//!   reversibly, always under OUT.
+//! - [`fault`]: whether an I/O error is OUT's (stop) or one record's.
 //! - [`record`]: what one record becomes (a line at its offset, or an
 //!   `_unattributed` append), and the counters saying which.
 //! - [`writer`]: offset-addressed output files and `_unattributed` appends.
@@ -30,7 +36,9 @@
 
 pub mod archive;
 pub mod completeness;
+pub mod fault;
 pub mod index;
+pub mod naming;
 pub mod observe;
 mod record;
 pub mod spread;
@@ -80,6 +88,9 @@ pub struct Counters {
     /// Attributed, but more than `max_hole` past the end of their
     /// generation's output (also in `unattributed`).
     pub beyond_max_hole: u64,
+    /// Attributed, but their output cannot be created where the
+    /// attribution points (also in `unattributed`).
+    pub unwritable: u64,
     /// Generations other members of the group write parts of (see
     /// [`spread`]).
     pub split_generations: u64,
@@ -107,6 +118,8 @@ struct State {
     /// This session's assignment and the generations other members write
     /// parts of.
     spread: SpreadWatch,
+    /// Rate limit of the "output cannot be created" warning.
+    unwritable_log: record::LogThrottle,
 }
 
 impl State {
@@ -121,6 +134,7 @@ impl State {
             topics: HashMap::new(),
             waiting: 0,
             spread: SpreadWatch::default(),
+            unwritable_log: record::LogThrottle::default(),
         }
     }
 
@@ -150,6 +164,8 @@ impl State {
             waiting: self.waiting,
             holes: self.writer.holes,
             beyond_max_hole: self.counters.beyond_max_hole,
+            unwritable: self.counters.unwritable,
+            corrupt: self.counters.corrupt,
             split_generations: self.spread.split_generations,
             lag,
         }
@@ -563,11 +579,15 @@ fn session(
                 unattributed = counters.unattributed,
                 corrupt = counters.corrupt,
                 beyond_max_hole = counters.beyond_max_hole,
+                unwritable = counters.unwritable,
                 split_generations = counters.split_generations,
                 "collector stopped: outputs fsynced, offsets committed"
             );
             Ended::Stopped(counters)
         }
+        // An error a record's name caused never gets here (the writer
+        // keeps such records in _unattributed); anything else under OUT
+        // waits until OUT is writable.
         Some(e) if e.io().is_some() => Ended::StorageFailed(e),
         Some(e) => return Err(CollectError::Store(e)),
     })

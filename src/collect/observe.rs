@@ -110,6 +110,8 @@ pub struct CollectSnapshot {
     pub fsync: FsyncStats,
     pub commits: u64,
     pub beyond_max_hole: u64,
+    pub unwritable: u64,
+    pub corrupt: u64,
     pub split_generations: u64,
     pub lag: Vec<PartitionLag>,
     pub holes: HoleSummary,
@@ -206,6 +208,11 @@ pub struct SessionFigures {
     /// Lines more than `max_hole` past the end of their output, kept in
     /// `_unattributed` instead.
     pub beyond_max_hole: u64,
+    /// Attributed records whose output cannot be created where the
+    /// attribution points, kept in `_unattributed` instead.
+    pub unwritable: u64,
+    /// Records whose attribution does not decode (in `_unattributed`).
+    pub corrupt: u64,
     /// Generations seen on several partitions of a topic this collector
     /// holds only part of (counted once per session each).
     pub split_generations: u64,
@@ -227,6 +234,8 @@ impl SessionFigures {
         self.fsync.count += other.fsync.count;
         self.commits += other.commits;
         self.beyond_max_hole += other.beyond_max_hole;
+        self.unwritable += other.unwritable;
+        self.corrupt += other.corrupt;
         self.split_generations += other.split_generations;
     }
 }
@@ -286,6 +295,8 @@ impl Observer {
             fsync: total.fsync,
             commits: total.commits,
             beyond_max_hole: total.beyond_max_hole,
+            unwritable: total.unwritable,
+            corrupt: total.corrupt,
             split_generations: total.split_generations,
             lag: current.lag.clone(),
             holes: self.holes,
@@ -351,6 +362,18 @@ impl Exposition for CollectExposition {
             "logferry_collect_beyond_max_hole",
             "Attributed lines whose offset lies more than max_hole past the end of their generation's output, kept in _unattributed instead of written",
             one(s.beyond_max_hole),
+        );
+        counters(
+            r,
+            "logferry_collect_unwritable",
+            "Attributed records whose output file cannot be created where the attribution points (a name clash, a path too long), kept in _unattributed instead",
+            one(s.unwritable),
+        );
+        counters(
+            r,
+            "logferry_collect_corrupt_attribution",
+            "Records whose source attribution (key form or lf header) does not decode, kept in _unattributed",
+            one(s.corrupt),
         );
         counters(
             r,
@@ -473,6 +496,8 @@ mod tests {
             bytes_written: 10,
             commits: 2,
             beyond_max_hole: 1,
+            unwritable: 5,
+            corrupt: 7,
             split_generations: 3,
             ..SessionFigures::default()
         };
@@ -498,6 +523,14 @@ mod tests {
         );
         assert!(
             text.contains("logferry_collect_split_generations_total 6"),
+            "{text}"
+        );
+        assert!(
+            text.contains("logferry_collect_unwritable_total 10"),
+            "{text}"
+        );
+        assert!(
+            text.contains("logferry_collect_corrupt_attribution_total 14"),
             "{text}"
         );
         assert_eq!(s.topics[0].1.attributed, 6);

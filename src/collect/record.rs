@@ -1,41 +1,50 @@
 //! What one consumed record becomes: a line written at its source offset
 //! in the output of its source generation, or a record appended to
-//! `_unattributed` (no attribution, attribution that does not decode, or an
-//! offset more than `max_hole` past the end of its generation's output),
-//! with the counters that say which.
+//! `_unattributed` (no attribution, attribution that does not decode, an
+//! offset more than `max_hole` past the end of its generation's output, or
+//! an output that cannot be created where the attribution points), with
+//! the counters that say which. No record stops the collector: only an
+//! error of OUT itself is returned.
 //!
 //! Generic over [`Message`] so that unit tests drive it with owned
 //! messages; the collect loop hands it librdkafka's borrowed ones.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 
 use super::index::{GenKey, IndexError, Lineage, Store};
 use super::writer::{At, Origin, Placed};
 use super::State;
-use crate::wire::{decode_source, partition_key_of, Format, Source, SOURCE_HEADER};
+use crate::wire::{Format, RecordSource, Source};
 
-/// The record's source attribution: `Ok(None)` when it has none, `Err`
-/// when it has one that does not decode. The key is tried first: the
-/// default key form then needs no header lookup, and asking librdkafka for
-/// a record's headers parses them, allocating, even when there are none (a
-/// tenth of the collector's CPU). A key that decodes as an attribution is
-/// one: header-form records carry a plain partition key, which never starts
-/// with a key-form version byte followed by a valid encoding.
-fn attribution<M: Message>(m: &M) -> Result<Option<Source>, crate::wire::SourceDecodeError> {
-    let keyed = m.key().filter(|k| partition_key_of(k).is_some());
-    if let Some(Ok(src)) = keyed.map(decode_source) {
-        return Ok(Some(src));
+/// At most one log line per this long for records whose output cannot be
+/// created (a hostile producer can send thousands a second).
+const UNWRITABLE_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Lets a log line through at most once per [`UNWRITABLE_LOG_EVERY`],
+/// counting the ones held back.
+#[derive(Debug, Default)]
+pub(super) struct LogThrottle {
+    last: Option<Instant>,
+    held_back: u64,
+}
+
+impl LogThrottle {
+    /// Some(lines held back since the last one) when a line may be logged.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|t| now.saturating_duration_since(t) < UNWRITABLE_LOG_EVERY)
+        {
+            self.held_back += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held_back))
     }
-    if let Some(h) = m
-        .headers()
-        .and_then(|hs| hs.iter().find(|h| h.key == SOURCE_HEADER))
-    {
-        return decode_source(h.value.unwrap_or_default()).map(Some);
-    }
-    keyed.map(decode_source).transpose()
 }
 
 /// The line inside a record value: tail2kafka's `META::line` when the
@@ -90,8 +99,8 @@ pub(super) fn handle<M: Message>(
     st.counters.records += 1;
     st.waiting += 1;
     let value = m.payload().unwrap_or_default();
-    let attributed = match attribution(m) {
-        Ok(Some(src)) => {
+    let attributed = match RecordSource::of_message(m) {
+        RecordSource::Attributed(src) => {
             let line = line_of(value, &src, meta);
             let key = GenKey {
                 host: src.host,
@@ -143,15 +152,38 @@ pub(super) fn handle<M: Message>(
                     )?;
                     false
                 }
+                Placed::Unwritable { why } => {
+                    if let Some(held_back) = st.unwritable_log.allow(Instant::now()) {
+                        tracing::warn!(
+                            host = %key.host,
+                            generation = %key.lineage,
+                            source = %String::from_utf8_lossy(&src.path),
+                            topic = m.topic(),
+                            partition = m.partition(),
+                            offset = m.offset(),
+                            "output cannot be created where the source attribution points ({why}); record kept in _unattributed (counted in logferry_collect_unwritable_total; at most one such line a minute, {held_back} not logged since the last)"
+                        );
+                    }
+                    st.counters.unwritable += 1;
+                    st.counters.unattributed += 1;
+                    st.writer.write_unattributed(
+                        store,
+                        m.topic(),
+                        m.partition(),
+                        m.offset(),
+                        value,
+                    )?;
+                    false
+                }
             }
         }
-        Ok(None) => {
+        RecordSource::Unattributed => {
             st.counters.unattributed += 1;
             st.writer
                 .write_unattributed(store, m.topic(), m.partition(), m.offset(), value)?;
             false
         }
-        Err(e) => {
+        RecordSource::Corrupt(e) => {
             if st.counters.corrupt == 0 {
                 tracing::warn!(
                     topic = m.topic(),
@@ -192,6 +224,9 @@ pub(super) fn handle<M: Message>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod hostile;
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,12 @@
 //! file length written, a record below it is skipped, and bytes past it
 //! (written but not saved before a crash) are cut off before appending.
 //!
+//! A line whose output cannot be created where its attribution points
+//! (the name clashes with another source's output or directories, or the
+//! whole path is too long: see [`super::fault`]) is not written either,
+//! and the caller keeps it in `_unattributed`; only errors of OUT itself
+//! are returned as errors.
+//!
 //! A line whose offset lies more than `max_hole` past the end of what its
 //! generation's output holds is not written: a corrupt or hostile offset
 //! (2^60) would make a giant sparse file, or an EFBIG that stops the
@@ -31,6 +37,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::completeness::RangeSet;
+use super::fault::Fault;
 use super::index::{
     create_dirs, io_err, unattributed_key, unattributed_path, AppendPos, GenKey, IndexError, Store,
 };
@@ -104,7 +111,7 @@ pub struct Origin<'a> {
 }
 
 /// What became of a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placed {
     /// Written at its offset (or, for an archived generation, found
     /// already held or counted as late).
@@ -117,6 +124,10 @@ pub enum Placed {
     /// end of what the output holds (or the line would end past what a
     /// file can hold). The caller keeps the record elsewhere.
     TooFar { end: u64 },
+    /// Not written: the generation's output cannot be created where its
+    /// attribution points (`why` names the file and the error). The
+    /// caller keeps the record elsewhere.
+    Unwritable { why: String },
 }
 
 /// A hole open longer than the gap timeout, for the log.
@@ -139,6 +150,9 @@ pub struct Writer {
     /// register them, until the next sync: a stream of such lines then
     /// costs a set lookup each, not a read of the index.
     unknown_far: HashSet<GenKey>,
+    /// Generations whose output could not be created, with why, until
+    /// the next sync: their next lines cost a lookup, not a try each.
+    unwritable: HashMap<GenKey, String>,
     appenders: HashMap<(String, i32), Appender>,
     /// Gaps already logged (output, hole start), so each is said once.
     reported: HashSet<(String, u64)>,
@@ -167,6 +181,7 @@ impl Writer {
             max_hole,
             outputs: HashMap::new(),
             unknown_far: HashSet::new(),
+            unwritable: HashMap::new(),
             appenders: HashMap::new(),
             reported: HashSet::new(),
             skipped_unattributed: 0,
@@ -208,11 +223,23 @@ impl Writer {
             if !may_register && self.unknown_far.contains(key) {
                 return Ok(Placed::TooFar { end: 0 });
             }
-            let Some(out) = open_output(store, key, source_path, from, now, may_register)? else {
-                self.unknown_far.insert(key.clone());
-                return Ok(Placed::TooFar { end: 0 });
-            };
-            self.outputs.insert(key.clone(), out);
+            if let Some(why) = self.unwritable.get(key) {
+                return Ok(Placed::Unwritable { why: why.clone() });
+            }
+            match open_output(store, key, source_path, from, now, may_register)? {
+                Opened::Out(out) => {
+                    self.outputs.insert(key.clone(), out);
+                }
+                Opened::TooFar => {
+                    self.unknown_far.insert(key.clone());
+                    return Ok(Placed::TooFar { end: 0 });
+                }
+                Opened::Unwritable(e) => {
+                    let why = e.to_string();
+                    self.unwritable.insert(key.clone(), why.clone());
+                    return Ok(Placed::Unwritable { why });
+                }
+            }
         }
         let out = self.outputs.get_mut(key).expect("inserted above");
         if let Some(held) = &out.archived {
@@ -329,6 +356,7 @@ impl Writer {
             out.end_checked = false;
         }
         self.unknown_far.clear();
+        self.unwritable.clear();
         for out in self.outputs.values_mut().filter(|o| o.dirty) {
             out.write_run().map_err(io_err(root))?;
             if let Some(f) = &out.file {
@@ -424,6 +452,7 @@ impl Writer {
     pub fn reset(&mut self) {
         self.outputs.clear();
         self.unknown_far.clear();
+        self.unwritable.clear();
         self.appenders.clear();
     }
 }
@@ -496,9 +525,19 @@ fn indexed_end(store: &Store, key: &GenKey) -> Result<u64, IndexError> {
         .map_or(0, |e| e.completeness.end()))
 }
 
+/// What opening a generation's output gave.
+enum Opened {
+    Out(OutFile),
+    /// New and not `may_register`: not registered.
+    TooFar,
+    /// The output cannot be created under its name (a [`Fault::Record`]);
+    /// a new generation is not left registered.
+    Unwritable(IndexError),
+}
+
 /// Open the output of a generation, registering it when new and
-/// `may_register` (else None). Opened under the index lock: another
-/// collector may be renaming outputs.
+/// `may_register`. Opened under the index lock: another collector may be
+/// renaming outputs.
 fn open_output(
     store: &Store,
     key: &GenKey,
@@ -506,10 +545,10 @@ fn open_output(
     from: Origin<'_>,
     now: u64,
     may_register: bool,
-) -> Result<Option<OutFile>, IndexError> {
+) -> Result<Opened, IndexError> {
     let mut locked = store.locked()?;
     if !may_register && !locked.index.generations.contains_key(&key.id()) {
-        return Ok(None);
+        return Ok(Opened::TooFar);
     }
     let entry = locked.register(key, source_path, now, from.time_ms)?;
     let archived = entry
@@ -518,10 +557,17 @@ fn open_output(
         .then(|| entry.completeness.written.clone());
     let file = match archived {
         Some(_) => None,
-        None => Some(open_file(store.root(), &entry.output)?),
+        None => match open_file(store.root(), &entry.output) {
+            Ok(f) => Some(f),
+            Err(e) if e.fault() == Fault::Record => {
+                locked.unregister_unwritten(key)?;
+                return Ok(Opened::Unwritable(e));
+            }
+            Err(e) => return Err(e),
+        },
     };
     drop(locked);
-    Ok(Some(OutFile {
+    Ok(Opened::Out(OutFile {
         archived,
         file,
         run: Vec::new(),

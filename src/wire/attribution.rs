@@ -46,7 +46,7 @@ pub struct Source {
     pub partition_key: Vec<u8>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SourceDecodeError {
     #[error("source attribution is empty")]
     Empty,

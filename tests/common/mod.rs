@@ -110,15 +110,13 @@ pub struct Record {
 }
 
 impl Record {
-    /// The record's source attribution, from its `lf` header or, when it
-    /// has none, from the key form of its key.
+    /// The record's source attribution (key form or `lf` header), read as
+    /// every consumer of a topic reads it.
     pub fn source(&self) -> Option<logferry::wire::Source> {
-        use logferry::wire::{decode_source, partition_key_of};
-        let key_form = self
-            .key
-            .as_deref()
-            .filter(|k| partition_key_of(k).is_some());
-        decode_source(self.headers.get("lf").map(Vec::as_slice).or(key_form)?).ok()
+        logferry::wire::RecordSource::of_record(self.key.as_deref(), || {
+            self.headers.get("lf").map(Vec::as_slice)
+        })
+        .source()
     }
 }
 
