@@ -416,3 +416,41 @@ fn header_file_deleted_recreated_and_rotated_then_crash() {
     )
     .unwrap();
 }
+
+// 17. Random seed 21777062 (under load): files sharing a header, a budget
+//     of one; restarts racing rotations and a compression.
+#[test]
+fn header_files_restarts_racing_rotations_and_a_compression_under_a_budget_of_one() {
+    run(
+        &[
+            Disk(DeleteRecreate),
+            Disk(Truncate),
+            Disk(Rotate),
+            Disk(Write(4)),
+            Disk(Rotate),
+            Disk(Write(8)),
+            Disk(Rotate),
+            Disk(Partial),
+            Scan,
+            Scan,
+            Restart(vec![(0, Rotate), (0, Write(19))]),
+            Scan,
+            Disk(Write(14)),
+            Checkpoint,
+            Restart(vec![(3, Compress(Gzip, 1)), (0, Write(5)), (2, Write(15))]),
+            Ack(123),
+            Restart(vec![(0, Rotate), (3, Rotate)]),
+            Pause,
+            Sleep(false),
+            Disk(Compress(Gzip, 2)),
+            Disk(Write(10)),
+            Disk(Write(9)),
+            Disk(Write(9)),
+            Disk(Partial),
+        ],
+        true,
+        true,
+        false,
+    )
+    .unwrap();
+}
