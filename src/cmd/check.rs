@@ -86,13 +86,29 @@ pub fn summary(path: &Path, loaded: &LoadedConfig) -> String {
     let _ = writeln!(
         o,
         "limits: max_inflight_bytes {}, max_open_files {}, scan_interval {}, rotate_grace {}, shutdown_timeout {}, attribution {}",
-        fmt_size(s.max_inflight_bytes),
+        fmt_size(s.max_inflight_bytes as u64),
         s.max_open_files,
         fmt_duration(s.scan_interval),
         fmt_duration(s.rotate_grace),
         fmt_duration(s.shutdown_timeout),
         s.attribution.as_str()
     );
+    let _ = writeln!(
+        o,
+        "read rate: {}",
+        s.max_bytes_per_sec
+            .map_or("no limit".to_string(), |r| format!("{} per second", fmt_size(r)))
+    );
+    let _ = match &s.metrics {
+        Some(m) => writeln!(
+            o,
+            "metrics: /metrics and /health on {}, max_stall {}, top_files {}",
+            m.listen,
+            fmt_duration(m.max_stall),
+            m.top_files
+        ),
+        None => writeln!(o, "metrics: off (no [metrics] listen)"),
+    };
     let _ = writeln!(o, "inputs: {}", s.inputs.len());
     for (n, i) in s.inputs.iter().enumerate() {
         let _ = writeln!(o, "  #{} -> topic {}", n + 1, i.topic);
@@ -137,6 +153,9 @@ pub fn summary(path: &Path, loaded: &LoadedConfig) -> String {
             i.strip_cr,
             i.partial_flush.map_or("off".to_string(), fmt_duration),
         );
+        if let Some(r) = i.max_bytes_per_sec {
+            let _ = writeln!(o, "     read at most {} per second", fmt_size(r));
+        }
         if let Some(m) = &i.multiline {
             let _ = writeln!(
                 o,
@@ -194,13 +213,19 @@ fn fmt_duration(d: Duration) -> String {
     }
 }
 
-fn fmt_size(n: usize) -> String {
+/// A size in the unit it was most likely written in: MiB/KiB when a
+/// multiple of them, MB/kB when a multiple of those, else bytes.
+fn fmt_size(n: u64) -> String {
     if n >= 1 << 20 && n % (1 << 20) == 0 {
         format!("{}MiB", n >> 20)
     } else if n >= 1 << 10 && n % (1 << 10) == 0 {
         format!("{}KiB", n >> 10)
+    } else if n >= 1_000_000 && n % 1_000_000 == 0 {
+        format!("{}MB", n / 1_000_000)
+    } else if n >= 1000 && n % 1000 == 0 {
+        format!("{}kB", n / 1000)
     } else {
-        n.to_string()
+        format!("{n} bytes")
     }
 }
 
