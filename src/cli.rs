@@ -13,7 +13,9 @@ use logferry_tail::LongLinePolicy;
 use crate::config::{self, Attribution, PartitionBy, ShipSettings};
 use crate::wire::Format;
 
+mod generate;
 mod quick;
+pub use generate::{GenerateArgs, Generated};
 pub use quick::ArgError;
 
 #[derive(Debug, Parser)]
@@ -63,6 +65,9 @@ pub enum Command {
     /// acknowledged position, lag. Reads only, so it works beside a
     /// running agent and after it stopped.
     Status(StatusArgs),
+    /// Shell completions and man pages from this definition (packaging).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
 }
 
 #[derive(Debug, Args)]

@@ -25,6 +25,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
+    if is_collector_file(&args.config) {
+        return check_collector(&args);
+    }
     let loaded = match config::load(&args.config) {
         Ok(l) => l,
         Err(e) => {
@@ -50,6 +53,79 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A file with a `[collect]` table is the collector's (`logferry collect
+/// -c`); anything else, unreadable files included, is checked as ship's,
+/// whose loader names the problem.
+fn is_collector_file(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.contains_key("collect"))
+}
+
+/// `check` of a collector's file: validated by the collector's own loader
+/// (as `collect -c` would), and summarised. `--connect` is ship's only.
+fn check_collector(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let settings = match config::collect::load_collect(&args.config) {
+        Ok(s) => s,
+        Err(e) => {
+            report_config_error(&e);
+            return Ok(ExitCode::from(2));
+        }
+    };
+    print!("{}", collect_summary(&args.config, &settings));
+    if args.connect {
+        eprintln!("logferry: --connect checks an agent's file; the collector connects when it starts");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `check` prints for a collector's file.
+pub fn collect_summary(path: &Path, s: &config::collect::CollectSettings) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(o, "{}: valid (a collector's file: logferry collect -c)", path.display());
+    let _ = writeln!(o, "brokers: {}", s.brokers.split(',').collect::<Vec<_>>().join(", "));
+    let _ = writeln!(o, "topics: {}", s.topics.join(", "));
+    let _ = writeln!(o, "group: {}", s.group);
+    let _ = writeln!(o, "out: {}", s.out.display());
+    let _ = writeln!(
+        o,
+        "gap_timeout {}, commit_interval {}, max_hole {}",
+        fmt_duration(s.gap_timeout),
+        fmt_duration(s.commit_interval),
+        fmt_size(s.max_hole)
+    );
+    let a = &s.archive;
+    let _ = writeln!(
+        o,
+        "archive: compress {} after {}, retention {}, retention_bytes {}",
+        match a.compress {
+            config::collect::Compression::Zstd => "zstd",
+            config::collect::Compression::Gzip => "gzip",
+            config::collect::Compression::None => "none",
+        },
+        fmt_duration(a.compress_after),
+        a.retention.map_or("none".to_string(), fmt_duration),
+        a.retention_bytes.map_or("none".to_string(), fmt_size)
+    );
+    let _ = match &s.metrics {
+        Some(m) => writeln!(
+            o,
+            "metrics: /metrics and /health on {}, max_stall {}",
+            m.listen,
+            fmt_duration(m.max_stall)
+        ),
+        None => writeln!(o, "metrics: off (no [metrics] listen)"),
+    };
+    let _ = writeln!(o, "consumer properties:");
+    for (k, v) in s.consumer_props() {
+        let _ = writeln!(o, "  {k} = {}", shown_value(&k, &v));
+    }
+    o
 }
 
 // ---------------------------------------------------------------------------
@@ -206,7 +282,9 @@ fn fmt_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms % 1000 != 0 || ms == 0 {
         format!("{ms}ms")
-    } else if ms % 60_000 == 0 && ms >= 60_000 {
+    } else if ms % 3_600_000 == 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 {
         format!("{}m", ms / 60_000)
     } else {
         format!("{}s", ms / 1000)
@@ -216,7 +294,9 @@ fn fmt_duration(d: Duration) -> String {
 /// A size in the unit it was most likely written in: MiB/KiB when a
 /// multiple of them, MB/kB when a multiple of those, else bytes.
 fn fmt_size(n: u64) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 30 && n % (1 << 30) == 0 {
+        format!("{}GiB", n >> 30)
+    } else if n >= 1 << 20 && n % (1 << 20) == 0 {
         format!("{}MiB", n >> 20)
     } else if n >= 1 << 10 && n % (1 << 10) == 0 {
         format!("{}KiB", n >> 10)
