@@ -405,9 +405,12 @@ fn health_turns_503_while_checkpoints_cannot_be_written_and_recovers() {
     let blocker = state.join("checkpoints.json.tmp");
     std::fs::create_dir(&blocker).unwrap();
     w.write_lines((100..200).map(line));
-    until(&addr, "failing checkpoint writes", Duration::from_secs(30), |b| {
-        value(b, "logferry_checkpoint_failures_total").unwrap_or(0.0) > 0.0
-    });
+    until(
+        &addr,
+        "failing checkpoint writes",
+        Duration::from_secs(30),
+        |b| value(b, "logferry_checkpoint_failures_total").unwrap_or(0.0) > 0.0,
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let body = loop {
         let (code, body) = get(&addr, "/health");
@@ -420,9 +423,12 @@ fn health_turns_503_while_checkpoints_cannot_be_written_and_recovers() {
     assert!(body.contains("checkpoint not written"), "{body}");
     // Shipping goes on meanwhile: only the checkpoint is stuck.
     w.write_lines((200..300).map(line));
-    until(&addr, "lines acked while failing", Duration::from_secs(30), |b| {
-        acked(b) == 300.0
-    });
+    until(
+        &addr,
+        "lines acked while failing",
+        Duration::from_secs(30),
+        |b| acked(b) == 300.0,
+    );
     assert_eq!(get(&addr, "/health").0, 503, "still failing");
     // The disk is writable again: the next write succeeds, healthy again.
     std::fs::remove_dir(&blocker).unwrap();

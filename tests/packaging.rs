@@ -61,7 +61,10 @@ fn check_accepts_every_shipped_sample() {
     let out = logferry(&["check", "-c", collect.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("a collector's file"), "{stdout}");
-    assert!(stdout.contains("out: /var/lib/logferry-collect"), "{stdout}");
+    assert!(
+        stdout.contains("out: /var/lib/logferry-collect"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -99,9 +102,17 @@ fn units_pass_systemd_analyze_verify() {
     for e in std::fs::read_dir(root().join("packaging/systemd")).unwrap() {
         let p = e.unwrap().path();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains("ExecStart=/usr/bin/logferry "), "{}", p.display());
+        assert!(
+            text.contains("ExecStart=/usr/bin/logferry "),
+            "{}",
+            p.display()
+        );
         let name = p.file_name().unwrap().to_owned();
-        std::fs::write(units.join(&name), text.replace("/usr/bin/logferry", LOGFERRY)).unwrap();
+        std::fs::write(
+            units.join(&name),
+            text.replace("/usr/bin/logferry", LOGFERRY),
+        )
+        .unwrap();
         names.push(name);
     }
     assert_eq!(names.len(), 2, "{names:?}");

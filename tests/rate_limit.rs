@@ -73,9 +73,12 @@ fn a_limit_slows_a_backlog_and_drops_nothing() {
     let addr = metrics_addr(&lf);
     // The backlog waits in the file, and the lag metric shows it draining.
     let lag = |b: &str| sum(b, "logferry_lag_bytes");
-    let scrape = until(&addr, "lag below the file size", Duration::from_secs(10), |b| {
-        lag(b) > 0.0 && lag(b) < size as f64 * 0.9
-    });
+    let scrape = until(
+        &addr,
+        "lag below the file size",
+        Duration::from_secs(10),
+        |b| lag(b) > 0.0 && lag(b) < size as f64 * 0.9,
+    );
     assert!(
         lag(&scrape) > size as f64 * 0.3,
         "most of the backlog still waits a few seconds in: {scrape}"
@@ -131,14 +134,29 @@ fn an_input_limit_slows_that_input_only() {
         &["ship", "-c", cfg.to_str().unwrap()],
         &dir.path().join("err"),
     );
-    let fast_took = until_count(&brokers, &fast_topic, N as i64, started, Duration::from_secs(60));
+    let fast_took = until_count(
+        &brokers,
+        &fast_topic,
+        N as i64,
+        started,
+        Duration::from_secs(60),
+    );
     let slow_then = topic_count(&brokers, &slow_topic);
     assert!(
         (slow_then as usize) < N / 2,
         "the limited input had shipped {slow_then} of {N} lines when the other was done ({fast_took:?})"
     );
-    let slow_took = until_count(&brokers, &slow_topic, N as i64, started, Duration::from_secs(60));
+    let slow_took = until_count(
+        &brokers,
+        &slow_topic,
+        N as i64,
+        started,
+        Duration::from_secs(60),
+    );
     let rate = slow_size as f64 / slow_took.as_secs_f64();
-    assert!(rate <= 1_100_000.0, "{rate:.0} B/s is over the input's limit");
+    assert!(
+        rate <= 1_100_000.0,
+        "{rate:.0} B/s is over the input's limit"
+    );
     assert!(lf.stop().success());
 }

@@ -434,10 +434,7 @@ mod tests {
             q(&["--metrics-listen", "127.0.0.1:1", "--max-stall", "0"]),
             ["--max-stall: must be above zero"]
         );
-        for bad in [
-            &["--max-bytes-per-sec", "fast"][..],
-            &["--max-stall", "5s"],
-        ] {
+        for bad in [&["--max-bytes-per-sec", "fast"][..], &["--max-stall", "5s"]] {
             let mut v = vec!["logferry", "ship", "-l", "/x", "-t", "t"];
             v.extend_from_slice(bad);
             assert!(Cli::try_parse_from(&v).is_err(), "{v:?}");

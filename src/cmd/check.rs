@@ -77,7 +77,9 @@ fn check_collector(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     };
     print!("{}", collect_summary(&args.config, &settings));
     if args.connect {
-        eprintln!("logferry: --connect checks an agent's file; the collector connects when it starts");
+        eprintln!(
+            "logferry: --connect checks an agent's file; the collector connects when it starts"
+        );
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
@@ -87,8 +89,16 @@ fn check_collector(args: &CheckArgs) -> anyhow::Result<ExitCode> {
 pub fn collect_summary(path: &Path, s: &config::collect::CollectSettings) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
-    let _ = writeln!(o, "{}: valid (a collector's file: logferry collect -c)", path.display());
-    let _ = writeln!(o, "brokers: {}", s.brokers.split(',').collect::<Vec<_>>().join(", "));
+    let _ = writeln!(
+        o,
+        "{}: valid (a collector's file: logferry collect -c)",
+        path.display()
+    );
+    let _ = writeln!(
+        o,
+        "brokers: {}",
+        s.brokers.split(',').collect::<Vec<_>>().join(", ")
+    );
     let _ = writeln!(o, "topics: {}", s.topics.join(", "));
     let _ = writeln!(o, "group: {}", s.group);
     let _ = writeln!(o, "out: {}", s.out.display());
@@ -173,7 +183,10 @@ pub fn summary(path: &Path, loaded: &LoadedConfig) -> String {
         o,
         "read rate: {}",
         s.max_bytes_per_sec
-            .map_or("no limit".to_string(), |r| format!("{} per second", fmt_size(r)))
+            .map_or("no limit".to_string(), |r| format!(
+                "{} per second",
+                fmt_size(r)
+            ))
     );
     let _ = match &s.metrics {
         Some(m) => writeln!(

@@ -12,7 +12,12 @@ use crate::cli::{Cli, GenerateArgs, Generated};
 pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     match args.what {
         Generated::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "logferry", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "logferry",
+                &mut std::io::stdout(),
+            );
         }
         Generated::Man { dir } => {
             for page in man_pages(&dir)? {

@@ -98,12 +98,17 @@ max_bytes_per_sec = 1000
     }
     let out = summary(Path::new("/etc/logferry.toml"), &ok(MINIMAL));
     assert!(out.contains("read rate: no limit\n"), "{out}");
-    assert!(out.contains("metrics: off (no [metrics] listen)\n"), "{out}");
+    assert!(
+        out.contains("metrics: off (no [metrics] listen)\n"),
+        "{out}"
+    );
     // A value that is no size is refused by the parser, naming the key.
-    let (msg, p) = err("[[inputs]]\ninclude = \"/a\"\ntopic = \"t\"\nmax_bytes_per_sec = \"fast\"\n");
+    let (msg, p) =
+        err("[[inputs]]\ninclude = \"/a\"\ntopic = \"t\"\nmax_bytes_per_sec = \"fast\"\n");
     assert_eq!(p.len(), 1, "{msg}");
     assert!(
-        msg.contains("bad value for \"max_bytes_per_sec\" in [[inputs]]") && msg.contains("invalid size \"fast\""),
+        msg.contains("bad value for \"max_bytes_per_sec\" in [[inputs]]")
+            && msg.contains("invalid size \"fast\""),
         "{msg}"
     );
     let (msg, _) = err("max_bytes_per_sec = 0\n[[inputs]]\ninclude = \"/a\"\ntopic = \"t\"\n");

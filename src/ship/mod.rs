@@ -238,8 +238,11 @@ impl Shipper {
             }
         }
         let outbox = Outbox::new(settings.clone(), bootstrap)?;
-        let per_input: Vec<Option<u64>> =
-            settings.inputs.iter().map(|i| i.max_bytes_per_sec).collect();
+        let per_input: Vec<Option<u64>> = settings
+            .inputs
+            .iter()
+            .map(|i| i.max_bytes_per_sec)
+            .collect();
         let throttle = Throttle::new(settings.max_bytes_per_sec, &per_input, Instant::now());
         Ok(Shipper {
             settings,

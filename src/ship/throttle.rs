@@ -279,7 +279,7 @@ mod tests {
                 }
                 let room = t.room(i);
                 if room > 0 {
-                    let n = room.max(64 << 10).min(1 << 20) as u64;
+                    let n = room.clamp(64 << 10, 1 << 20) as u64;
                     t.charge(i, n);
                     *total += n;
                 }
