@@ -13,7 +13,9 @@ use logferry_tail::LongLinePolicy;
 use crate::config::{self, Attribution, PartitionBy, ShipSettings};
 use crate::wire::Format;
 
+mod generate;
 mod quick;
+pub use generate::{GenerateArgs, Generated};
 pub use quick::ArgError;
 
 #[derive(Debug, Parser)]
@@ -63,6 +65,9 @@ pub enum Command {
     /// acknowledged position, lag. Reads only, so it works beside a
     /// running agent and after it stopped.
     Status(StatusArgs),
+    /// Shell completions and man pages from this definition (packaging).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -317,10 +322,21 @@ pub struct ShipArgs {
     /// on this IP:PORT (e.g. 127.0.0.1:9898) [default: off].
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+
+    /// /health answers 503 after this long without an acknowledgement
+    /// while lines wait, or without a checkpoint written [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration, requires = "metrics_listen")]
+    pub max_stall: Option<Duration>,
+
+    /// Read the file at most this fast, e.g. 5MB (per second; KiB/MiB are
+    /// powers of 1024): a backlog waits in the file instead of taking the
+    /// link [default: no limit].
+    #[arg(long, value_name = "SIZE", value_parser = config::parse_size)]
+    pub max_bytes_per_sec: Option<u64>,
 }
 
 /// The flags that describe what to ship without a configuration file.
-const QUICK_MODE_ARGS: [&str; 21] = [
+const QUICK_MODE_ARGS: [&str; 23] = [
     "file",
     "topic",
     "broker_host",
@@ -342,6 +358,8 @@ const QUICK_MODE_ARGS: [&str; 21] = [
     "host",
     "shutdown_timeout",
     "metrics_listen",
+    "max_stall",
+    "max_bytes_per_sec",
 ];
 
 #[derive(Debug, Args)]
@@ -419,7 +437,7 @@ pub struct CollectArgs {
     /// Configuration file with `[kafka]` and `[collect]` sections, instead
     /// of the flags below.
     #[arg(short = 'c', long = "config", value_name = "FILE",
-          conflicts_with_all = ["brokers", "topics", "group", "out", "properties", "gap_timeout", "commit_interval", "metadata", "max_hole", "metrics_listen"])]
+          conflicts_with_all = ["brokers", "topics", "group", "out", "properties", "gap_timeout", "commit_interval", "metadata", "max_hole", "metrics_listen", "max_stall"])]
     pub config: Option<PathBuf>,
 
     /// Bootstrap brokers `h1:p1,h2:p2`.
@@ -464,6 +482,11 @@ pub struct CollectArgs {
     /// on IP:PORT [default: off].
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+
+    /// /health answers 503 after this long without an offset commit while
+    /// records wait [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration, requires = "metrics_listen")]
+    pub max_stall: Option<Duration>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -503,6 +526,7 @@ impl CollectArgs {
         for (flag, d) in [
             ("--gap-timeout", self.gap_timeout),
             ("--commit-interval", self.commit_interval),
+            ("--max-stall", self.max_stall),
         ] {
             if d.is_some_and(|d| d.is_zero()) {
                 return Err(format!("{flag} must be more than 0"));
@@ -517,7 +541,7 @@ impl CollectArgs {
         let metrics = match &self.metrics_listen {
             Some(a) => Some(CollectMetrics {
                 listen: parse_listen(a).map_err(|e| format!("--metrics-listen: {e}"))?,
-                max_stall: DEFAULT_MAX_STALL,
+                max_stall: self.max_stall.unwrap_or(DEFAULT_MAX_STALL),
             }),
             None => None,
         };

@@ -3,7 +3,8 @@
 //! fail as with every broker down, without stopping the shared cluster)
 //! shows as growing lag, a moving error counter and a 503, and recovers
 //! once the topic exists; `logferry status --json` positions equal the
-//! ends of what the topic holds.
+//! ends of what the topic holds; checkpoints that cannot be written turn
+//! /health 503 (with `--max-stall`) while shipping goes on, until they can.
 
 mod common;
 
@@ -360,4 +361,86 @@ fn metrics_settings_are_validated_naming_the_key_or_flag() {
         err.contains("--metrics-listen") && err.contains("nope:1"),
         "{err}"
     );
+}
+
+#[test]
+fn health_turns_503_while_checkpoints_cannot_be_written_and_recovers() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("metrics-ckpt");
+    create_topic(&brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let state = dir.path().join("state");
+    let mut w = LogWriter::create(&log);
+    // Quick mode, with the stall bound given by its flag.
+    let mut lf = Logferry::start(
+        &[
+            "ship",
+            "-l",
+            log.to_str().unwrap(),
+            "-t",
+            &topic,
+            "--brokers",
+            &brokers,
+            "--checkpoint-dir",
+            state.to_str().unwrap(),
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--max-stall",
+            "2s",
+        ],
+        &dir.path().join("err"),
+    );
+    let addr = metrics_addr(&lf);
+    lf.wait_for_log("following", Duration::from_secs(30));
+    let acked = |b: &str| value(b, "logferry_lines_acked_total{input=\"0\"}").unwrap_or(0.0);
+    w.write_lines((0..100).map(line));
+    until(&addr, "first lines acked", Duration::from_secs(30), |b| {
+        acked(b) == 100.0
+    });
+    assert_eq!(get(&addr, "/health").0, 200);
+    // A directory where the checkpoint's temporary file goes: every write
+    // fails (EISDIR), as it would on a full or read-only disk, even for
+    // root, who ignores permissions.
+    let blocker = state.join("checkpoints.json.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    w.write_lines((100..200).map(line));
+    until(
+        &addr,
+        "failing checkpoint writes",
+        Duration::from_secs(30),
+        |b| value(b, "logferry_checkpoint_failures_total").unwrap_or(0.0) > 0.0,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let (code, body) = get(&addr, "/health");
+        if code == 503 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "health stayed {code}: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(body.contains("checkpoint not written"), "{body}");
+    // Shipping goes on meanwhile: only the checkpoint is stuck.
+    w.write_lines((200..300).map(line));
+    until(
+        &addr,
+        "lines acked while failing",
+        Duration::from_secs(30),
+        |b| acked(b) == 300.0,
+    );
+    assert_eq!(get(&addr, "/health").0, 503, "still failing");
+    // The disk is writable again: the next write succeeds, healthy again.
+    std::fs::remove_dir(&blocker).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&addr, "/health").0 != 200 {
+        assert!(Instant::now() < deadline, "health never came back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(lf.stop().success());
+    assert!(lf.stderr().contains("checkpoint not saved"));
+    let positions = checkpoint_positions(&state);
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert_eq!(positions.len(), 1, "{positions:?}");
+    assert_eq!(positions[0].1, size, "the last checkpoint holds every line");
 }

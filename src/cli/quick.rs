@@ -61,6 +61,8 @@ impl ShipArgs {
         flags.set("shutdown_timeout", "--shutdown-timeout");
         flags.set("directory", "--checkpoint-dir");
         flags.set("listen", "--metrics-listen");
+        flags.set("max_stall", "--max-stall");
+        flags.set("max_bytes_per_sec", "--max-bytes-per-sec");
         let brokers = match (self.brokers, self.broker_host) {
             (Some(b), _) => {
                 flags.set("brokers", "--brokers");
@@ -167,6 +169,7 @@ impl ShipArgs {
             }),
             strip_cr: None,
             partial_flush: None,
+            max_bytes_per_sec: None,
             multiline: None,
             key_pattern: None,
         };
@@ -180,6 +183,7 @@ impl ShipArgs {
             } else {
                 self.attribution
             },
+            max_bytes_per_sec: self.max_bytes_per_sec.map(|n| given(RawSize(n))),
             kafka: Some(RawKafka {
                 brokers: brokers.map(|b| given(StringList(vec![given(b)]))),
                 properties: (!props.is_empty()).then(|| given(PropTable(props))),
@@ -192,7 +196,7 @@ impl ShipArgs {
             }),
             metrics: self.metrics_listen.map(|addr| RawMetrics {
                 listen: Some(given(addr)),
-                max_stall: None,
+                max_stall: self.max_stall.map(|d| given(RawDuration(d))),
                 top_files: None,
             }),
             inputs: Some(vec![given(input)]),
@@ -393,6 +397,48 @@ mod tests {
             .len(),
             3
         );
+    }
+
+    #[test]
+    fn rate_limit_and_max_stall_flags() {
+        let s = ship(&[
+            "-l",
+            "/x",
+            "-t",
+            "t",
+            "--max-bytes-per-sec",
+            "5MB",
+            "--metrics-listen",
+            "127.0.0.1:9898",
+            "--max-stall",
+            "15s",
+        ])
+        .into_settings()
+        .unwrap()
+        .settings;
+        assert_eq!(s.max_bytes_per_sec, Some(5_000_000));
+        assert_eq!(
+            s.metrics.unwrap().max_stall,
+            std::time::Duration::from_secs(15)
+        );
+        let q = |extra: &[&str]| {
+            let mut v = vec!["-l", "/x", "-t", "t"];
+            v.extend_from_slice(extra);
+            problems(&v)
+        };
+        assert_eq!(
+            q(&["--max-bytes-per-sec", "0"]),
+            ["--max-bytes-per-sec: must be at least 1 byte per second (omit it for no limit)"]
+        );
+        assert_eq!(
+            q(&["--metrics-listen", "127.0.0.1:1", "--max-stall", "0"]),
+            ["--max-stall: must be above zero"]
+        );
+        for bad in [&["--max-bytes-per-sec", "fast"][..], &["--max-stall", "5s"]] {
+            let mut v = vec!["logferry", "ship", "-l", "/x", "-t", "t"];
+            v.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(&v).is_err(), "{v:?}");
+        }
     }
 
     #[test]

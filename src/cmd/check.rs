@@ -25,6 +25,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
+    if is_collector_file(&args.config) {
+        return check_collector(&args);
+    }
     let loaded = match config::load(&args.config) {
         Ok(l) => l,
         Err(e) => {
@@ -50,6 +53,89 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A file with a `[collect]` table is the collector's (`logferry collect
+/// -c`); anything else, unreadable files included, is checked as ship's,
+/// whose loader names the problem.
+fn is_collector_file(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.contains_key("collect"))
+}
+
+/// `check` of a collector's file: validated by the collector's own loader
+/// (as `collect -c` would), and summarised. `--connect` is ship's only.
+fn check_collector(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let settings = match config::collect::load_collect(&args.config) {
+        Ok(s) => s,
+        Err(e) => {
+            report_config_error(&e);
+            return Ok(ExitCode::from(2));
+        }
+    };
+    print!("{}", collect_summary(&args.config, &settings));
+    if args.connect {
+        eprintln!(
+            "logferry: --connect checks an agent's file; the collector connects when it starts"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `check` prints for a collector's file.
+pub fn collect_summary(path: &Path, s: &config::collect::CollectSettings) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{}: valid (a collector's file: logferry collect -c)",
+        path.display()
+    );
+    let _ = writeln!(
+        o,
+        "brokers: {}",
+        s.brokers.split(',').collect::<Vec<_>>().join(", ")
+    );
+    let _ = writeln!(o, "topics: {}", s.topics.join(", "));
+    let _ = writeln!(o, "group: {}", s.group);
+    let _ = writeln!(o, "out: {}", s.out.display());
+    let _ = writeln!(
+        o,
+        "gap_timeout {}, commit_interval {}, max_hole {}",
+        fmt_duration(s.gap_timeout),
+        fmt_duration(s.commit_interval),
+        fmt_size(s.max_hole)
+    );
+    let a = &s.archive;
+    let _ = writeln!(
+        o,
+        "archive: compress {} after {}, retention {}, retention_bytes {}",
+        match a.compress {
+            config::collect::Compression::Zstd => "zstd",
+            config::collect::Compression::Gzip => "gzip",
+            config::collect::Compression::None => "none",
+        },
+        fmt_duration(a.compress_after),
+        a.retention.map_or("none".to_string(), fmt_duration),
+        a.retention_bytes.map_or("none".to_string(), fmt_size)
+    );
+    let _ = match &s.metrics {
+        Some(m) => writeln!(
+            o,
+            "metrics: /metrics and /health on {}, max_stall {}",
+            m.listen,
+            fmt_duration(m.max_stall)
+        ),
+        None => writeln!(o, "metrics: off (no [metrics] listen)"),
+    };
+    let _ = writeln!(o, "consumer properties:");
+    for (k, v) in s.consumer_props() {
+        let _ = writeln!(o, "  {k} = {}", shown_value(&k, &v));
+    }
+    o
 }
 
 // ---------------------------------------------------------------------------
@@ -86,13 +172,32 @@ pub fn summary(path: &Path, loaded: &LoadedConfig) -> String {
     let _ = writeln!(
         o,
         "limits: max_inflight_bytes {}, max_open_files {}, scan_interval {}, rotate_grace {}, shutdown_timeout {}, attribution {}",
-        fmt_size(s.max_inflight_bytes),
+        fmt_size(s.max_inflight_bytes as u64),
         s.max_open_files,
         fmt_duration(s.scan_interval),
         fmt_duration(s.rotate_grace),
         fmt_duration(s.shutdown_timeout),
         s.attribution.as_str()
     );
+    let _ = writeln!(
+        o,
+        "read rate: {}",
+        s.max_bytes_per_sec
+            .map_or("no limit".to_string(), |r| format!(
+                "{} per second",
+                fmt_size(r)
+            ))
+    );
+    let _ = match &s.metrics {
+        Some(m) => writeln!(
+            o,
+            "metrics: /metrics and /health on {}, max_stall {}, top_files {}",
+            m.listen,
+            fmt_duration(m.max_stall),
+            m.top_files
+        ),
+        None => writeln!(o, "metrics: off (no [metrics] listen)"),
+    };
     let _ = writeln!(o, "inputs: {}", s.inputs.len());
     for (n, i) in s.inputs.iter().enumerate() {
         let _ = writeln!(o, "  #{} -> topic {}", n + 1, i.topic);
@@ -137,6 +242,9 @@ pub fn summary(path: &Path, loaded: &LoadedConfig) -> String {
             i.strip_cr,
             i.partial_flush.map_or("off".to_string(), fmt_duration),
         );
+        if let Some(r) = i.max_bytes_per_sec {
+            let _ = writeln!(o, "     read at most {} per second", fmt_size(r));
+        }
         if let Some(m) = &i.multiline {
             let _ = writeln!(
                 o,
@@ -187,20 +295,30 @@ fn fmt_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms % 1000 != 0 || ms == 0 {
         format!("{ms}ms")
-    } else if ms % 60_000 == 0 && ms >= 60_000 {
+    } else if ms % 3_600_000 == 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 {
         format!("{}m", ms / 60_000)
     } else {
         format!("{}s", ms / 1000)
     }
 }
 
-fn fmt_size(n: usize) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+/// A size in the unit it was most likely written in: MiB/KiB when a
+/// multiple of them, MB/kB when a multiple of those, else bytes.
+fn fmt_size(n: u64) -> String {
+    if n >= 1 << 30 && n % (1 << 30) == 0 {
+        format!("{}GiB", n >> 30)
+    } else if n >= 1 << 20 && n % (1 << 20) == 0 {
         format!("{}MiB", n >> 20)
     } else if n >= 1 << 10 && n % (1 << 10) == 0 {
         format!("{}KiB", n >> 10)
+    } else if n >= 1_000_000 && n % 1_000_000 == 0 {
+        format!("{}MB", n / 1_000_000)
+    } else if n >= 1000 && n % 1000 == 0 {
+        format!("{}kB", n / 1000)
     } else {
-        n.to_string()
+        format!("{n} bytes")
     }
 }
 

@@ -39,6 +39,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             long_lines: LongLinePolicy::Truncate,
             strip_cr: false,
             partial_flush: None,
+            max_bytes_per_sec: None,
             multiline: None,
             headers: Vec::new(),
         }],
@@ -54,6 +55,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         shutdown_timeout: Duration::from_secs(5),
         max_open_files: ShipSettings::DEFAULT_MAX_OPEN_FILES,
         metrics: None,
+        max_bytes_per_sec: None,
     };
     let shutdown = Shutdown::new();
     shutdown

@@ -6,6 +6,7 @@
 pub mod check;
 pub mod collect;
 pub mod demo;
+pub mod generate;
 pub mod ship;
 pub mod status;
 pub mod verify;

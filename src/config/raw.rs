@@ -23,6 +23,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "rotate_grace",
     "max_open_files",
     "attribution",
+    "max_bytes_per_sec",
     "kafka",
     "checkpoint",
     "metrics",
@@ -51,6 +52,7 @@ pub(crate) const INPUT_KEYS: &[&str] = &[
     "long_lines",
     "strip_cr",
     "partial_flush",
+    "max_bytes_per_sec",
     "multiline",
 ];
 pub(crate) const MULTILINE_KEYS: &[&str] = &["start", "timeout", "max_bytes"];
@@ -63,6 +65,7 @@ pub(crate) struct RawConfig {
     pub(crate) rotate_grace: Option<Spanned<RawDuration>>,
     pub(crate) max_open_files: Option<Spanned<i64>>,
     pub(crate) attribution: Option<Attribution>,
+    pub(crate) max_bytes_per_sec: Option<Spanned<RawSize>>,
     pub(crate) kafka: Option<RawKafka>,
     pub(crate) checkpoint: Option<RawCheckpoint>,
     pub(crate) metrics: Option<RawMetrics>,
@@ -110,6 +113,7 @@ pub(crate) struct RawInput {
     pub(crate) long_lines: Option<RawLongLines>,
     pub(crate) strip_cr: Option<bool>,
     pub(crate) partial_flush: Option<Spanned<RawDuration>>,
+    pub(crate) max_bytes_per_sec: Option<Spanned<RawSize>>,
     pub(crate) multiline: Option<Spanned<RawMultiline>>,
 }
 

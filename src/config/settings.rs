@@ -133,6 +133,9 @@ pub struct InputSettings {
     pub partial_flush: Option<Duration>,
     /// Join continuation lines into one record (stack traces).
     pub multiline: Option<MultilineSettings>,
+    /// This input's files are read at most this many bytes per second
+    /// (besides the agent's own limit); None: no limit of its own.
+    pub max_bytes_per_sec: Option<u64>,
     /// Static record headers (name, value) added to every record. Each
     /// costs librdkafka per-record work (see `Attribution`), so none by
     /// default.
@@ -177,6 +180,11 @@ pub struct ShipSettings {
     pub max_open_files: usize,
     /// The metrics and health listener; None (the default) serves nothing.
     pub metrics: Option<MetricsSettings>,
+    /// All inputs together are read at most this many bytes per second, so
+    /// a backlog never takes the link or the disk from the application;
+    /// lines wait in their files (the lag metrics show them), none are
+    /// dropped. None: as fast as Kafka acknowledges.
+    pub max_bytes_per_sec: Option<u64>,
 }
 
 /// `[metrics]`: Prometheus text at `/metrics`, a verdict at `/health`.

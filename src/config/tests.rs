@@ -61,6 +61,66 @@ fn minimal_file_gets_the_quick_mode_defaults() {
     assert!(!i.strip_cr);
     assert!(i.partial_flush.is_none());
     assert!(i.multiline.is_none());
+    assert_eq!(s.max_bytes_per_sec, None);
+    assert_eq!(i.max_bytes_per_sec, None);
+}
+
+#[test]
+fn read_rate_limits_take_sizes_per_second() {
+    let loaded = ok(r#"
+max_bytes_per_sec = "5MB"
+[metrics]
+listen = "127.0.0.1:9898"
+max_stall = "30s"
+top_files = 5
+[[inputs]]
+include = "/var/log/a.log"
+topic = "a"
+max_bytes_per_sec = "512KiB"
+[[inputs]]
+include = "/var/log/b.log"
+topic = "b"
+max_bytes_per_sec = 1000
+"#);
+    let s = &loaded.settings;
+    assert_eq!(s.max_bytes_per_sec, Some(5_000_000));
+    assert_eq!(s.inputs[0].max_bytes_per_sec, Some(512 << 10));
+    assert_eq!(s.inputs[1].max_bytes_per_sec, Some(1000));
+    // `check` says what they are, and what [metrics] is.
+    let out = summary(Path::new("/etc/logferry.toml"), &loaded);
+    for want in [
+        "read rate: 5MB per second\n",
+        "metrics: /metrics and /health on 127.0.0.1:9898, max_stall 30s, top_files 5\n",
+        "     read at most 512KiB per second\n",
+        "     read at most 1kB per second\n",
+    ] {
+        assert!(out.contains(want), "{want:?} in:\n{out}");
+    }
+    let out = summary(Path::new("/etc/logferry.toml"), &ok(MINIMAL));
+    assert!(out.contains("read rate: no limit\n"), "{out}");
+    assert!(
+        out.contains("metrics: off (no [metrics] listen)\n"),
+        "{out}"
+    );
+    // A value that is no size is refused by the parser, naming the key.
+    let (msg, p) =
+        err("[[inputs]]\ninclude = \"/a\"\ntopic = \"t\"\nmax_bytes_per_sec = \"fast\"\n");
+    assert_eq!(p.len(), 1, "{msg}");
+    assert!(
+        msg.contains("bad value for \"max_bytes_per_sec\" in [[inputs]]")
+            && msg.contains("invalid size \"fast\""),
+        "{msg}"
+    );
+    let (msg, _) = err("max_bytes_per_sec = 0\n[[inputs]]\ninclude = \"/a\"\ntopic = \"t\"\n");
+    assert!(
+        msg.contains(":1:21: \"max_bytes_per_sec\" in the top level: must be at least 1 byte per second (omit it for no limit)"),
+        "{msg}"
+    );
+    let (msg, _) = err("[[inputs]]\ninclude = \"/a\"\ntopic = \"t\"\nmax_bytes_per_sec = 0\n");
+    assert!(
+        msg.contains(":4:21: \"max_bytes_per_sec\" in [[inputs]] #1: must be at least 1"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -130,6 +130,19 @@ impl Validator<'_> {
         }
     }
 
+    /// A read rate limit in bytes per second; None: no limit.
+    fn rate(&mut self, s: &Option<Spanned<RawSize>>, section: &str) -> Option<u64> {
+        let s = s.as_ref()?;
+        let n = s.get_ref().0;
+        if n == 0 {
+            let why = "must be at least 1 byte per second (omit it for no limit)";
+            let msg = self.say("max_bytes_per_sec", section, why);
+            self.err(Some(s.span()), "max_bytes_per_sec", msg);
+            return None;
+        }
+        Some(n)
+    }
+
     pub(crate) fn validate(&mut self, raw: RawConfig) -> Option<ShipSettings> {
         // --- top level
         let host = match raw.host {
@@ -168,6 +181,7 @@ impl Validator<'_> {
             None => ShipSettings::DEFAULT_MAX_OPEN_FILES,
         };
         let attribution = raw.attribution.unwrap_or_default();
+        let max_bytes_per_sec = self.rate(&raw.max_bytes_per_sec, top);
 
         // --- [kafka]
         let kafka = raw.kafka.unwrap_or(RawKafka {
@@ -254,6 +268,7 @@ impl Validator<'_> {
             shutdown_timeout,
             max_open_files,
             metrics,
+            max_bytes_per_sec,
         })
     }
 
@@ -608,6 +623,7 @@ impl Validator<'_> {
             1,
             ShipSettings::DEFAULT_MAX_LINE_BYTES,
         );
+        let max_bytes_per_sec = self.rate(&raw.max_bytes_per_sec, &sect);
         let partial_flush = match &raw.partial_flush {
             Some(d) if d.get_ref().0.is_zero() => {
                 self.err(
@@ -706,6 +722,7 @@ impl Validator<'_> {
             },
             strip_cr: raw.strip_cr.unwrap_or(false),
             partial_flush,
+            max_bytes_per_sec,
             multiline,
             headers,
         })

@@ -27,6 +27,7 @@ mod observe;
 pub mod outbox;
 pub mod partition;
 pub mod produce;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +44,7 @@ use crate::metrics::ShipExposition;
 use crate::shutdown::Shutdown;
 use observe::{CheckpointState, Observer};
 use outbox::Outbox;
+use throttle::{Throttle, Throttled};
 
 /// One read per file per round; large reads keep syscalls per GB low.
 const READ_BUF: usize = 1 << 20;
@@ -109,6 +111,8 @@ pub struct Shipper {
     checkpoint_failing: Option<(Instant, String)>,
     /// Fills the metrics snapshot, when metrics are on.
     observer: Option<Observer>,
+    /// The read rate limits; None without any.
+    throttle: Option<Throttle>,
 }
 
 /// librdkafka's own default for `message.max.bytes`.
@@ -234,6 +238,12 @@ impl Shipper {
             }
         }
         let outbox = Outbox::new(settings.clone(), bootstrap)?;
+        let per_input: Vec<Option<u64>> = settings
+            .inputs
+            .iter()
+            .map(|i| i.max_bytes_per_sec)
+            .collect();
+        let throttle = Throttle::new(settings.max_bytes_per_sec, &per_input, Instant::now());
         Ok(Shipper {
             settings,
             tailer,
@@ -242,6 +252,7 @@ impl Shipper {
             last_saved: Vec::new(),
             checkpoint_failing: None,
             observer: None,
+            throttle,
         })
     }
 
@@ -302,7 +313,17 @@ impl Shipper {
             let outcome = self.tailer.tick(&|slot| outbox.holds(slot));
             self.after_scan(outcome);
             self.outbox.stamp_read_time();
-            let read = self.tailer.read_round(&mut buf, &mut self.outbox);
+            let read = match self.throttle.as_mut() {
+                Some(throttle) => {
+                    throttle.refill(Instant::now());
+                    let mut sink = Throttled {
+                        sink: &mut self.outbox,
+                        throttle,
+                    };
+                    self.tailer.read_round(&mut buf, &mut sink)
+                }
+                None => self.tailer.read_round(&mut buf, &mut self.outbox),
+            };
             #[cfg(feature = "test-hooks")]
             self.outbox.inject_fatal_error();
             self.service(Duration::ZERO);
@@ -311,13 +332,21 @@ impl Shipper {
                 // Backpressure: wait for acks instead of reading more.
                 self.service(Duration::from_millis(50));
             } else if read == 0 {
-                // Idle: sleep on file-system events, not in librdkafka's
-                // poll. rdkafka's `poll(timeout)` keeps polling until the
-                // deadline and spins on zero-timeout polls for its last
-                // millisecond, which at low rates cost more CPU than the
-                // shipping itself (40 % of it in clock_gettime). Delivery
-                // reports wait at most IDLE_WAIT.
-                self.tailer.wait(IDLE_WAIT);
+                match self.throttle.as_ref().and_then(Throttle::held_for) {
+                    // Held back by the rate limit: sleep until a bucket
+                    // holds a read's worth. Waiting on file-system events
+                    // instead would wake at every write of a busy file
+                    // only to find no room.
+                    Some(wait) => std::thread::sleep(wait.min(IDLE_WAIT)),
+                    // Idle: sleep on file-system events, not in
+                    // librdkafka's poll. rdkafka's `poll(timeout)` keeps
+                    // polling until the deadline and spins on zero-timeout
+                    // polls for its last millisecond, which at low rates
+                    // cost more CPU than the shipping itself (40 % of it
+                    // in clock_gettime). Delivery reports wait at most
+                    // IDLE_WAIT.
+                    None => self.tailer.wait(IDLE_WAIT),
+                }
                 self.service(Duration::ZERO);
             }
             if now >= next_checkpoint {
