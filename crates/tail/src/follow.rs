@@ -291,6 +291,15 @@ impl FileWatcher {
             .then_some(size)
     }
 
+    /// Whether this file holds the bytes of `anchor` (read from the file as
+    /// it is now; a compressed one is never asked).
+    pub fn holds(&mut self, anchor: &Anchor) -> bool {
+        match &self.body {
+            Body::Plain(f) => anchor.matches(&mut &*f).unwrap_or(false),
+            Body::Gz(_) => false,
+        }
+    }
+
     /// Remember the bytes just read (ending at `end`) for anchors.
     fn note_tail(&mut self, data: &[u8], end: u64) {
         let window = ANCHOR_WINDOW as usize;

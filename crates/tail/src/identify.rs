@@ -189,7 +189,8 @@ pub fn copy_of_open(
         return fingerprint.len > 0
             && size >= fingerprint.len
             && Fingerprint::read(file, fingerprint.len).ok() == Some(fingerprint)
-            && (original_cut || w.size().is_ok_and(|now| now >= size));
+            && (original_cut
+                || (w.size().is_ok_and(|now| now >= size) && ends_like_original(w, file, size)));
     }
     // Not a longer file whose supposed original still holds what was read
     // and is shorter: it merely starts alike (files sharing a header, the
@@ -197,8 +198,24 @@ pub fn copy_of_open(
     // comes would never read it. Only files under current names are
     // copied by copytruncate (an empty file would otherwise "repeat" every
     // rotated file still draining, and wait for nothing).
-    (size >= pos && w.same_content_until(file, pos) && w.uncut_size().is_none_or(|now| now >= size))
+    (size >= pos
+        && w.same_content_until(file, pos)
+        && w.uncut_size()
+            .is_none_or(|now| now >= size && (size == pos || ends_like_original(w, file, size))))
         || (is_current && size < pos && w.same_content_until(file, size))
+}
+
+/// Whether `file`, of `size` bytes, ends as the uncut original `w` reads at
+/// that offset: a copy of a file that was not cut holds exactly its first
+/// `size` bytes (the original only grows). Files that share a header repeat
+/// whatever was read of one another while only the header was read; the
+/// bytes before the copy's end tell them apart (else such a file waited
+/// for a cut that never came, and its lines were never read).
+fn ends_like_original(w: &mut FileWatcher, file: &File, size: u64) -> bool {
+    match Anchor::read(&mut { file }, size) {
+        Ok(Some(end)) => w.holds(&end),
+        _ => false,
+    }
 }
 
 /// [`copy_of_open`] for a parked file (closed under the budget at `at`,

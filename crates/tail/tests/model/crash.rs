@@ -474,6 +474,9 @@ impl Model {
     }
 
     fn disk(&mut self, op: &DiskOp) {
+        if std::env::var_os("MODEL_TRACE").is_some() {
+            eprintln!("model: disk {op:?}");
+        }
         match *op {
             DiskOp::Write(n) => {
                 for _ in 0..n {
@@ -730,6 +733,7 @@ impl Model {
             for cp in &saved {
                 eprintln!("model: restart from {cp:?}");
             }
+            self.trace_files("before the start");
         }
         self.loaded.push(saved.clone());
         let mut t = Tailer::new(settings(&self.path, self.budget), saved, false).unwrap();
@@ -759,6 +763,26 @@ impl Model {
         for (_, op) in races.iter().filter(|r| r.0 == 2) {
             self.disk(op);
         }
+    }
+
+    /// The files on disk (name, inode, size), for traces.
+    fn trace_files(&self, when: &str) {
+        let dir = self.path.parent().unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some(format!(
+                    "{} (ino {}, {} B)",
+                    e.file_name().to_string_lossy(),
+                    std::os::unix::fs::MetadataExt::ino(&m),
+                    m.len()
+                ))
+            })
+            .collect();
+        files.sort();
+        eprintln!("model: files {when}: {}", files.join(", "));
     }
 
     fn crash(&mut self) {

@@ -417,8 +417,14 @@ fn header_file_deleted_recreated_and_rotated_then_crash() {
     .unwrap();
 }
 
-// 17. Random seed 21777062 (under load): files sharing a header, a budget
-//     of one; restarts racing rotations and a compression.
+// 17. Random seed 21777062: files sharing a header, a budget of one;
+//     restarts racing rotations and a compression. A rotated file (header
+//     and 4 lines) was taken for a copy still being written of the file
+//     being read, resumed at 0 (header and 8 other lines): it repeated
+//     the checkpoint's head and was no longer than the original, which was
+//     never cut. It waited for that cut for good, was compressed, and its
+//     lines were never read. A copy of an uncut original also ends as the
+//     original does at that offset (`identify::copy_of_open`).
 #[test]
 fn header_files_restarts_racing_rotations_and_a_compression_under_a_budget_of_one() {
     run(
