@@ -13,7 +13,9 @@ use logferry_tail::LongLinePolicy;
 use crate::config::{self, Attribution, PartitionBy, ShipSettings};
 use crate::wire::Format;
 
+mod fleet;
 mod quick;
+pub use fleet::{MergeArgs, TailArgs};
 pub use quick::ArgError;
 
 #[derive(Debug, Parser)]
@@ -63,6 +65,10 @@ pub enum Command {
     /// acknowledged position, lag. Reads only, so it works beside a
     /// running agent and after it stopped.
     Status(StatusArgs),
+    /// Live view of the whole fleet: every server's new lines from a topic,
+    /// as `HOST PATH: line`, filtered by host, path and regex. Commits
+    /// nothing.
+    Tail(TailArgs),
 }
 
 #[derive(Debug, Args)]

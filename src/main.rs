@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(args),
         Command::Collect(args) => cmd::collect::run(args),
         Command::Status(args) => cmd::status::run(args),
+        Command::Tail(args) => cmd::tail::run(args),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@ pub mod collect;
 pub mod demo;
 pub mod ship;
 pub mod status;
+pub mod tail;
 pub mod verify;
 
 use crate::config::ConfigError;

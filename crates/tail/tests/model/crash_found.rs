@@ -358,7 +358,11 @@ fn resumed_short_head_cut_during_the_startup_scan() {
             Checkpoint,
             Disk(Write(9)),
             Pause,
-            Restart(vec![(3, CopyTruncate), (3, Write(3)), (2, Compress(Bzip2, 0))]),
+            Restart(vec![
+                (3, CopyTruncate),
+                (3, Write(3)),
+                (2, Compress(Bzip2, 0)),
+            ]),
             Pause,
         ],
         false,
