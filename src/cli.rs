@@ -69,6 +69,9 @@ pub enum Command {
     /// as `HOST PATH: line`, filtered by host, path and regex. Commits
     /// nothing.
     Tail(TailArgs),
+    /// The collectors' archive as one stream ordered by the time each line
+    /// was read, across hosts, compressed generations included.
+    Merge(MergeArgs),
 }
 
 #[derive(Debug, Args)]

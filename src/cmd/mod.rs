@@ -6,6 +6,7 @@
 pub mod check;
 pub mod collect;
 pub mod demo;
+pub mod merge;
 pub mod ship;
 pub mod status;
 pub mod tail;

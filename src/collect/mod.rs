@@ -23,6 +23,8 @@
 //!   completeness), shared by collectors through a lock, saved atomically.
 //! - [`status`]: `logferry collect status`, the proof that nothing is lost.
 //! - [`archive`]: compression and retention of closed generations.
+//! - [`timeline`]: when each line was read, per generation, beside the
+//!   archive (for `logferry merge`).
 //! - [`observe`]: what `/metrics` and `/health` show, filled from the loop
 //!   a few times a second.
 //! - [`spread`]: generations arriving on several partitions while other
@@ -35,6 +37,7 @@ pub mod observe;
 mod record;
 pub mod spread;
 pub mod status;
+pub mod timeline;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -107,6 +110,8 @@ struct State {
     /// This session's assignment and the generations other members write
     /// parts of.
     spread: SpreadWatch,
+    /// Read times of the lines written since the last sync.
+    timeline: timeline::Timeline,
 }
 
 impl State {
@@ -121,6 +126,7 @@ impl State {
             topics: HashMap::new(),
             waiting: 0,
             spread: SpreadWatch::default(),
+            timeline: timeline::Timeline::default(),
         }
     }
 
@@ -332,6 +338,7 @@ fn checkpoint(
     gap_timeout_secs: u64,
 ) -> Result<(), IndexError> {
     let gaps = st.writer.sync(store, now_secs(), gap_timeout_secs)?;
+    st.timeline.flush(store.root())?;
     for g in gaps {
         tracing::warn!(
             host = %g.host,
@@ -544,6 +551,7 @@ fn session(
             // commit are consumed again, by this or another member.
             st.abandon = true;
             st.writer.reset();
+            st.timeline.clear();
             st.pending.clear();
         }
         if let Some(o) = observer {

@@ -17,6 +17,8 @@
 //! - [`merge`]: the k-way merge of those streams.
 
 pub mod filter;
+pub mod lines;
+pub mod merge;
 pub mod print;
 pub mod record;
 pub mod tail;
