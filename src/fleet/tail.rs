@@ -233,5 +233,6 @@ fn assigned_consumer(s: &TailSettings) -> Result<BaseConsumer, TailError> {
         }
     }
     consumer.assign(&tpl).map_err(TailError::Consumer)?;
+    tracing::info!(topics = ?s.topics, partitions = tpl.count(), "tailing");
     Ok(consumer)
 }
