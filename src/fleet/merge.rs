@@ -164,6 +164,10 @@ fn flush<W: Write>(out: &mut Printer<W>) -> Result<(), MergeError> {
 
 type Failed = Result<Stop, MergeError>;
 
+/// A stream's next line in the heap: (read time, stream, offset, bytes);
+/// ties go to the stream listed first, then to file order.
+type Head = (i64, usize, u64, Vec<u8>);
+
 /// The k-way merge over the archive as it is now. Returns, per
 /// generation, the position reached (where following goes on).
 fn archive<W: Write>(
@@ -180,7 +184,7 @@ fn archive<W: Write>(
     let mut waiting: VecDeque<_> = waiting.into();
     let mut reached = HashMap::new();
     let mut open: HashMap<usize, Lines> = HashMap::new();
-    let mut heads: BinaryHeap<Reverse<(i64, usize, u64, Vec<u8>)>> = BinaryHeap::new();
+    let mut heads: BinaryHeap<Reverse<Head>> = BinaryHeap::new();
     let mut printed = 0u64;
     loop {
         // Open every stream whose earliest line could come before the
@@ -288,7 +292,7 @@ fn follow<W: Write>(
             }
         }
         first = false;
-        batch.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        batch.sort_unstable_by_key(|b| (b.0, b.1, b.2));
         for (ms, _, offset, gi, bytes) in batch {
             match m.print(&gens[gi], &Line { offset, ms, bytes }) {
                 Ok(()) => {}
