@@ -196,8 +196,7 @@ fn archive<W: Write>(
             let (_, seq, g) = waiting.pop_front().expect("peeked");
             let id = g.id.clone();
             let end = g.ranges.last().map_or(0, |r| r.1);
-            let opened = Lines::open_window(g.clone(), m.s.since, m.s.until)
-                .map_err(|e| Err(read_err(&g)(e)))?;
+            let opened = open_window(m.s, g.clone()).map_err(|e| Err(read_err(&g)(e)))?;
             match opened {
                 Some(mut lines) => {
                     if let Some(l) = advance(&mut lines)? {
@@ -233,6 +232,26 @@ fn archive<W: Write>(
         }
     }
     Ok(reached)
+}
+
+/// Open a generation's window. The collector may compress it between the
+/// index read and the open (the output then has a new name): its entry is
+/// read again once.
+fn open_window(s: &MergeSettings, g: Generation) -> std::io::Result<Option<Lines>> {
+    match Lines::open_window(g.clone(), s.since, s.until) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let again = Store::read(&s.out).ok().and_then(|index| {
+                let e = index.generations.get(&g.id)?;
+                Generation::from_entry(&s.out, &g.id, e)
+            });
+            match again {
+                Some(g) => Lines::open_window(g, s.since, s.until),
+                // Deleted by retention meanwhile.
+                None => Ok(None),
+            }
+        }
+        other => other,
+    }
 }
 
 fn advance(lines: &mut Lines) -> Result<Option<Line>, Failed> {
