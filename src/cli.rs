@@ -13,8 +13,10 @@ use logferry_tail::LongLinePolicy;
 use crate::config::{self, Attribution, PartitionBy, ShipSettings};
 use crate::wire::Format;
 
+mod fleet;
 mod generate;
 mod quick;
+pub use fleet::{MergeArgs, TailArgs};
 pub use generate::{GenerateArgs, Generated};
 pub use quick::ArgError;
 
@@ -68,6 +70,13 @@ pub enum Command {
     /// Shell completions and man pages from this definition (packaging).
     #[command(hide = true)]
     Generate(GenerateArgs),
+    /// Live view of the whole fleet: every server's new lines from a topic,
+    /// as `HOST PATH: line`, filtered by host, path and regex. Commits
+    /// nothing.
+    Tail(TailArgs),
+    /// The collectors' archive as one stream ordered by the time each line
+    /// was read, across hosts, compressed generations included.
+    Merge(MergeArgs),
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,8 @@
 //!   - [`ship::produce`]: producer defaults and delivery reports.
 //! - [`collect`]: the central half: consume, write each line at its source
 //!   offset, fsync before commit, completeness, housekeeping.
+//! - [`fleet`]: looking at the fleet: `tail` (live topic) and `merge`
+//!   (the archive in read-time order).
 //! - [`embedded`]: the in-process broker of the quick start.
 //! - [`metrics`]: counters and gauges over HTTP (`/metrics`, `/health`).
 //! - [`shutdown`]: signal handling for a clean, bounded stop.
@@ -27,6 +29,7 @@ pub mod cmd;
 pub mod collect;
 pub mod config;
 pub mod embedded;
+pub mod fleet;
 pub mod metrics;
 pub mod ship;
 pub mod shutdown;

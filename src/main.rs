@@ -33,6 +33,8 @@ fn main() -> ExitCode {
         Command::Collect(args) => cmd::collect::run(args),
         Command::Status(args) => cmd::status::run(args),
         Command::Generate(args) => cmd::generate::run(args),
+        Command::Tail(args) => cmd::tail::run(args),
+        Command::Merge(args) => cmd::merge::run(args),
     };
     match result {
         Ok(code) => code,

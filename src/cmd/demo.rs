@@ -1,37 +1,142 @@
-//! `logferry demo`: the quick start, against the embedded broker.
+//! `logferry demo`: the whole pipeline on the embedded broker. Two
+//! simulated hosts (`web1`, `web2`) write access logs, each rotated half
+//! way (rename + create), and ship them with logferry; a collector rebuilds
+//! every file under one directory (the rotated generation compressed once
+//! idle); `merge` prints both hosts interleaved by the time each line was
+//! read; and the rebuilt files are compared byte for byte with the sources
+//! (exit 1 if any differs).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use logferry_tail::LongLinePolicy;
 
 use crate::cli::DemoArgs;
+use crate::collect::index::{Archived, Store};
+use crate::config::collect::{ArchiveSettings, CollectSettings, Compression};
 use crate::config::{Brokers, InputSettings, PartitionBy, ShipSettings, StartAt};
-use crate::embedded::{EmbeddedBroker, Printer, LABEL};
+use crate::embedded::{EmbeddedBroker, LABEL};
+use crate::fleet::filter::Filter;
+use crate::fleet::merge::{self, MergeSettings};
+use crate::fleet::print::{OutputFormat, Printer};
 use crate::ship::Shipper;
 use crate::shutdown::Shutdown;
 use crate::wire::Format;
 
-/// The quick start: a sample access log written while logferry ships it to
-/// the embedded broker, with a logrotate-style rotation half way.
+const TOPIC: &str = "demo";
+const HOSTS: [&str; 2] = ["web1", "web2"];
+/// Bound on the collector catching up after the last line was written.
+const SETTLE: Duration = Duration::from_secs(30);
+
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let dir = tempfile_dir()?;
-    let log = dir.join("access.log");
-    let total = args.lines.max(1);
-    println!(
-        "logferry demo: following {} and shipping it to an {LABEL}",
-        log.display()
-    );
-    let broker = EmbeddedBroker::start(&["demo"]).context("starting the embedded broker")?;
+    let dir = demo_dir()?;
+    let total = args.lines.max(2);
+    println!("logferry demo: two hosts ship rotated access logs to an {LABEL}; a collector rebuilds them in {}", dir.join("out").display());
+    let broker = EmbeddedBroker::start(&[TOPIC]).context("starting the embedded broker")?;
     let bootstrap = broker.bootstrap();
-    let printer = Printer::start(&bootstrap, "demo").context("reading the embedded broker")?;
-    let settings = ShipSettings {
+    let shutdown = Shutdown::new();
+    shutdown
+        .install_signal_handlers()
+        .context("installing signal handlers")?;
+    let ship_stop = Shutdown::new();
+    let mut shippers = Vec::new();
+    let mut writers = Vec::new();
+    for (i, host) in HOSTS.iter().enumerate() {
+        let log = dir.join(host).join("access.log");
+        std::fs::create_dir_all(log.parent().expect("has a parent"))?;
+        std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let shipper = Shipper::new(ship_settings(&dir, host, &log), &bootstrap)?;
+        let stop = ship_stop.clone();
+        shippers.push(std::thread::spawn(move || shipper.run(&stop)));
+        // Different paces, so the two hosts' lines interleave in time.
+        writers.push(write_sample(
+            log,
+            host,
+            total,
+            Duration::from_millis(60 + 35 * i as u64),
+        ));
+    }
+    let out = dir.join("out");
+    let collect_stop = Shutdown::new();
+    let collector = {
+        let settings = collect_settings(&bootstrap, &out);
+        let stop = collect_stop.clone();
+        std::thread::spawn(move || crate::collect::run(&settings, &stop, None))
+    };
+    for w in writers {
+        w.join()
+            .map_err(|_| anyhow::anyhow!("sample writer panicked"))??;
+    }
+    println!(
+        "logferry demo: {total} lines written per host (rotated once); waiting for the collector"
+    );
+    let deadline = Instant::now() + SETTLE;
+    let mut check = compare(&dir, &out);
+    while !check.as_ref().is_ok_and(Check::done)
+        && Instant::now() < deadline
+        && !shutdown.is_requested()
+    {
+        std::thread::sleep(Duration::from_millis(200));
+        check = compare(&dir, &out);
+    }
+    ship_stop.request();
+    for s in shippers {
+        s.join()
+            .map_err(|_| anyhow::anyhow!("shipper panicked"))??;
+    }
+    collect_stop.request();
+    collector
+        .join()
+        .map_err(|_| anyhow::anyhow!("collector panicked"))??;
+    drop(broker);
+
+    println!(
+        "logferry demo: `logferry merge {}` (both hosts, in the order their lines were read):",
+        out.display()
+    );
+    let stdout = std::io::stdout();
+    let colour = stdout.is_terminal();
+    let mut printer = Printer::new(
+        std::io::BufWriter::new(stdout.lock()),
+        OutputFormat::Text,
+        colour,
+    );
+    let settings = MergeSettings {
+        out: out.clone(),
+        filter: Filter::default(),
+        since: None,
+        until: None,
+        follow: false,
+    };
+    let merged = merge::run(&settings, &shutdown, &mut printer)?;
+    printer.flush()?;
+    drop(printer);
+    let check = check?;
+    let code = if check.done() {
+        println!("logferry demo: {} lines merged; byte-exact check passed: {} rebuilt files ({} compressed) identical to their sources", merged.printed, check.identical, check.compressed);
+        let _ = std::fs::remove_dir_all(&dir);
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "logferry demo: byte-exact check FAILED: {}; files kept in {}",
+            check.problems.join("; "),
+            dir.display()
+        );
+        ExitCode::from(1)
+    };
+    Ok(code)
+}
+
+fn ship_settings(dir: &Path, host: &str, log: &Path) -> ShipSettings {
+    ShipSettings {
         inputs: vec![InputSettings {
             include: vec![log.to_string_lossy().into_owned()],
             exclude: vec![],
-            topic: "demo".into(),
+            topic: TOPIC.into(),
             start_at: StartAt::Beginning,
             format: Format::Raw,
             partition_by: PartitionBy::None,
@@ -39,16 +144,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             long_lines: LongLinePolicy::Truncate,
             strip_cr: false,
             partial_flush: None,
-            max_bytes_per_sec: None,
             multiline: None,
             headers: Vec::new(),
+            max_bytes_per_sec: None,
         }],
         brokers: Brokers::Embedded,
         kafka_props: vec![("linger.ms".into(), "5".into())],
-        checkpoint_dir: dir.join("state"),
+        checkpoint_dir: dir.join(host).join("state"),
         checkpoint_interval: Duration::from_millis(500),
         max_inflight_bytes: ShipSettings::DEFAULT_MAX_INFLIGHT_BYTES,
-        host: crate::config::host_name(),
+        host: host.into(),
         attribution: crate::config::Attribution::Key,
         scan_interval: Duration::from_millis(100),
         rotate_grace: Duration::from_millis(500),
@@ -56,89 +161,126 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         max_open_files: ShipSettings::DEFAULT_MAX_OPEN_FILES,
         metrics: None,
         max_bytes_per_sec: None,
-    };
-    let shutdown = Shutdown::new();
-    shutdown
-        .install_signal_handlers()
-        .context("installing signal handlers")?;
-    let writer = {
-        let log = log.clone();
-        std::thread::spawn(move || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)?;
-            for i in 1..=total {
-                if i == total / 2 + 1 {
-                    // logrotate's rename+create: the old file is drained by
-                    // identity, the new one is picked up by name.
-                    std::fs::rename(&log, log.with_extension("log.1"))?;
-                    f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&log)?;
-                }
-                writeln!(
-                    f,
-                    "203.0.113.{} - - [24/Nov/2026:20:00:{:02} +0000] \"GET /item/{i} HTTP/1.1\" 200 {}",
-                    i % 250,
-                    i % 60,
-                    100 + i
-                )?;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Ok(())
-        })
-    };
-    let watcher = {
-        let shutdown = shutdown.clone();
-        let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let printer = std::sync::Arc::new(printer);
-        let p = std::sync::Arc::clone(&printer);
-        let r = std::sync::Arc::clone(&received);
-        let handle = std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while p.received() < u64::from(total)
-                && Instant::now() < deadline
-                && !shutdown.is_requested()
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            r.store(p.received(), std::sync::atomic::Ordering::Relaxed);
-            shutdown.request();
-        });
-        (handle, received, printer)
-    };
-    let shipper = Shipper::new(settings, &bootstrap)?;
-    let report = shipper.run(&shutdown)?;
-    let (handle, received, printer) = watcher;
-    let _ = handle.join();
-    drop(printer);
-    writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("sample writer panicked"))??;
-    drop(broker);
-    let received = received.load(std::sync::atomic::Ordering::Relaxed);
-    println!(
-        "logferry demo: wrote {total} lines (rotated once), logferry shipped {} and the broker acknowledged {}; {received} read back.",
-        report.lines_sent, report.lines_acked
-    );
-    let _ = std::fs::remove_dir_all(&dir);
-    if received == u64::from(total) {
-        println!(
-            "logferry demo: every line arrived. Next: point it at a real cluster, see README.md."
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!(
-            "logferry demo: {} line(s) missing",
-            u64::from(total).saturating_sub(received)
-        );
-        Ok(ExitCode::from(1))
     }
 }
 
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+fn collect_settings(bootstrap: &str, out: &Path) -> CollectSettings {
+    CollectSettings {
+        brokers: bootstrap.into(),
+        kafka_props: Vec::new(),
+        topics: vec![TOPIC.into()],
+        group: "logferry-demo".into(),
+        out: out.to_path_buf(),
+        gap_timeout: crate::config::collect::DEFAULT_GAP_TIMEOUT,
+        commit_interval: Duration::from_millis(200),
+        metadata: None,
+        max_hole: crate::config::collect::DEFAULT_MAX_HOLE,
+        // The rotated generation is compressed once idle for a second, so
+        // the merge reads a compressed generation too.
+        archive: ArchiveSettings {
+            compress_after: Duration::from_secs(1),
+            compress: Compression::Zstd,
+            ..ArchiveSettings::default()
+        },
+        metrics: None,
+    }
+}
+
+/// A host's access log, rotated (rename to `.1`, create) half way.
+fn write_sample(
+    log: PathBuf,
+    host: &'static str,
+    total: u32,
+    pace: Duration,
+) -> JoinHandle<std::io::Result<()>> {
+    std::thread::spawn(move || {
+        let open = |p: &Path| std::fs::OpenOptions::new().append(true).open(p);
+        let mut f = open(&log)?;
+        for i in 1..=total {
+            if i == total / 2 + 1 {
+                std::fs::rename(&log, log.with_extension("log.1"))?;
+                std::fs::File::create(&log)?;
+                f = open(&log)?;
+            }
+            writeln!(
+                f,
+                "198.51.100.{} - - \"GET /{host}/item/{i} HTTP/1.1\" 200 {}",
+                i % 250,
+                100 + i
+            )?;
+            std::thread::sleep(pace);
+        }
+        Ok(())
+    })
+}
+
+/// The byte-exact check: each host's two source files against the
+/// collector's two generations (older one: the rotated file).
+struct Check {
+    identical: usize,
+    compressed: usize,
+    problems: Vec<String>,
+}
+
+impl Check {
+    fn done(&self) -> bool {
+        self.problems.is_empty()
+            && self.identical == 2 * HOSTS.len()
+            && self.compressed == HOSTS.len()
+    }
+}
+
+fn compare(dir: &Path, out: &Path) -> anyhow::Result<Check> {
+    let index = Store::read(out)?;
+    let mut check = Check {
+        identical: 0,
+        compressed: 0,
+        problems: Vec::new(),
+    };
+    for host in HOSTS {
+        let mut gens: Vec<_> = index
+            .generations
+            .values()
+            .filter(|e| e.host == host)
+            .collect();
+        gens.sort_by_key(|e| e.first_record_ms());
+        let log = dir.join(host).join("access.log");
+        let sources = [log.with_extension("log.1"), log];
+        if gens.len() != sources.len() {
+            check.problems.push(format!(
+                "{host}: {} generations collected, 2 expected",
+                gens.len()
+            ));
+            continue;
+        }
+        for (e, src) in gens.iter().zip(&sources) {
+            let path = out.join(&e.output);
+            let rebuilt = match e.archived {
+                Some(Archived::Compressed) => {
+                    check.compressed += 1;
+                    std::fs::File::open(&path).and_then(zstd::stream::decode_all)
+                }
+                _ => std::fs::read(&path),
+            };
+            let source =
+                std::fs::read(src).with_context(|| format!("reading {}", src.display()))?;
+            match rebuilt {
+                Ok(b) if b == source => check.identical += 1,
+                Ok(b) => check.problems.push(format!(
+                    "{} ({} bytes) differs from {} ({} bytes)",
+                    path.display(),
+                    b.len(),
+                    src.display(),
+                    source.len()
+                )),
+                Err(e) => check.problems.push(format!("{}: {e}", path.display())),
+            }
+        }
+    }
+    Ok(check)
+}
+
+fn demo_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("logferry-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)

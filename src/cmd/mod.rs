@@ -7,8 +7,10 @@ pub mod check;
 pub mod collect;
 pub mod demo;
 pub mod generate;
+pub mod merge;
 pub mod ship;
 pub mod status;
+pub mod tail;
 pub mod verify;
 
 use crate::config::ConfigError;

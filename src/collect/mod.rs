@@ -29,6 +29,8 @@
 //!   completeness), shared by collectors through a lock, saved atomically.
 //! - [`status`]: `logferry collect status`, the proof that nothing is lost.
 //! - [`archive`]: compression and retention of closed generations.
+//! - [`timeline`]: when each line was read, per generation, beside the
+//!   archive (for `logferry merge`).
 //! - [`observe`]: what `/metrics` and `/health` show, filled from the loop
 //!   a few times a second.
 //! - [`spread`]: generations arriving on several partitions while other
@@ -43,6 +45,7 @@ pub mod observe;
 mod record;
 pub mod spread;
 pub mod status;
+pub mod timeline;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -120,6 +123,8 @@ struct State {
     spread: SpreadWatch,
     /// Rate limit of the "output cannot be created" warning.
     unwritable_log: record::LogThrottle,
+    /// Read times of the lines written since the last sync.
+    timeline: timeline::Timeline,
 }
 
 impl State {
@@ -135,6 +140,7 @@ impl State {
             waiting: 0,
             spread: SpreadWatch::default(),
             unwritable_log: record::LogThrottle::default(),
+            timeline: timeline::Timeline::default(),
         }
     }
 
@@ -348,6 +354,7 @@ fn checkpoint(
     gap_timeout_secs: u64,
 ) -> Result<(), IndexError> {
     let gaps = st.writer.sync(store, now_secs(), gap_timeout_secs)?;
+    st.timeline.flush(store.root())?;
     for g in gaps {
         tracing::warn!(
             host = %g.host,
@@ -560,6 +567,7 @@ fn session(
             // commit are consumed again, by this or another member.
             st.abandon = true;
             st.writer.reset();
+            st.timeline.clear();
             st.pending.clear();
         }
         if let Some(o) = observer {

@@ -118,7 +118,11 @@ pub(super) fn handle<M: Message>(
                 partition: m.partition(),
                 time_ms: record_ms(m, now),
             };
-            match st.writer.write_line(store, &key, at, from, &line, now)? {
+            let placed = st.writer.write_line(store, &key, at, from, &line, now)?;
+            if !matches!(placed, Placed::TooFar { .. }) {
+                st.timeline.note(&key, src.offset, from.time_ms);
+            }
+            match placed {
                 Placed::Written => true,
                 Placed::WrittenNewPartition => {
                     // Rare: only when a generation moves to a partition it

@@ -1,0 +1,238 @@
+//! `logferry tail`: the live topic as one view across the fleet, like
+//! `tail -F` on every server at once.
+//!
+//! It assigns itself every partition of the topics (no consumer group
+//! joined, no offset ever committed: nothing is left in the cluster), and
+//! per record reads the source attribution first, so records of other
+//! hosts and paths are dropped before their value is looked at; `--grep`
+//! then runs on the line. Output is buffered and flushed whenever the
+//! consumer has nothing more at hand and at least every
+//! [`FLUSH_EVERY`], so a line shows within a fraction of a second of its
+//! arrival even in a steady trickle.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use super::filter::Filter;
+use super::print::{is_closed_pipe, Entry, Printer};
+use super::record::{attribution, line_of};
+use crate::shutdown::Shutdown;
+use crate::wire::Format;
+
+/// Longest a printed line waits in the output buffer.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Longest the loop waits for a record before looking at the shutdown flag.
+const POLL: Duration = Duration::from_millis(100);
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where reading starts in every partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    Beginning,
+    End,
+    /// The first record at or after this time (Unix ms).
+    Time(i64),
+}
+
+pub struct TailSettings {
+    pub brokers: String,
+    pub topics: Vec<String>,
+    pub kafka_props: Vec<(String, String)>,
+    pub start: StartAt,
+    pub filter: Filter,
+    /// Strip tail2kafka's `META::` prefix.
+    pub metadata: Option<Format>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TailError {
+    #[error("cannot create the Kafka consumer: {0}")]
+    Consumer(KafkaError),
+    #[error("topic {topic:?}: {source}")]
+    Metadata { topic: String, source: KafkaError },
+    #[error("topic {0:?} does not exist")]
+    NoTopic(String),
+    #[error("cannot find the offsets for --from: {0}")]
+    Seek(KafkaError),
+    #[error("writing the output: {0}")]
+    Output(std::io::Error),
+}
+
+/// What a run saw.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TailCounts {
+    pub records: u64,
+    pub printed: u64,
+}
+
+/// Print matching lines until `shutdown` (or the output is closed).
+pub fn run<W: Write>(
+    s: &TailSettings,
+    shutdown: &Shutdown,
+    out: &mut Printer<W>,
+) -> Result<TailCounts, TailError> {
+    let consumer = assigned_consumer(s)?;
+    let mut counts = TailCounts::default();
+    let mut last_flush = Instant::now();
+    let mut unflushed = false;
+    while !shutdown.is_requested() {
+        let Some(polled) = consumer.poll(POLL) else {
+            if unflushed {
+                flush(out)?;
+                unflushed = false;
+                last_flush = Instant::now();
+            }
+            continue;
+        };
+        let m = match polled {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("consumer: {e}");
+                continue;
+            }
+        };
+        counts.records += 1;
+        match show(s, &m, out) {
+            Ok(true) => {
+                counts.printed += 1;
+                unflushed = true;
+            }
+            Ok(false) => {}
+            Err(e) if is_closed_pipe(&e) => return Ok(counts),
+            Err(e) => return Err(TailError::Output(e)),
+        }
+        if unflushed && last_flush.elapsed() >= FLUSH_EVERY {
+            flush(out)?;
+            unflushed = false;
+            last_flush = Instant::now();
+        }
+    }
+    flush(out)?;
+    Ok(counts)
+}
+
+fn flush<W: Write>(out: &mut Printer<W>) -> Result<(), TailError> {
+    match out.flush() {
+        Err(e) if !is_closed_pipe(&e) => Err(TailError::Output(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Print one record if the filter wants it; whether it was printed.
+fn show<M: Message, W: Write>(
+    s: &TailSettings,
+    m: &M,
+    out: &mut Printer<W>,
+) -> std::io::Result<bool> {
+    let src = match attribution(m) {
+        Ok(src) => src,
+        Err(e) => {
+            tracing::debug!(
+                topic = m.topic(),
+                partition = m.partition(),
+                offset = m.offset(),
+                "source attribution does not decode: {e}"
+            );
+            None
+        }
+    };
+    let (host, path): (&str, std::borrow::Cow<'_, [u8]>) = match &src {
+        Some(src) => {
+            if !s.filter.wants_source(&src.host, &src.path) {
+                return Ok(false);
+            }
+            (&src.host, std::borrow::Cow::Borrowed(&src.path))
+        }
+        // Records without attribution name their topic and partition.
+        None if s.filter.needs_source() => return Ok(false),
+        None => (
+            "-",
+            format!("{}/{}", m.topic(), m.partition())
+                .into_bytes()
+                .into(),
+        ),
+    };
+    let line = line_of(
+        m.payload().unwrap_or_default(),
+        src.as_ref(),
+        s.metadata.as_ref(),
+    );
+    if !s.filter.wants_line(&line) {
+        return Ok(false);
+    }
+    let generation = src
+        .as_ref()
+        .and_then(|s| s.generation)
+        .map(|g| g.to_string());
+    out.print(&Entry {
+        host,
+        path: &path,
+        generation: generation.as_deref(),
+        offset: src.as_ref().map(|s| s.offset),
+        timestamp_ms: m.timestamp().to_millis(),
+        line: &line,
+    })?;
+    Ok(true)
+}
+
+/// A consumer holding every partition of the topics, positioned at
+/// `s.start`. `group.id` is set only because librdkafka wants one for a
+/// consumer; with `assign` and no commits the group is never joined.
+fn assigned_consumer(s: &TailSettings) -> Result<BaseConsumer, TailError> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &s.brokers)
+        .set("group.id", format!("logferry-tail-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+    for (k, v) in &s.kafka_props {
+        cfg.set(k, v);
+    }
+    let consumer: BaseConsumer = cfg.create().map_err(TailError::Consumer)?;
+    let mut tpl = TopicPartitionList::new();
+    for topic in &s.topics {
+        let md = consumer
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .map_err(|source| TailError::Metadata {
+                topic: topic.clone(),
+                source,
+            })?;
+        let t = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            .ok_or_else(|| TailError::NoTopic(topic.clone()))?;
+        let offset = match s.start {
+            StartAt::Beginning => Offset::Beginning,
+            StartAt::End => Offset::End,
+            // offsets_for_times takes the time in the offset field.
+            StartAt::Time(ms) => Offset::Offset(ms),
+        };
+        for p in t.partitions() {
+            let _ = tpl.add_partition_offset(topic, p.id(), offset);
+        }
+    }
+    if let StartAt::Time(_) = s.start {
+        tpl = consumer
+            .offsets_for_times(tpl, METADATA_TIMEOUT)
+            .map_err(TailError::Seek)?;
+        // A partition with nothing that recent answers -1: start at its end.
+        let past: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .filter(|e| !matches!(e.offset(), Offset::Offset(o) if o >= 0))
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        for (t, p) in past {
+            let _ = tpl.set_partition_offset(&t, p, Offset::End);
+        }
+    }
+    consumer.assign(&tpl).map_err(TailError::Consumer)?;
+    tracing::info!(topics = ?s.topics, partitions = tpl.count(), "tailing");
+    Ok(consumer)
+}
