@@ -1059,6 +1059,20 @@ fn found_copy_taken_before_its_original_was_cut() {
     replay(Mode::Copytruncate, false, Compressor::Xz, 607_748_323, 12);
 }
 
+/// Found by `scripts/soak` on commit 50c8720 (seed 264413963, 12 rounds,
+/// copytruncate + gzip): a whole generation (4,894 lines, in
+/// `app.log.23.gz` at the end) never shipped and never reported. It was
+/// new at a start, cut at offset 0 during the startup scan; logferry had
+/// seen 856,549 bytes of it, but logrotate's copy holds 836,327 (what the
+/// writer appended between the copy and the cut is in no file), and the
+/// proof of the bytes seen was required of every candidate, so its copy
+/// was never taken for it. That proof now counts only where a candidate
+/// reaches it (unit test `copy_ending_before_the_bytes_seen_is_the_generation`).
+#[test]
+fn found_copy_shorter_than_the_bytes_seen() {
+    replay(Mode::Copytruncate, false, Compressor::Gzip, 264_413_963, 12);
+}
+
 /// Found by `scripts/soak` on commit 303e866 (seed 563289744, 12 rounds,
 /// copytruncate + bzip2): the newest rotated copy, `app.log.1.bz2`, lost
 /// from byte 702,176 to its end (13,153 lines), with no loss reported. The

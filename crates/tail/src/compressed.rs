@@ -380,6 +380,10 @@ pub struct Probe {
     /// For each asked-for position, in order: whether the content reaches
     /// it and the bytes before it match the anchor.
     pub anchors: Vec<bool>,
+    /// For each asked-for position, in order: whether the content reaches
+    /// it at all (a copy made by copytruncate may end before bytes seen in
+    /// its original: the writer's last lines before the cut are not in it).
+    pub reaches: Vec<bool>,
 }
 
 /// Decompress `path` once, far enough to check each anchor. An incomplete
@@ -394,14 +398,20 @@ pub fn probe(path: &Path, id: crate::FileId, anchors: &[Anchor]) -> io::Result<P
     let mut order: Vec<usize> = (0..anchors.len()).collect();
     order.sort_by_key(|&i| anchors[i].at);
     let mut found = vec![false; anchors.len()];
+    let mut reaches = vec![true; anchors.len()];
     for i in order {
         // Sorted by position, so the decoder only moves forward.
         // (Two anchors closer than a window make the decoder start over.)
         found[i] = anchors[i].matches(&mut gz)?;
+        if !found[i] && anchors[i].at > 0 {
+            let mut last = [0u8; 1];
+            reaches[i] = crate::identity::read_full(&mut gz, &mut last, anchors[i].at - 1)? == 1;
+        }
     }
     Ok(Probe {
         head,
         anchors: found,
+        reaches,
     })
 }
 

@@ -45,9 +45,13 @@ pub fn continues<R: ReadAt>(cp: &FileCheckpoint, head: &Head, src: &mut R, size:
         && size >= cp.anchor.at
         && head.matches(&cp.fingerprint)
         && cp.anchor.matches(src).unwrap_or(false)
+        // The bytes seen past the position must be there, where the file
+        // reaches them: a copytruncate copy may end before them (the
+        // writer's last lines before the cut are in no file), and is still
+        // this generation's.
         && cp
             .seen
-            .is_none_or(|s| size >= s.at && s.matches(src).unwrap_or(false))
+            .is_none_or(|s| size < s.at || s.matches(src).unwrap_or(false))
 }
 
 /// Whether `file`, of `size` bytes, on `cp`'s inode is still `cp`'s own file:

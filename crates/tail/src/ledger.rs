@@ -447,10 +447,9 @@ impl Ledger {
             Ok(p) => p,
             Err(e) => return fail(e, &mut self.gz_seen),
         };
-        let matched = candidates
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| probe.anchors[*i] && seen_at[*i].is_none_or(|j| probe.anchors[j]));
+        let matched = candidates.iter().enumerate().filter(|(i, _)| {
+            probe.anchors[*i] && seen_at[*i].is_none_or(|j| probe.anchors[j] || !probe.reaches[j])
+        });
         // A file being read, not to its end, that this one repeats as far
         // as it was read may be its source, however little that proves
         // (files sharing a header, a file not read yet): only reading on

@@ -214,6 +214,51 @@ fn unfinished_generation_is_found_compressed() {
     assert_eq!(got.generation, cp.generation);
 }
 
+/// copytruncate loses what the writer appends between the copy and the
+/// cut: the copy, plain or compressed, ends before bytes logferry saw in
+/// the original, and is still that generation's (soak seed 264413963: a
+/// generation cut at offset 0 never found, its whole copy unshipped).
+#[test]
+fn copy_ending_before_the_bytes_seen_is_the_generation() {
+    use flate2::write::GzEncoder;
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("a.log");
+    let copied = "2026-12-02 00:00:01 GET /one 200\n2026-12-02 00:00:02 GET /two 200\n";
+    write(
+        &original,
+        &format!("{copied}2026-12-02 00:00:03 GET /after-the-copy 200\n"),
+    );
+    let f = File::open(&original).unwrap();
+    let seen_at = f.metadata().unwrap().len();
+    let mut cp = checkpoint_of(&original, 0);
+    cp.fingerprint = Fingerprint::read(&f, FINGERPRINT_WINDOW).unwrap();
+    cp.seen = Anchor::read(&mut &f, seen_at).unwrap();
+    cp.size = seen_at;
+    let plain = dir.path().join("a.log.1");
+    write(&plain, copied);
+    let mut ledger = Ledger::default();
+    ledger.unfinish(cp.clone());
+    let p = File::open(&plain).unwrap();
+    let psize = p.metadata().unwrap().len();
+    let got = ledger
+        .take_continued(&Head::read(&p).unwrap(), &p, psize, &|_| false)
+        .expect("the plain copy is the generation");
+    assert_eq!(got.generation, cp.generation);
+
+    let gz = dir.path().join("a.log.1.gz");
+    let mut e = GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+    e.write_all(HEADER.as_bytes()).unwrap();
+    e.write_all(copied.as_bytes()).unwrap();
+    e.finish().unwrap();
+    let meta = std::fs::metadata(&gz).unwrap();
+    let mut ledger = Ledger::default();
+    ledger.unfinish(cp.clone());
+    let got = ledger
+        .take_from_compressed(&gz, FileId::of(&meta), &meta, &[])
+        .expect("the compressed copy is the generation");
+    assert_eq!(got.generation, cp.generation);
+}
+
 #[test]
 fn expired_unfinished_generations_are_reported() {
     let mut ledger = Ledger::default();
