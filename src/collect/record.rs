@@ -119,7 +119,9 @@ pub(super) fn handle<M: Message>(
                 time_ms: record_ms(m, now),
             };
             let placed = st.writer.write_line(store, &key, at, from, &line, now)?;
-            if !matches!(placed, Placed::TooFar { .. }) {
+            // Only lines written to their generation's file have a place
+            // in its timeline (one kept in _unattributed has none).
+            if matches!(placed, Placed::Written | Placed::WrittenNewPartition) {
                 st.timeline.note(&key, src.offset, from.time_ms);
             }
             match placed {

@@ -39,8 +39,12 @@ const HEADER: usize = 4 + 4 + 8 + 8 + 8 + 8 + 4;
 
 /// The timeline file of the generation with index id `id` (`HOST/GEN`).
 /// Bytes other than `[A-Za-z0-9._-]` are %-escaped, so distinct ids never
-/// share a file.
+/// share a file. A name that would pass the file system's limit (a host
+/// of hundreds of bytes, from any producer) keeps its first bytes and
+/// ends with a hash of the whole id: one record can never make the
+/// timeline, and so the collector, fail.
 pub fn path_of(root: &Path, id: &str) -> PathBuf {
+    const KEEP: usize = 160;
     let mut name = String::with_capacity(id.len() + 3);
     for b in id.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
@@ -48,6 +52,18 @@ pub fn path_of(root: &Path, id: &str) -> PathBuf {
         } else {
             name.push_str(&format!("%{b:02X}"));
         }
+    }
+    if name.len() > KEEP {
+        // FNV-1a: stable across builds (the file name must not change).
+        let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let mut cut = KEEP;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        name.truncate(cut);
+        name.push_str(&format!("~{hash:016x}"));
     }
     name.push_str(".tl");
     root.join(STATE_DIR).join(TIMELINE_DIR).join(name)
@@ -431,6 +447,28 @@ impl TimeCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A hostile host hundreds of bytes long still makes a file name the
+    /// file system takes, and distinct ids still make distinct names.
+    #[test]
+    fn long_ids_make_short_distinct_names() {
+        let root = Path::new("/out");
+        let a = format!("{}/00000000000000ff", "h\u{0}/..".repeat(100));
+        let b = format!("{}/00000000000000fe", "h\u{0}/..".repeat(100));
+        let (pa, pb) = (path_of(root, &a), path_of(root, &b));
+        for p in [&pa, &pb] {
+            let name = p.file_name().unwrap().len();
+            assert!(name <= 255, "{name} bytes");
+            assert_eq!(p.parent().unwrap(), root.join(STATE_DIR).join(TIMELINE_DIR));
+        }
+        assert_ne!(pa, pb);
+        assert_eq!(
+            path_of(root, "web-1/00000000000000ff"),
+            root.join(STATE_DIR)
+                .join(TIMELINE_DIR)
+                .join("web-1%2F00000000000000ff.tl")
+        );
+    }
     use crate::collect::index::Lineage;
     use logferry_tail::GenerationId;
 
