@@ -23,10 +23,12 @@
 //!   reading pauses and memory stays flat while Kafka is slow or down.
 
 pub mod descriptors;
+mod inflight;
 mod observe;
 pub mod outbox;
 pub mod partition;
 pub mod produce;
+mod sending;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -109,6 +111,19 @@ pub struct Shipper {
     checkpoint_failing: Option<(Instant, String)>,
     /// Fills the metrics snapshot, when metrics are on.
     observer: Option<Observer>,
+    /// The loop's own counters (checkpoints, losses, what was left at
+    /// exit); the Outbox keeps those of records.
+    counters: LoopCounters,
+}
+
+/// What the shipping loop counts itself.
+#[derive(Debug, Default, Clone, Copy)]
+struct LoopCounters {
+    checkpoint_writes: u64,
+    checkpoint_failures: u64,
+    unacked_at_exit: u64,
+    generations_lost: u64,
+    bytes_lost: u64,
 }
 
 /// librdkafka's own default for `message.max.bytes`.
@@ -242,6 +257,7 @@ impl Shipper {
             last_saved: Vec::new(),
             checkpoint_failing: None,
             observer: None,
+            counters: LoopCounters::default(),
         })
     }
 
@@ -256,14 +272,13 @@ impl Shipper {
         let Some(observer) = self.observer.as_mut().filter(|o| o.due(now)) else {
             return;
         };
-        let report = &self.outbox.report;
         observer.observe(
             now,
             &self.tailer,
             &self.outbox,
             CheckpointState {
-                writes: report.checkpoint_writes,
-                failures: report.checkpoint_failures,
+                writes: self.counters.checkpoint_writes,
+                failures: self.counters.checkpoint_failures,
                 failing: self
                     .checkpoint_failing
                     .as_ref()
@@ -361,9 +376,8 @@ impl Shipper {
 
     fn record_loss(&mut self, cp: &FileCheckpoint) {
         let bytes = cp.size.saturating_sub(cp.position);
-        let report = &mut self.outbox.report;
-        report.generations_lost += 1;
-        report.bytes_lost += bytes;
+        self.counters.generations_lost += 1;
+        self.counters.bytes_lost += bytes;
         let loss = logferry_tail::Loss {
             time: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -452,11 +466,11 @@ impl Shipper {
         match result {
             Ok(()) => {
                 self.last_saved = summary;
-                self.outbox.report.checkpoint_writes += 1;
+                self.counters.checkpoint_writes += 1;
                 self.checkpoint_failing = None;
             }
             Err(e) => {
-                self.outbox.report.checkpoint_failures += 1;
+                self.counters.checkpoint_failures += 1;
                 let since = self
                     .checkpoint_failing
                     .as_ref()
@@ -479,7 +493,7 @@ impl Shipper {
         }
         self.checkpoint();
         let left = self.tailer.unacked();
-        self.outbox.report.unacked_at_exit = left as u64;
+        self.counters.unacked_at_exit = left as u64;
         if left > 0 {
             tracing::warn!(
                 records = left,
@@ -487,12 +501,25 @@ impl Shipper {
             );
         }
         tracing::info!(
-            lines = self.outbox.report.lines_acked,
-            bytes = self.outbox.report.bytes_acked,
+            lines = self.outbox.report().lines_acked,
+            bytes = self.outbox.report().bytes_acked,
             lag_bytes = self.lag_bytes(),
             unacked = left,
             "shipped and acknowledged; stopped"
         );
-        self.outbox.report.clone()
+        self.report()
+    }
+
+    /// The Outbox's counters and the loop's, together.
+    fn report(&self) -> ShipReport {
+        let c = self.counters;
+        ShipReport {
+            checkpoint_writes: c.checkpoint_writes,
+            checkpoint_failures: c.checkpoint_failures,
+            unacked_at_exit: c.unacked_at_exit,
+            generations_lost: c.generations_lost,
+            bytes_lost: c.bytes_lost,
+            ..self.outbox.report().clone()
+        }
     }
 }
