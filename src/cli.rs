@@ -317,10 +317,16 @@ pub struct ShipArgs {
     /// on this IP:PORT (e.g. 127.0.0.1:9898) [default: off].
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+
+    /// Exactly once for read_committed consumers: a transactional producer
+    /// commits the records and the file positions (to the topic
+    /// `logferry-positions`, which must exist) together, every second.
+    #[arg(long)]
+    pub exactly_once: bool,
 }
 
 /// The flags that describe what to ship without a configuration file.
-const QUICK_MODE_ARGS: [&str; 21] = [
+const QUICK_MODE_ARGS: [&str; 22] = [
     "file",
     "topic",
     "broker_host",
@@ -342,6 +348,7 @@ const QUICK_MODE_ARGS: [&str; 21] = [
     "host",
     "shutdown_timeout",
     "metrics_listen",
+    "exactly_once",
 ];
 
 #[derive(Debug, Args)]

@@ -54,6 +54,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         shutdown_timeout: Duration::from_secs(5),
         max_open_files: ShipSettings::DEFAULT_MAX_OPEN_FILES,
         metrics: None,
+        exactly_once: None,
     };
     let shutdown = Shutdown::new();
     shutdown

@@ -471,6 +471,28 @@ fn kafka_section(k: Option<RawKafka>, issues: &mut Vec<Issue>) -> (String, Vec<(
                 .into(),
         );
     }
+    let eo_keys = [
+        ("exactly_once", k.exactly_once.as_ref().map(Spanned::span)),
+        ("positions_topic", k.positions_topic.as_ref().map(Spanned::span)),
+        (
+            "transaction_interval",
+            k.transaction_interval.as_ref().map(Spanned::span),
+        ),
+        (
+            "transactional_id",
+            k.transactional_id.as_ref().map(Spanned::span),
+        ),
+    ];
+    for (key, span) in eo_keys {
+        if let Some(span) = span {
+            issue(
+                issues,
+                Some(span),
+                key,
+                format!("\"{key}\" in [kafka] is a ship setting; the collector does not use it"),
+            );
+        }
+    }
     let brokers = match &k.brokers {
         Some(b) => {
             let list: Vec<String> = items(b).into_iter().map(|(s, _)| s).collect();

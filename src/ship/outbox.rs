@@ -70,7 +70,17 @@ pub struct Outbox {
     /// lines were sent.
     #[cfg(feature = "test-hooks")]
     fault_fatal_after: Option<u64>,
+    /// Exactly-once mode: a failed record fails its transaction (which is
+    /// aborted and read again) instead of being retried, and a fatal
+    /// producer error ends the process instead of replacing the producer.
+    exactly_once: bool,
+    /// The fatal error that ended the producer, in exactly-once mode.
+    fatal: Option<(RDKafkaErrorCode, String)>,
 }
+
+/// The opaque of the positions record: no stream's tag (a slot that large
+/// is never handed out).
+const POSITIONS_OPAQUE: usize = usize::MAX;
 
 impl Outbox {
     pub fn new(settings: ShipSettings, bootstrap: &str) -> Result<Self, ShipError> {
@@ -79,7 +89,6 @@ impl Outbox {
             .map_err(ShipError::Producer)?;
         let n_inputs = settings.inputs.len();
         Ok(Outbox {
-            settings,
             bootstrap: bootstrap.to_string(),
             producer,
             routes: Vec::new(),
@@ -90,7 +99,57 @@ impl Outbox {
             fault_fatal_after: std::env::var("LOGFERRY_FAULT_FATAL_AFTER")
                 .ok()
                 .and_then(|v| v.parse().ok()),
+            exactly_once: settings.exactly_once.is_some(),
+            fatal: None,
+            settings,
         })
+    }
+
+    /// The fatal error that ended the producer (exactly-once mode only;
+    /// otherwise the producer is replaced).
+    pub fn fatal(&self) -> Option<&(RDKafkaErrorCode, String)> {
+        self.fatal.as_ref()
+    }
+
+    /// Send the positions record of the open transaction, to `partition`.
+    pub fn send_positions(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        key: &str,
+        value: &[u8],
+        watermark: u64,
+    ) -> Result<(), KafkaError> {
+        let mark = watermark.to_string();
+        let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
+            key: super::positions::WATERMARK_HEADER,
+            value: Some(mark.as_bytes()),
+        });
+        let rec = BaseRecord::with_opaque_to(topic, POSITIONS_OPAQUE)
+            .partition(partition)
+            .key(key)
+            .payload(value)
+            .headers(headers);
+        self.producer.send(rec).map_err(|(e, _)| e)
+    }
+
+    /// After a transaction was aborted: its records are gone (librdkafka
+    /// purged what it held; their reports are served and dropped here), so
+    /// nothing is in flight or waiting for a retry, and the streams the
+    /// routes were made for are replaced by a new Tailer's.
+    pub fn forget_aborted(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
+            self.producer.poll(Duration::from_millis(10));
+        }
+        self.serve_queued_events();
+        let mut dropped = std::mem::take(&mut self.deliveries);
+        self.producer.context().take_deliveries(&mut dropped);
+        dropped.clear();
+        self.deliveries = dropped;
+        self.sending.retries.clear();
+        self.sending.inflight.clear();
+        self.routes.clear();
     }
 
     pub fn producer(&self) -> &ShipProducer {
@@ -201,6 +260,13 @@ impl Outbox {
             std::thread::sleep(SERVICE_NAP.min(deadline - now));
         }
         if let Some((code, reason)) = self.producer.client().fatal_error() {
+            if self.exactly_once {
+                // A new producer would be a new epoch of the same
+                // transactional id, committing nothing of the old one's
+                // open transaction: the caller stops instead.
+                self.fatal = Some((code, reason));
+                return false;
+            }
             self.recreate_producer(code, &reason);
             return true;
         }
@@ -217,6 +283,20 @@ impl Outbox {
         }
         for d in deliveries.drain(..) {
             match d {
+                Delivery::Acked { opaque, .. } if opaque == POSITIONS_OPAQUE => {}
+                Delivery::Failed { opaque, failure, .. } if opaque == POSITIONS_OPAQUE => {
+                    self.sending.report.delivery_failures += 1;
+                    self.sending.delivery_errors.add(ErrorKind::of(&failure.error));
+                    self.log_failure(&failure.topic, &failure.error);
+                }
+                Delivery::Failed { failure, .. } if self.exactly_once => {
+                    // Its transaction is aborted at the next boundary and
+                    // its line read again: no retry inside a transaction
+                    // that can no longer commit.
+                    self.sending.report.delivery_failures += 1;
+                    self.sending.delivery_errors.add(ErrorKind::of(&failure.error));
+                    self.log_failure(&failure.topic, &failure.error);
+                }
                 Delivery::Acked { opaque, cost } => {
                     let sending = &mut self.sending;
                     sending.report.lines_acked += 1;
@@ -342,6 +422,11 @@ impl Outbox {
     }
 
     pub fn send_due_retries(&mut self, all: bool) {
+        if self.exactly_once {
+            // A failed record fails its transaction, which is aborted and
+            // read again: it is never sent again inside it.
+            return;
+        }
         let now = Instant::now();
         let n = self.sending.retries.len();
         for _ in 0..n {
