@@ -159,7 +159,8 @@ fn read_committed(brokers: &str, topic: &str, total: usize, timeout: Duration) -
                         .unwrap_or_default(),
                 };
                 let src = rec.source().expect("every record is attributed");
-                seen.sources.push((src.generation.expect("generation").0, src.offset));
+                seen.sources
+                    .push((src.generation.expect("generation").0, src.offset));
             }
             Some(Err(e)) => eprintln!("reader: {e}"),
             None => {}
@@ -328,7 +329,10 @@ fn a_missing_positions_topic_is_named_with_the_command_to_create_it() {
         &positions,
         "",
     );
-    let mut lf = Logferry::start(&["ship", "-c", config.to_str().unwrap()], &dir.path().join("err"));
+    let mut lf = Logferry::start(
+        &["ship", "-c", config.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
     let status = lf
         .wait_timeout(Duration::from_secs(60))
         .expect("logferry stops when the positions topic is missing");
@@ -336,8 +340,9 @@ fn a_missing_positions_topic_is_named_with_the_command_to_create_it() {
     assert!(!status.success());
     let err = lf.stderr();
     assert!(
-        err.contains(&format!("the positions topic \"{positions}\" does not exist"))
-            && err.contains("cleanup.policy=compact"),
+        err.contains(&format!(
+            "the positions topic \"{positions}\" does not exist"
+        )) && err.contains("cleanup.policy=compact"),
         "stderr:\n{err}"
     );
 }

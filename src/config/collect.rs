@@ -473,7 +473,10 @@ fn kafka_section(k: Option<RawKafka>, issues: &mut Vec<Issue>) -> (String, Vec<(
     }
     let eo_keys = [
         ("exactly_once", k.exactly_once.as_ref().map(Spanned::span)),
-        ("positions_topic", k.positions_topic.as_ref().map(Spanned::span)),
+        (
+            "positions_topic",
+            k.positions_topic.as_ref().map(Spanned::span),
+        ),
         (
             "transaction_interval",
             k.transaction_interval.as_ref().map(Spanned::span),

@@ -219,8 +219,13 @@ fn unfinished_ttl() -> Duration {
 
 /// The Tailer, from the local checkpoint (at start, and in exactly-once
 /// mode after an abort, when it holds the last committed positions).
-fn open_tailer(settings: &ShipSettings, checkpointer: &Checkpointer) -> Result<Tailer, ShipError> {
-    let fresh_start = !checkpointer.path().exists();
+/// `fresh_start`: logferry never ran on this state directory (files
+/// rotated before it are history).
+fn open_tailer(
+    settings: &ShipSettings,
+    checkpointer: &Checkpointer,
+    fresh_start: bool,
+) -> Result<Tailer, ShipError> {
     let (saved, examined_until) = checkpointer.load_with_watermark()?;
     if !saved.is_empty() {
         tracing::info!(files = saved.len(), path = %checkpointer.path().display(), "loaded checkpoints");
@@ -279,6 +284,16 @@ impl Shipper {
             settings.kafka_props = props;
         }
         let checkpointer = Checkpointer::new(&settings.checkpoint_dir)?;
+        let mut fresh_start = !checkpointer.path().exists();
+        if fresh_start && eo.is_some() {
+            // Claiming the transactional id and reading the positions back
+            // takes a while; killed meanwhile, the next start must not be a
+            // first start, or a file rotated in between would be taken for
+            // history. No positions is what is committed so far.
+            if let Err(e) = checkpointer.save_with_watermark(&[], None) {
+                tracing::error!(error = %e, "checkpoint not saved; retrying at the next interval");
+            }
+        }
         let outbox = Outbox::new(settings.clone(), bootstrap)?;
         // Exactly once: the committed positions become the local checkpoint
         // before the Tailer loads it.
@@ -292,7 +307,10 @@ impl Shipper {
             )?),
             _ => None,
         };
-        let tailer = open_tailer(&settings, &checkpointer)?;
+        if txn.as_ref().is_some_and(Transaction::restored) {
+            fresh_start = false;
+        }
+        let tailer = open_tailer(&settings, &checkpointer, fresh_start)?;
         Ok(Shipper {
             settings,
             tailer,

@@ -284,9 +284,13 @@ impl Outbox {
         for d in deliveries.drain(..) {
             match d {
                 Delivery::Acked { opaque, .. } if opaque == POSITIONS_OPAQUE => {}
-                Delivery::Failed { opaque, failure, .. } if opaque == POSITIONS_OPAQUE => {
+                Delivery::Failed {
+                    opaque, failure, ..
+                } if opaque == POSITIONS_OPAQUE => {
                     self.sending.report.delivery_failures += 1;
-                    self.sending.delivery_errors.add(ErrorKind::of(&failure.error));
+                    self.sending
+                        .delivery_errors
+                        .add(ErrorKind::of(&failure.error));
                     self.log_failure(&failure.topic, &failure.error);
                 }
                 Delivery::Failed { failure, .. } if self.exactly_once => {
@@ -294,7 +298,9 @@ impl Outbox {
                     // its line read again: no retry inside a transaction
                     // that can no longer commit.
                     self.sending.report.delivery_failures += 1;
-                    self.sending.delivery_errors.add(ErrorKind::of(&failure.error));
+                    self.sending
+                        .delivery_errors
+                        .add(ErrorKind::of(&failure.error));
                     self.log_failure(&failure.topic, &failure.error);
                 }
                 Delivery::Acked { opaque, cost } => {

@@ -64,6 +64,25 @@ pub fn decode(topic: &str, value: &[u8]) -> Result<Vec<FileCheckpoint>, Position
     Checkpointer::decode(Path::new(topic), &json).map_err(|e| corrupt(e.to_string()))
 }
 
+/// Whether a librdkafka property is about reaching and authenticating to
+/// the brokers, which a consumer needs as much as the producer.
+fn is_connection_property(key: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "security.",
+        "sasl.",
+        "ssl.",
+        "ssl_",
+        "socket.",
+        "broker.",
+        "reconnect.",
+        "api.version",
+        "client.dns.lookup",
+        "metadata.",
+        "topic.metadata.",
+    ];
+    PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
 /// The number of partitions of `topic`, or `Missing`.
 pub fn partitions(
     client: &rdkafka::client::Client<impl rdkafka::client::ClientContext>,
@@ -101,9 +120,9 @@ pub fn read_committed(
         error,
     };
     let mut cfg = ClientConfig::new();
-    // The user's properties carry security settings; producer-only ones
-    // are ignored by the consumer (librdkafka warns, at debug level here).
-    for (k, v) in props {
+    // The user's connection and security properties, not the producer's
+    // own (the consumer would warn about each).
+    for (k, v) in props.iter().filter(|(k, _)| is_connection_property(k)) {
         cfg.set(k, v);
     }
     cfg.set("bootstrap.servers", brokers)

@@ -62,6 +62,8 @@ pub(super) struct Transaction {
     failures_at_begin: u64,
     sent_at_begin: u64,
     committed: Summary,
+    /// Positions were read back from the topic at start.
+    restored: bool,
 }
 
 /// The transactional id: configured, else `logferry-<host>-<hash8>`, the
@@ -82,7 +84,10 @@ pub fn transactional_id(settings: &ShipSettings, eo: &ExactlyOnceSettings) -> St
 pub fn producer_props(id: &str) -> Vec<(String, String)> {
     vec![
         ("transactional.id".into(), id.into()),
-        ("transaction.timeout.ms".into(), TRANSACTION_TIMEOUT_MS.into()),
+        (
+            "transaction.timeout.ms".into(),
+            TRANSACTION_TIMEOUT_MS.into(),
+        ),
         ("message.timeout.ms".into(), TRANSACTION_TIMEOUT_MS.into()),
     ]
 }
@@ -161,6 +166,7 @@ impl Transaction {
             &id,
         )?;
         let mut last = Summary::new();
+        let restored = committed.is_some();
         match committed {
             Some((entries, mark)) => {
                 tracing::info!(files = entries.len(), topic = %eo.positions_topic, transactional_id = %id, "positions read back (read_committed); they replace the local checkpoint");
@@ -190,7 +196,13 @@ impl Transaction {
             failures_at_begin: report.delivery_failures,
             sent_at_begin: report.lines_sent,
             committed: last,
+            restored,
         })
+    }
+
+    /// Whether positions were read back from the topic at start.
+    pub(super) fn restored(&self) -> bool {
+        self.restored
     }
 }
 
@@ -322,7 +334,10 @@ impl Shipper {
     /// positions.
     fn abort(&mut self, shutdown: &Shutdown, why: &str) -> Result<(), ShipError> {
         let id = self.txn().id.clone();
-        tracing::warn!(reason = why, "aborting the transaction; its lines are read again from the last committed positions");
+        tracing::warn!(
+            reason = why,
+            "aborting the transaction; its lines are read again from the last committed positions"
+        );
         loop {
             match self.outbox.producer().abort_transaction(TXN_CALL_TIMEOUT) {
                 Ok(()) => break,
@@ -341,7 +356,7 @@ impl Shipper {
         }
         self.counters.transactions_aborted += 1;
         self.outbox.forget_aborted();
-        self.tailer = open_tailer(&self.settings, &self.checkpointer)?;
+        self.tailer = open_tailer(&self.settings, &self.checkpointer, false)?;
         self.scan();
         self.begin()
     }
