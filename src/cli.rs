@@ -141,7 +141,16 @@ pub struct VerifyArgs {
     /// [default with -c: the file's, when it exists].
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
+
+    /// Also count records of open and aborted transactions (exactly_once
+    /// agents); by default the topic is read as read_committed consumers
+    /// see it.
+    #[arg(long)]
+    pub read_uncommitted: bool,
 }
+
+/// The consumer property `--read-uncommitted` adds.
+pub const READ_UNCOMMITTED: (&str, &str) = ("isolation.level", "read_uncommitted");
 
 /// What `logferry verify` was asked to audit.
 #[derive(Debug)]
@@ -153,6 +162,7 @@ pub enum VerifyInput {
         path: PathBuf,
         timeout: Duration,
         checkpoint_dir: Option<PathBuf>,
+        read_uncommitted: bool,
     },
 }
 
@@ -169,6 +179,7 @@ impl VerifyArgs {
                 path,
                 timeout,
                 checkpoint_dir: self.checkpoint_dir,
+                read_uncommitted: self.read_uncommitted,
             });
         }
         let Some(topic) = self.topic.filter(|_| !self.files.is_empty()) else {
@@ -189,7 +200,13 @@ impl VerifyArgs {
             long_lines: LongLinePolicy::Truncate,
             strip_cr: false,
             timeout,
-            kafka_props: self.properties,
+            kafka_props: {
+                let mut props = self.properties;
+                if self.read_uncommitted {
+                    props.push((READ_UNCOMMITTED.0.into(), READ_UNCOMMITTED.1.into()));
+                }
+                props
+            },
             checkpoint_dir: self.checkpoint_dir,
         }))
     }
@@ -471,6 +488,11 @@ pub struct CollectArgs {
     /// on IP:PORT [default: off].
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+
+    /// Also write records of open and aborted transactions (exactly_once
+    /// agents); by default the collector reads as read_committed.
+    #[arg(long)]
+    pub read_uncommitted: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -532,6 +554,9 @@ impl CollectArgs {
         for (k, v) in self.properties {
             let v = config::resolve_value(&v).map_err(|e| format!("-X {k}: {e}"))?;
             kafka_props.push((k, v));
+        }
+        if self.read_uncommitted {
+            kafka_props.push((READ_UNCOMMITTED.0.into(), READ_UNCOMMITTED.1.into()));
         }
         Ok(CollectSettings {
             brokers: self

@@ -345,4 +345,21 @@ fn a_missing_positions_topic_is_named_with_the_command_to_create_it() {
         )) && err.contains("cleanup.policy=compact"),
         "stderr:\n{err}"
     );
+    // `check --connect` names it the same way, before any start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_logferry"))
+        .args(["check", "--connect", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the positions topic \"{positions}\" does not exist"
+        )),
+        "{text}"
+    );
 }

@@ -35,6 +35,10 @@ pub const DEFAULT_MAX_STALL: Duration = Duration::from_secs(60);
 pub const DEFAULT_CONSUMER_PROPS: &[(&str, &str)] = &[
     ("auto.offset.reset", "earliest"),
     ("socket.timeout.ms", "10000"),
+    // Records of aborted transactions (exactly_once agents) are never
+    // written (librdkafka's default, said here because exactly_once
+    // depends on it); --read-uncommitted or -X overrides it.
+    ("isolation.level", "read_committed"),
 ];
 /// Properties that would break "fsync before commit" if changed.
 pub const FIXED_CONSUMER_PROPS: &[(&str, &str)] = &[
