@@ -103,6 +103,9 @@ pub fn partitions(
     }
 }
 
+/// Committed positions: the entries and the compressed-file watermark.
+pub type Committed = (Vec<FileCheckpoint>, Option<u64>);
+
 /// The last committed positions of agent `key` (entries and watermark), or
 /// None when it never committed any. Read with `read_committed` from the
 /// partition's beginning to its last stable offset; call it after the
@@ -114,7 +117,7 @@ pub fn read_committed(
     topic: &str,
     partition: i32,
     key: &str,
-) -> Result<Option<(Vec<FileCheckpoint>, Option<u64>)>, PositionsError> {
+) -> Result<Option<Committed>, PositionsError> {
     let kafka = |error| PositionsError::Kafka {
         topic: topic.to_string(),
         error,
