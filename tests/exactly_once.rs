@@ -363,3 +363,46 @@ fn a_missing_positions_topic_is_named_with_the_command_to_create_it() {
         "{text}"
     );
 }
+
+/// A record the broker refuses (over the topic's max.message.bytes) fails
+/// its transaction: it is aborted in-process, its lines are read again from
+/// the last committed positions, the long line is cut to the size learned,
+/// and a read_committed consumer sees every line once.
+#[test]
+fn an_aborted_transaction_is_read_again_and_seen_once() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("eo-abort");
+    let positions = topic_name("eo-abort-positions");
+    // The limit applies to a whole (compressed) batch, so it stays well
+    // above a batch of ordinary lines.
+    create_topic_with(&brokers, &topic, 1, &[("max.message.bytes", "50000")]);
+    create_positions_topic(&brokers, &positions);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut w = LogWriter::create(&log);
+    let config = eo_config(
+        dir.path(),
+        &brokers,
+        &topic,
+        log.to_str().unwrap(),
+        &positions,
+        "",
+    );
+    let mut lf = Logferry::start(
+        &["ship", "-c", config.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log("following", Duration::from_secs(30));
+    w.write_lines((0..100).map(line));
+    // Incompressible, so the broker sees its real size.
+    let mut rng = Lcg(seed());
+    let noise: String = (0..200_000)
+        .map(|_| (b'a' + rng.below(26) as u8) as char)
+        .collect();
+    w.write_lines([format!("{:08} {noise}", 100)]);
+    w.write_lines((101..200).map(line));
+    let seen = read_committed(&brokers, &topic, 200, Duration::from_secs(60));
+    lf.wait_for_log("aborting the transaction", Duration::from_secs(5));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert_exactly_once(&seen, 200, "a refused record, aborted and read again");
+}

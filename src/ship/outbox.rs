@@ -293,16 +293,6 @@ impl Outbox {
                         .add(ErrorKind::of(&failure.error));
                     self.log_failure(&failure.topic, &failure.error);
                 }
-                Delivery::Failed { failure, .. } if self.exactly_once => {
-                    // Its transaction is aborted at the next boundary and
-                    // its line read again: no retry inside a transaction
-                    // that can no longer commit.
-                    self.sending.report.delivery_failures += 1;
-                    self.sending
-                        .delivery_errors
-                        .add(ErrorKind::of(&failure.error));
-                    self.log_failure(&failure.topic, &failure.error);
-                }
                 Delivery::Acked { opaque, cost } => {
                     let sending = &mut self.sending;
                     sending.report.lines_acked += 1;
@@ -355,6 +345,13 @@ impl Outbox {
                         }
                     }
                     self.log_failure(&topic, &error);
+                    if self.exactly_once {
+                        // Its transaction is aborted at the next boundary
+                        // and its line read again (cut to the size cap just
+                        // learned, if that was the trouble): no retry inside
+                        // a transaction that can no longer commit.
+                        continue;
+                    }
                     self.sending
                         .retries
                         .push_back(Retry::new(opaque, topic, key, payload, headers));
