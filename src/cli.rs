@@ -155,7 +155,16 @@ pub struct VerifyArgs {
     /// [default with -c: the file's, when it exists].
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
+
+    /// Also count records of open and aborted transactions (exactly_once
+    /// agents); by default the topic is read as read_committed consumers
+    /// see it.
+    #[arg(long)]
+    pub read_uncommitted: bool,
 }
+
+/// The consumer property `--read-uncommitted` adds.
+pub const READ_UNCOMMITTED: (&str, &str) = ("isolation.level", "read_uncommitted");
 
 /// What `logferry verify` was asked to audit.
 #[derive(Debug)]
@@ -167,6 +176,7 @@ pub enum VerifyInput {
         path: PathBuf,
         timeout: Duration,
         checkpoint_dir: Option<PathBuf>,
+        read_uncommitted: bool,
     },
 }
 
@@ -183,6 +193,7 @@ impl VerifyArgs {
                 path,
                 timeout,
                 checkpoint_dir: self.checkpoint_dir,
+                read_uncommitted: self.read_uncommitted,
             });
         }
         let Some(topic) = self.topic.filter(|_| !self.files.is_empty()) else {
@@ -203,7 +214,13 @@ impl VerifyArgs {
             long_lines: LongLinePolicy::Truncate,
             strip_cr: false,
             timeout,
-            kafka_props: self.properties,
+            kafka_props: {
+                let mut props = self.properties;
+                if self.read_uncommitted {
+                    props.push((READ_UNCOMMITTED.0.into(), READ_UNCOMMITTED.1.into()));
+                }
+                props
+            },
             checkpoint_dir: self.checkpoint_dir,
         }))
     }
@@ -342,10 +359,16 @@ pub struct ShipArgs {
     /// link [default: no limit].
     #[arg(long, value_name = "SIZE", value_parser = config::parse_size)]
     pub max_bytes_per_sec: Option<u64>,
+
+    /// Exactly once for read_committed consumers: a transactional producer
+    /// commits the records and the file positions (to the topic
+    /// `logferry-positions`, which must exist) together, every second.
+    #[arg(long)]
+    pub exactly_once: bool,
 }
 
 /// The flags that describe what to ship without a configuration file.
-const QUICK_MODE_ARGS: [&str; 23] = [
+const QUICK_MODE_ARGS: [&str; 24] = [
     "file",
     "topic",
     "broker_host",
@@ -369,6 +392,7 @@ const QUICK_MODE_ARGS: [&str; 23] = [
     "metrics_listen",
     "max_stall",
     "max_bytes_per_sec",
+    "exactly_once",
 ];
 
 #[derive(Debug, Args)]
@@ -496,6 +520,10 @@ pub struct CollectArgs {
     /// records wait [default: 60s].
     #[arg(long, value_name = "DURATION", value_parser = config::parse_duration, requires = "metrics_listen")]
     pub max_stall: Option<Duration>,
+    /// Also write records of open and aborted transactions (exactly_once
+    /// agents); by default the collector reads as read_committed.
+    #[arg(long)]
+    pub read_uncommitted: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -558,6 +586,9 @@ impl CollectArgs {
         for (k, v) in self.properties {
             let v = config::resolve_value(&v).map_err(|e| format!("-X {k}: {e}"))?;
             kafka_props.push((k, v));
+        }
+        if self.read_uncommitted {
+            kafka_props.push((READ_UNCOMMITTED.0.into(), READ_UNCOMMITTED.1.into()));
         }
         Ok(CollectSettings {
             brokers: self

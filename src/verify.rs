@@ -253,7 +253,11 @@ fn read_topic(s: &VerifySettings, report: &mut VerifyReport) -> Result<LineIndex
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &s.brokers)
         .set("group.id", "logferry-verify")
-        .set("enable.auto.commit", "false");
+        .set("enable.auto.commit", "false")
+        // As read_committed consumers see the topic (librdkafka's default,
+        // said here because exactly_once depends on it);
+        // --read-uncommitted overrides it.
+        .set("isolation.level", "read_committed");
     for (k, v) in &s.kafka_props {
         cfg.set(k, v);
     }

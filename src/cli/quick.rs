@@ -189,6 +189,8 @@ impl ShipArgs {
                 properties: (!props.is_empty()).then(|| given(PropTable(props))),
                 max_inflight_bytes: self.max_inflight_bytes.map(|n| given(RawSize(n))),
                 shutdown_timeout,
+                exactly_once: self.exactly_once.then(|| given(true)),
+                ..RawKafka::default()
             }),
             checkpoint: directory.map(|d| RawCheckpoint {
                 directory: Some(given(d)),

@@ -408,11 +408,26 @@ pub fn connect_check(
     }
     let metadata = metadata.ok_or_else(|| ConnectError::Unreachable(vec!["no brokers".into()]))?;
     let mut missing = Vec::new();
-    let (topics, notes) = topics_to_check(settings);
+    let (mut topics, notes) = topics_to_check(settings);
     lines.extend(notes);
+    if let Some(eo) = &settings.exactly_once {
+        topics.push(eo.positions_topic.clone());
+    }
     for t in &topics {
         let t = t.as_str();
         match metadata.topics().iter().find(|mt| mt.name() == t) {
+            None if settings
+                .exactly_once
+                .as_ref()
+                .is_some_and(|eo| eo.positions_topic == t) =>
+            {
+                missing.push(
+                    crate::ship::positions::PositionsError::Missing {
+                        topic: t.to_string(),
+                    }
+                    .to_string(),
+                )
+            }
             None => missing.push(format!(
                 "topic \"{t}\" does not exist on {list} (logferry never creates topics)"
             )),

@@ -161,6 +161,7 @@ fn ship_settings(dir: &Path, host: &str, log: &Path) -> ShipSettings {
         max_open_files: ShipSettings::DEFAULT_MAX_OPEN_FILES,
         metrics: None,
         max_bytes_per_sec: None,
+        exactly_once: None,
     }
 }
 

@@ -18,7 +18,8 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             path,
             timeout,
             checkpoint_dir,
-        }) => return run_config(&path, timeout, checkpoint_dir),
+            read_uncommitted,
+        }) => return run_config(&path, timeout, checkpoint_dir, read_uncommitted),
         Err(e) => {
             eprintln!("logferry: {e}");
             return Ok(ExitCode::from(2));
@@ -39,6 +40,7 @@ fn run_config(
     path: &std::path::Path,
     timeout: std::time::Duration,
     checkpoint_dir: Option<std::path::PathBuf>,
+    read_uncommitted: bool,
 ) -> anyhow::Result<ExitCode> {
     let loaded = match config::load(path) {
         Ok(l) => l,
@@ -53,8 +55,14 @@ fn run_config(
         let dir = &loaded.settings.checkpoint_dir;
         dir.is_dir().then(|| dir.clone())
     });
-    let plan = crate::verify::plan_config(&loaded.settings, timeout, checkpoint_dir)
+    let mut plan = crate::verify::plan_config(&loaded.settings, timeout, checkpoint_dir)
         .with_context(|| format!("planning the audit of {}", path.display()))?;
+    if read_uncommitted {
+        let (k, v) = crate::cli::READ_UNCOMMITTED;
+        for audit in &mut plan.audits {
+            audit.settings.kafka_props.push((k.into(), v.into()));
+        }
+    }
     for note in &plan.notes {
         println!("{note}");
     }

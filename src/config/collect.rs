@@ -35,6 +35,10 @@ pub const DEFAULT_MAX_STALL: Duration = Duration::from_secs(60);
 pub const DEFAULT_CONSUMER_PROPS: &[(&str, &str)] = &[
     ("auto.offset.reset", "earliest"),
     ("socket.timeout.ms", "10000"),
+    // Records of aborted transactions (exactly_once agents) are never
+    // written (librdkafka's default, said here because exactly_once
+    // depends on it); --read-uncommitted or -X overrides it.
+    ("isolation.level", "read_committed"),
 ];
 /// Properties that would break "fsync before commit" if changed.
 pub const FIXED_CONSUMER_PROPS: &[(&str, &str)] = &[
@@ -470,6 +474,31 @@ fn kafka_section(k: Option<RawKafka>, issues: &mut Vec<Issue>) -> (String, Vec<(
             "\"shutdown_timeout\" in [kafka] is a ship setting; the collector does not use it"
                 .into(),
         );
+    }
+    let eo_keys = [
+        ("exactly_once", k.exactly_once.as_ref().map(Spanned::span)),
+        (
+            "positions_topic",
+            k.positions_topic.as_ref().map(Spanned::span),
+        ),
+        (
+            "transaction_interval",
+            k.transaction_interval.as_ref().map(Spanned::span),
+        ),
+        (
+            "transactional_id",
+            k.transactional_id.as_ref().map(Spanned::span),
+        ),
+    ];
+    for (key, span) in eo_keys {
+        if let Some(span) = span {
+            issue(
+                issues,
+                Some(span),
+                key,
+                format!("\"{key}\" in [kafka] is a ship setting; the collector does not use it"),
+            );
+        }
     }
     let brokers = match &k.brokers {
         Some(b) => {

@@ -34,6 +34,10 @@ pub(crate) const KAFKA_KEYS: &[&str] = &[
     "properties",
     "max_inflight_bytes",
     "shutdown_timeout",
+    "exactly_once",
+    "positions_topic",
+    "transaction_interval",
+    "transactional_id",
 ];
 pub(crate) const CHECKPOINT_KEYS: &[&str] = &["directory", "interval"];
 pub(crate) const METRICS_KEYS: &[&str] = &["listen", "max_stall", "top_files"];
@@ -72,13 +76,18 @@ pub(crate) struct RawConfig {
     pub(crate) inputs: Option<Vec<Spanned<RawInput>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawKafka {
     pub(crate) brokers: Option<Spanned<StringList>>,
     pub(crate) properties: Option<Spanned<PropTable>>,
     pub(crate) max_inflight_bytes: Option<Spanned<RawSize>>,
     pub(crate) shutdown_timeout: Option<Spanned<RawDuration>>,
+    // Exactly-once delivery (see `ExactlyOnceSettings`).
+    pub(crate) exactly_once: Option<Spanned<bool>>,
+    pub(crate) positions_topic: Option<Spanned<String>>,
+    pub(crate) transaction_interval: Option<Spanned<RawDuration>>,
+    pub(crate) transactional_id: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -185,6 +185,27 @@ pub struct ShipSettings {
     /// lines wait in their files (the lag metrics show them), none are
     /// dropped. None: as fast as Kafka acknowledges.
     pub max_bytes_per_sec: Option<u64>,
+    /// Exactly-once delivery (a transactional producer); None (the
+    /// default) ships at least once.
+    pub exactly_once: Option<ExactlyOnceSettings>,
+}
+
+/// `exactly_once = true` in `[kafka]`: records and the file positions they
+/// advance are committed in one Kafka transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactlyOnceSettings {
+    /// The compacted topic the positions are committed to.
+    pub positions_topic: String,
+    /// How often a transaction is committed: what a read_committed consumer
+    /// waits for a line at most (plus the commit).
+    pub transaction_interval: Duration,
+    /// Configured; else derived from the host and the state directory.
+    pub transactional_id: Option<String>,
+}
+
+impl ExactlyOnceSettings {
+    pub const DEFAULT_POSITIONS_TOPIC: &'static str = "logferry-positions";
+    pub const DEFAULT_TRANSACTION_INTERVAL: Duration = Duration::from_secs(1);
 }
 
 /// `[metrics]`: Prometheus text at `/metrics`, a verdict at `/health`.

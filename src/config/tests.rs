@@ -537,3 +537,45 @@ fn durations_and_sizes_parse() {
     assert_eq!(parse_size("42"), Ok(42));
     assert!(parse_size("12 parsecs").is_err());
 }
+
+#[test]
+fn exactly_once_keys_are_read_with_their_defaults() {
+    let s = ok(MINIMAL).settings;
+    assert_eq!(s.exactly_once, None, "at least once by default");
+    let s = ok(&format!("[kafka]\nexactly_once = true\n{MINIMAL}")).settings;
+    assert_eq!(
+        s.exactly_once,
+        Some(ExactlyOnceSettings {
+            positions_topic: "logferry-positions".into(),
+            transaction_interval: Duration::from_secs(1),
+            transactional_id: None,
+        })
+    );
+    let s = ok(&format!(
+        "[kafka]\nexactly_once = true\npositions_topic = \"pos\"\ntransaction_interval = \"250ms\"\ntransactional_id = \"agent-7\"\n{MINIMAL}"
+    ))
+    .settings;
+    let eo = s.exactly_once.unwrap();
+    assert_eq!(eo.positions_topic, "pos");
+    assert_eq!(eo.transaction_interval, Duration::from_millis(250));
+    assert_eq!(eo.transactional_id.as_deref(), Some("agent-7"));
+}
+
+#[test]
+fn bad_exactly_once_values_are_named() {
+    let (text, _) = err(&format!(
+        "[kafka]\nexactly_once = true\npositions_topic = \"bad topic\"\n{MINIMAL}"
+    ));
+    assert!(text.contains("positions_topic"), "{text}");
+    let (text, _) = err(&format!(
+        "[kafka]\nexactly_once = true\ntransaction_interval = \"0s\"\n{MINIMAL}"
+    ));
+    assert!(
+        text.contains("transaction_interval") && text.contains("above zero"),
+        "{text}"
+    );
+    let (text, _) = err(&format!(
+        "[kafka]\nexactly_once = true\ntransactional_id = \" \"\n{MINIMAL}"
+    ));
+    assert!(text.contains("transactional_id"), "{text}");
+}

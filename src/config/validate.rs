@@ -184,12 +184,7 @@ impl Validator<'_> {
         let max_bytes_per_sec = self.rate(&raw.max_bytes_per_sec, top);
 
         // --- [kafka]
-        let kafka = raw.kafka.unwrap_or(RawKafka {
-            brokers: None,
-            properties: None,
-            max_inflight_bytes: None,
-            shutdown_timeout: None,
-        });
+        let kafka = raw.kafka.unwrap_or_default();
         let brokers = self.brokers(kafka.brokers.as_ref());
         let kafka_props = match &kafka.properties {
             Some(p) => self.properties(p),
@@ -202,6 +197,7 @@ impl Validator<'_> {
             MIN_INFLIGHT_BYTES,
             ShipSettings::DEFAULT_MAX_INFLIGHT_BYTES,
         );
+        let exactly_once = self.exactly_once(&kafka);
         let shutdown_timeout = kafka
             .shutdown_timeout
             .map_or(DEFAULT_SHUTDOWN_TIMEOUT, |d| d.into_inner().0);
@@ -269,6 +265,46 @@ impl Validator<'_> {
             max_open_files,
             metrics,
             max_bytes_per_sec,
+            exactly_once,
+        })
+    }
+
+    /// `exactly_once` and its keys in `[kafka]`: None unless it is on (its
+    /// keys are still checked, so a typo is not silently ignored).
+    fn exactly_once(&mut self, kafka: &RawKafka) -> Option<ExactlyOnceSettings> {
+        let positions_topic = match &kafka.positions_topic {
+            Some(t) if t.get_ref().contains('{') || check_topic(t.get_ref()).is_err() => {
+                let why = match check_topic(t.get_ref()) {
+                    Err(why) => why,
+                    Ok(()) => "a fixed topic name; templates are not allowed here".into(),
+                };
+                let msg = self.say("positions_topic", "[kafka]", why);
+                self.err(Some(t.span()), "positions_topic", msg);
+                String::new()
+            }
+            Some(t) => t.get_ref().clone(),
+            None => ExactlyOnceSettings::DEFAULT_POSITIONS_TOPIC.to_string(),
+        };
+        let transaction_interval = self.positive(
+            &kafka.transaction_interval,
+            "transaction_interval",
+            "[kafka]",
+            ExactlyOnceSettings::DEFAULT_TRANSACTION_INTERVAL,
+        );
+        let transactional_id = match &kafka.transactional_id {
+            Some(t) if t.get_ref().trim().is_empty() => {
+                let msg = self.say("transactional_id", "[kafka]", "must not be empty");
+                self.err(Some(t.span()), "transactional_id", msg);
+                None
+            }
+            Some(t) => Some(t.get_ref().clone()),
+            None => None,
+        };
+        let on = kafka.exactly_once.as_ref().is_some_and(|b| *b.get_ref());
+        on.then_some(ExactlyOnceSettings {
+            positions_topic,
+            transaction_interval,
+            transactional_id,
         })
     }
 

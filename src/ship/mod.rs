@@ -23,11 +23,15 @@
 //!   reading pauses and memory stays flat while Kafka is slow or down.
 
 pub mod descriptors;
+mod inflight;
 mod observe;
 pub mod outbox;
 pub mod partition;
+pub mod positions;
 pub mod produce;
+mod sending;
 pub mod throttle;
+pub mod transaction;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +49,7 @@ use crate::shutdown::Shutdown;
 use observe::{CheckpointState, Observer};
 use outbox::Outbox;
 use throttle::{Throttle, Throttled};
+use transaction::Transaction;
 
 /// One read per file per round; large reads keep syscalls per GB low.
 const READ_BUF: usize = 1 << 20;
@@ -77,6 +82,12 @@ pub enum ShipError {
     Producer(KafkaError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Positions(#[from] positions::PositionsError),
+    #[error("fenced: another logferry with the same transactional.id \"{id}\" took over (two agents on the same positions?); stopping, nothing of this one's open transaction becomes visible ({reason})")]
+    Fenced { id: String, reason: String },
+    #[error("the transactional producer \"{id}\" hit a fatal error; stopping (a restart resumes from the committed positions): {reason}")]
+    TransactionFatal { id: String, reason: String },
 }
 
 /// Counters reported at shutdown (and by tests).
@@ -95,6 +106,8 @@ pub struct ShipReport {
     pub unacked_at_exit: u64,
     /// Producers replaced after a fatal error.
     pub producer_restarts: u64,
+    /// Exactly-once mode: transactions aborted (their lines read again).
+    pub transactions_aborted: u64,
     /// Generations that vanished with bytes never shipped, and those bytes.
     pub generations_lost: u64,
     pub bytes_lost: u64,
@@ -113,6 +126,22 @@ pub struct Shipper {
     observer: Option<Observer>,
     /// The read rate limits; None without any.
     throttle: Option<Throttle>,
+    /// The loop's own counters (checkpoints, losses, what was left at
+    /// exit); the Outbox keeps those of records.
+    counters: LoopCounters,
+    /// The open transaction, in exactly-once mode.
+    txn: Option<Transaction>,
+}
+
+/// What the shipping loop counts itself.
+#[derive(Debug, Default, Clone, Copy)]
+struct LoopCounters {
+    checkpoint_writes: u64,
+    checkpoint_failures: u64,
+    unacked_at_exit: u64,
+    generations_lost: u64,
+    bytes_lost: u64,
+    transactions_aborted: u64,
 }
 
 /// librdkafka's own default for `message.max.bytes`.
@@ -192,6 +221,44 @@ fn unfinished_ttl() -> Duration {
         .map_or(UNFINISHED_TTL, Duration::from_secs)
 }
 
+/// The Tailer, from the local checkpoint (at start, and in exactly-once
+/// mode after an abort, when it holds the last committed positions).
+/// `fresh_start`: logferry never ran on this state directory (files
+/// rotated before it are history).
+fn open_tailer(
+    settings: &ShipSettings,
+    checkpointer: &Checkpointer,
+    fresh_start: bool,
+) -> Result<Tailer, ShipError> {
+    let (saved, examined_until) = checkpointer.load_with_watermark()?;
+    if !saved.is_empty() {
+        tracing::info!(files = saved.len(), path = %checkpointer.path().display(), "loaded checkpoints");
+    }
+    // Compressed files modified after the watermark are examined for
+    // generations born while logferry was not looking; a checkpoint
+    // from before the watermark existed: its own modification time.
+    let saved_at = match examined_until {
+        Some(ns) => Ok(std::time::UNIX_EPOCH + Duration::from_nanos(ns)),
+        None => std::fs::metadata(checkpointer.path()).and_then(|m| m.modified()),
+    };
+    let mut tailer = Tailer::new(tail_settings(settings), saved, fresh_start)?;
+    match saved_at {
+        Ok(t) if !fresh_start => tailer.examine_compressed_since(t),
+        _ => {}
+    }
+    if fresh_start {
+        // Say at once that logferry has started here: killed before its
+        // first checkpoint, the next start is not a first start, and
+        // the files rotated in between (the one current now among
+        // them) are shipped rather than taken for history. (In
+        // exactly-once mode too: no positions is what was committed.)
+        if let Err(e) = checkpointer.save_with_watermark(&[], Some(tailer.examined_until())) {
+            tracing::error!(error = %e, "checkpoint not saved; retrying at the next interval");
+        }
+    }
+    Ok(tailer)
+}
+
 impl Shipper {
     /// Load checkpoints and create the producer. Nothing is read until
     /// [`run`](Self::run).
@@ -210,30 +277,24 @@ impl Shipper {
                 ("statistics.interval.ms".into(), STATS_INTERVAL_MS.into()),
             );
         }
+        let eo = settings.exactly_once.clone();
+        let id = eo
+            .as_ref()
+            .map(|eo| transaction::transactional_id(&settings, eo));
+        if let Some(id) = &id {
+            // Before the user's properties, which may override them.
+            let mut props = transaction::producer_props(id);
+            props.append(&mut settings.kafka_props);
+            settings.kafka_props = props;
+        }
         let checkpointer = Checkpointer::new(&settings.checkpoint_dir)?;
-        let fresh_start = !checkpointer.path().exists();
-        let (saved, examined_until) = checkpointer.load_with_watermark()?;
-        if !saved.is_empty() {
-            tracing::info!(files = saved.len(), path = %checkpointer.path().display(), "loaded checkpoints");
-        }
-        // Compressed files modified after the watermark are examined for
-        // generations born while logferry was not looking; a checkpoint
-        // from before the watermark existed: its own modification time.
-        let saved_at = match examined_until {
-            Some(ns) => Ok(std::time::UNIX_EPOCH + Duration::from_nanos(ns)),
-            None => std::fs::metadata(checkpointer.path()).and_then(|m| m.modified()),
-        };
-        let mut tailer = Tailer::new(tail_settings(&settings), saved, fresh_start)?;
-        match saved_at {
-            Ok(t) if !fresh_start => tailer.examine_compressed_since(t),
-            _ => {}
-        }
-        if fresh_start {
-            // Say at once that logferry has started here: killed before its
-            // first checkpoint, the next start is not a first start, and
-            // the files rotated in between (the one current now among
-            // them) are shipped rather than taken for history.
-            if let Err(e) = checkpointer.save_with_watermark(&[], Some(tailer.examined_until())) {
+        let mut fresh_start = !checkpointer.path().exists();
+        if fresh_start && eo.is_some() {
+            // Claiming the transactional id and reading the positions back
+            // takes a while; killed meanwhile, the next start must not be a
+            // first start, or a file rotated in between would be taken for
+            // history. No positions is what is committed so far.
+            if let Err(e) = checkpointer.save_with_watermark(&[], None) {
                 tracing::error!(error = %e, "checkpoint not saved; retrying at the next interval");
             }
         }
@@ -244,6 +305,22 @@ impl Shipper {
             .map(|i| i.max_bytes_per_sec)
             .collect();
         let throttle = Throttle::new(settings.max_bytes_per_sec, &per_input, Instant::now());
+        // Exactly once: the committed positions become the local checkpoint
+        // before the Tailer loads it.
+        let txn = match (&eo, id) {
+            (Some(eo), Some(id)) => Some(Transaction::start(
+                &settings,
+                eo,
+                id,
+                &outbox,
+                &checkpointer,
+            )?),
+            _ => None,
+        };
+        if txn.as_ref().is_some_and(Transaction::restored) {
+            fresh_start = false;
+        }
+        let tailer = open_tailer(&settings, &checkpointer, fresh_start)?;
         Ok(Shipper {
             settings,
             tailer,
@@ -253,6 +330,8 @@ impl Shipper {
             checkpoint_failing: None,
             observer: None,
             throttle,
+            counters: LoopCounters::default(),
+            txn,
         })
     }
 
@@ -267,14 +346,13 @@ impl Shipper {
         let Some(observer) = self.observer.as_mut().filter(|o| o.due(now)) else {
             return;
         };
-        let report = &self.outbox.report;
         observer.observe(
             now,
             &self.tailer,
             &self.outbox,
             CheckpointState {
-                writes: report.checkpoint_writes,
-                failures: report.checkpoint_failures,
+                writes: self.counters.checkpoint_writes,
+                failures: self.counters.checkpoint_failures,
                 failing: self
                     .checkpoint_failing
                     .as_ref()
@@ -296,7 +374,10 @@ impl Shipper {
         // The first checkpoint is written at once: from now on a restart is
         // not a fresh start, so files that appear while logferry is down
         // are read from their beginning, not treated as history.
-        self.checkpoint();
+        match self.txn {
+            Some(_) => self.boundary(shutdown)?,
+            None => self.checkpoint(),
+        }
         self.tailer.report_missing_inputs();
         self.check_cluster();
         let started = Instant::now();
@@ -326,11 +407,11 @@ impl Shipper {
             };
             #[cfg(feature = "test-hooks")]
             self.outbox.inject_fatal_error();
-            self.service(Duration::ZERO);
+            self.service(Duration::ZERO)?;
             self.outbox.send_due_retries(false);
             if self.outbox.inflight() >= self.settings.max_inflight_bytes {
                 // Backpressure: wait for acks instead of reading more.
-                self.service(Duration::from_millis(50));
+                self.service(Duration::from_millis(50))?;
             } else if read == 0 {
                 match self.throttle.as_ref().and_then(Throttle::held_for) {
                     // Held back by the rate limit: sleep until a bucket
@@ -347,9 +428,19 @@ impl Shipper {
                     // IDLE_WAIT.
                     None => self.tailer.wait(IDLE_WAIT),
                 }
-                self.service(Duration::ZERO);
+                self.service(Duration::ZERO)?;
             }
-            if now >= next_checkpoint {
+            if let Some(due) = self.txn.as_ref().map(|t| t.due) {
+                // Exactly once: positions are committed with the lines, at
+                // each boundary; a new generation's head is committed
+                // before its first line is handed out (write-ahead), and a
+                // failed record aborts its transaction at once.
+                let write_ahead = self.tailer.wants_save() && now >= next_write_ahead;
+                if now >= due || write_ahead || self.transaction_failed() {
+                    self.boundary(shutdown)?;
+                    next_write_ahead = Instant::now() + WRITE_AHEAD_SPACING;
+                }
+            } else if now >= next_checkpoint {
                 let began = Instant::now();
                 self.checkpoint();
                 let interval = if now < fast_until {
@@ -369,7 +460,7 @@ impl Shipper {
             }
             self.observe(now);
         }
-        Ok(self.drain())
+        self.drain(shutdown)
     }
 
     fn scan(&mut self) {
@@ -390,9 +481,8 @@ impl Shipper {
 
     fn record_loss(&mut self, cp: &FileCheckpoint) {
         let bytes = cp.size.saturating_sub(cp.position);
-        let report = &mut self.outbox.report;
-        report.generations_lost += 1;
-        report.bytes_lost += bytes;
+        self.counters.generations_lost += 1;
+        self.counters.bytes_lost += bytes;
         let loss = logferry_tail::Loss {
             time: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -411,8 +501,9 @@ impl Shipper {
     }
 
     /// Serve delivery reports (acks go to the tailer); if the producer had
-    /// to be replaced, every unacknowledged line is read again.
-    fn service(&mut self, timeout: Duration) {
+    /// to be replaced, every unacknowledged line is read again. In
+    /// exactly-once mode a fatal producer error ends shipping.
+    fn service(&mut self, timeout: Duration) -> Result<(), ShipError> {
         let tailer = &mut self.tailer;
         let replaced = self
             .outbox
@@ -420,6 +511,10 @@ impl Shipper {
         if replaced {
             self.tailer.rewind_to_acked();
         }
+        if let (Some((code, reason)), Some(t)) = (self.outbox.fatal(), self.txn.as_ref()) {
+            return Err(transaction::fatal(&t.id, *code, reason));
+        }
+        Ok(())
     }
 
     /// Say early, and plainly, if the brokers cannot be reached or a topic is
@@ -481,11 +576,11 @@ impl Shipper {
         match result {
             Ok(()) => {
                 self.last_saved = summary;
-                self.outbox.report.checkpoint_writes += 1;
+                self.counters.checkpoint_writes += 1;
                 self.checkpoint_failing = None;
             }
             Err(e) => {
-                self.outbox.report.checkpoint_failures += 1;
+                self.counters.checkpoint_failures += 1;
                 let since = self
                     .checkpoint_failing
                     .as_ref()
@@ -497,18 +592,30 @@ impl Shipper {
     }
 
     /// Stop reading, wait (bounded) for in-flight records, checkpoint.
-    fn drain(mut self) -> ShipReport {
+    fn drain(mut self, shutdown: &Shutdown) -> Result<ShipReport, ShipError> {
         self.tailer.note_sizes();
-        let deadline = Instant::now() + self.settings.shutdown_timeout;
-        self.outbox.send_due_retries(true);
-        while self.tailer.unacked() > 0 && Instant::now() < deadline {
-            self.service(Duration::from_millis(20));
-            self.outbox.send_due_retries(false);
-            self.observe(Instant::now());
+        if self.txn.is_some() {
+            // The last commit (bounded by shutdown_timeout); what it could
+            // not commit is aborted, and read again at the next start.
+            self.boundary(shutdown)?;
+            if self.tailer.unacked() > 0 {
+                let _ = self
+                    .outbox
+                    .producer()
+                    .abort_transaction(Duration::from_secs(5));
+            }
+        } else {
+            let deadline = Instant::now() + self.settings.shutdown_timeout;
+            self.outbox.send_due_retries(true);
+            while self.tailer.unacked() > 0 && Instant::now() < deadline {
+                self.service(Duration::from_millis(20))?;
+                self.outbox.send_due_retries(false);
+                self.observe(Instant::now());
+            }
+            self.checkpoint();
         }
-        self.checkpoint();
         let left = self.tailer.unacked();
-        self.outbox.report.unacked_at_exit = left as u64;
+        self.counters.unacked_at_exit = left as u64;
         if left > 0 {
             tracing::warn!(
                 records = left,
@@ -516,12 +623,26 @@ impl Shipper {
             );
         }
         tracing::info!(
-            lines = self.outbox.report.lines_acked,
-            bytes = self.outbox.report.bytes_acked,
+            lines = self.outbox.report().lines_acked,
+            bytes = self.outbox.report().bytes_acked,
             lag_bytes = self.lag_bytes(),
             unacked = left,
             "shipped and acknowledged; stopped"
         );
-        self.outbox.report.clone()
+        Ok(self.report())
+    }
+
+    /// The Outbox's counters and the loop's, together.
+    fn report(&self) -> ShipReport {
+        let c = self.counters;
+        ShipReport {
+            checkpoint_writes: c.checkpoint_writes,
+            checkpoint_failures: c.checkpoint_failures,
+            unacked_at_exit: c.unacked_at_exit,
+            generations_lost: c.generations_lost,
+            bytes_lost: c.bytes_lost,
+            transactions_aborted: c.transactions_aborted,
+            ..self.outbox.report().clone()
+        }
     }
 }

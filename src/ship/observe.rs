@@ -59,7 +59,7 @@ impl Observer {
         self.next = now + PERIOD;
         let mut inputs = vec![InputSnapshot::default(); tailer.inputs()];
         for (i, snap) in inputs.iter_mut().enumerate() {
-            let c = outbox.counts[i];
+            let c = outbox.counts()[i];
             snap.lines_read = c.lines_read;
             snap.lines_acked = c.lines_acked;
             snap.bytes_acked = c.bytes_acked;
@@ -92,16 +92,16 @@ impl Observer {
             .collect();
         let health = self.health.observe(
             now,
-            outbox.report.lines_acked,
+            outbox.report().lines_acked,
             tailer.unacked() as u64,
             checkpoint.failing,
         );
         let ctx = outbox.producer().context();
         self.exposition.publish(ShipSnapshot {
             inputs,
-            delivery_errors: outbox.delivery_errors.named(),
+            delivery_errors: outbox.delivery_errors().named(),
             client_errors: ctx.client_errors().named(),
-            retries: outbox.report.retries,
+            retries: outbox.report().retries,
             checkpoint_writes: checkpoint.writes,
             checkpoint_failures: checkpoint.failures,
             brokers: ctx.brokers().into_iter().map(broker).collect(),

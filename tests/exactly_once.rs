@@ -1,0 +1,408 @@
+//! exactly_once against the real cluster: a read_committed consumer (this
+//! file's own, not logferry's `verify`) sees every line exactly once
+//! after kill -9 of logferry at random moments with rotations in between,
+//! and when two agents claim the same positions one is fenced.
+//!
+//! Every line is unique (numbered), so counting by payload finds both
+//! missing and duplicated lines; the source attribution of each record is
+//! checked too: one record per (generation, offset).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+const HOST: &str = "eohost";
+
+/// The positions topic, as an operator creates it: compacted.
+fn create_positions_topic(brokers: &str, name: &str) {
+    create_topic_with(brokers, name, 1, &[("cleanup.policy", "compact")]);
+}
+
+/// A configuration with exactly_once on, the given positions topic and
+/// transaction interval (and transactional id, if any).
+fn eo_config(
+    dir: &Path,
+    brokers: &str,
+    topic: &str,
+    include: &str,
+    positions: &str,
+    extra_kafka: &str,
+) -> PathBuf {
+    let path = config_toml(dir, brokers, HOST, topic, include, "", "");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[kafka.properties]",
+        &format!(
+            "exactly_once = true\npositions_topic = \"{positions}\"\ntransaction_interval = \"300ms\"\n{extra_kafka}\n[kafka.properties]"
+        ),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Appends numbered lines in batches; the test thread rotates the file
+/// between batches (under the same lock, so no line is written between a
+/// copy and its truncation).
+struct Feeder {
+    stop: Arc<AtomicBool>,
+    written: Arc<AtomicUsize>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Feeder {
+    fn start(log: Arc<Mutex<LogWriter>>, per_batch: usize) -> Feeder {
+        let stop = Arc::new(AtomicBool::new(false));
+        let written = Arc::new(AtomicUsize::new(0));
+        let (s, w) = (stop.clone(), written.clone());
+        let handle = std::thread::spawn(move || {
+            let mut n = 0;
+            while !s.load(Ordering::Relaxed) {
+                log.lock()
+                    .unwrap()
+                    .write_lines((n..n + per_batch).map(line));
+                n += per_batch;
+                w.store(n, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Feeder {
+            stop,
+            written,
+            handle,
+        }
+    }
+
+    /// Stop writing; how many lines were written.
+    fn finish(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap();
+        self.written.load(Ordering::Relaxed)
+    }
+}
+
+/// What a read_committed consumer saw of a topic.
+struct Seen {
+    /// Per line number, how many records carried it.
+    lines: HashMap<usize, usize>,
+    /// (generation, offset) of every attributed record.
+    sources: Vec<(u64, u64)>,
+    records: usize,
+}
+
+impl Seen {
+    fn missing(&self, total: usize) -> usize {
+        (0..total).filter(|n| !self.lines.contains_key(n)).count()
+    }
+
+    fn duplicated(&self) -> usize {
+        self.lines.values().map(|c| c - 1).sum()
+    }
+}
+
+/// Read `topic` with isolation.level=read_committed until `total` distinct
+/// lines were seen and then nothing more came for a while (a duplicate
+/// would arrive after the last line), or the deadline.
+fn read_committed(brokers: &str, topic: &str, total: usize, timeout: Duration) -> Seen {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("eo-reader-{topic}"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut seen = Seen {
+        lines: HashMap::new(),
+        sources: Vec::new(),
+        records: 0,
+    };
+    let deadline = Instant::now() + timeout;
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline {
+        if seen.lines.len() >= total && quiet_since.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                quiet_since = Instant::now();
+                seen.records += 1;
+                let payload = m.payload().unwrap_or_default();
+                *seen.lines.entry(line_no(payload)).or_default() += 1;
+                let rec = Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: payload.to_vec(),
+                    headers: m
+                        .headers()
+                        .map(|hs| {
+                            hs.iter()
+                                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                };
+                let src = rec.source().expect("every record is attributed");
+                seen.sources
+                    .push((src.generation.expect("generation").0, src.offset));
+            }
+            Some(Err(e)) => eprintln!("reader: {e}"),
+            None => {}
+        }
+    }
+    seen
+}
+
+/// Every line once, and one record per (generation, offset).
+fn assert_exactly_once(seen: &Seen, total: usize, what: &str) {
+    let missing = seen.missing(total);
+    if missing > 0 {
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        for n in (0..total).filter(|n| !seen.lines.contains_key(n)) {
+            match ranges.last_mut() {
+                Some(r) if r.1 + 1 == n => r.1 = n,
+                _ => ranges.push((n, n)),
+            }
+        }
+        eprintln!("{what}: missing line ranges {ranges:?}");
+    }
+    let duplicated = seen.duplicated();
+    eprintln!(
+        "{what}: {total} lines written, {} records read_committed, {missing} missing, {duplicated} duplicated",
+        seen.records
+    );
+    assert_eq!(missing, 0, "{what}: lines missing");
+    assert_eq!(duplicated, 0, "{what}: lines duplicated");
+    let distinct: HashSet<_> = seen.sources.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        seen.sources.len(),
+        "{what}: two records with the same (generation, offset)"
+    );
+}
+
+fn seed() -> u64 {
+    let seed = std::env::var("LOGFERRY_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| Lcg::from_time().0);
+    eprintln!("seed {seed} (set LOGFERRY_TEST_SEED to repeat)");
+    seed
+}
+
+#[test]
+fn kill9_twenty_times_with_rotations_read_committed_sees_each_line_once() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("eo-kill9");
+    let positions = topic_name("eo-kill9-positions");
+    create_topic(&brokers, &topic, 3);
+    create_positions_topic(&brokers, &positions);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let writer = Arc::new(Mutex::new(LogWriter::create(&log)));
+    let config = eo_config(
+        dir.path(),
+        &brokers,
+        &topic,
+        log.to_str().unwrap(),
+        &positions,
+        "",
+    );
+    let args = ["ship", "-c", config.to_str().unwrap()];
+    let feeder = Feeder::start(writer.clone(), 40);
+    let mut rng = Lcg(seed());
+    let mut rotations = 0;
+    for round in 0..20 {
+        let lf = Logferry::start(&args, &dir.path().join(format!("err{round}")));
+        // The kill lands at a random moment: reading, between a commit's
+        // records and its end, writing the local checkpoint...
+        std::thread::sleep(Duration::from_millis(300 + rng.below(700)));
+        lf.signal(libc::SIGKILL);
+        drop(lf);
+        // Rotations alternate between rename+create and copytruncate, done
+        // as logrotate does them (mv + reopen; cp + truncate) under the
+        // writer's lock, so no line falls between copy and truncation.
+        let mut w = writer.lock().unwrap();
+        match round % 4 {
+            1 => {
+                rotations += 1;
+                w.rotate_rename(&dir.path().join(format!("app.log.{rotations}")));
+            }
+            3 => {
+                rotations += 1;
+                w.rotate_copytruncate(&dir.path().join(format!("app.log.{rotations}")));
+            }
+            _ => {}
+        }
+    }
+    let total = feeder.finish();
+    let mut lf = Logferry::start(&args, &dir.path().join("err-final"));
+    let seen = read_committed(&brokers, &topic, total, Duration::from_secs(60));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    if seen.missing(total) > 0 {
+        // Kept for a look at each round's log and the files.
+        eprintln!("kept {}", dir.path().display());
+        std::mem::forget(dir);
+    }
+    assert_exactly_once(&seen, total, "20 kill -9 with rotations");
+}
+
+#[test]
+fn a_second_agent_on_the_same_positions_fences_the_first() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("eo-fence");
+    let positions = topic_name("eo-fence-positions");
+    create_topic(&brokers, &topic, 1);
+    create_positions_topic(&brokers, &positions);
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("app.log");
+    let writer = Arc::new(Mutex::new(LogWriter::create(&log)));
+    // Two state directories (each agent locks its own), one transactional
+    // id: the same positions.
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let id = format!("transactional_id = \"{}\"", topic_name("eo-fence-id"));
+    let include = log.to_str().unwrap();
+    let a_cfg = eo_config(a_dir.path(), &brokers, &topic, include, &positions, &id);
+    let b_cfg = eo_config(b_dir.path(), &brokers, &topic, include, &positions, &id);
+    let feeder = Feeder::start(writer, 20);
+    let mut a = Logferry::start(
+        &["ship", "-c", a_cfg.to_str().unwrap()],
+        &a_dir.path().join("err"),
+    );
+    a.wait_for_log("following", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut b = Logferry::start(
+        &["ship", "-c", b_cfg.to_str().unwrap()],
+        &b_dir.path().join("err"),
+    );
+    let status = a.wait_timeout(Duration::from_secs(30)).unwrap_or_else(|| {
+        panic!(
+            "the first agent was not fenced within 30 s; stderr:\n{}",
+            a.stderr()
+        )
+    });
+    a.child = None;
+    assert!(!status.success(), "a fenced agent exits non-zero");
+    let err = a.stderr();
+    assert!(
+        err.contains("fenced: another logferry with the same transactional.id"),
+        "the fenced agent says why; stderr:\n{err}"
+    );
+    // B goes on from what A committed.
+    std::thread::sleep(Duration::from_millis(1000));
+    let total = feeder.finish();
+    let seen = read_committed(&brokers, &topic, total, Duration::from_secs(60));
+    assert!(b.stop().success(), "stderr:\n{}", b.stderr());
+    assert_exactly_once(&seen, total, "two agents, one fenced");
+}
+
+#[test]
+fn a_missing_positions_topic_is_named_with_the_command_to_create_it() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("eo-nopos");
+    create_topic(&brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    LogWriter::create(&log).write_lines([line(0)]);
+    let positions = topic_name("eo-nopos-positions");
+    let config = eo_config(
+        dir.path(),
+        &brokers,
+        &topic,
+        log.to_str().unwrap(),
+        &positions,
+        "",
+    );
+    let mut lf = Logferry::start(
+        &["ship", "-c", config.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    let status = lf
+        .wait_timeout(Duration::from_secs(60))
+        .expect("logferry stops when the positions topic is missing");
+    lf.child = None;
+    assert!(!status.success());
+    let err = lf.stderr();
+    assert!(
+        err.contains(&format!(
+            "the positions topic \"{positions}\" does not exist"
+        )) && err.contains("cleanup.policy=compact"),
+        "stderr:\n{err}"
+    );
+    // `check --connect` names it the same way, before any start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_logferry"))
+        .args(["check", "--connect", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the positions topic \"{positions}\" does not exist"
+        )),
+        "{text}"
+    );
+}
+
+/// A record the broker refuses (over the topic's max.message.bytes) fails
+/// its transaction: it is aborted in-process, its lines are read again from
+/// the last committed positions, the long line is cut to the size learned,
+/// and a read_committed consumer sees every line once.
+#[test]
+fn an_aborted_transaction_is_read_again_and_seen_once() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("eo-abort");
+    let positions = topic_name("eo-abort-positions");
+    // The limit applies to a whole (compressed) batch, so it stays well
+    // above a batch of ordinary lines.
+    create_topic_with(&brokers, &topic, 1, &[("max.message.bytes", "50000")]);
+    create_positions_topic(&brokers, &positions);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut w = LogWriter::create(&log);
+    let config = eo_config(
+        dir.path(),
+        &brokers,
+        &topic,
+        log.to_str().unwrap(),
+        &positions,
+        "",
+    );
+    let mut lf = Logferry::start(
+        &["ship", "-c", config.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log("following", Duration::from_secs(30));
+    w.write_lines((0..100).map(line));
+    // Incompressible, so the broker sees its real size.
+    let mut rng = Lcg(seed());
+    let noise: String = (0..200_000)
+        .map(|_| (b'a' + rng.below(26) as u8) as char)
+        .collect();
+    w.write_lines([format!("{:08} {noise}", 100)]);
+    w.write_lines((101..200).map(line));
+    let seen = read_committed(&brokers, &topic, 200, Duration::from_secs(60));
+    lf.wait_for_log("aborting the transaction", Duration::from_secs(5));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert_exactly_once(&seen, 200, "a refused record, aborted and read again");
+}
