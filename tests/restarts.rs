@@ -57,10 +57,22 @@ use common::{brokers, config_toml, create_topic, topic_name, Logferry};
 const HOST: &str = "restarts";
 /// Kill/restart cycles per scenario unless LOGFERRY_RESTARTS_ROUNDS says.
 const DEFAULT_ROUNDS: usize = 4;
-/// No growth of the topic for this long while lines are missing: the last
-/// logferry is not going to ship them (it rescans every 100 ms and waits
-/// 2 s for a rotated file to settle).
+/// No growth of the topic, and no CPU used by the last logferry, for this
+/// long while lines are missing: it is not going to ship them (it rescans
+/// every 100 ms and waits 2 s for a rotated file to settle). A logferry
+/// still busy (decompressing a long bzip2 rotation with a debug build on a
+/// loaded machine shows nothing in the topic for tens of seconds) is not
+/// stalled.
 const STALL: Duration = Duration::from_secs(15);
+
+/// CPU time (user + system, in clock ticks) used so far by process `pid`.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces, in parens).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
 /// Once the topic holds as many records as the files hold lines, it must
 /// stay unchanged this long before the counter is asked (a late duplicate
 /// or a last missing line still arriving).
@@ -800,6 +812,10 @@ fn run_seeded(sc: Scenario, tools: Tools, brokers: String, seed: u64, rounds: us
     let mut last = -1;
     let mut last_change = Instant::now();
     let mut counted_at = -1;
+    let pid = lf.child.as_ref().map(|c| c.id());
+    let mut last_cpu = None;
+    // Busy-but-shipping-nothing is given this long at most.
+    let busy_until = Instant::now() + Duration::from_secs(120);
     loop {
         std::thread::sleep(Duration::from_millis(250));
         let Some(n) = watermarks.records() else {
@@ -808,6 +824,14 @@ fn run_seeded(sc: Scenario, tools: Tools, brokers: String, seed: u64, rounds: us
         if n != last {
             (last, last_change) = (n, Instant::now());
         }
+        // Busy (more than 2 ticks, 20 ms, of CPU in 250 ms): still working.
+        let cpu = pid.and_then(cpu_ticks);
+        if let (Some(now), Some(before)) = (cpu, last_cpu) {
+            if now > before + 2 && Instant::now() < busy_until {
+                last_change = Instant::now();
+            }
+        }
+        last_cpu = cpu;
         if let Some(st) = lf.wait_timeout(Duration::ZERO) {
             self_exits.push(format!("the last run exited by itself: {st}"));
             break;
