@@ -119,8 +119,7 @@ fn consumer(brokers: &str) -> Result<BaseConsumer> {
 /// of aborted transactions (logferry's exactly_once) are not counted.
 fn consumer_config(brokers: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c
-        .set("bootstrap.servers", brokers)
+    c.set("bootstrap.servers", brokers)
         .set("group.id", "lfbench-readback")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

@@ -46,7 +46,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run one scenario for each tool and append the results.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write tables into docs/BENCHMARKS.md and SVG charts beside it.
     Report(ReportArgs),
     /// Wait until a topic holds at least --lines records (for bench/profile);
@@ -236,7 +236,7 @@ struct ReportArgs {
 fn main() {
     let cli = Cli::parse();
     let res = match cli.cmd {
-        Cmd::Run(a) => run(a),
+        Cmd::Run(a) => run(*a),
         Cmd::Report(a) => report_cmd(a).map(|()| 0),
         Cmd::WaitLanded(a) => wait_landed(a).map(|()| 0),
     };
