@@ -1,7 +1,13 @@
 //! exactly_once against the real cluster: a read_committed consumer (this
 //! file's own, not logferry's `verify`) sees every line exactly once
 //! after kill -9 of logferry at random moments with rotations in between,
+//! after a broker is killed mid-stream and restored, after all brokers are
+//! down longer than the transaction timeout (memory bounded meanwhile),
 //! and when two agents claim the same positions one is fenced.
+//!
+//! Tests that take brokers down (through `scripts/kafka`, on the cluster
+//! `scripts/test` started) hold the write side of CLUSTER; the others hold
+//! the read side, so no test sees another's outage.
 //!
 //! Every line is unique (numbered), so counting by payload finds both
 //! missing and duplicated lines; the source attribution of each record is
@@ -12,7 +18,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -20,6 +26,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+static CLUSTER: RwLock<()> = RwLock::new(());
 const HOST: &str = "eohost";
 
 /// The positions topic, as an operator creates it: compacted.
@@ -107,40 +114,45 @@ impl Seen {
     }
 }
 
-/// Read `topic` with isolation.level=read_committed until `total` distinct
-/// lines were seen and then nothing more came for a while (a duplicate
-/// would arrive after the last line), or the deadline.
-fn read_committed(brokers: &str, topic: &str, total: usize, timeout: Duration) -> Seen {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("eo-reader-{topic}"))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    let md = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in md.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+/// A read_committed consumer of a whole topic, from its beginning.
+struct CommittedReader {
+    consumer: BaseConsumer,
+    seen: Seen,
+}
+
+impl CommittedReader {
+    fn new(brokers: &str, topic: &str) -> CommittedReader {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", format!("eo-reader-{topic}"))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()
             .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut seen = Seen {
-        lines: HashMap::new(),
-        sources: Vec::new(),
-        records: 0,
-    };
-    let deadline = Instant::now() + timeout;
-    let mut quiet_since = Instant::now();
-    while Instant::now() < deadline {
-        if seen.lines.len() >= total && quiet_since.elapsed() > Duration::from_secs(3) {
-            break;
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in md.topics()[0].partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .unwrap();
         }
-        match consumer.poll(Duration::from_millis(200)) {
+        consumer.assign(&tpl).unwrap();
+        CommittedReader {
+            consumer,
+            seen: Seen {
+                lines: HashMap::new(),
+                sources: Vec::new(),
+                records: 0,
+            },
+        }
+    }
+
+    /// One poll; whether a record came.
+    fn poll_once(&mut self, timeout: Duration) -> bool {
+        match self.consumer.poll(timeout) {
             Some(Ok(m)) => {
-                quiet_since = Instant::now();
+                let seen = &mut self.seen;
                 seen.records += 1;
                 let payload = m.payload().unwrap_or_default();
                 *seen.lines.entry(line_no(payload)).or_default() += 1;
@@ -161,12 +173,48 @@ fn read_committed(brokers: &str, topic: &str, total: usize, timeout: Duration) -
                 let src = rec.source().expect("every record is attributed");
                 seen.sources
                     .push((src.generation.expect("generation").0, src.offset));
+                true
             }
-            Some(Err(e)) => eprintln!("reader: {e}"),
-            None => {}
+            Some(Err(e)) => {
+                eprintln!("reader: {e}");
+                false
+            }
+            None => false,
         }
     }
-    seen
+
+    /// Read until `n` distinct lines were seen or the deadline; whether
+    /// they were.
+    fn read_until(&mut self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.seen.lines.len() < n && Instant::now() < deadline {
+            self.poll_once(Duration::from_millis(200));
+        }
+        self.seen.lines.len() >= n
+    }
+
+    /// Read until `total` distinct lines were seen and then nothing more
+    /// came for a while (a duplicate would arrive after the last line), or
+    /// the deadline.
+    fn finish(mut self, total: usize, timeout: Duration) -> Seen {
+        let deadline = Instant::now() + timeout;
+        let mut quiet_since = Instant::now();
+        while Instant::now() < deadline {
+            if self.seen.lines.len() >= total && quiet_since.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+            if self.poll_once(Duration::from_millis(200)) {
+                quiet_since = Instant::now();
+            }
+        }
+        self.seen
+    }
+}
+
+/// Read `topic` with isolation.level=read_committed until `total` distinct
+/// lines were seen and then nothing more came for a while, or the deadline.
+fn read_committed(brokers: &str, topic: &str, total: usize, timeout: Duration) -> Seen {
+    CommittedReader::new(brokers, topic).finish(total, timeout)
 }
 
 /// Every line once, and one record per (generation, offset).
@@ -208,6 +256,7 @@ fn seed() -> u64 {
 
 #[test]
 fn kill9_twenty_times_with_rotations_read_committed_sees_each_line_once() {
+    let _g = CLUSTER.read().unwrap_or_else(|p| p.into_inner());
     let Some(brokers) = brokers() else { return };
     let topic = topic_name("eo-kill9");
     let positions = topic_name("eo-kill9-positions");
@@ -265,6 +314,7 @@ fn kill9_twenty_times_with_rotations_read_committed_sees_each_line_once() {
 
 #[test]
 fn a_second_agent_on_the_same_positions_fences_the_first() {
+    let _g = CLUSTER.read().unwrap_or_else(|p| p.into_inner());
     let Some(brokers) = brokers() else { return };
     let topic = topic_name("eo-fence");
     let positions = topic_name("eo-fence-positions");
@@ -314,6 +364,7 @@ fn a_second_agent_on_the_same_positions_fences_the_first() {
 
 #[test]
 fn a_missing_positions_topic_is_named_with_the_command_to_create_it() {
+    let _g = CLUSTER.read().unwrap_or_else(|p| p.into_inner());
     let Some(brokers) = brokers() else { return };
     let topic = topic_name("eo-nopos");
     create_topic(&brokers, &topic, 1);
@@ -370,6 +421,7 @@ fn a_missing_positions_topic_is_named_with_the_command_to_create_it() {
 /// and a read_committed consumer sees every line once.
 #[test]
 fn an_aborted_transaction_is_read_again_and_seen_once() {
+    let _g = CLUSTER.read().unwrap_or_else(|p| p.into_inner());
     let Some(brokers) = brokers() else { return };
     let topic = topic_name("eo-abort");
     let positions = topic_name("eo-abort-positions");
@@ -405,4 +457,221 @@ fn an_aborted_transaction_is_read_again_and_seen_once() {
     lf.wait_for_log("aborting the transaction", Duration::from_secs(5));
     assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
     assert_exactly_once(&seen, 200, "a refused record, aborted and read again");
+}
+
+/// The leader of partition 0 of `topic` (a node number of scripts/kafka).
+fn partition_leader(brokers: &str, topic: &str) -> i32 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    md.topics()[0].partitions()[0].leader()
+}
+
+/// After a broker fault, wait until every node is back and `topics` are
+/// fully replicated, so the next test starts on a healthy cluster.
+fn wait_cluster_healthy(brokers: &str, topics: &[&str]) {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let nodes = brokers.split(',').count();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let healthy = topics.iter().all(|t| {
+            c.fetch_metadata(Some(t), Duration::from_secs(5))
+                .is_ok_and(|md| {
+                    md.brokers().len() == nodes
+                        && md.topics()[0]
+                            .partitions()
+                            .iter()
+                            .all(|p| p.isr().len() == p.replicas().len())
+                })
+        });
+        if healthy {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cluster did not recover within 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The leader of the data partition is killed while lines stream in: the
+/// open transaction fails over or is aborted and read again, and after the
+/// broker is restored a read_committed consumer sees every line once.
+#[test]
+fn a_broker_killed_mid_stream_and_restored_read_committed_sees_each_line_once() {
+    let _g = CLUSTER.write().unwrap_or_else(|p| p.into_inner());
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("eo-brokerkill");
+    let positions = topic_name("eo-brokerkill-positions");
+    create_topic(&brokers, &topic, 1);
+    create_positions_topic(&brokers, &positions);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let writer = Arc::new(Mutex::new(LogWriter::create(&log)));
+    let config = eo_config(
+        dir.path(),
+        &brokers,
+        &topic,
+        log.to_str().unwrap(),
+        &positions,
+        "",
+    );
+    let mut lf = Logferry::start(
+        &["ship", "-c", config.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log("following", Duration::from_secs(30));
+    let feeder = Feeder::start(writer, 20);
+    let mut r = CommittedReader::new(&brokers, &topic);
+    assert!(
+        r.read_until(2000, Duration::from_secs(60)),
+        "no lines committed before the fault; stderr:\n{}",
+        lf.stderr()
+    );
+    let leader = partition_leader(&brokers, &topic);
+    kafka_script(&["kill", &leader.to_string()]);
+    let killed_at = Instant::now();
+    let before = r.seen.lines.len();
+    assert!(
+        r.read_until(before + 2000, Duration::from_secs(90)),
+        "no committed progress after the leader was killed; stderr:\n{}",
+        lf.stderr()
+    );
+    eprintln!(
+        "failover: 2000 more lines committed within {:?}",
+        killed_at.elapsed()
+    );
+    kafka_script(&["restart", &leader.to_string()]);
+    // Shipping goes on across the restored broker's return too.
+    let before = r.seen.lines.len();
+    assert!(
+        r.read_until(before + 2000, Duration::from_secs(60)),
+        "no committed progress after the broker was restored"
+    );
+    let total = feeder.finish();
+    let seen = r.finish(total, Duration::from_secs(90));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert_exactly_once(&seen, total, "a broker killed mid-stream and restored");
+    wait_cluster_healthy(&brokers, &[&topic, &positions]);
+}
+
+/// All brokers down for longer than the transaction timeout while lines
+/// keep being written: the open transaction's records time out, it is
+/// aborted once the cluster is back, its lines are read again, and a
+/// read_committed consumer sees every line once. Meanwhile reading pauses
+/// at max_inflight_bytes, so memory stays bounded.
+#[test]
+fn all_brokers_down_longer_than_the_transaction_timeout_nothing_lost_or_duplicated_memory_bounded()
+{
+    let _g = CLUSTER.write().unwrap_or_else(|p| p.into_inner());
+    let Some(brokers) = brokers() else { return };
+    // Short, so the test is quick. message.timeout.ms may not exceed it,
+    // nor may logferry's socket.timeout.ms (10 s) by more than 100 ms.
+    const TXN_TIMEOUT: Duration = Duration::from_secs(10);
+    let outage = TXN_TIMEOUT + TXN_TIMEOUT / 2;
+    let inflight_bound: u64 = 2 << 20;
+    let topic = topic_name("eo-outage");
+    let positions = topic_name("eo-outage-positions");
+    create_topic(&brokers, &topic, 1);
+    create_positions_topic(&brokers, &positions);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut w = LogWriter::create(&log);
+    let config = eo_config(
+        dir.path(),
+        &brokers,
+        &topic,
+        log.to_str().unwrap(),
+        &positions,
+        &format!("max_inflight_bytes = {inflight_bound}"),
+    );
+    let ms = TXN_TIMEOUT.as_millis();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[kafka.properties]\n",
+        &format!(
+            "[kafka.properties]\n\"transaction.timeout.ms\" = {ms}\n\"message.timeout.ms\" = {ms}\n"
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut lf = Logferry::start(
+        &["ship", "-c", config.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    lf.wait_for_log("following", Duration::from_secs(30));
+    let pid = lf.child.as_ref().unwrap().id();
+    let mut n = 0;
+    w.write_lines((n..n + 2000).map(line));
+    n += 2000;
+    let mut r = CommittedReader::new(&brokers, &topic);
+    assert!(
+        r.read_until(n, Duration::from_secs(30)),
+        "stderr:\n{}",
+        lf.stderr()
+    );
+    let baseline_kib = rss_kib(pid);
+
+    let nodes = brokers.split(',').count();
+    for i in 1..=nodes {
+        kafka_script(&["kill", &i.to_string()]);
+    }
+    // Keep writing through the outage, 16 times the in-flight bound in
+    // all: without the pause, memory would grow by about that.
+    let written = 16 * inflight_bound as usize;
+    let per_tick = written / line(0).len() / (outage.as_millis() / 500) as usize;
+    let start = Instant::now();
+    let mut peak_kib = 0;
+    while start.elapsed() < outage {
+        w.write_lines((n..n + per_tick).map(line));
+        n += per_tick;
+        peak_kib = peak_kib.max(rss_kib(pid));
+        assert!(
+            lf.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+            "logferry exited during the outage; stderr:\n{}",
+            lf.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let file_mib = std::fs::metadata(&log).unwrap().len() >> 20;
+    eprintln!(
+        "outage {outage:?} (transaction timeout {TXN_TIMEOUT:?}): {n} lines ({file_mib} MiB); RSS baseline {baseline_kib} KiB, peak {peak_kib} KiB"
+    );
+    let ids: Vec<String> = (1..=nodes).map(|i| i.to_string()).collect();
+    let mut restart = vec!["restart"];
+    restart.extend(ids.iter().map(String::as_str));
+    kafka_script(&restart);
+    let seen = r.finish(n, Duration::from_secs(120));
+    let err = lf.stderr();
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert_exactly_once(
+        &seen,
+        n,
+        "all brokers down longer than the transaction timeout",
+    );
+    // The outage did outlast the transaction: it was aborted and its lines
+    // read again (not merely delivered late).
+    assert!(
+        err.contains("aborting the transaction"),
+        "the transaction open during the outage was not aborted; stderr:\n{err}"
+    );
+    // Reading paused at the bound: RSS stayed far below what was written.
+    let growth_kib = peak_kib.saturating_sub(baseline_kib);
+    eprintln!("RSS growth during the outage: {growth_kib} KiB");
+    assert!(
+        growth_kib < 4 * (inflight_bound >> 10) + 8 * 1024,
+        "RSS grew by {growth_kib} KiB during the outage (bound {} KiB)",
+        inflight_bound >> 10
+    );
+    assert!(
+        peak_kib < (inflight_bound >> 10) + 64 * 1024,
+        "RSS peaked at {peak_kib} KiB"
+    );
+    wait_cluster_healthy(&brokers, &[&topic, &positions]);
 }

@@ -14,6 +14,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
@@ -32,12 +33,27 @@ fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>> {
 /// Creates `topic` (replication = min(3, nodes), min.insync = RF-1 or 1,
 /// as `scripts/kafka topic` does) and waits until its metadata is visible.
 pub fn create_topic(brokers: &str, topic: &str, partitions: i32, nodes: i32) -> Result<()> {
+    create_topic_with(brokers, topic, partitions, nodes, &[])
+}
+
+/// [`create_topic`] with extra topic configuration (e.g. a compacted
+/// positions topic for logferry's exactly_once mode).
+pub fn create_topic_with(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    nodes: i32,
+    config: &[(&str, &str)],
+) -> Result<()> {
     let rf = nodes.clamp(1, 3);
     let isr = if rf >= 3 { 2 } else { 1 }.to_string();
     let admin = admin(brokers)?;
-    let nt = NewTopic::new(topic, partitions, TopicReplication::Fixed(rf))
+    let mut nt = NewTopic::new(topic, partitions, TopicReplication::Fixed(rf))
         .set("message.timestamp.type", "LogAppendTime")
         .set("min.insync.replicas", &isr);
+    for (k, v) in config {
+        nt = nt.set(k, v);
+    }
     let opts = AdminOptions::new()
         .operation_timeout(Some(TIMEOUT))
         .request_timeout(Some(TIMEOUT));
@@ -94,17 +110,24 @@ pub fn partition_count(brokers: &str, topic: &str) -> Result<i32> {
 }
 
 fn consumer(brokers: &str) -> Result<BaseConsumer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    consumer_config(brokers)
+        .create()
+        .context("creating Kafka consumer")
+}
+
+/// librdkafka's default isolation.level, read_committed, is kept: records
+/// of aborted transactions (logferry's exactly_once) are not counted.
+fn consumer_config(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
         .set("group.id", "lfbench-readback")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         // Large fetches: the read-back of a 2 GB topic should be quick.
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "16777216")
-        .set("queued.max.messages.kbytes", "262144")
-        .create()
-        .context("creating Kafka consumer")
+        .set("queued.max.messages.kbytes", "262144");
+    c
 }
 
 /// Counts records in a topic from its high watermarks (records landed,
@@ -178,7 +201,14 @@ pub fn read_back(
 ) -> Result<ReadBack> {
     let counter = Counter::new(brokers, topic, partitions)?;
     let highs = counter.high_watermarks()?;
-    let c = &counter.consumer;
+    // Partition EOF ends a partition too: a transactional producer's
+    // commit markers take offsets (the last one the high watermark's) that
+    // no consumer is given, so the offsets seen never reach it.
+    let c: BaseConsumer = consumer_config(brokers)
+        .set("enable.partition.eof", "true")
+        .create()
+        .context("creating Kafka consumer")?;
+    let c = &c;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)
@@ -195,16 +225,28 @@ pub fn read_back(
         ..Default::default()
     };
     let mut next: Vec<i64> = vec![0; partitions as usize];
-    let done = |next: &[i64]| next.iter().zip(&highs).all(|(n, h)| n >= h);
+    let mut eof = vec![false; partitions as usize];
+    let done = |next: &[i64], eof: &[bool]| {
+        next.iter()
+            .zip(&highs)
+            .zip(eof)
+            .all(|((n, h), e)| n >= h || *e)
+    };
     let mut last_progress = Instant::now();
-    while !done(&next) {
+    while !done(&next, &eof) {
         if last_progress.elapsed() > TIMEOUT {
             bail!("read-back of {topic} stalled: at offsets {next:?} of {highs:?}");
         }
-        let Some(msg) = c.poll(Duration::from_millis(500)) else {
-            continue;
+        let msg = match c.poll(Duration::from_millis(500)) {
+            None => continue,
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                if let Some(e) = eof.get_mut(p as usize) {
+                    *e = true;
+                }
+                continue;
+            }
+            Some(m) => m.with_context(|| format!("reading {topic}"))?,
         };
-        let msg = msg.with_context(|| format!("reading {topic}"))?;
         last_progress = Instant::now();
         let p = msg.partition() as usize;
         if p < next.len() {
@@ -262,7 +304,7 @@ pub fn read_back(
     Ok(rb)
 }
 
-fn percentile(hist: &[u64], total: u64, q: f64) -> Option<f64> {
+pub fn percentile(hist: &[u64], total: u64, q: f64) -> Option<f64> {
     let rank = ((total as f64) * q).ceil().max(1.0) as u64;
     let mut acc = 0;
     for (i, &n) in hist.iter().enumerate() {

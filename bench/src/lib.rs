@@ -6,6 +6,8 @@
 //!   and peak RSS from `/proc` and `wait4`;
 //! - [`kafka`]: topic setup, landed-record counting and the read-back that
 //!   checks completeness and latency;
+//! - [`visible`]: append-to-visible latency, seen by a read_committed
+//!   consumer following the topic during a live run;
 //! - [`report`]: markdown tables and SVG charts from the results.
 //!
 //! The binaries are `loggen` (the writer) and `lfbench` (the driver).
@@ -14,6 +16,7 @@ pub mod kafka;
 pub mod line;
 pub mod procmon;
 pub mod report;
+pub mod visible;
 
 /// Wall clock in microseconds since the Unix epoch. Kafka's LogAppendTime
 /// uses the same clock on the same machine, so the two can be subtracted.

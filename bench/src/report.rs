@@ -38,6 +38,14 @@ pub struct Row {
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub max_ms: Option<f64>,
+    /// Write to seen by a read_committed consumer following the topic
+    /// (`--visible-latency`): what a transactional producer's commit adds.
+    #[serde(default)]
+    pub visible_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub visible_p99_ms: Option<f64>,
+    #[serde(default)]
+    pub visible_max_ms: Option<f64>,
     /// Per process: name, CPU seconds, peak RSS MB.
     pub procs: Vec<(String, f64, f64)>,
     /// Anything odd: killed after SIGTERM, non-zero exit, stalled.

@@ -47,6 +47,12 @@ pub struct TailArgs {
     /// librdkafka consumer property `key=value` (TLS, SASL), repeatable.
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = super::parse_property)]
     pub properties: Vec<(String, String)>,
+
+    /// Also show records of open and aborted transactions (exactly_once
+    /// agents); by default the topic is read as read_committed consumers
+    /// see it.
+    #[arg(long)]
+    pub read_uncommitted: bool,
 }
 
 #[derive(Debug, Args)]

@@ -61,6 +61,10 @@ fn settings(a: &TailArgs) -> Result<TailSettings, String> {
         let v = crate::config::resolve_value(v).map_err(|e| format!("-X {k}: {e}"))?;
         kafka_props.push((k.clone(), v));
     }
+    if a.read_uncommitted {
+        let (k, v) = crate::cli::READ_UNCOMMITTED;
+        kafka_props.push((k.into(), v.into()));
+    }
     Ok(TailSettings {
         brokers: a.brokers.clone(),
         topics: a.topics.clone(),

@@ -189,7 +189,11 @@ fn assigned_consumer(s: &TailSettings) -> Result<BaseConsumer, TailError> {
         .set("group.id", format!("logferry-tail-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // Records of aborted transactions (exactly_once agents) are never
+        // shown (librdkafka's default, said here because exactly_once
+        // depends on it); --read-uncommitted or -X overrides it.
+        .set("isolation.level", "read_committed");
     for (k, v) in &s.kafka_props {
         cfg.set(k, v);
     }

@@ -12,6 +12,7 @@ use logferry_bench::kafka::{self, Counter};
 use logferry_bench::now_us;
 use logferry_bench::procmon::Proc;
 use logferry_bench::report::{self, Row, METRICS};
+use logferry_bench::visible::VisibleWatch;
 use serde::Deserialize;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -45,7 +46,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run one scenario for each tool and append the results.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write tables into docs/BENCHMARKS.md and SVG charts beside it.
     Report(ReportArgs),
     /// Wait until a topic holds at least --lines records (for bench/profile);
@@ -118,6 +119,9 @@ enum Tool {
     LogferryHeader,
     /// logferry ship --attribution off: the cost without any attribution.
     LogferryOff,
+    /// logferry ship with exactly_once = true (transactional producer,
+    /// positions committed in the transaction; --transaction-interval).
+    LogferryEo,
     /// kcat -P -l FILE (backlog only).
     Kcat,
     /// tail -n0 -F FILE | kcat -P (live files only).
@@ -132,6 +136,7 @@ impl Tool {
             Tool::Logferry => "logferry",
             Tool::LogferryHeader => "logferry --attribution header",
             Tool::LogferryOff => "logferry --attribution off",
+            Tool::LogferryEo => "logferry exactly_once",
             Tool::Kcat => "kcat -P -l",
             Tool::TailKcat => "tail -F | kcat -P",
             Tool::Rsyslog => "rsyslog imfile+omkafka",
@@ -142,6 +147,7 @@ impl Tool {
             Tool::Logferry => "logferry",
             Tool::LogferryHeader => "lfheader",
             Tool::LogferryOff => "lfoff",
+            Tool::LogferryEo => "lfeo",
             Tool::Kcat => "kcat",
             Tool::TailKcat => "tailkcat",
             Tool::Rsyslog => "rsyslog",
@@ -204,6 +210,13 @@ struct RunArgs {
     /// an A/B of the metrics endpoint.
     #[arg(long = "logferry-arg", allow_hyphen_values = true)]
     logferry_args: Vec<String>,
+    /// transaction_interval of the logferry-eo tool (a logferry duration).
+    #[arg(long, default_value = "1s")]
+    transaction_interval: String,
+    /// Live scenarios: also measure append-to-visible latency with a
+    /// read_committed consumer following the topic during the run.
+    #[arg(long)]
+    visible_latency: bool,
 }
 
 #[derive(Parser)]
@@ -223,7 +236,7 @@ struct ReportArgs {
 fn main() {
     let cli = Cli::parse();
     let res = match cli.cmd {
-        Cmd::Run(a) => run(a),
+        Cmd::Run(a) => run(*a),
         Cmd::Report(a) => report_cmd(a).map(|()| 0),
         Cmd::WaitLanded(a) => wait_landed(a).map(|()| 0),
     };
@@ -381,11 +394,14 @@ fn run(a: RunArgs) -> Result<i32> {
         row.title = sc.title.clone();
         row.nodes = a.nodes;
         row.partitions = a.partitions;
-        row.tool = tool.name().into();
+        row.tool = match tool {
+            Tool::LogferryEo => format!("{} (interval {})", tool.name(), a.transaction_interval),
+            _ => tool.name().into(),
+        };
         log(&format!(
-            "  {}: {:.1} MB/s, {:.1} CPU-s/GB, {:.1} MB RSS, p50 {:?} p99 {:?} ms, missing {}, dup {}, unparsed {} {}",
-            row.tool, row.mb_s, row.cpu_s_per_gb, row.peak_rss_mb, row.p50_ms, row.p99_ms, row.missing, row.duplicates,
-            row.unparsed, row.skipped.as_deref().unwrap_or("")
+            "  {}: {:.1} MB/s, {:.1} CPU-s/GB, {:.1} MB RSS, p50 {:?} p99 {:?} ms, visible p50 {:?} p99 {:?} ms, missing {}, dup {}, unparsed {} {}",
+            row.tool, row.mb_s, row.cpu_s_per_gb, row.peak_rss_mb, row.p50_ms, row.p99_ms, row.visible_p50_ms,
+            row.visible_p99_ms, row.missing, row.duplicates, row.unparsed, row.skipped.as_deref().unwrap_or("")
         ));
         if a.require_complete.contains(&tool) && !row.complete() {
             log(&format!(
@@ -475,6 +491,9 @@ fn run_tool(
     kafka::create_topic(&a.brokers, &topic, a.partitions, a.nodes)?;
     let result = measure(a, sc, tool, &input, &tooldir, &topic, backlog.map(|b| &b.1));
     kafka::delete_topic(&a.brokers, &topic);
+    if tool == Tool::LogferryEo {
+        kafka::delete_topic(&a.brokers, &positions_topic(&topic));
+    }
     if result.is_ok() {
         let _ = std::fs::remove_dir_all(tooldir.join("in"));
         if !matches!(input, Input::File(ref f) if backlog.is_some_and(|b| &b.0 == f)) {
@@ -522,6 +541,10 @@ fn measure(
 ) -> Result<Row> {
     let mut row = Row::default();
     let counter = Counter::new(&a.brokers, topic, a.partitions)?;
+    let visible = match (a.visible_latency, backlog) {
+        (true, None) => Some(VisibleWatch::start(&a.brokers, topic, a.partitions)?),
+        _ => None,
+    };
     let t0 = now_us();
     let mut procs = match start_tool(
         a,
@@ -622,6 +645,12 @@ fn measure(
         }
     }
 
+    if let Some(v) = visible {
+        let v = v.finish(stats.lines, Duration::from_secs(10))?;
+        row.visible_p50_ms = v.p50_ms;
+        row.visible_p99_ms = v.p99_ms;
+        row.visible_max_ms = v.max_ms;
+    }
     let rb = kafka::read_back(&a.brokers, topic, a.partitions, &stats.lines_per_file)?;
     if stalled && last >= 0 && rb.records > last as u64 {
         row.notes.push(format!(

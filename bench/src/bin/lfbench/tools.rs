@@ -19,6 +19,11 @@ pub(super) fn kcat_producer(a: &RunArgs, topic: &str) -> Command {
     c
 }
 
+/// The positions topic of an exactly_once run into `topic`.
+pub(super) fn positions_topic(topic: &str) -> String {
+    format!("{topic}-positions")
+}
+
 /// Starts the tool's processes (reader first). `Ok(Err(why))`: the tool
 /// cannot run here (not installed, unsupported), recorded as skipped.
 pub(super) fn start_tool(
@@ -31,7 +36,7 @@ pub(super) fn start_tool(
 ) -> Result<std::result::Result<Vec<Proc>, String>> {
     let logf = |n: &str| dir.join(format!("{n}.log"));
     match tool {
-        Tool::Logferry | Tool::LogferryHeader | Tool::LogferryOff => {
+        Tool::Logferry | Tool::LogferryHeader | Tool::LogferryOff | Tool::LogferryEo => {
             let attribution = match tool {
                 Tool::LogferryHeader => "header",
                 Tool::LogferryOff => "off",
@@ -39,7 +44,7 @@ pub(super) fn start_tool(
             };
             let mut c = Command::new(&a.logferry);
             match input {
-                Input::File(file) => {
+                Input::File(file) if tool != Tool::LogferryEo => {
                     c.args([
                         "ship",
                         "--file",
@@ -56,10 +61,32 @@ pub(super) fn start_tool(
                     c.args(["--attribution", attribution]);
                     c.args(&a.logferry_args);
                 }
-                Input::Dir { dir: input_dir, .. } => {
-                    // Many files need an include glob, which only the config
-                    // file offers (see examples/logferry.toml). Everything
-                    // else stays at logferry's defaults, as with --file.
+                _ => {
+                    // Many files need an include glob, and exactly_once's
+                    // transaction_interval a key, which only the config
+                    // file offers (see examples/logferry.toml); quick mode
+                    // builds the same settings through the same validator.
+                    // Everything else stays at logferry's defaults.
+                    let include = match input {
+                        Input::File(f) => path_str(f),
+                        Input::Dir { dir, .. } => path_str(&dir.join("*.log")),
+                    };
+                    let eo = if tool == Tool::LogferryEo {
+                        let positions = positions_topic(topic);
+                        kafka::create_topic_with(
+                            &a.brokers,
+                            &positions,
+                            1,
+                            a.nodes,
+                            &[("cleanup.policy", "compact")],
+                        )?;
+                        format!(
+                            "exactly_once = true\npositions_topic = {positions:?}\ntransaction_interval = {:?}\n",
+                            a.transaction_interval
+                        )
+                    } else {
+                        String::new()
+                    };
                     let conf = dir.join("logferry.toml");
                     let brokers = a
                         .brokers
@@ -68,10 +95,9 @@ pub(super) fn start_tool(
                         .collect::<Vec<_>>()
                         .join(", ");
                     let text = format!(
-                        "attribution = {attribution:?}\n\n[kafka]\nbrokers = [{brokers}]\n\n[checkpoint]\ndirectory = {:?}\n\n\
-                         [[inputs]]\ninclude = {:?}\ntopic = {topic:?}\nstart_at = {:?}\n",
+                        "attribution = {attribution:?}\n\n[kafka]\nbrokers = [{brokers}]\n{eo}\n[checkpoint]\ndirectory = {:?}\n\n\
+                         [[inputs]]\ninclude = {include:?}\ntopic = {topic:?}\nstart_at = {:?}\n",
                         path_str(&dir.join("checkpoints")),
-                        path_str(&input_dir.join("*.log")),
                         if from_beginning { "beginning" } else { "end" },
                     );
                     std::fs::write(&conf, text)
