@@ -34,7 +34,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             topic: "demo".into(),
             start_at: StartAt::Beginning,
             format: Format::Raw,
-            partition_by: PartitionBy::None,
+            partition_by: PartitionBy::Generation,
             max_line_bytes: ShipSettings::DEFAULT_MAX_LINE_BYTES,
             long_lines: LongLinePolicy::Truncate,
             strip_cr: false,

@@ -72,8 +72,11 @@ struct Route {
     input: usize,
     /// The topic (its input's template, rendered for the file).
     topic: String,
-    /// Record key under `PartitionBy::File` or `Host`.
+    /// Record key under `PartitionBy::Generation`, `File` or `Host`.
     key: Vec<u8>,
+    /// The generation `key` was made for: a file cut in place goes on in
+    /// the same stream as a new generation, which needs a new key.
+    key_generation: GenerationId,
     /// Host and path part of the source attribution, fixed per file.
     source_tail: Vec<u8>,
 }
@@ -196,20 +199,30 @@ impl Outbox {
         if self.routes.len() <= s.slot {
             self.routes.resize_with(s.slot + 1, || None);
         }
-        if matches!(&self.routes[s.slot], Some(r) if r.serial == s.serial) {
-            return;
-        }
         let host = &self.settings.host;
         let input = &self.settings.inputs[s.input];
+        let by_generation = matches!(input.partition_by, PartitionBy::Generation);
+        if let Some(r) = self.routes[s.slot]
+            .as_mut()
+            .filter(|r| r.serial == s.serial)
+        {
+            if by_generation && r.key_generation != s.generation {
+                r.key = encode::generation_partition_key(host, s.generation);
+                r.key_generation = s.generation;
+            }
+            return;
+        }
         let path = Path::new(s.opened_path);
         self.routes[s.slot] = Some(Route {
             serial: s.serial,
             input: s.input,
             topic: input.topic_for(host, path),
             key: match input.partition_by {
+                PartitionBy::Generation => encode::generation_partition_key(host, s.generation),
                 PartitionBy::Host => host.clone().into_bytes(),
                 _ => format!("{host}:{}", s.id).into_bytes(),
             },
+            key_generation: s.generation,
             source_tail: source_tail(host, path.as_os_str().as_bytes()),
         });
     }
@@ -483,7 +496,9 @@ impl LineSink for Outbox {
             read_at_ms: *read_at_ms,
             key: match &input.partition_by {
                 PartitionBy::None => RecordKey::None,
-                PartitionBy::File | PartitionBy::Host => RecordKey::Fixed(route.key.as_slice()),
+                PartitionBy::Generation | PartitionBy::File | PartitionBy::Host => {
+                    RecordKey::Fixed(route.key.as_slice())
+                }
                 PartitionBy::Pattern(p) => RecordKey::Pattern(p.regex()),
             },
             source: (stream.generation, stream.id, route.source_tail.as_slice()),
