@@ -53,6 +53,14 @@ pub fn create_topic(brokers: &str, name: &str, partitions: i32) {
     create_topic_with(brokers, name, partitions, &[])
 }
 
+/// A compacted topic for the collectors' shared index (`--index-topic`),
+/// unique to the test.
+pub fn index_topic(brokers: &str, test: &str) -> String {
+    let name = topic_name(&format!("{test}-index"));
+    create_topic_with(brokers, &name, 1, &[("cleanup.policy", "compact")]);
+    name
+}
+
 /// [`create_topic`] with extra topic configuration.
 pub fn create_topic_with(brokers: &str, name: &str, partitions: i32, config: &[(&str, &str)]) {
     let nodes = brokers.split(',').count() as i32;
