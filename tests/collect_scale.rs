@@ -206,6 +206,33 @@ fn missing(collectors: &[Collector], sources: &[Vec<u8>]) -> usize {
 }
 
 #[test]
+fn a_missing_index_topic_stops_the_collector_at_start_naming_it() {
+    let Some(brokers) = brokers() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let missing = topic_name("no-such-index");
+    let o = Command::new(env!("CARGO_BIN_EXE_logferry"))
+        .args([
+            "collect",
+            "--brokers",
+            &brokers,
+            "-t",
+            "t",
+            "--index-topic",
+            &missing,
+            "--out",
+            work.path().join("out").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("index topic \"{missing}\" does not exist")),
+        "{err}"
+    );
+}
+
+#[test]
 fn three_collectors_on_separate_directories_hold_every_generation_whole_through_a_kill_and_a_join()
 {
     let Some(brokers) = brokers() else { return };
