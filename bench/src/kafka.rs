@@ -32,12 +32,26 @@ fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>> {
 /// Creates `topic` (replication = min(3, nodes), min.insync = RF-1 or 1,
 /// as `scripts/kafka topic` does) and waits until its metadata is visible.
 pub fn create_topic(brokers: &str, topic: &str, partitions: i32, nodes: i32) -> Result<()> {
+    create_topic_with(brokers, topic, partitions, nodes, &[])
+}
+
+/// [`create_topic`] with extra topic settings.
+pub fn create_topic_with(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    nodes: i32,
+    config: &[(String, String)],
+) -> Result<()> {
     let rf = nodes.clamp(1, 3);
     let isr = if rf >= 3 { 2 } else { 1 }.to_string();
     let admin = admin(brokers)?;
-    let nt = NewTopic::new(topic, partitions, TopicReplication::Fixed(rf))
+    let mut nt = NewTopic::new(topic, partitions, TopicReplication::Fixed(rf))
         .set("message.timestamp.type", "LogAppendTime")
         .set("min.insync.replicas", &isr);
+    for (k, v) in config {
+        nt = nt.set(k, v);
+    }
     let opts = AdminOptions::new()
         .operation_timeout(Some(TIMEOUT))
         .request_timeout(Some(TIMEOUT));

@@ -51,6 +51,36 @@ enum Cmd {
     /// Wait until a topic holds at least --lines records (for bench/profile);
     /// with --create N, create it first with N partitions (LogAppendTime).
     WaitLanded(WaitArgs),
+    /// Create a topic (replication factor min(3, --nodes)) with extra
+    /// settings, e.g. `--config cleanup.policy=compact` for the collectors'
+    /// index topic (scripts/fleet-sim).
+    CreateTopic(CreateArgs),
+}
+
+#[derive(Parser)]
+struct CreateArgs {
+    #[arg(long)]
+    brokers: String,
+    #[arg(long)]
+    topic: String,
+    #[arg(long, default_value_t = 1)]
+    partitions: i32,
+    #[arg(long, default_value_t = 1)]
+    nodes: i32,
+    /// Topic setting KEY=VALUE, repeatable.
+    #[arg(long)]
+    config: Vec<String>,
+}
+
+fn create_topic(a: CreateArgs) -> Result<()> {
+    let mut config = Vec::new();
+    for c in &a.config {
+        let (k, v) = c
+            .split_once('=')
+            .with_context(|| format!("--config {c}: expected KEY=VALUE"))?;
+        config.push((k.to_string(), v.to_string()));
+    }
+    kafka::create_topic_with(&a.brokers, &a.topic, a.partitions, a.nodes, &config)
 }
 
 #[derive(Parser)]
@@ -118,6 +148,10 @@ enum Tool {
     LogferryHeader,
     /// logferry ship --attribution off: the cost without any attribution.
     LogferryOff,
+    /// logferry ship --partition-by none: the sticky partitioning (every
+    /// partition by turns) instead of the default, one partition per file
+    /// generation.
+    LogferrySticky,
     /// kcat -P -l FILE (backlog only).
     Kcat,
     /// tail -n0 -F FILE | kcat -P (live files only).
@@ -132,6 +166,7 @@ impl Tool {
             Tool::Logferry => "logferry",
             Tool::LogferryHeader => "logferry --attribution header",
             Tool::LogferryOff => "logferry --attribution off",
+            Tool::LogferrySticky => "logferry --partition-by none",
             Tool::Kcat => "kcat -P -l",
             Tool::TailKcat => "tail -F | kcat -P",
             Tool::Rsyslog => "rsyslog imfile+omkafka",
@@ -142,6 +177,7 @@ impl Tool {
             Tool::Logferry => "logferry",
             Tool::LogferryHeader => "lfheader",
             Tool::LogferryOff => "lfoff",
+            Tool::LogferrySticky => "lfsticky",
             Tool::Kcat => "kcat",
             Tool::TailKcat => "tailkcat",
             Tool::Rsyslog => "rsyslog",
@@ -226,6 +262,7 @@ fn main() {
         Cmd::Run(a) => run(a),
         Cmd::Report(a) => report_cmd(a).map(|()| 0),
         Cmd::WaitLanded(a) => wait_landed(a).map(|()| 0),
+        Cmd::CreateTopic(a) => create_topic(a).map(|()| 0),
     };
     match res {
         Ok(code) => std::process::exit(code),
@@ -320,6 +357,7 @@ fn run(a: RunArgs) -> Result<i32> {
         match a.scenario {
             ScenarioKind::Backlog => vec![
                 Tool::Logferry,
+                Tool::LogferrySticky,
                 Tool::LogferryHeader,
                 Tool::LogferryOff,
                 Tool::Kcat,

@@ -31,7 +31,11 @@ pub(super) fn start_tool(
 ) -> Result<std::result::Result<Vec<Proc>, String>> {
     let logf = |n: &str| dir.join(format!("{n}.log"));
     match tool {
-        Tool::Logferry | Tool::LogferryHeader | Tool::LogferryOff => {
+        Tool::Logferry | Tool::LogferryHeader | Tool::LogferryOff | Tool::LogferrySticky => {
+            let partition_by = match tool {
+                Tool::LogferrySticky => "none",
+                _ => "generation",
+            };
             let attribution = match tool {
                 Tool::LogferryHeader => "header",
                 Tool::LogferryOff => "off",
@@ -54,6 +58,7 @@ pub(super) fn start_tool(
                         c.arg("--from-beginning");
                     }
                     c.args(["--attribution", attribution]);
+                    c.args(["--partition-by", partition_by]);
                     c.args(&a.logferry_args);
                 }
                 Input::Dir { dir: input_dir, .. } => {
@@ -69,7 +74,7 @@ pub(super) fn start_tool(
                         .join(", ");
                     let text = format!(
                         "attribution = {attribution:?}\n\n[kafka]\nbrokers = [{brokers}]\n\n[checkpoint]\ndirectory = {:?}\n\n\
-                         [[inputs]]\ninclude = {:?}\ntopic = {topic:?}\nstart_at = {:?}\n",
+                         [[inputs]]\ninclude = {:?}\ntopic = {topic:?}\nstart_at = {:?}\npartition_by = {partition_by:?}\n",
                         path_str(&dir.join("checkpoints")),
                         path_str(&input_dir.join("*.log")),
                         if from_beginning { "beginning" } else { "end" },
