@@ -590,6 +590,8 @@ fn session(
     // Read once per record, after the poll: one clock read a record, not
     // two (the poll itself reads the clock too).
     let mut clock = Instant::now();
+    let mut clock_step = clock;
+    let mut rebuilding = false;
     let failure = loop {
         if shutdown.is_requested() {
             let mut st = consumer.context().state();
@@ -599,7 +601,14 @@ fn session(
             }
         }
         let wait = next_commit.saturating_duration_since(clock);
-        let polled = consumer.poll(wait.min(Duration::from_millis(100)));
+        // While partitions are read back, polls wait little, so the steps
+        // go on when the topic is quiet.
+        let most = if rebuilding {
+            rebuild::STEP_TIME
+        } else {
+            Duration::from_millis(100)
+        };
+        let polled = consumer.poll(wait.min(most));
         let mut st = consumer.context().state();
         if let Some(e) = st.failure.take() {
             break Some(e);
@@ -613,10 +622,16 @@ fn session(
             Some(Err(e)) => tracing::warn!("consumer: {e}"),
             None => {}
         }
-        if let Err(e) = takeover::step(&mut st, store, meta, now) {
-            break Some(e);
-        }
         clock = Instant::now();
+        if clock_step <= clock {
+            // At most one read-back step per STEP_TIME: the group
+            // consumer keeps about half the loop.
+            if let Err(e) = takeover::step(&mut st, store, meta, now) {
+                break Some(e);
+            }
+            clock_step = Instant::now() + rebuild::STEP_TIME;
+            rebuilding = !st.rebuilds.is_idle();
+        }
         if let Some(o) = observer.as_deref_mut().filter(|o| o.due(clock)) {
             o.publish(clock, &st.figures(consumer.context().lag()), None);
         }

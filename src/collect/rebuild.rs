@@ -4,14 +4,16 @@
 //! committing nothing) and writes the lines of the wanted generations at
 //! their offsets, as the collect loop would have.
 //!
-//! A pass runs in steps of a bounded number of records between the
-//! group consumer's polls, so a long read-back neither stops consuming
-//! nor lets the group think this member hung. Passes of one partition
-//! that wait are merged: generations met one after another right after an
-//! assignment mostly share one read.
+//! A pass runs in steps of at most [`STEP_TIME`] between the group
+//! consumer's polls (the loop runs one at most every `STEP_TIME`), so a
+//! long read-back takes about half the loop, neither stopping consuming
+//! nor letting the group think this member hung. A pass starts
+//! [`GATHER`] after it was queued, and passes of one partition that wait
+//! are merged: the generations met one after another right after an
+//! assignment share one read.
 
 use std::collections::{HashSet, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -22,8 +24,14 @@ use super::index::{GenKey, IndexError, Store};
 use super::writer::Writer;
 use crate::config::collect::CollectSettings;
 
-/// Records handled per step at most.
-const STEP_RECORDS: usize = 5_000;
+/// A step reads for at most this long.
+pub const STEP_TIME: Duration = Duration::from_millis(10);
+/// A pass waits this long after it was queued before it starts, so that
+/// the generations met right after an assignment join it.
+const GATHER: Duration = Duration::from_millis(500);
+/// The read-back consumer's prefetch (librdkafka's default, 64 MiB, would
+/// be held on top of the group consumer's).
+const PREFETCH_KB: &str = "8192";
 
 /// One partition's ranges to read back, for some generations.
 #[derive(Debug, Clone)]
@@ -35,6 +43,7 @@ struct Pass {
     gens: HashSet<GenKey>,
     /// Index into `ranges` of the one being read; None before it starts.
     at: Option<usize>,
+    queued: Instant,
 }
 
 /// A pass that finished: every record of `gens` in `ranges` is written.
@@ -59,6 +68,7 @@ impl Rebuilds {
     pub fn new(settings: &CollectSettings) -> Self {
         let mut props = settings.consumer_props();
         props.push(("enable.auto.offset.store".into(), "false".into()));
+        props.push(("queued.max.messages.kbytes".into(), PREFETCH_KB.into()));
         Rebuilds {
             props,
             consumer: None,
@@ -90,6 +100,7 @@ impl Rebuilds {
             ranges,
             gens: HashSet::from([key]),
             at: None,
+            queued: Instant::now(),
         });
     }
 
@@ -124,6 +135,9 @@ impl Rebuilds {
         let Some(pass) = self.queue.front_mut() else {
             return Ok(None);
         };
+        if pass.at.is_none() && pass.queued.elapsed() < GATHER {
+            return Ok(None);
+        }
         if self.consumer.is_none() {
             let mut cfg = ClientConfig::new();
             for (k, v) in &self.props {
@@ -155,8 +169,9 @@ impl Rebuilds {
                 "rebuilding generations this output directory did not start: reading their partition back from their first offset"
             );
         }
-        let mut wait = Duration::from_millis(20);
-        for _ in 0..STEP_RECORDS {
+        let mut wait = Duration::from_millis(5);
+        let until = Instant::now() + STEP_TIME;
+        while Instant::now() < until {
             let Some(polled) = consumer.poll(wait) else {
                 return Ok(None);
             };

@@ -118,6 +118,8 @@ impl Registry {
             }
         }
         ccfg.set("enable.auto.offset.store", "false");
+        // Entries are small: no need for librdkafka's 64 MiB prefetch.
+        ccfg.set("queued.max.messages.kbytes", "1024");
         pcfg.set("acks", "all").set("enable.idempotence", "true");
         pcfg.set("linger.ms", "5");
         let consumer: BaseConsumer = ccfg.create().map_err(err)?;
