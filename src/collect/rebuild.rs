@@ -33,6 +33,16 @@ const GATHER: Duration = Duration::from_millis(500);
 /// be held on top of the group consumer's).
 const PREFETCH_KB: &str = "8192";
 
+/// Writes one record read back when it belongs to one of the wanted
+/// generations; true when it did.
+pub type WriteBack<'a> = dyn FnMut(
+        &mut Writer,
+        &Store,
+        &rdkafka::message::BorrowedMessage<'_>,
+        &HashSet<GenKey>,
+    ) -> Result<bool, IndexError>
+    + 'a;
+
 /// One partition's ranges to read back, for some generations.
 #[derive(Debug, Clone)]
 struct Pass {
@@ -125,12 +135,7 @@ impl Rebuilds {
         &mut self,
         writer: &mut Writer,
         store: &Store,
-        write: &mut dyn FnMut(
-            &mut Writer,
-            &Store,
-            &rdkafka::message::BorrowedMessage<'_>,
-            &HashSet<GenKey>,
-        ) -> Result<bool, IndexError>,
+        write: &mut WriteBack<'_>,
     ) -> Result<Option<Done>, IndexError> {
         let Some(pass) = self.queue.front_mut() else {
             return Ok(None);

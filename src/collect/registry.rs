@@ -186,7 +186,7 @@ impl Registry {
                 high > 0
                     && positions
                         .find_partition(&self.topic, p)
-                        .map_or(true, |e| match e.offset() {
+                        .is_none_or(|e| match e.offset() {
                             Offset::Offset(o) => o < high,
                             _ => true,
                         })
