@@ -306,9 +306,12 @@ pub struct ShipArgs {
     // The flags below have no clap defaults: what is not given stays
     // unset in the raw configuration, so the validator's defaults (the
     // same as a file's) apply.
-    /// Key records by host and file so one file's lines stay in one
-    /// partition, in order [default: none].
-    #[arg(long, value_name = "none|file|host", value_parser = parse_partition_by)]
+    /// Which partition records go to: `generation` keeps each file
+    /// generation in one partition, in order (collectors on separate hosts
+    /// then hold whole files); `none` spreads batches over every partition
+    /// (sticky); `file` and `host` key by file or host [default:
+    /// generation].
+    #[arg(long, value_name = "generation|none|file|host", value_parser = parse_partition_by)]
     pub partition_by: Option<PartitionBy>,
 
     /// Bound on unacknowledged records in bytes; reading pauses at it
@@ -445,10 +448,13 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
 
 fn parse_partition_by(s: &str) -> Result<PartitionBy, String> {
     match s {
+        "generation" => Ok(PartitionBy::Generation),
         "none" => Ok(PartitionBy::None),
         "file" => Ok(PartitionBy::File),
         "host" => Ok(PartitionBy::Host),
-        _ => Err(format!("expected none, file or host, got {s:?}")),
+        _ => Err(format!(
+            "expected generation, none, file or host, got {s:?}"
+        )),
     }
 }
 
@@ -470,7 +476,7 @@ pub struct CollectArgs {
     /// Configuration file with `[kafka]` and `[collect]` sections, instead
     /// of the flags below.
     #[arg(short = 'c', long = "config", value_name = "FILE",
-          conflicts_with_all = ["brokers", "topics", "group", "out", "properties", "gap_timeout", "commit_interval", "metadata", "max_hole", "metrics_listen", "max_stall"])]
+          conflicts_with_all = ["brokers", "topics", "group", "out", "properties", "gap_timeout", "commit_interval", "metadata", "max_hole", "metrics_listen", "max_stall", "index_topic", "no_index_topic"])]
     pub config: Option<PathBuf>,
 
     /// Bootstrap brokers `h1:p1,h2:p2`.
@@ -524,6 +530,17 @@ pub struct CollectArgs {
     /// agents); by default the collector reads as read_committed.
     #[arg(long)]
     pub read_uncommitted: bool,
+
+    /// The compacted topic the collectors of the group share their index
+    /// in; it must exist [default: logferry-collect-index].
+    #[arg(long, value_name = "TOPIC")]
+    pub index_topic: Option<String>,
+
+    /// No shared index: collectors on separate hosts then cannot rebuild
+    /// generations they did not start (fine for one collector, or members
+    /// sharing one output directory).
+    #[arg(long, conflicts_with = "index_topic")]
+    pub no_index_topic: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -604,6 +621,15 @@ impl CollectArgs {
             max_hole: self.max_hole.unwrap_or(DEFAULT_MAX_HOLE),
             archive: ArchiveSettings::default(),
             metrics,
+            index_topic: match (self.no_index_topic, self.index_topic) {
+                (true, _) => None,
+                (false, Some(t)) if t.is_empty() => {
+                    return Err(
+                        "--index-topic: must name a topic (or give --no-index-topic)".into(),
+                    )
+                }
+                (false, t) => Some(t.unwrap_or_else(|| DEFAULT_INDEX_TOPIC.into())),
+            },
         })
     }
 }

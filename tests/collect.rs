@@ -27,8 +27,11 @@ struct Collector {
 
 impl Collector {
     fn start(brokers: &str, topic: &str, group: &str, out: &Path, dir: &Path, name: &str) -> Self {
+        let index = group_index_topic(brokers, group);
         let args = [
             "collect",
+            "--index-topic",
+            &index,
             "--brokers",
             brokers,
             "-t",

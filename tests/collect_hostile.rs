@@ -315,9 +315,12 @@ fn hostile_records_never_stop_the_collector_and_every_real_file_is_rebuilt() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
     let c_log = work.path().join("collect.log");
+    let index = index_topic(&brokers, "collect-hostile");
     let mut collector = Logferry::start(
         &[
             "collect",
+            "--index-topic",
+            &index,
             "--brokers",
             &brokers,
             "-t",

@@ -94,8 +94,11 @@ fn now_ms() -> i64 {
 }
 
 fn collector(brokers: &str, topic: &str, group: &str, out: &Path, extra: &[&str]) -> Logferry {
+    let index = group_index_topic(brokers, group);
     let mut args = vec![
         "collect",
+        "--index-topic",
+        &index,
         "--brokers",
         brokers,
         "-t",
@@ -272,7 +275,10 @@ fn a_generation_spread_over_partitions_is_warned_once_per_collector_holding_part
             eprintln!("the warning: {w}");
         }
         assert!(log.contains("holds only 2 of 4"), "{log}");
-        assert!(log.contains("partition_by = \"file\" or \"host\""), "{log}");
+        assert!(
+            log.contains("partition_by = \"generation\" (the default)"),
+            "{log}"
+        );
         assert_eq!(
             sum(&body, "logferry_collect_beyond_max_hole_total"),
             0.0,

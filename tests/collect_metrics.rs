@@ -37,9 +37,12 @@ fn collector_metrics_follow_a_stream_and_lag_returns_to_zero() {
     );
     let out = dir.path().join("out");
     let group = format!("{topic}-g");
+    let index = index_topic(&brokers, "collect-metrics");
     let mut collector = Logferry::start(
         &[
             "collect",
+            "--index-topic",
+            &index,
             "--brokers",
             &brokers,
             "-t",

@@ -155,6 +155,7 @@ impl ShipArgs {
                 .then(|| given(RawFormat::Tail2kafka)),
             metadata: self.metadata.map(given),
             partition_by: self.partition_by.map(|p| match p {
+                PartitionBy::Generation => RawPartitionBy::Generation,
                 PartitionBy::None => RawPartitionBy::None,
                 PartitionBy::File => RawPartitionBy::File,
                 PartitionBy::Host => RawPartitionBy::Host,

@@ -229,6 +229,7 @@ pub fn summary(path: &Path, loaded: &LoadedConfig) -> String {
                 StartAt::Beginning => "beginning",
             },
             match &i.partition_by {
+                PartitionBy::Generation => "generation".to_string(),
                 PartitionBy::None => "none".to_string(),
                 PartitionBy::File => "file".to_string(),
                 PartitionBy::Host => "host".to_string(),

@@ -139,7 +139,7 @@ fn ship_settings(dir: &Path, host: &str, log: &Path) -> ShipSettings {
             topic: TOPIC.into(),
             start_at: StartAt::Beginning,
             format: Format::Raw,
-            partition_by: PartitionBy::None,
+            partition_by: PartitionBy::Generation,
             max_line_bytes: ShipSettings::DEFAULT_MAX_LINE_BYTES,
             long_lines: LongLinePolicy::Truncate,
             strip_cr: false,
@@ -184,6 +184,8 @@ fn collect_settings(bootstrap: &str, out: &Path) -> CollectSettings {
             ..ArchiveSettings::default()
         },
         metrics: None,
+        // One collector on one output directory: no shared index needed.
+        index_topic: None,
     }
 }
 

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use logferry_tail::{FileId, GenerationId};
 use serde::{Deserialize, Serialize};
 
-use super::completeness::Completeness;
+use super::completeness::{Completeness, RangeSet};
+use super::custody::Custody;
 use super::fault::Fault;
 use super::naming;
 
@@ -28,6 +29,9 @@ pub const STATE_DIR: &str = ".logferry";
 pub const UNATTRIBUTED_DIR: &str = "_unattributed";
 const INDEX_FILE: &str = "index.json";
 const LOCK_FILE: &str = "lock";
+/// Held shared by every collector running on OUT for its whole life, so
+/// `status` can tell whether the custody marks are kept current.
+const RUNNING_FILE: &str = "running";
 const INDEX_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +162,10 @@ pub struct GenEntry {
     /// Set once housekeeping compressed or deleted the output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archived: Option<Archived>,
+    /// What this OUT holds of the generation when its records all go to
+    /// one partition (see [`super::custody`]); None otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custody: Option<Custody>,
 }
 
 /// What housekeeping did to a closed generation's output.
@@ -193,6 +201,14 @@ pub struct Index {
     /// at the next load, before any output file is opened.
     #[serde(default)]
     pub pending_renames: Vec<(String, String)>,
+    /// This output directory's id in the collectors' shared index (made
+    /// once, random): which OUT holds a generation whole.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub out_id: String,
+    /// `TOPIC/PARTITION` -> partition offsets whose every attributed
+    /// record is written here (see [`super::custody`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub coverage: BTreeMap<String, RangeSet>,
 }
 
 /// `OUT`: the output directory and its lock.
@@ -247,6 +263,51 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Say that a collector runs on OUT until the returned file is
+    /// closed; true when it is the only one (it then settles what a
+    /// crashed run left: see `custody::settle_after_crash`).
+    pub fn running(&self) -> Result<(File, bool), IndexError> {
+        let path = self.root.join(STATE_DIR).join(RUNNING_FILE);
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        // SAFETY: flock on a descriptor we own.
+        let alone = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        // SAFETY: as above; converts an exclusive lock to a shared one.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH) } != 0 {
+            return Err(io_err(&path)(std::io::Error::last_os_error()));
+        }
+        Ok((f, alone))
+    }
+
+    /// Whether a collector runs on `root` now.
+    pub fn is_running(root: &Path) -> bool {
+        let path = root.join(STATE_DIR).join(RUNNING_FILE);
+        let Ok(f) = File::open(&path) else {
+            return false;
+        };
+        // SAFETY: flock on a descriptor we own; released when `f` closes.
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+    }
+
+    /// This OUT's id, made and saved the first time.
+    pub fn out_id(&self) -> Result<String, IndexError> {
+        let mut l = self.locked()?;
+        if l.index.out_id.is_empty() {
+            l.index.out_id = format!(
+                "{}:{}#{}",
+                crate::config::host_name(),
+                self.root.display(),
+                logferry_tail::GenerationId::new()
+            );
+            l.save()?;
+        }
+        Ok(l.index.out_id.clone())
     }
 
     pub fn index_path(root: &Path) -> PathBuf {
@@ -367,6 +428,7 @@ impl Locked<'_> {
             last_write: now,
             completeness: Completeness::default(),
             archived: None,
+            custody: None,
         };
         self.index.generations.insert(id.clone(), entry.clone());
         self.save()?;

@@ -35,16 +35,26 @@
 //!   a few times a second.
 //! - [`spread`]: generations arriving on several partitions while other
 //!   members of the group hold the rest (warned once, counted).
+//! - [`custody`]: what this OUT holds of each generation kept in one
+//!   partition, and the rules by which collectors on separate hosts hold
+//!   every generation whole; [`registry`]: the index they share through
+//!   Kafka (a generation's partition, first offset and holder);
+//!   [`rebuild`]: reading a partition back for generations this OUT did
+//!   not start; `takeover`: the loop's side of all three.
 
 pub mod archive;
 pub mod completeness;
+pub mod custody;
 pub mod fault;
 pub mod index;
 pub mod naming;
 pub mod observe;
+pub mod rebuild;
 mod record;
+pub mod registry;
 pub mod spread;
 pub mod status;
+mod takeover;
 pub mod timeline;
 pub mod writer;
 
@@ -76,6 +86,8 @@ pub enum CollectError {
     },
     #[error("output directory: {0}")]
     Store(#[from] IndexError),
+    #[error("{0}")]
+    Registry(#[from] registry::RegistryError),
 }
 
 /// Counters, logged at the end.
@@ -125,11 +137,22 @@ struct State {
     unwritable_log: record::LogThrottle,
     /// Read times of the lines written since the last sync.
     timeline: timeline::Timeline,
+    /// The index shared with the other members; None when turned off.
+    registry: Option<registry::Registry>,
+    /// This OUT's id in it.
+    me: String,
+    tracker: custody::Tracker,
+    rebuilds: rebuild::Rebuilds,
 }
 
 impl State {
+    /// A session's state without a shared index (see [`State::shared`]).
     fn new(max_hole: u64) -> Self {
         State {
+            registry: None,
+            me: String::new(),
+            tracker: custody::Tracker::default(),
+            rebuilds: rebuild::Rebuilds::default(),
             writer: Writer::new(max_hole),
             pending: HashMap::new(),
             synced: HashMap::new(),
@@ -141,6 +164,17 @@ impl State {
             spread: SpreadWatch::default(),
             unwritable_log: record::LogThrottle::default(),
             timeline: timeline::Timeline::default(),
+        }
+    }
+
+    /// With the index shared with the other members (`registry`), as
+    /// output directory `me`.
+    fn shared(settings: &CollectSettings, registry: Option<registry::Registry>, me: &str) -> Self {
+        State {
+            registry,
+            me: me.to_string(),
+            rebuilds: rebuild::Rebuilds::new(settings),
+            ..State::new(settings.max_hole)
         }
     }
 
@@ -256,6 +290,11 @@ impl ConsumerContext for CollectContext {
         let Rebalance::Revoke(tpl) = rebalance else {
             if let Rebalance::Assign(tpl) = rebalance {
                 tracing::info!(partitions = %describe(tpl), "partitions assigned");
+                // Every entry acknowledged before the previous owner's
+                // last commit is known before a record is handled.
+                if let Some(Err(e)) = self.state().registry.as_mut().map(|r| r.catch_up()) {
+                    tracing::error!("{e}; a generation whose entry was not read yet is taken as starting at the first record seen of it");
+                }
             }
             return;
         };
@@ -268,11 +307,19 @@ impl ConsumerContext for CollectContext {
             }
         }
         for e in tpl.elements() {
-            st.writer.forget_partition(e.topic(), e.partition());
+            takeover::revoke(&mut st, e.topic(), e.partition());
             if let Some(p) = st.pending.get_mut(e.topic()) {
                 p.remove(&e.partition());
             }
             st.synced.remove(&(e.topic().to_string(), e.partition()));
+        }
+        if !st.abandon {
+            // Mark the partitions' generations held (or unfinished).
+            if let Err(e) = takeover::sync(&mut st, &self.store, now_secs(), self.gap_timeout_secs)
+            {
+                st.abandon = true;
+                st.failure = Some(e);
+            }
         }
         st.settle();
     }
@@ -353,7 +400,12 @@ fn checkpoint(
     consumer: &BaseConsumer<CollectContext>,
     gap_timeout_secs: u64,
 ) -> Result<(), IndexError> {
-    let gaps = st.writer.sync(store, now_secs(), gap_timeout_secs)?;
+    for (topic, parts) in &st.pending {
+        for (&p, &next) in parts {
+            st.tracker.advance(topic, p, next);
+        }
+    }
+    let (gaps, may_commit) = takeover::sync(st, store, now_secs(), gap_timeout_secs)?;
     st.timeline.flush(store.root())?;
     for g in gaps {
         tracing::warn!(
@@ -372,19 +424,27 @@ fn checkpoint(
             st.synced.insert((topic.clone(), p), o);
         }
     }
-    if st.synced.is_empty() {
+    if st.synced.is_empty() || !may_commit {
         st.settle();
         return Ok(());
     }
     let mut tpl = TopicPartitionList::new();
+    let mut capped = Vec::new();
     for ((t, p), o) in &st.synced {
+        // A generation being rebuilt holds its partition's commits at its
+        // first record here (see custody).
+        let at = takeover::cap(st, t, *p, *o);
+        if at < *o {
+            capped.push((t.clone(), *p));
+        }
         // Adding a partition with an offset only fails for an offset
         // librdkafka cannot represent, which a consumed record's is not.
-        let _ = tpl.add_partition_offset(t, *p, Offset::Offset(*o));
+        let _ = tpl.add_partition_offset(t, *p, Offset::Offset(at));
     }
     match consumer.commit(&tpl, CommitMode::Sync) {
         Ok(()) => {
-            st.synced.clear();
+            // Capped ones are committed further once the rebuild is done.
+            st.synced.retain(|k, _| capped.contains(k));
             st.counters.commits += 1;
             st.settle();
         }
@@ -408,6 +468,15 @@ pub fn run(
     exposition: Option<Arc<CollectExposition>>,
 ) -> Result<Counters, CollectError> {
     let store = Arc::new(Store::open(&settings.out)?);
+    // Held until the collector returns: `status` tells from it whether
+    // the custody marks are kept current.
+    let (_running, alone) = store.running()?;
+    if alone {
+        let mut l = store.locked()?;
+        custody::settle_after_crash(&mut l.index);
+        l.save()?;
+    }
+    let me = store.out_id()?;
     let mut housekeeping = archive::Archive::new(settings.archive.clone());
     let mut observer = match exposition {
         Some(x) => {
@@ -426,6 +495,7 @@ pub fn run(
             shutdown,
             &mut housekeeping,
             observer.as_mut(),
+            &me,
         )? {
             Ended::Stopped(c) => return Ok(c),
             Ended::StorageFailed(e) => {
@@ -477,7 +547,12 @@ fn wait_until_writable(store: &Store, shutdown: &Shutdown) -> bool {
 fn create_consumer(
     settings: &CollectSettings,
     store: &Arc<Store>,
+    me: &str,
 ) -> Result<BaseConsumer<CollectContext>, CollectError> {
+    let registry = match &settings.index_topic {
+        Some(topic) => Some(registry::Registry::open(settings, topic, me)?),
+        None => None,
+    };
     let mut cfg = ClientConfig::new();
     if settings.metrics.is_some() {
         // Consumer lag comes from librdkafka's statistics: once a second
@@ -489,7 +564,7 @@ fn create_consumer(
     }
     let ctx = CollectContext {
         store: Arc::clone(store),
-        state: Mutex::new(State::new(settings.max_hole)),
+        state: Mutex::new(State::shared(settings, registry, me)),
         gap_timeout_secs: settings.gap_timeout.as_secs(),
         lag: Mutex::new(Vec::new()),
     };
@@ -512,8 +587,9 @@ fn session(
     shutdown: &Shutdown,
     housekeeping: &mut archive::Archive,
     mut observer: Option<&mut Observer>,
+    me: &str,
 ) -> Result<Ended, CollectError> {
-    let consumer = create_consumer(settings, store)?;
+    let consumer = create_consumer(settings, store, me)?;
     let meta = settings.metadata.as_deref();
     let gap = settings.gap_timeout.as_secs();
     let mut next_commit = Instant::now() + settings.commit_interval;
@@ -521,6 +597,8 @@ fn session(
     // Read once per record, after the poll: one clock read a record, not
     // two (the poll itself reads the clock too).
     let mut clock = Instant::now();
+    let mut clock_step = clock;
+    let mut rebuilding = false;
     let failure = loop {
         if shutdown.is_requested() {
             let mut st = consumer.context().state();
@@ -530,7 +608,14 @@ fn session(
             }
         }
         let wait = next_commit.saturating_duration_since(clock);
-        let polled = consumer.poll(wait.min(Duration::from_millis(100)));
+        // While partitions are read back, polls wait little, so the steps
+        // go on when the topic is quiet.
+        let most = if rebuilding {
+            rebuild::STEP_TIME
+        } else {
+            Duration::from_millis(100)
+        };
+        let polled = consumer.poll(wait.min(most));
         let mut st = consumer.context().state();
         if let Some(e) = st.failure.take() {
             break Some(e);
@@ -545,6 +630,15 @@ fn session(
             None => {}
         }
         clock = Instant::now();
+        if clock_step <= clock {
+            // At most one read-back step per STEP_TIME: the group
+            // consumer keeps about half the loop.
+            if let Err(e) = takeover::step(&mut st, store, meta, now) {
+                break Some(e);
+            }
+            clock_step = Instant::now() + rebuild::STEP_TIME;
+            rebuilding = !st.rebuilds.is_idle();
+        }
         if let Some(o) = observer.as_deref_mut().filter(|o| o.due(clock)) {
             o.publish(clock, &st.figures(consumer.context().lag()), None);
         }

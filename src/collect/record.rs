@@ -50,7 +50,7 @@ impl LogThrottle {
 /// The line inside a record value: tail2kafka's `META::line` when the
 /// collector was given META, the JSON envelope when the value is one that
 /// names this very source and offset, else the value itself (raw).
-fn line_of<'a>(value: &'a [u8], src: &Source, meta: Option<&[u8]>) -> Cow<'a, [u8]> {
+pub(super) fn line_of<'a>(value: &'a [u8], src: &Source, meta: Option<&[u8]>) -> Cow<'a, [u8]> {
     if let Some(meta) = meta {
         let f = Format::Tail2Kafka {
             meta: meta.to_vec(),
@@ -98,6 +98,7 @@ pub(super) fn handle<M: Message>(
 ) -> Result<(), IndexError> {
     st.counters.records += 1;
     st.waiting += 1;
+    note_offset(st, m);
     let value = m.payload().unwrap_or_default();
     let attributed = match RecordSource::of_message(m) {
         RecordSource::Attributed(src) => {
@@ -126,6 +127,12 @@ pub(super) fn handle<M: Message>(
             }
             match placed {
                 Placed::Written => true,
+                Placed::Opened => {
+                    let pkey = super::takeover::partition_key_of(m, &src.partition_key);
+                    let met = (m.topic(), m.partition(), m.offset());
+                    super::takeover::meet(st, store, &key, met, pkey)?;
+                    true
+                }
                 Placed::WrittenNewPartition => {
                     // Rare: only when a generation moves to a partition it
                     // has not come from before.
@@ -216,19 +223,28 @@ pub(super) fn handle<M: Message>(
     } else {
         counts.unattributed += 1;
     }
+    Ok(())
+}
+
+/// Remember the record's offset as pending (committed after the next
+/// sync); the first of a partition since the last sync also tells custody
+/// where this assignment started.
+fn note_offset<M: Message>(st: &mut State, m: &M) {
     let next = m.offset() + 1;
-    match st.pending.get_mut(m.topic()) {
-        Some(parts) => {
-            parts.insert(m.partition(), next);
-        }
+    let first = match st.pending.get_mut(m.topic()) {
+        Some(parts) => parts.insert(m.partition(), next).is_none(),
         None => {
             st.pending.insert(
                 m.topic().to_string(),
                 HashMap::from([(m.partition(), next)]),
             );
+            true
         }
+    };
+    if first {
+        st.tracker
+            .note_partition(m.topic(), m.partition(), m.offset());
     }
-    Ok(())
 }
 
 #[cfg(test)]

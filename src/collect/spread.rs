@@ -156,7 +156,7 @@ impl SpreadWatch {
                 host = %key.host,
                 generation = %key.lineage,
                 topic = seen.topic(),
-                "generation {} of host {} arrives on partitions {{{}}} of topic {}, of which this collector holds only {} of {}, so other members of the group write the rest; fine if all members share this OUT directory, otherwise set partition_by = \"file\" or \"host\" on the agents (said once per session; such generations are counted in logferry_collect_split_generations_total)",
+                "generation {} of host {} arrives on partitions {{{}}} of topic {}, of which this collector holds only {} of {}, so other members of the group write the rest; fine if all members share this OUT directory, otherwise set partition_by = \"generation\" (the default) on the agents (said once per session; such generations are counted in logferry_collect_split_generations_total)",
                 key.lineage,
                 key.host,
                 parts.join(","),

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::completeness::Hole;
+use super::custody::CustodyState;
 use super::index::{Archived, IndexError, Store};
 
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +30,17 @@ pub struct GenerationStatus {
     pub live: bool,
     pub archived: Option<Archived>,
     pub last_write: u64,
+    /// Custody of a generation kept in one partition (see
+    /// `collect::custody`): `writing`, `rebuilding`, `held`,
+    /// `handed_over`, `unfinished`, or `interrupted` (writing or
+    /// rebuilding when no collector runs on OUT); None when not tracked.
+    pub custody: Option<String>,
+    /// Whether this output holds the generation whole: every record of
+    /// it through the partition offset this OUT consumed (`writing`) or
+    /// let the partition go at (`held`), with a collector running on OUT
+    /// to mark the copy `handed_over` when another member continues it.
+    /// A copy that is not whole may be partial. None when not tracked.
+    pub whole: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -46,6 +58,8 @@ pub struct StatusReport {
     pub generations: Vec<GenerationStatus>,
     pub unattributed: Vec<UnattributedStatus>,
     pub gaps: usize,
+    /// Whether a collector runs on OUT now.
+    pub running: bool,
 }
 
 /// Read the index of `out`; `gap_timeout` overrides the collectors' own.
@@ -53,6 +67,7 @@ pub fn status(out: &Path, gap_timeout: Option<Duration>) -> Result<StatusReport,
     let index = Store::read(out)?;
     let timeout = gap_timeout.map_or(index.gap_timeout_secs, |d| d.as_secs());
     let now = super::now_secs();
+    let running = Store::is_running(out);
     let generations: Vec<GenerationStatus> = index
         .generations
         .values()
@@ -74,6 +89,17 @@ pub fn status(out: &Path, gap_timeout: Option<Duration>) -> Result<StatusReport,
                 live: !e.is_closed(),
                 archived: e.archived,
                 last_write: e.last_write,
+                custody: e.custody.as_ref().map(|c| {
+                    match (&c.state, running) {
+                        (CustodyState::Writing | CustodyState::Rebuilding, false) => "interrupted",
+                        (s, _) => s.name(),
+                    }
+                    .to_string()
+                }),
+                whole: e
+                    .custody
+                    .as_ref()
+                    .map(|c| running && c.state.whole() && e.archived != Some(Archived::Deleted)),
             }
         })
         .collect();
@@ -82,6 +108,7 @@ pub fn status(out: &Path, gap_timeout: Option<Duration>) -> Result<StatusReport,
         gap_timeout_secs: timeout,
         gaps: generations.iter().map(|g| g.gaps).sum(),
         generations,
+        running,
         unattributed: index
             .unattributed
             .iter()
@@ -103,9 +130,14 @@ impl std::fmt::Display for StatusReport {
                 (None, true) => "live",
                 (None, false) => "closed",
             };
+            let custody = match (&g.custody, g.whole) {
+                (Some(c), Some(true)) => format!(", {c}: whole"),
+                (Some(c), _) => format!(", {c}: may be partial"),
+                (None, _) => String::new(),
+            };
             writeln!(
                 f,
-                "{} [{} generation {}] -> {} ({state}): complete up to byte {}, written up to {}",
+                "{} [{} generation {}] -> {} ({state}{custody}): complete up to byte {}, written up to {}",
                 g.source_path, g.host, g.generation, g.output, g.complete_up_to, g.written_up_to
             )?;
             for h in &g.holes {

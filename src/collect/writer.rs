@@ -116,6 +116,10 @@ pub enum Placed {
     /// Written at its offset (or, for an archived generation, found
     /// already held or counted as late).
     Written,
+    /// Written, the first line since the generation's output was opened
+    /// (in this session, or again after it was closed): its custody is
+    /// decided now (see [`super::custody`]).
+    Opened,
     /// Written, and its generation came from a partition it had not come
     /// from before in this session, on two or more by now: see
     /// [`Writer::partitions`].
@@ -215,7 +219,8 @@ impl Writer {
         let len = line.len() as u64 + u64::from(!truncated);
         // Where the line ends, when a file can hold it there.
         let line_end = offset.checked_add(len).filter(|&e| e <= MAX_FILE_END);
-        if !self.outputs.contains_key(key) {
+        let opened = !self.outputs.contains_key(key);
+        if opened {
             // A new generation's output ends at 0. A line too far for it
             // does not register it: a corrupt record would otherwise take
             // the live name from the real file.
@@ -290,6 +295,8 @@ impl Writer {
         self.bytes_written += len;
         Ok(if out.partitions.note(from.topic, from.partition) {
             Placed::WrittenNewPartition
+        } else if opened {
+            Placed::Opened
         } else {
             Placed::Written
         })
@@ -349,6 +356,19 @@ impl Writer {
         now: u64,
         gap_timeout_secs: u64,
     ) -> Result<Vec<Gap>, IndexError> {
+        self.sync_with(store, now, gap_timeout_secs, None)
+    }
+
+    /// [`Writer::sync`], and `also` records more in the index in the same
+    /// save (it runs after every output was fsynced, and makes the index
+    /// be saved even when nothing was written).
+    pub fn sync_with(
+        &mut self,
+        store: &Store,
+        now: u64,
+        gap_timeout_secs: u64,
+        mut also: Option<&mut dyn FnMut(&mut super::index::Index)>,
+    ) -> Result<Vec<Gap>, IndexError> {
         let root = store.root();
         // What others wrote since (other collectors sharing OUT) is looked
         // at again when needed.
@@ -371,11 +391,17 @@ impl Writer {
             a.file.sync_data().map_err(io_err(root))?;
             self.fsync.observe(t.elapsed());
         }
-        if !self.outputs.values().any(|o| o.dirty) && !self.appenders.values().any(|a| a.dirty) {
+        if also.is_none()
+            && !self.outputs.values().any(|o| o.dirty)
+            && !self.appenders.values().any(|a| a.dirty)
+        {
             return Ok(Vec::new());
         }
         let mut locked = store.locked()?;
         locked.index.gap_timeout_secs = gap_timeout_secs;
+        if let Some(f) = also.as_mut() {
+            f(&mut locked.index);
+        }
         let mut touched = Vec::new();
         for (key, out) in self.outputs.iter_mut().filter(|(_, o)| o.dirty) {
             if let Some(e) = locked.index.generations.get_mut(&key.id()) {
@@ -443,8 +469,13 @@ impl Writer {
 
     /// Forget `_unattributed` state for partitions no longer assigned (call
     /// after a sync): whoever gets them next reloads it from the index.
+    /// Outputs whose lines came from the partition are closed, so that if
+    /// it comes back, their custody is decided again.
     pub fn forget_partition(&mut self, topic: &str, partition: i32) {
         self.appenders.remove(&(topic.to_string(), partition));
+        self.outputs.retain(|_, o| {
+            o.dirty || !(o.partitions.topic() == topic && o.partitions.list().contains(&partition))
+        });
     }
 
     /// Drop everything not synced (after a failed write or sync: those

@@ -29,6 +29,8 @@ pub const DEFAULT_COMPRESS_AFTER: Duration = Duration::from_secs(3600);
 /// started following far into it.
 pub const DEFAULT_MAX_HOLE: u64 = 64 << 30;
 pub const DEFAULT_MAX_STALL: Duration = Duration::from_secs(60);
+/// The compacted topic the collectors of a group share their index in.
+pub const DEFAULT_INDEX_TOPIC: &str = "logferry-collect-index";
 
 /// Consumer properties logferry sets; `-X` / `[kafka.properties]` may
 /// override all but the two the exactly-once promise rests on.
@@ -101,6 +103,10 @@ pub struct CollectSettings {
     pub archive: ArchiveSettings,
     /// The metrics and health listener; None (the default) serves nothing.
     pub metrics: Option<CollectMetrics>,
+    /// The compacted topic the members share their index in (which
+    /// partition and offset each generation starts at, who holds it
+    /// whole); None turns it off.
+    pub index_topic: Option<String>,
 }
 
 /// `[metrics]` of the collector's file: as ship's, without the per-file
@@ -174,6 +180,7 @@ const COLLECT_KEYS: &[&str] = &[
     "compress",
     "retention_days",
     "retention_bytes",
+    "index_topic",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +212,15 @@ struct RawCollect {
     compress: Option<Compression>,
     retention_days: Option<Spanned<f64>>,
     retention_bytes: Option<Spanned<RawSize>>,
+    index_topic: Option<Spanned<RawIndexTopic>>,
+}
+
+/// `index_topic`: a topic name, or `false` to turn the shared index off.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawIndexTopic {
+    Name(String),
+    Off(bool),
 }
 
 /// Read and validate a collector configuration file.
@@ -405,7 +421,25 @@ fn build(raw: RawCollectFile, issues: &mut Vec<Issue>) -> CollectSettings {
             Some(b.get_ref().0)
         }
     });
+    let index_topic = match c.index_topic {
+        None => Some(DEFAULT_INDEX_TOPIC.to_string()),
+        Some(t) => match t.get_ref() {
+            RawIndexTopic::Off(false) => None,
+            RawIndexTopic::Name(n) if !n.is_empty() => Some(n.clone()),
+            _ => {
+                issue(
+                    issues,
+                    Some(t.span()),
+                    "index_topic",
+                    "\"index_topic\" in [collect] must be a topic name or false (no shared index)"
+                        .into(),
+                );
+                None
+            }
+        },
+    };
     CollectSettings {
+        index_topic,
         brokers,
         kafka_props,
         topics,
@@ -448,6 +482,7 @@ fn empty_settings(brokers: String, kafka_props: Vec<(String, String)>) -> Collec
         max_hole: DEFAULT_MAX_HOLE,
         archive: ArchiveSettings::default(),
         metrics: None,
+        index_topic: Some(DEFAULT_INDEX_TOPIC.into()),
     }
 }
 

@@ -152,6 +152,7 @@ pub(crate) enum RawFormat {
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum RawPartitionBy {
+    Generation,
     None,
     File,
     Host,

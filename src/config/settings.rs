@@ -53,7 +53,15 @@ impl Attribution {
 /// How records are keyed, which decides their partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartitionBy {
-    /// No key: librdkafka's sticky partitioner spreads batches.
+    /// The default. Key = host + generation: each generation (one life of
+    /// one file) stays in one partition, in file order, so a collector
+    /// that holds the partition holds the whole generation (collectors on
+    /// separate hosts each rebuild whole files). A file's successive
+    /// generations hash to different partitions, which spreads a host's
+    /// files over the topic.
+    Generation,
+    /// No key: sticky partitioning spreads batches over every partition
+    /// (one file's lines over all of them).
     None,
     /// Key = host + file identity: one file's lines stay in one partition,
     /// in order.

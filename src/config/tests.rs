@@ -55,7 +55,7 @@ fn minimal_file_gets_the_quick_mode_defaults() {
     assert_eq!(i.topic, "app");
     assert_eq!(i.start_at, StartAt::End);
     assert_eq!(i.format, Format::Raw);
-    assert_eq!(i.partition_by, PartitionBy::None);
+    assert_eq!(i.partition_by, PartitionBy::Generation);
     assert_eq!(i.max_line_bytes, ShipSettings::DEFAULT_MAX_LINE_BYTES);
     assert_eq!(i.long_lines, LongLinePolicy::Truncate);
     assert!(!i.strip_cr);

@@ -735,7 +735,8 @@ impl Validator<'_> {
                     PartitionBy::None
                 }
             },
-            Some(RawPartitionBy::None) | None => PartitionBy::None,
+            Some(RawPartitionBy::None) => PartitionBy::None,
+            Some(RawPartitionBy::Generation) | None => PartitionBy::Generation,
         };
 
         if self.issues.len() > before {

@@ -220,20 +220,30 @@ impl Outbox {
         if self.routes.len() <= s.slot {
             self.routes.resize_with(s.slot + 1, || None);
         }
-        if matches!(&self.routes[s.slot], Some(r) if r.serial == s.serial) {
-            return;
-        }
         let host = &self.settings.host;
         let input = &self.settings.inputs[s.input];
+        let by_generation = matches!(input.partition_by, PartitionBy::Generation);
+        if let Some(r) = self.routes[s.slot]
+            .as_mut()
+            .filter(|r| r.serial == s.serial)
+        {
+            if by_generation && r.key_generation != s.generation {
+                r.key = encode::generation_partition_key(host, s.generation);
+                r.key_generation = s.generation;
+            }
+            return;
+        }
         let path = Path::new(s.opened_path);
         self.routes[s.slot] = Some(Route {
             serial: s.serial,
             input: s.input,
             topic: input.topic_for(host, path),
             key: match input.partition_by {
+                PartitionBy::Generation => encode::generation_partition_key(host, s.generation),
                 PartitionBy::Host => host.clone().into_bytes(),
                 _ => format!("{host}:{}", s.id).into_bytes(),
             },
+            key_generation: s.generation,
             source_tail: source_tail(host, path.as_os_str().as_bytes()),
         });
     }

@@ -12,6 +12,10 @@
 //! - an empty one (`partition_by = "none"`) gets a sticky partition, as
 //!   librdkafka gives keyless records: one partition per topic for a short
 //!   window, so batches fill, then another.
+//!
+//! The default, `partition_by = "generation"`, is a non-empty key (host
+//! and generation: `wire::generation_partition_key`), so each generation
+//! keeps to one partition and its lines stay in file order there.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};

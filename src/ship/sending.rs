@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use logferry_tail::{Line, StreamInfo};
+use logferry_tail::{GenerationId, Line, StreamInfo};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
@@ -64,8 +64,11 @@ pub(super) struct Route {
     pub(super) input: usize,
     /// The topic (its input's template, rendered for the file).
     pub(super) topic: String,
-    /// Record key under `PartitionBy::File` or `Host`.
+    /// Record key under `PartitionBy::Generation`, `File` or `Host`.
     pub(super) key: Vec<u8>,
+    /// The generation `key` was made for: a file cut in place goes on in
+    /// the same stream as a new generation, which needs a new key.
+    pub(super) key_generation: GenerationId,
     /// Host and path part of the source attribution, fixed per file.
     pub(super) source_tail: Vec<u8>,
 }
@@ -143,7 +146,9 @@ impl Sending {
         let input = &settings.inputs[stream.input];
         let key = match &input.partition_by {
             PartitionBy::None => RecordKey::None,
-            PartitionBy::File | PartitionBy::Host => RecordKey::Fixed(route.key.as_slice()),
+            PartitionBy::Generation | PartitionBy::File | PartitionBy::Host => {
+                RecordKey::Fixed(route.key.as_slice())
+            }
             PartitionBy::Pattern(p) => RecordKey::Pattern(p.regex()),
         };
         let opaque = DeliveryTag {

@@ -174,6 +174,33 @@ pub fn partition_key_of(key: &[u8]) -> Option<&[u8]> {
     take(&mut b, len).ok()
 }
 
+/// The partitioning key of `partition_by = "generation"`: the host, `/`,
+/// and the generation in 16 hex digits. Every record of a generation
+/// carries it, so the generation stays in one partition; a collector
+/// recognises it (see [`is_generation_partition_key`]) to know that the
+/// partition holding a generation's records holds all of them.
+pub fn generation_partition_key(host: &str, generation: GenerationId) -> Vec<u8> {
+    format!("{host}/{generation}").into_bytes()
+}
+
+/// Whether `pkey` is the key [`generation_partition_key`] gives `host` and
+/// `generation` (compared in place: no allocation per record).
+pub fn is_generation_partition_key(pkey: &[u8], host: &str, generation: GenerationId) -> bool {
+    let h = host.as_bytes();
+    let Some(rest) = pkey
+        .strip_prefix(h)
+        .and_then(|r| r.strip_prefix(b"/"))
+        .filter(|r| r.len() == 16)
+    else {
+        return false;
+    };
+    let want = generation.0;
+    rest.iter().enumerate().all(|(i, &c)| {
+        let nibble = ((want >> (60 - 4 * i)) & 0xf) as u8;
+        c == b"0123456789abcdef"[nibble as usize]
+    })
+}
+
 /// Set the truncated flag in an encoded source (either form); other bytes
 /// are left alone.
 pub fn mark_truncated(encoded: &mut [u8]) {
@@ -235,6 +262,23 @@ mod tests {
     use proptest::prelude::*;
 
     const G: GenerationId = GenerationId(129);
+
+    #[test]
+    fn the_generation_partition_key_is_recognised_only_for_its_own_source() {
+        let g = GenerationId(0x0123_4567_89ab_cdef);
+        let k = generation_partition_key("web/1", g);
+        assert_eq!(k, b"web/1/0123456789abcdef");
+        assert!(is_generation_partition_key(&k, "web/1", g));
+        assert!(!is_generation_partition_key(&k, "web", g));
+        assert!(!is_generation_partition_key(&k, "web/1", GenerationId(1)));
+        assert!(!is_generation_partition_key(b"", "web/1", g));
+        assert!(!is_generation_partition_key(
+            b"web/1/0123456789ABCDEF",
+            "web/1",
+            g
+        ));
+        assert!(!is_generation_partition_key(b"web/1:1:2", "web/1", g));
+    }
 
     /// Records shipped by builds before generations keep decoding.
     #[test]

@@ -53,6 +53,27 @@ pub fn create_topic(brokers: &str, name: &str, partitions: i32) {
     create_topic_with(brokers, name, partitions, &[])
 }
 
+/// A compacted topic for the collectors' shared index (`--index-topic`),
+/// unique to the test.
+pub fn index_topic(brokers: &str, test: &str) -> String {
+    let name = topic_name(&format!("{test}-index"));
+    create_topic_with(brokers, &name, 1, &[("cleanup.policy", "compact")]);
+    name
+}
+
+/// The index topic of consumer group `group` (`GROUP-index`), created by
+/// the first member started: every member of a group must share one.
+pub fn group_index_topic(brokers: &str, group: &str) -> String {
+    static MADE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let name = format!("{group}-index");
+    let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
+    if !made.contains(&name) {
+        create_topic_with(brokers, &name, 1, &[("cleanup.policy", "compact")]);
+        made.push(name.clone());
+    }
+    name
+}
+
 /// [`create_topic`] with extra topic configuration.
 pub fn create_topic_with(brokers: &str, name: &str, partitions: i32, config: &[(&str, &str)]) {
     let nodes = brokers.split(',').count() as i32;

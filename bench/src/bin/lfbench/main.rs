@@ -52,6 +52,40 @@ enum Cmd {
     /// Wait until a topic holds at least --lines records (for bench/profile);
     /// with --create N, create it first with N partitions (LogAppendTime).
     WaitLanded(WaitArgs),
+    /// Create a topic (replication factor min(3, --nodes)) with extra
+    /// settings, e.g. `--config cleanup.policy=compact` for the collectors'
+    /// index topic (scripts/fleet-sim).
+    CreateTopic(CreateArgs),
+}
+
+#[derive(Parser)]
+struct CreateArgs {
+    #[arg(long)]
+    brokers: String,
+    #[arg(long)]
+    topic: String,
+    #[arg(long, default_value_t = 1)]
+    partitions: i32,
+    #[arg(long, default_value_t = 1)]
+    nodes: i32,
+    /// Topic setting KEY=VALUE, repeatable.
+    #[arg(long)]
+    config: Vec<String>,
+}
+
+fn create_topic(a: CreateArgs) -> Result<()> {
+    let mut config = Vec::new();
+    for c in &a.config {
+        let (k, v) = c
+            .split_once('=')
+            .with_context(|| format!("--config {c}: expected KEY=VALUE"))?;
+        config.push((k.to_string(), v.to_string()));
+    }
+    let config: Vec<(&str, &str)> = config
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    kafka::create_topic_with(&a.brokers, &a.topic, a.partitions, a.nodes, &config)
 }
 
 #[derive(Parser)]
@@ -122,6 +156,10 @@ enum Tool {
     /// logferry ship with exactly_once = true (transactional producer,
     /// positions committed in the transaction; --transaction-interval).
     LogferryEo,
+    /// logferry ship --partition-by none: the sticky partitioning (every
+    /// partition by turns) instead of the default, one partition per file
+    /// generation.
+    LogferrySticky,
     /// kcat -P -l FILE (backlog only).
     Kcat,
     /// tail -n0 -F FILE | kcat -P (live files only).
@@ -137,6 +175,7 @@ impl Tool {
             Tool::LogferryHeader => "logferry --attribution header",
             Tool::LogferryOff => "logferry --attribution off",
             Tool::LogferryEo => "logferry exactly_once",
+            Tool::LogferrySticky => "logferry --partition-by none",
             Tool::Kcat => "kcat -P -l",
             Tool::TailKcat => "tail -F | kcat -P",
             Tool::Rsyslog => "rsyslog imfile+omkafka",
@@ -148,6 +187,7 @@ impl Tool {
             Tool::LogferryHeader => "lfheader",
             Tool::LogferryOff => "lfoff",
             Tool::LogferryEo => "lfeo",
+            Tool::LogferrySticky => "lfsticky",
             Tool::Kcat => "kcat",
             Tool::TailKcat => "tailkcat",
             Tool::Rsyslog => "rsyslog",
@@ -239,6 +279,7 @@ fn main() {
         Cmd::Run(a) => run(*a),
         Cmd::Report(a) => report_cmd(a).map(|()| 0),
         Cmd::WaitLanded(a) => wait_landed(a).map(|()| 0),
+        Cmd::CreateTopic(a) => create_topic(a).map(|()| 0),
     };
     match res {
         Ok(code) => std::process::exit(code),
@@ -333,6 +374,7 @@ fn run(a: RunArgs) -> Result<i32> {
         match a.scenario {
             ScenarioKind::Backlog => vec![
                 Tool::Logferry,
+                Tool::LogferrySticky,
                 Tool::LogferryHeader,
                 Tool::LogferryOff,
                 Tool::Kcat,

@@ -36,7 +36,15 @@ pub(super) fn start_tool(
 ) -> Result<std::result::Result<Vec<Proc>, String>> {
     let logf = |n: &str| dir.join(format!("{n}.log"));
     match tool {
-        Tool::Logferry | Tool::LogferryHeader | Tool::LogferryOff | Tool::LogferryEo => {
+        Tool::Logferry
+        | Tool::LogferryHeader
+        | Tool::LogferryOff
+        | Tool::LogferryEo
+        | Tool::LogferrySticky => {
+            let partition_by = match tool {
+                Tool::LogferrySticky => "none",
+                _ => "generation",
+            };
             let attribution = match tool {
                 Tool::LogferryHeader => "header",
                 Tool::LogferryOff => "off",
@@ -59,6 +67,7 @@ pub(super) fn start_tool(
                         c.arg("--from-beginning");
                     }
                     c.args(["--attribution", attribution]);
+                    c.args(["--partition-by", partition_by]);
                     c.args(&a.logferry_args);
                 }
                 _ => {
@@ -96,7 +105,7 @@ pub(super) fn start_tool(
                         .join(", ");
                     let text = format!(
                         "attribution = {attribution:?}\n\n[kafka]\nbrokers = [{brokers}]\n{eo}\n[checkpoint]\ndirectory = {:?}\n\n\
-                         [[inputs]]\ninclude = {include:?}\ntopic = {topic:?}\nstart_at = {:?}\n",
+                         [[inputs]]\ninclude = {include:?}\ntopic = {topic:?}\nstart_at = {:?}\npartition_by = {partition_by:?}\n",
                         path_str(&dir.join("checkpoints")),
                         if from_beginning { "beginning" } else { "end" },
                     );
