@@ -24,7 +24,9 @@
 //! Corrupt and unattributed records are the caller's to keep apart (the
 //! collector appends both to `_unattributed` and counts corrupt ones).
 
-use super::attribution::{decode_source, partition_key_of, Source, SourceDecodeError};
+use super::attribution::{
+    decode_source_ref, partition_key_of, Source, SourceDecodeError, SourceRef,
+};
 use super::SOURCE_HEADER;
 
 /// What a record says about where it came from.
@@ -47,21 +49,7 @@ impl RecordSource {
         key: Option<&[u8]>,
         lf_header: impl FnOnce() -> Option<&'h [u8]>,
     ) -> RecordSource {
-        let keyed = key.filter(|k| partition_key_of(k).is_some());
-        let from_key = keyed.map(decode_source);
-        if let Some(Ok(src)) = from_key {
-            return RecordSource::Attributed(src);
-        }
-        if let Some(h) = lf_header() {
-            return match decode_source(h) {
-                Ok(src) => RecordSource::Attributed(src),
-                Err(e) => RecordSource::Corrupt(e),
-            };
-        }
-        match from_key {
-            Some(Err(e)) => RecordSource::Corrupt(e),
-            _ => RecordSource::Unattributed,
-        }
+        RecordSourceRef::of_record(key, || lf_header()).to_owned()
     }
 
     /// [`RecordSource::of_record`] for a record consumed with rdkafka.
@@ -80,6 +68,49 @@ impl RecordSource {
         match self {
             RecordSource::Attributed(s) => Some(s),
             RecordSource::Unattributed | RecordSource::Corrupt(_) => None,
+        }
+    }
+}
+
+/// [`RecordSource`] borrowed from the record's key or header, for readers
+/// that only look at most records (`logferry tail`): the same rules, no
+/// allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordSourceRef<'a> {
+    Attributed(SourceRef<'a>),
+    Unattributed,
+    Corrupt(SourceDecodeError),
+}
+
+impl<'a> RecordSourceRef<'a> {
+    /// The rules of this module, in their order: the one place they are
+    /// written ([`RecordSource::of_record`] copies what this finds).
+    pub fn of_record(
+        key: Option<&'a [u8]>,
+        lf_header: impl FnOnce() -> Option<&'a [u8]>,
+    ) -> RecordSourceRef<'a> {
+        let keyed = key.filter(|k| partition_key_of(k).is_some());
+        let from_key = keyed.map(decode_source_ref);
+        if let Some(Ok(src)) = from_key {
+            return RecordSourceRef::Attributed(src);
+        }
+        if let Some(h) = lf_header() {
+            return match decode_source_ref(h) {
+                Ok(src) => RecordSourceRef::Attributed(src),
+                Err(e) => RecordSourceRef::Corrupt(e),
+            };
+        }
+        match from_key {
+            Some(Err(e)) => RecordSourceRef::Corrupt(e),
+            _ => RecordSourceRef::Unattributed,
+        }
+    }
+
+    pub fn to_owned(&self) -> RecordSource {
+        match self {
+            RecordSourceRef::Attributed(s) => RecordSource::Attributed(s.to_source()),
+            RecordSourceRef::Unattributed => RecordSource::Unattributed,
+            RecordSourceRef::Corrupt(e) => RecordSource::Corrupt(e.clone()),
         }
     }
 }
