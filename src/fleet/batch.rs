@@ -228,3 +228,108 @@ unsafe fn bytes<'a>(ptr: *mut std::ffi::c_void, len: usize) -> Option<&'a [u8]> 
         Some(std::slice::from_raw_parts(ptr.cast::<u8>(), len))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    use std::time::Instant;
+
+    /// Records written to a mock cluster come back whole through the
+    /// batch wrapper: key, value, headers (one without a value), topic,
+    /// partition, offset and timestamp; and a waiting take returns as soon
+    /// as there is something, not when its wait is over.
+    #[test]
+    fn records_come_back_whole_and_waiting_ends_at_the_first() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("batch", 1, 1).expect("topic");
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .create()
+            .expect("producer");
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("group.id", "batch-test")
+            .set("enable.partition.eof", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("batch", 0, Offset::Beginning)
+            .expect("tpl");
+        consumer.assign(&tpl).expect("assign");
+        let queue = ConsumerQueue::of(&consumer).expect("consumer queue");
+        let mut batch = Batch::new(&consumer);
+        queue.take_ready(&mut batch);
+        assert!(batch.is_empty());
+
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "lf",
+                value: Some(&b"first"[..]),
+            })
+            .insert(Header {
+                key: "lf",
+                value: Some(&b"last"[..]),
+            })
+            .insert(Header::<&[u8]> {
+                key: "empty",
+                value: None,
+            });
+        producer
+            .send(
+                BaseRecord::to("batch")
+                    .key(&b"k\x00ey"[..])
+                    .payload(&b"line one"[..])
+                    .timestamp(1_764_064_800_250)
+                    .headers(headers),
+            )
+            .expect("queued");
+        producer
+            .send(BaseRecord::<[u8], [u8]>::to("batch"))
+            .expect("queued");
+        producer.flush(Duration::from_secs(10)).expect("flushed");
+
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            assert!(Instant::now() < deadline, "records not consumed");
+            let asked = Instant::now();
+            queue.take_waiting(&mut batch, Duration::from_secs(5));
+            if !batch.is_empty() {
+                assert!(
+                    asked.elapsed() < Duration::from_secs(4),
+                    "waited for a full batch"
+                );
+            }
+            for r in batch.iter() {
+                assert!(r.error().is_none(), "{:?}", r.error());
+                got.push((
+                    r.key().map(<[u8]>::to_vec),
+                    r.payload().map(<[u8]>::to_vec),
+                    r.header(c"lf").map(<[u8]>::to_vec),
+                    r.header(c"empty").map(<[u8]>::to_vec),
+                    r.header(c"none").is_some(),
+                    (r.topic().to_string(), r.partition(), r.offset()),
+                    r.timestamp_ms(),
+                ));
+            }
+        }
+        assert_eq!(
+            got[0],
+            (
+                Some(b"k\x00ey".to_vec()),
+                Some(b"line one".to_vec()),
+                Some(b"last".to_vec()),
+                Some(Vec::new()),
+                false,
+                ("batch".to_string(), 0, 0),
+                Some(1_764_064_800_250),
+            )
+        );
+        assert_eq!((&got[1].0, &got[1].1, &got[1].2), (&None, &None, &None));
+        assert_eq!(got[1].5 .2, 1);
+    }
+}

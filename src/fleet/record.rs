@@ -10,7 +10,6 @@ use crate::wire::{Format, RecordSourceRef, SourceDecodeError, SourceRef};
 
 /// The `lf` header's name as librdkafka wants it.
 const SOURCE_HEADER: &std::ffi::CStr = c"lf";
-const _: () = assert!(SOURCE_HEADER.to_bytes().len() == crate::wire::SOURCE_HEADER.len());
 
 /// The record's source attribution: `Ok(None)` when it has none, `Err`
 /// when it has one that does not decode (the rules are
@@ -54,4 +53,15 @@ fn is_envelope_of(value: &[u8], src: &SourceRef<'_>) -> bool {
     }
     serde_json::from_slice::<Head<'_>>(value)
         .is_ok_and(|h| h.host == src.host && h.offset == src.offset)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_header_name_is_the_wire_one() {
+        assert_eq!(
+            super::SOURCE_HEADER.to_bytes(),
+            crate::wire::SOURCE_HEADER.as_bytes()
+        );
+    }
 }

@@ -118,6 +118,7 @@ impl<'a> RecordSourceRef<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::decode_source;
     use crate::wire::{encode_source, encode_source_key, source_tail};
     use logferry_tail::{FileId, GenerationId};
     use proptest::prelude::*;
@@ -147,6 +148,27 @@ mod tests {
         let key = key_form("k", 1);
         let a = RecordSource::of_record(Some(&key), || panic!("header looked up"));
         assert_eq!(host_of(a), Some("k".into()));
+    }
+
+    /// The borrowed reading copies nothing: host and path are the key's
+    /// own bytes, and the owned reading is its copy.
+    #[test]
+    fn the_borrowed_source_is_the_keys_bytes() {
+        let key = key_form("web1", 9);
+        let RecordSourceRef::Attributed(src) = RecordSourceRef::of_record(Some(&key), || None)
+        else {
+            panic!("key form not read");
+        };
+        let inside = key.as_ptr_range();
+        assert!(inside.contains(&src.host.as_ptr()) && inside.contains(&src.path.as_ptr()));
+        assert_eq!(
+            (src.host, src.path, src.offset),
+            ("web1", &b"/a.log"[..], 9)
+        );
+        assert_eq!(
+            RecordSource::of_record(Some(&key), || None),
+            RecordSource::Attributed(src.to_source())
+        );
     }
 
     #[test]
