@@ -49,6 +49,9 @@ impl RecordSource {
         key: Option<&[u8]>,
         lf_header: impl FnOnce() -> Option<&'h [u8]>,
     ) -> RecordSource {
+        // The closure shortens the header's lifetime to the key's; passed
+        // as it is, the key would have to live as long as the header.
+        #[allow(clippy::redundant_closure)]
         RecordSourceRef::of_record(key, || lf_header()).to_owned()
     }
 
