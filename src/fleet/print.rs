@@ -34,10 +34,17 @@ const COLOURS: [&str; 6] = [
 ];
 const RESET: &str = "\x1b[0m";
 
+/// Printed lines are gathered up to this many bytes before they go to the
+/// writer: one `write` per few thousand lines rather than a copy and a
+/// buffer check per line.
+const WRITE_AT: usize = 256 << 10;
+
 pub struct Printer<W: Write> {
     out: W,
     format: OutputFormat,
     colour: bool,
+    /// Whole lines not yet handed to `out` (written by [`Printer::flush`]
+    /// or once [`WRITE_AT`] bytes are waiting).
     buf: Vec<u8>,
 }
 
@@ -67,12 +74,18 @@ impl<W: Write> Printer<W> {
             out,
             format,
             colour,
-            buf: Vec::with_capacity(4096),
+            buf: Vec::with_capacity(WRITE_AT + (64 << 10)),
         }
     }
 
+    /// Whether entries need their generation, offset and timestamp (JSON);
+    /// text shows only host, path and line, so a caller can skip the rest.
+    pub fn wants_details(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
     pub fn print(&mut self, e: &Entry<'_>) -> std::io::Result<()> {
-        self.buf.clear();
+        let start = self.buf.len();
         match self.format {
             OutputFormat::Text => {
                 if self.colour {
@@ -106,15 +119,29 @@ impl<W: Write> Printer<W> {
                     line,
                     encoding,
                 };
-                serde_json::to_writer(&mut self.buf, &j).map_err(std::io::Error::other)?;
+                if let Err(err) = serde_json::to_writer(&mut self.buf, &j) {
+                    self.buf.truncate(start);
+                    return Err(std::io::Error::other(err));
+                }
             }
         }
         self.buf.push(b'\n');
-        self.out.write_all(&self.buf)
+        if self.buf.len() >= WRITE_AT {
+            self.write_buffered()?;
+        }
+        Ok(())
     }
 
+    /// Hand every printed line to the writer and flush it.
     pub fn flush(&mut self) -> std::io::Result<()> {
+        self.write_buffered()?;
         self.out.flush()
+    }
+
+    fn write_buffered(&mut self) -> std::io::Result<()> {
+        let r = self.out.write_all(&self.buf);
+        self.buf.clear();
+        r
     }
 }
 
@@ -143,13 +170,16 @@ mod tests {
     fn text_and_json() {
         let mut p = Printer::new(Vec::new(), OutputFormat::Text, false);
         p.print(&entry(b"GET /")).unwrap();
+        p.flush().unwrap();
         assert_eq!(p.out, b"web1 /var/log/a.log: GET /\n");
         let mut p = Printer::new(Vec::new(), OutputFormat::Text, true);
         p.print(&entry(b"x")).unwrap();
+        p.flush().unwrap();
         assert!(p.out.starts_with(colour_of("web1").as_bytes()));
         let mut p = Printer::new(Vec::new(), OutputFormat::Json, false);
         p.print(&entry(b"GET /")).unwrap();
         p.print(&entry(b"\xff")).unwrap();
+        p.flush().unwrap();
         let text = String::from_utf8(p.out).unwrap();
         let rows: Vec<serde_json::Value> = text
             .lines()
@@ -160,5 +190,24 @@ mod tests {
         assert_eq!(rows[0]["offset"], 7);
         assert_eq!(rows[1]["encoding"], "base64");
         assert_eq!(rows[1]["line"], "/w==");
+    }
+
+    /// Lines wait in the printer until a flush or until enough of them
+    /// make one big write, and then go whole and in order.
+    #[test]
+    fn lines_are_written_in_big_pieces_and_on_flush() {
+        let mut p = Printer::new(Vec::new(), OutputFormat::Text, false);
+        p.print(&entry(b"first")).unwrap();
+        assert!(p.out.is_empty(), "written before a flush");
+        let line = vec![b'x'; 1000];
+        while p.out.is_empty() {
+            p.print(&entry(&line)).unwrap();
+        }
+        assert!(p.out.len() >= WRITE_AT);
+        assert!(p.out.ends_with(b"\n") && p.out.starts_with(b"web1 /var/log/a.log: first\n"));
+        p.print(&entry(b"last")).unwrap();
+        p.flush().unwrap();
+        assert!(p.out.ends_with(b"xxx\nweb1 /var/log/a.log: last\n"));
+        assert!(p.buf.is_empty());
     }
 }

@@ -2,22 +2,24 @@
 //! `tail -F` on every server at once.
 //!
 //! It assigns itself every partition of the topics (no consumer group
-//! joined, no offset ever committed: nothing is left in the cluster), and
-//! per record reads the source attribution first, so records of other
-//! hosts and paths are dropped before their value is looked at; `--grep`
-//! then runs on the line. Output is buffered and flushed whenever the
-//! consumer has nothing more at hand and at least every
-//! [`FLUSH_EVERY`], so a line shows within a fraction of a second of its
-//! arrival even in a steady trickle.
+//! joined, no offset ever committed: nothing is left in the cluster) and
+//! takes records from the consumer's queue a batch at a time
+//! ([`super::batch`]). Per record it reads the source attribution first,
+//! borrowed from the key, so records of other hosts and paths are dropped
+//! before their value is looked at and without allocating; `--grep` then
+//! runs on the line, and only a line that passes is formatted. Output is
+//! gathered by the [`Printer`] and flushed whenever the queue runs dry and
+//! at least every [`FLUSH_EVERY`], so a line shows within a fraction of a
+//! second of its arrival even in a steady trickle.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use super::batch::{Batch, ConsumerQueue, Record};
 use super::filter::Filter;
 use super::print::{is_closed_pipe, Entry, Printer};
 use super::record::{attribution, line_of};
@@ -29,6 +31,12 @@ const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Longest the loop waits for a record before looking at the shutdown flag.
 const POLL: Duration = Duration::from_millis(100);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long librdkafka waits before fetching again once its queue holds
+/// `queued.min.messages` records of a partition. Its default, a second,
+/// suits a consumer slower than the fetch; `tail` empties the queue far
+/// faster than that, and reading a backlog sat idle for most of each
+/// second (`--from beginning` ran at half its rate). `-X` overrides it.
+const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
 /// Where reading starts in every partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +67,8 @@ pub enum TailError {
     NoTopic(String),
     #[error("cannot find the offsets for --from: {0}")]
     Seek(KafkaError),
+    #[error("the Kafka consumer has no queue to read")]
+    NoQueue,
     #[error("writing the output: {0}")]
     Output(std::io::Error),
 }
@@ -77,34 +87,38 @@ pub fn run<W: Write>(
     out: &mut Printer<W>,
 ) -> Result<TailCounts, TailError> {
     let consumer = assigned_consumer(s)?;
+    let queue = ConsumerQueue::of(&consumer).ok_or(TailError::NoQueue)?;
+    let mut batch = Batch::new(&consumer);
     let mut counts = TailCounts::default();
+    let mut unattributed = String::new();
     let mut last_flush = Instant::now();
     let mut unflushed = false;
     while !shutdown.is_requested() {
-        let Some(polled) = consumer.poll(POLL) else {
+        queue.take_ready(&mut batch);
+        if batch.is_empty() {
+            // Nothing at hand: show what is waiting before blocking.
             if unflushed {
                 flush(out)?;
                 unflushed = false;
                 last_flush = Instant::now();
             }
-            continue;
-        };
-        let m = match polled {
-            Ok(m) => m,
-            Err(e) => {
+            queue.take_waiting(&mut batch, POLL);
+        }
+        for r in batch.iter() {
+            if let Some(e) = r.error() {
                 tracing::warn!("consumer: {e}");
                 continue;
             }
-        };
-        counts.records += 1;
-        match show(s, &m, out) {
-            Ok(true) => {
-                counts.printed += 1;
-                unflushed = true;
+            counts.records += 1;
+            match show(s, &r, out, &mut unattributed) {
+                Ok(true) => {
+                    counts.printed += 1;
+                    unflushed = true;
+                }
+                Ok(false) => {}
+                Err(e) if is_closed_pipe(&e) => return Ok(counts),
+                Err(e) => return Err(TailError::Output(e)),
             }
-            Ok(false) => {}
-            Err(e) if is_closed_pipe(&e) => return Ok(counts),
-            Err(e) => return Err(TailError::Output(e)),
         }
         if unflushed && last_flush.elapsed() >= FLUSH_EVERY {
             flush(out)?;
@@ -124,57 +138,63 @@ fn flush<W: Write>(out: &mut Printer<W>) -> Result<(), TailError> {
 }
 
 /// Print one record if the filter wants it; whether it was printed.
-fn show<M: Message, W: Write>(
+/// `unattributed` is room for the `TOPIC/PARTITION` shown instead of a
+/// path for records without attribution.
+fn show<W: Write>(
     s: &TailSettings,
-    m: &M,
+    r: &Record<'_>,
     out: &mut Printer<W>,
+    unattributed: &mut String,
 ) -> std::io::Result<bool> {
-    let src = match attribution(m) {
+    let src = match attribution(r) {
         Ok(src) => src,
         Err(e) => {
             tracing::debug!(
-                topic = m.topic(),
-                partition = m.partition(),
-                offset = m.offset(),
+                topic = r.topic(),
+                partition = r.partition(),
+                offset = r.offset(),
                 "source attribution does not decode: {e}"
             );
             None
         }
     };
-    let (host, path): (&str, std::borrow::Cow<'_, [u8]>) = match &src {
+    let (host, path): (&str, &[u8]) = match &src {
         Some(src) => {
-            if !s.filter.wants_source(&src.host, &src.path) {
+            if !s.filter.wants_source(src.host, src.path) {
                 return Ok(false);
             }
-            (&src.host, std::borrow::Cow::Borrowed(&src.path))
+            (src.host, src.path)
         }
         // Records without attribution name their topic and partition.
         None if s.filter.needs_source() => return Ok(false),
-        None => (
-            "-",
-            format!("{}/{}", m.topic(), m.partition())
-                .into_bytes()
-                .into(),
-        ),
+        None => {
+            use std::fmt::Write;
+            unattributed.clear();
+            let _ = write!(unattributed, "{}/{}", r.topic(), r.partition());
+            ("-", unattributed.as_bytes())
+        }
     };
     let line = line_of(
-        m.payload().unwrap_or_default(),
+        r.payload().unwrap_or_default(),
         src.as_ref(),
         s.metadata.as_ref(),
     );
     if !s.filter.wants_line(&line) {
         return Ok(false);
     }
+    // Text shows none of these; JSON pays for them.
+    let details = out.wants_details();
     let generation = src
         .as_ref()
         .and_then(|s| s.generation)
+        .filter(|_| details)
         .map(|g| g.to_string());
     out.print(&Entry {
         host,
-        path: &path,
+        path,
         generation: generation.as_deref(),
         offset: src.as_ref().map(|s| s.offset),
-        timestamp_ms: m.timestamp().to_millis(),
+        timestamp_ms: r.timestamp_ms().filter(|_| details),
         line: &line,
     })?;
     Ok(true)
@@ -194,6 +214,7 @@ fn assigned_consumer(s: &TailSettings) -> Result<BaseConsumer, TailError> {
         // shown (librdkafka's default, said here because exactly_once
         // depends on it); --read-uncommitted or -X overrides it.
         .set("isolation.level", "read_committed");
+    cfg.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
     for (k, v) in &s.kafka_props {
         cfg.set(k, v);
     }

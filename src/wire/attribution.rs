@@ -210,8 +210,41 @@ pub fn mark_truncated(encoded: &mut [u8]) {
     }
 }
 
+/// [`Source`] borrowed from the bytes it was decoded from: what a reader
+/// that only looks (`logferry tail`, millions of records a minute, most of
+/// them filtered out) needs, without allocating per record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceRef<'a> {
+    pub host: &'a str,
+    pub path: &'a [u8],
+    pub generation: Option<GenerationId>,
+    pub id: FileId,
+    pub offset: u64,
+    pub truncated: bool,
+    pub partition_key: &'a [u8],
+}
+
+impl SourceRef<'_> {
+    pub fn to_source(&self) -> Source {
+        Source {
+            host: self.host.to_string(),
+            path: self.path.to_vec(),
+            generation: self.generation,
+            id: self.id,
+            offset: self.offset,
+            truncated: self.truncated,
+            partition_key: self.partition_key.to_vec(),
+        }
+    }
+}
+
 /// Decode either form: the `lf` header value or a key-form record key.
-pub fn decode_source(mut bytes: &[u8]) -> Result<Source, SourceDecodeError> {
+pub fn decode_source(bytes: &[u8]) -> Result<Source, SourceDecodeError> {
+    decode_source_ref(bytes).map(|s| s.to_source())
+}
+
+/// [`decode_source`] without copying: the one decoder of both forms.
+pub fn decode_source_ref(mut bytes: &[u8]) -> Result<SourceRef<'_>, SourceDecodeError> {
     let b = &mut bytes;
     let version = *take(b, 1)
         .map_err(|_| SourceDecodeError::Empty)?
@@ -225,11 +258,11 @@ pub fn decode_source(mut bytes: &[u8]) -> Result<Source, SourceDecodeError> {
         _ => return Err(SourceDecodeError::Version(version)),
     };
     let flags = take(b, 1)?[0];
-    let partition_key = if keyed {
+    let partition_key: &[u8] = if keyed {
         let len = get_varint(b)? as usize;
-        take(b, len)?.to_vec()
+        take(b, len)?
     } else {
-        Vec::new()
+        &[]
     };
     let generation = if generations {
         Some(GenerationId(get_varint(b)?))
@@ -240,12 +273,10 @@ pub fn decode_source(mut bytes: &[u8]) -> Result<Source, SourceDecodeError> {
     let ino = get_varint(b)?;
     let offset = get_varint(b)?;
     let host_len = get_varint(b)? as usize;
-    let host = std::str::from_utf8(take(b, host_len)?)
-        .map_err(|_| SourceDecodeError::Host)?
-        .to_string();
+    let host = std::str::from_utf8(take(b, host_len)?).map_err(|_| SourceDecodeError::Host)?;
     let path_len = get_varint(b)? as usize;
-    let path = take(b, path_len)?.to_vec();
-    Ok(Source {
+    let path = take(b, path_len)?;
+    Ok(SourceRef {
         host,
         path,
         generation,

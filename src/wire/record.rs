@@ -24,7 +24,9 @@
 //! Corrupt and unattributed records are the caller's to keep apart (the
 //! collector appends both to `_unattributed` and counts corrupt ones).
 
-use super::attribution::{decode_source, partition_key_of, Source, SourceDecodeError};
+use super::attribution::{
+    decode_source_ref, partition_key_of, Source, SourceDecodeError, SourceRef,
+};
 use super::SOURCE_HEADER;
 
 /// What a record says about where it came from.
@@ -47,21 +49,10 @@ impl RecordSource {
         key: Option<&[u8]>,
         lf_header: impl FnOnce() -> Option<&'h [u8]>,
     ) -> RecordSource {
-        let keyed = key.filter(|k| partition_key_of(k).is_some());
-        let from_key = keyed.map(decode_source);
-        if let Some(Ok(src)) = from_key {
-            return RecordSource::Attributed(src);
-        }
-        if let Some(h) = lf_header() {
-            return match decode_source(h) {
-                Ok(src) => RecordSource::Attributed(src),
-                Err(e) => RecordSource::Corrupt(e),
-            };
-        }
-        match from_key {
-            Some(Err(e)) => RecordSource::Corrupt(e),
-            _ => RecordSource::Unattributed,
-        }
+        // The closure shortens the header's lifetime to the key's; passed
+        // as it is, the key would have to live as long as the header.
+        #[allow(clippy::redundant_closure)]
+        RecordSourceRef::of_record(key, || lf_header()).to_owned()
     }
 
     /// [`RecordSource::of_record`] for a record consumed with rdkafka.
@@ -84,9 +75,53 @@ impl RecordSource {
     }
 }
 
+/// [`RecordSource`] borrowed from the record's key or header, for readers
+/// that only look at most records (`logferry tail`): the same rules, no
+/// allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordSourceRef<'a> {
+    Attributed(SourceRef<'a>),
+    Unattributed,
+    Corrupt(SourceDecodeError),
+}
+
+impl<'a> RecordSourceRef<'a> {
+    /// The rules of this module, in their order: the one place they are
+    /// written ([`RecordSource::of_record`] copies what this finds).
+    pub fn of_record(
+        key: Option<&'a [u8]>,
+        lf_header: impl FnOnce() -> Option<&'a [u8]>,
+    ) -> RecordSourceRef<'a> {
+        let keyed = key.filter(|k| partition_key_of(k).is_some());
+        let from_key = keyed.map(decode_source_ref);
+        if let Some(Ok(src)) = from_key {
+            return RecordSourceRef::Attributed(src);
+        }
+        if let Some(h) = lf_header() {
+            return match decode_source_ref(h) {
+                Ok(src) => RecordSourceRef::Attributed(src),
+                Err(e) => RecordSourceRef::Corrupt(e),
+            };
+        }
+        match from_key {
+            Some(Err(e)) => RecordSourceRef::Corrupt(e),
+            _ => RecordSourceRef::Unattributed,
+        }
+    }
+
+    pub fn to_owned(&self) -> RecordSource {
+        match self {
+            RecordSourceRef::Attributed(s) => RecordSource::Attributed(s.to_source()),
+            RecordSourceRef::Unattributed => RecordSource::Unattributed,
+            RecordSourceRef::Corrupt(e) => RecordSource::Corrupt(e.clone()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::decode_source;
     use crate::wire::{encode_source, encode_source_key, source_tail};
     use logferry_tail::{FileId, GenerationId};
     use proptest::prelude::*;
@@ -116,6 +151,27 @@ mod tests {
         let key = key_form("k", 1);
         let a = RecordSource::of_record(Some(&key), || panic!("header looked up"));
         assert_eq!(host_of(a), Some("k".into()));
+    }
+
+    /// The borrowed reading copies nothing: host and path are the key's
+    /// own bytes, and the owned reading is its copy.
+    #[test]
+    fn the_borrowed_source_is_the_keys_bytes() {
+        let key = key_form("web1", 9);
+        let RecordSourceRef::Attributed(src) = RecordSourceRef::of_record(Some(&key), || None)
+        else {
+            panic!("key form not read");
+        };
+        let inside = key.as_ptr_range();
+        assert!(inside.contains(&src.host.as_ptr()) && inside.contains(&src.path.as_ptr()));
+        assert_eq!(
+            (src.host, src.path, src.offset),
+            ("web1", &b"/a.log"[..], 9)
+        );
+        assert_eq!(
+            RecordSource::of_record(Some(&key), || None),
+            RecordSource::Attributed(src.to_source())
+        );
     }
 
     #[test]
