@@ -264,7 +264,7 @@ fn merge_orders_an_archive_of_three_hosts_by_read_time() {
     std::fs::write(
         &cfg,
         format!(
-            "[kafka]\nbrokers = \"{brokers}\"\n[collect]\ntopics = [\"{topic}\"]\ngroup = \"{topic}-collect\"\nout = \"{}\"\ncommit_interval = \"200ms\"\ncompress_after = \"1s\"\n",
+            "[kafka]\nbrokers = \"{brokers}\"\n[collect]\ntopics = [\"{topic}\"]\ngroup = \"{topic}-collect\"\nout = \"{}\"\ncommit_interval = \"200ms\"\ncompress_after = \"1s\"\nindex_topic = false\n",
             out.display()
         ),
     )

@@ -86,7 +86,9 @@ pub enum CollectError {
     },
     #[error("output directory: {0}")]
     Store(#[from] IndexError),
-    #[error("{0}")]
+    // Transparent: its message is the whole story (with `{0}` and a
+    // source, `{e:#}` printed it twice).
+    #[error(transparent)]
     Registry(#[from] registry::RegistryError),
 }
 

@@ -122,7 +122,10 @@ pub(super) fn handle<M: Message>(
             let placed = st.writer.write_line(store, &key, at, from, &line, now)?;
             // Only lines written to their generation's file have a place
             // in its timeline (one kept in _unattributed has none).
-            if matches!(placed, Placed::Written | Placed::WrittenNewPartition) {
+            if matches!(
+                placed,
+                Placed::Written | Placed::Opened | Placed::WrittenNewPartition
+            ) {
                 st.timeline.note(&key, src.offset, from.time_ms);
             }
             match placed {
