@@ -2,7 +2,6 @@
 //! read-time order (and what follows with --follow). Exit 2 for a bad
 //! flag (named), 1 when the archive cannot be read.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -10,7 +9,7 @@ use anyhow::Context;
 use crate::cli::MergeArgs;
 use crate::fleet::filter::Filter;
 use crate::fleet::merge::{self, MergeSettings};
-use crate::fleet::print::{OutputFormat, Printer};
+use crate::fleet::print;
 use crate::fleet::time;
 use crate::shutdown::Shutdown;
 
@@ -26,13 +25,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     shutdown
         .install_signal_handlers()
         .context("installing signal handlers")?;
-    let stdout = std::io::stdout();
-    let colour = args.format == OutputFormat::Text && stdout.is_terminal();
-    let mut out = Printer::new(
-        std::io::BufWriter::with_capacity(64 << 10, stdout.lock()),
-        args.format,
-        colour,
-    );
+    let mut out = print::to_stdout(args.format);
     let counts = merge::run(&settings, &shutdown, &mut out)?;
     tracing::debug!(
         printed = counts.printed,

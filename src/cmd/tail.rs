@@ -1,14 +1,13 @@
 //! `logferry tail`: flags -> [`TailSettings`], then the live view until
 //! Ctrl-C. Exit 2 for a bad flag (named), 1 when the topic cannot be read.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
 use crate::cli::TailArgs;
 use crate::fleet::filter::Filter;
-use crate::fleet::print::{OutputFormat, Printer};
+use crate::fleet::print;
 use crate::fleet::tail::{self, StartAt, TailSettings};
 use crate::fleet::time;
 use crate::shutdown::Shutdown;
@@ -26,13 +25,7 @@ pub fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
     shutdown
         .install_signal_handlers()
         .context("installing signal handlers")?;
-    let stdout = std::io::stdout();
-    let colour = args.format == OutputFormat::Text && stdout.is_terminal();
-    let mut out = Printer::new(
-        std::io::BufWriter::with_capacity(64 << 10, stdout.lock()),
-        args.format,
-        colour,
-    );
+    let mut out = print::to_stdout(args.format);
     let counts = tail::run(&settings, &shutdown, &mut out)?;
     tracing::debug!(
         records = counts.records,

@@ -68,6 +68,21 @@ struct JsonLine<'a> {
     encoding: Option<&'static str>,
 }
 
+/// The printer `tail` and `merge` write with: standard output, buffered,
+/// coloured only when it is a terminal and the format is text.
+pub fn to_stdout(
+    format: OutputFormat,
+) -> Printer<std::io::BufWriter<std::io::StdoutLock<'static>>> {
+    use std::io::IsTerminal;
+    let stdout = std::io::stdout();
+    let colour = format == OutputFormat::Text && stdout.is_terminal();
+    Printer::new(
+        std::io::BufWriter::with_capacity(64 << 10, stdout.lock()),
+        format,
+        colour,
+    )
+}
+
 impl<W: Write> Printer<W> {
     pub fn new(out: W, format: OutputFormat, colour: bool) -> Self {
         Printer {
