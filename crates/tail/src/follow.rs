@@ -125,14 +125,26 @@ impl FileWatcher {
         let meta = file.metadata()?;
         let position = if meta.len() < position { 0 } else { position };
         let fingerprint = Fingerprint::read(&file, position)?;
-        Ok(Self::with_body(
+        // Opened at its start, the file is this generation as it is now: its
+        // head, known before the first read, is what a cut in between (a
+        // copytruncate racing a start) is seen by, and what makes a look at
+        // the file later (a proof of bytes seen, a wider head) a look at
+        // this generation and not at whatever was written after a cut.
+        let known_head = if position == 0 {
+            Fingerprint::read(&file, FINGERPRINT_WINDOW)?
+        } else {
+            Fingerprint::default()
+        };
+        let mut watcher = Self::with_body(
             FileId::of(&meta),
             path,
             Body::Plain(file),
             position,
             fingerprint,
             framer_proto,
-        ))
+        );
+        watcher.known_head = known_head;
+        Ok(watcher)
     }
 
     /// Follow the decompressed content of the compressed file at `path`
@@ -213,12 +225,15 @@ impl FileWatcher {
         if self.tail_end == at && (self.tail.len() as u64 == at.min(ANCHOR_WINDOW)) {
             return Some(Anchor::of_bytes(&self.tail, at));
         }
+        // Every file holds the bytes before its start.
+        if at == 0 {
+            return Some(Anchor::of_bytes(&[], 0));
+        }
+        let head = self.head_proof();
         match &mut self.body {
             // The file may have been cut and written again since it was
             // read (seen at the next read): its bytes prove nothing then.
-            Body::Plain(f)
-                if Fingerprint::read(f, self.fingerprint.len).ok() == Some(self.fingerprint) =>
-            {
+            Body::Plain(f) if Self::still_starts_as_known(head, f) => {
                 Anchor::read(&mut &*f, at).ok().flatten()
             }
             _ => None,
@@ -365,6 +380,28 @@ impl FileWatcher {
             self.known_head
         } else {
             self.fingerprint
+        }
+    }
+
+    /// The longest head this file is known to start with (read, from the
+    /// checkpoint, or looked at when it was opened at its start).
+    pub fn known_head(&self) -> Fingerprint {
+        self.head_proof()
+    }
+
+    /// Whether the file still starts with the head known for it. An empty
+    /// head proves nothing: a look at such a file may see bytes written
+    /// after a cut, so it is not trusted past its start.
+    fn still_starts_as_known(head: Fingerprint, f: &File) -> bool {
+        head.len > 0 && head.matches(f).unwrap_or(false)
+    }
+
+    /// Whether the file (plain) still starts with the head known for it,
+    /// non-empty: what is seen in it now belongs to this generation.
+    pub fn holds_known_head(&self) -> bool {
+        match &self.body {
+            Body::Plain(f) => Self::still_starts_as_known(self.head_proof(), f),
+            Body::Gz(_) => false,
         }
     }
 

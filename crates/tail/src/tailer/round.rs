@@ -240,7 +240,7 @@ impl Tailer {
         let mut close = None;
         let n = match outcome {
             Ok(Poll::Read(n)) => {
-                stream.fingerprint = w.fingerprint();
+                stream.fingerprint = w.known_head();
                 n
             }
             Ok(Poll::Truncated { at }) => {
@@ -296,7 +296,7 @@ impl Tailer {
                     &stream.tracker,
                 ));
                 stream.tracker.truncated();
-                stream.fingerprint = w.fingerprint();
+                stream.fingerprint = w.known_head();
                 1 // Progress: read again at once.
             }
             Ok(Poll::Eof) => {

@@ -166,6 +166,21 @@ impl Tailer {
                 // seen, by its descriptor.
                 let parked_settled = s.parked_at().is_none() || !s.wake;
                 let (anchor, settled) = match &mut s.life {
+                    // Cut since it was read (not seen yet: the next read
+                    // will): what it holds now is a new generation, head
+                    // unknown, that any compressed file may be a copy of.
+                    Life::Open(w)
+                        if !w.is_compressed()
+                            && w.known_head().len > 0
+                            && !w.holds_known_head() =>
+                    {
+                        return Some(LiveProof {
+                            fingerprint: Fingerprint::default(),
+                            anchor: Anchor::of_bytes(&[], 0),
+                            settled: false,
+                            finished: false,
+                        });
+                    }
                     Life::Open(w) => {
                         let at = w.read_position();
                         let anchor = w.anchor_at(at)?;
@@ -514,7 +529,10 @@ impl Tailer {
             Some(cp) if cp.anchor.at <= position => cp.anchor,
             _ => watcher.anchor_at(position).unwrap_or_default(),
         };
-        let size_seen = known.as_ref().map_or(position, |cp| cp.size.max(position));
+        let size_seen = known
+            .as_ref()
+            .map_or(position, |cp| cp.size.max(position))
+            .max(watcher.known_head().len);
         let meta = std::fs::metadata(path);
         let modified = meta
             .as_ref()
@@ -539,13 +557,13 @@ impl Tailer {
             id,
             tracker: AckTracker::new(position),
             // The head as far as read, or as the checkpoint knew it (the
-            // file was matched to it by content): resumed at offset 0, the
-            // watcher has read none of it yet.
+            // file was matched to it by content), or as the file held it
+            // when opened at its start: the watcher has read none of it yet.
             fingerprint: known
                 .as_ref()
                 .map(|cp| cp.fingerprint)
-                .filter(|fp| fp.len > watcher.fingerprint().len)
-                .unwrap_or_else(|| watcher.fingerprint()),
+                .filter(|fp| fp.len > watcher.known_head().len)
+                .unwrap_or_else(|| watcher.known_head()),
             anchor,
             size_seen,
             stat_size,
