@@ -739,7 +739,18 @@ impl Tailer {
             self.events.push(TailEvent::Retired {
                 generation: s.generation,
             });
+            let drained = matches!(s.life, Life::Drained { .. });
             if s.parked_at().is_some() && (cp.size > cp.position || gone()) {
+                self.ledger.unfinish(cp);
+            } else if drained && cp.size > cp.position {
+                // Read to the end of its file, yet more of the generation
+                // was seen: the file was a copy ending before those bytes
+                // (copytruncate's copy lacks what the writer appended
+                // before the cut), or a file that only starts alike (a
+                // shared header) taken for it. The rest is looked for
+                // elsewhere, and said lost if not found: never let go in
+                // silence (crash model seed 823125805).
+                tracing::warn!(path = %cp.path, generation = %cp.generation, offset = cp.position, seen = cp.size, "file read to its end before bytes this generation was seen to hold: looking for them elsewhere");
                 self.ledger.unfinish(cp);
             } else {
                 self.ledger.rest(cp);

@@ -460,3 +460,99 @@ fn header_files_restarts_racing_rotations_and_a_compression_under_a_budget_of_on
     )
     .unwrap();
 }
+
+// 19. (Random seed 823125805; seen before as a flaky "reported lost, yet
+//     present", a silent loss once kept as a fixed case.) Files sharing a
+//     header; two lines acknowledged by no checkpoint (position 0, the
+//     bytes seen to 323 saved); logferry restarts while logrotate shifts
+//     the names and deletes the oldest, the generation's own file. The
+//     new header-only file, shorter than the bytes seen, was taken for the
+//     generation by its head alone (a copy ending before the bytes seen is
+//     accepted), read to its end, and let go: the lost line was never
+//     reported. A generation whose file ends before the bytes it was seen
+//     to hold is now looked for further, and those bytes said lost if not
+//     found (`Tailer::retire_finished`).
+#[test]
+fn header_only_file_shorter_than_the_bytes_seen_has_the_rest_reported() {
+    run(
+        &[
+            Disk(Write(1)),
+            Disk(Write(1)),
+            Restart(vec![(0, Partial)]),
+            Pause,
+            Disk(Write(1)),
+            Disk(Rotate),
+            Restart(vec![(0, Rotate), (0, DeleteOldest)]),
+            Disk(Write(1)),
+        ],
+        true,
+        false,
+        false,
+    )
+    .unwrap();
+}
+
+// 20. (Random seed 11.) Shared headers, a budget of one file, dateext
+//     names: lines written after a copytruncate to a file rotated and
+//     compressed between scans are neither handed out nor reported. Not
+//     diagnosed yet; timing-dependent (passes on some runs of older
+//     builds). Kept, ignored, so that it is not forgotten.
+#[test]
+#[ignore = "known failure, not diagnosed: shared headers, budget of one, dateext (random seed 11)"]
+fn header_files_cut_rotated_and_compressed_between_scans_under_a_budget_of_one() {
+    run(
+        &[
+            Disk(Truncate),
+            Disk(Rotate),
+            Restart(vec![(2, Rotate), (0, Write(14))]),
+            Disk(CopyTruncate),
+            Disk(Write(17)),
+            Disk(Rotate),
+            Disk(DeleteOldest),
+            Ack(89),
+            Disk(Compress(Zstd, 0)),
+            Pause,
+            Scan,
+            Disk(Compress(Zstd, 0)),
+            Ack(126),
+            Disk(Partial),
+            Disk(Compress(Zstd, 0)),
+            Disk(Rotate),
+        ],
+        true,
+        true,
+        true,
+    )
+    .unwrap();
+}
+
+// 21. (Random seed 9.) Shared headers: a checkpoint knows the generation
+//     held 320 bytes but proves its content only to 315 (the header); the
+//     file is deleted and recreated, rotated, and logferry crashes. At the
+//     restart the rotated header-only file is taken for the generation,
+//     and the bytes past it, looked for (case 19), are "found" in the new
+//     current file, which also starts with the header and is long enough:
+//     the lost line is never reported. Two files that agree on everything
+//     a checkpoint proves cannot be told apart (the README's limits of
+//     proof by content).
+#[test]
+#[ignore = "known limit: files sharing a header, proof only within the header (random seed 9)"]
+fn lost_line_past_a_shared_header_found_in_a_lookalike() {
+    run(
+        &[
+            Disk(Write(1)),
+            Disk(Partial),
+            Checkpoint,
+            Pause,
+            Disk(Write(1)),
+            Disk(DeleteRecreate),
+            Disk(Rotate),
+            Disk(Write(2)),
+            Crash,
+        ],
+        true,
+        false,
+        false,
+    )
+    .unwrap();
+}
