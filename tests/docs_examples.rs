@@ -30,7 +30,8 @@
 //! **Links.** Every relative Markdown link `[text](path#anchor)` must name
 //! a file that exists and, with an anchor, a heading in it.
 //!
-//! A failure names the file and line of the block or link.
+//! A failure names the file and line of the block or link (and the
+//! loader's message, whose line numbers are the document's).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -92,7 +93,11 @@ fn blocks(doc: &str, name: &Path) -> Vec<Block> {
         }
     }
     if let Some(b) = open {
-        panic!("{}:{}: this fenced block is never closed", relative(name), b.line);
+        panic!(
+            "{}:{}: this fenced block is never closed",
+            relative(name),
+            b.line
+        );
     }
     out
 }
@@ -195,10 +200,12 @@ fn load(schema: Schema, text: &str, name: &Path) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
-/// Check one TOML block; Err says what is wrong.
+/// Check one TOML block of the document `name`; Err says what is wrong.
 fn check_toml(block: &Block, name: &Path, secret: &Path) -> Result<(), String> {
     let (schema, expect) = toml_marker(&block.info)?;
-    let mut text = with_test_secrets(&block.text, secret);
+    // Blank lines in front of the block, so the loader's line numbers are
+    // the document's.
+    let mut text = "\n".repeat(block.line) + &with_test_secrets(&block.text, secret);
     if expect == Expect::Partial {
         text = complete(&text, schema)?;
     }
@@ -232,13 +239,17 @@ fn toml_examples_load_as_marked() {
                 continue;
             }
             checked += 1;
-            let at = format!("{}:{}", relative(&doc), block.line);
-            if let Err(why) = check_toml(&block, Path::new(&at), &secret) {
+            let name = relative(&doc);
+            if let Err(why) = check_toml(&block, Path::new(&name), &secret) {
+                let at = format!("{name}:{}", block.line);
                 failures.push(format!("{at}: ```{}: {why}", block.info));
             }
         }
     }
-    assert!(checked >= 5, "only {checked} TOML blocks found: the docs moved?");
+    assert!(
+        checked >= 5,
+        "only {checked} TOML blocks found: the docs moved?"
+    );
     assert!(
         failures.is_empty(),
         "{} of {checked} TOML examples fail:\n\n{}",
@@ -290,7 +301,9 @@ fn commands(block: &Block) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut pending: Option<(usize, String)> = None;
     for (i, line) in block.text.lines().enumerate() {
-        let (start, mut text) = pending.take().unwrap_or((block.line + 1 + i, String::new()));
+        let (start, mut text) = pending
+            .take()
+            .unwrap_or((block.line + 1 + i, String::new()));
         match line.trim_end().strip_suffix('\\') {
             Some(head) => {
                 text.push_str(head);
@@ -394,9 +407,10 @@ fn shell_words_are_split_as_a_shell_would() {
         w("KEY=v logferry ship -X 'sasl.password=${env:X}' # note"),
         ["KEY=v", "logferry", "ship", "-X", "sasl.password=${env:X}"]
     );
-    assert_eq!(w("logferry tail -t a --grep ' 50[0-9] ' | head"), [
-        "logferry", "tail", "-t", "a", "--grep", " 50[0-9] "
-    ]);
+    assert_eq!(
+        w("logferry tail -t a --grep ' 50[0-9] ' | head"),
+        ["logferry", "tail", "-t", "a", "--grep", " 50[0-9] "]
+    );
     assert_eq!(
         logferry_args(&w("cargo run --release -- demo")),
         Some(vec!["demo".to_string()])
@@ -495,12 +509,18 @@ fn relative_links_name_files_and_headings_that_exist() {
             }
         }
     }
-    assert!(failures.is_empty(), "broken links:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "broken links:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn anchors_are_made_as_github_makes_them() {
-    let a = anchors("# A\n## Exactly once (`exactly_once = true`)\n### Limits\n### Limits\n```\n# not\n```\n");
+    let a = anchors(
+        "# A\n## Exactly once (`exactly_once = true`)\n### Limits\n### Limits\n```\n# not\n```\n",
+    );
     for expected in ["a", "exactly-once-exactly_once--true", "limits", "limits-1"] {
         assert!(a.contains(expected), "{expected} in {a:?}");
     }
