@@ -27,6 +27,10 @@
 //! command-line definition (`logferry::cli::Cli`): subcommands and flags
 //! must exist and their values parse.
 //!
+//! **Flags.** Every visible flag of every subcommand is named in the
+//! subcommand's chapter (`CHAPTERS`), and every flag in the first two
+//! columns of the option tables of `ship` and `collect` is one of theirs.
+//!
 //! **Links.** Every relative Markdown link `[text](path#anchor)` must name
 //! a file that exists and, with an anchor, a heading in it.
 //!
@@ -417,6 +421,138 @@ fn shell_words_are_split_as_a_shell_would() {
     );
     assert_eq!(logferry_args(&w("kafka-topics.sh --create")), None);
     assert!(Cli::try_parse_from(["logferry", "ship", "--no-such-flag"]).is_err());
+}
+
+// ---------------------------------------------------------------------------
+// Flags
+// ---------------------------------------------------------------------------
+
+/// Where each subcommand's flags are documented.
+const CHAPTERS: &[(&str, &str)] = &[
+    ("ship", "docs/CONFIGURATION.md"),
+    ("check", "docs/CONFIGURATION.md"),
+    ("verify", "docs/DELIVERY.md"),
+    ("collect", "docs/COLLECTOR.md"),
+    ("status", "docs/METRICS.md"),
+    ("tail", "docs/FLEET.md"),
+    ("merge", "docs/FLEET.md"),
+    ("demo", "README.md"),
+];
+
+/// Whether `text` names `flag` (`--name` or `-x`) as a flag, not as the
+/// start of a longer one.
+fn names_flag(text: &str, flag: &str) -> bool {
+    text.match_indices(flag).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + flag.len()..].chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '-')
+            && !after.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
+/// The visible flags of a subcommand, each as its spellings (long, short).
+fn flags_of(sub: &clap::Command) -> Vec<Vec<String>> {
+    sub.get_arguments()
+        .filter(|a| !a.is_hide_set() && !a.is_positional())
+        .map(|a| {
+            let long = a.get_long().map(|l| format!("--{l}"));
+            let short = a.get_short().map(|s| format!("-{s}"));
+            long.into_iter().chain(short).collect()
+        })
+        .filter(|spellings: &Vec<String>| !spellings.is_empty())
+        .collect()
+}
+
+#[test]
+fn every_flag_is_documented_in_its_chapter() {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let mut missing = Vec::new();
+    let mut covered = HashSet::new();
+    for (name, chapter) in CHAPTERS {
+        let text = std::fs::read_to_string(root().join(chapter)).unwrap();
+        let sub = cli
+            .find_subcommand(name)
+            .unwrap_or_else(|| panic!("no subcommand {name}"));
+        covered.insert(*name);
+        // Its own subcommands (`collect status`) are documented with it.
+        let nested = sub
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .map(|s| (format!("{name} {}", s.get_name()), s));
+        for (full, cmd) in std::iter::once((name.to_string(), sub)).chain(nested) {
+            for spellings in flags_of(cmd) {
+                if !spellings.iter().any(|f| names_flag(&text, f)) {
+                    missing.push(format!(
+                        "{chapter}: logferry {full} {}",
+                        spellings.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+    for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
+        assert!(
+            covered.contains(sub.get_name()),
+            "logferry {} has no chapter in CHAPTERS",
+            sub.get_name()
+        );
+    }
+    assert!(
+        missing.is_empty(),
+        "flags no chapter names:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// Flags in the first two cells of the option tables of a chapter: each
+/// must be a flag of the subcommand the table is about.
+#[test]
+fn flags_in_option_tables_exist() {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let mut failures = Vec::new();
+    for (name, chapter) in [
+        ("ship", "docs/CONFIGURATION.md"),
+        ("collect", "docs/COLLECTOR.md"),
+    ] {
+        // The subcommand's flags and the global ones (`--log-format`).
+        let known: HashSet<String> = flags_of(cli.find_subcommand(name).unwrap())
+            .into_iter()
+            .chain(flags_of(&cli))
+            .flatten()
+            .collect();
+        let text = std::fs::read_to_string(root().join(chapter)).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let Some(row) = line.strip_prefix('|') else {
+                continue;
+            };
+            for cell in row.split(" | ").take(2) {
+                for code in cell.split('`').skip(1).step_by(2) {
+                    let Some(flag) = code.split([' ', '=']).next().filter(|f| f.starts_with('-'))
+                    else {
+                        continue;
+                    };
+                    if !known.contains(flag) {
+                        failures.push(format!(
+                            "{chapter}:{}: {flag} is not a flag of logferry {name}",
+                            i + 1
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn flag_names_are_matched_whole() {
+    assert!(names_flag("with `--host NAME`", "--host"));
+    assert!(!names_flag("with `--host-broker`", "--host"));
+    assert!(!names_flag("with `--hosts`", "--host"));
+    assert!(names_flag("`-X key=value`", "-X"));
+    assert!(!names_flag("re-Xa", "-X"));
 }
 
 // ---------------------------------------------------------------------------
