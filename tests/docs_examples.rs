@@ -31,6 +31,9 @@
 //! subcommand's chapter (`CHAPTERS`), and every flag in the first two
 //! columns of the option tables of `ship` and `collect` is one of theirs.
 //!
+//! Commands in running text (inline code starting `logferry SUB`) name only
+//! flags SUB has.
+//!
 //! **Links.** Every relative Markdown link `[text](path#anchor)` must name
 //! a file that exists and, with an anchor, a heading in it.
 //!
@@ -543,6 +546,58 @@ fn flags_in_option_tables_exist() {
             }
         }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Commands in running text (`` `logferry tail --from beginning` ``) are
+/// often partial, so only their flags are checked: each must be one of the
+/// subcommand's (or a global one).
+#[test]
+fn inline_commands_name_real_flags() {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let global: Vec<String> = flags_of(&cli).into_iter().flatten().collect();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for doc in documents() {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let mut in_fence = false;
+        for (i, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("```") {
+                in_fence = !in_fence;
+            }
+            if in_fence {
+                continue;
+            }
+            for code in line.split('`').skip(1).step_by(2) {
+                let mut words = code.split_whitespace();
+                if words.next() != Some("logferry") {
+                    continue;
+                }
+                let Some(sub) = words.next().and_then(|w| cli.find_subcommand(w)) else {
+                    continue;
+                };
+                checked += 1;
+                let known: Vec<String> = flags_of(sub).into_iter().flatten().collect();
+                for word in words {
+                    let flag = word.trim_start_matches('[').trim_end_matches(']');
+                    let flag = flag.split('=').next().unwrap_or(flag);
+                    if flag.starts_with('-')
+                        && !known.contains(&flag.to_string())
+                        && !global.contains(&flag.to_string())
+                    {
+                        failures.push(format!(
+                            "{}:{}: `{code}`: {flag} is not a flag of logferry {}",
+                            relative(&doc),
+                            i + 1,
+                            sub.get_name()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} inline commands found");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
