@@ -733,7 +733,7 @@ fn run(
                 // a file of which logferry knows only a header that every
                 // file starts with is not told apart from the others once
                 // it is renamed and compressed while logferry is down (the
-                // README says so). Checkpoints are written every second.
+                // docs/DELIVERY.md says so). Checkpoints are written every second.
                 // (By inode: a renamed file's entry keeps its old path
                 // until logferry notices the rename.)
                 let state = scene.dir.path().join("state");

@@ -304,7 +304,7 @@ fn sasl_plain_over_tls_round_trip() {
     assert_no_secret(&err, &[&s.password]);
 }
 
-/// The README's configuration-file form: SCRAM-SHA-256 in
+/// docs/CONFIGURATION.md's configuration-file form ("TLS and SASL"): SCRAM-SHA-256 in
 /// `[kafka.properties]`; `check --connect` logs in with it and hides the
 /// password; `ship -c` ships over it.
 #[test]

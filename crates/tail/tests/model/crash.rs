@@ -665,8 +665,9 @@ impl Model {
             // the one not read are never looked for. Not asserted for files
             // that share a header: a generation acknowledged no further
             // than its header is told from another only by a proof of what
-            // followed it, which a crash can leave unsaved (README, known
-            // limits: its lines are shipped, under the wrong generation).
+            // followed it, which a crash can leave unsaved (docs/DELIVERY.md,
+            // "Limits of proof by content": its lines are shipped, under the
+            // wrong generation).
             if lives.len() > 1 && !self.header {
                 self.errors.push(format!(
                     "(5) generation {} holds lines of lives {:?} (line {n} of life {life})",
