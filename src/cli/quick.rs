@@ -63,6 +63,7 @@ impl ShipArgs {
         flags.set("listen", "--metrics-listen");
         flags.set("max_stall", "--max-stall");
         flags.set("max_bytes_per_sec", "--max-bytes-per-sec");
+        flags.set("rotated", "--rotated");
         let brokers = match (self.brokers, self.broker_host) {
             (Some(b), _) => {
                 flags.set("brokers", "--brokers");
@@ -128,6 +129,12 @@ impl ShipArgs {
         };
         // The path is a literal, not a glob: escape glob metacharacters.
         let include = absolute("include", &file).map(|f| globset_escape(&f));
+        // Globs, made absolute against the working directory as --file is.
+        let rotated: Vec<Spanned<String>> = self
+            .rotated
+            .iter()
+            .filter_map(|g| absolute("rotated", &PathBuf::from(g)).map(given))
+            .collect();
         let directory = self
             .checkpoint_dir
             .as_ref()
@@ -173,6 +180,8 @@ impl ShipArgs {
             max_bytes_per_sec: None,
             multiline: None,
             key_pattern: None,
+            rotated: (!rotated.is_empty()).then(|| given(StringList(rotated))),
+            backfill: None,
         };
         let raw = RawConfig {
             host: self.host.map(given),

@@ -43,14 +43,23 @@ impl Tailer {
         let mut complete = true;
         for input in 0..self.compressed.len() {
             let mut live: Option<Vec<LiveProof>> = None;
-            for found in self.compressed[input].scan() {
+            let backfill = self.settings.inputs[input].backfill;
+            let mut listing = self.compressed[input].scan();
+            if let Some(own) = self.own_rotated[input].as_mut() {
+                let paths: HashSet<_> = listing.iter().map(|f| f.path.clone()).collect();
+                let more = own.list(&self.discoveries[input]).compressed;
+                listing.extend(more.into_iter().filter(|f| !paths.contains(&f.path)));
+            }
+            for found in listing {
                 let modified = found.meta.modified().ok();
                 let key = (found.id, found.meta.len(), modified);
                 listed.insert(key);
                 if self.by_id.contains_key(&found.id) {
                     continue;
                 }
-                let new = modified.is_some_and(|m| m > self.examine_after)
+                // Backfill: every compressed file is examined, whatever its
+                // age; one a known generation leads to is not shipped again.
+                let new = (backfill || modified.is_some_and(|m| m > self.examine_after))
                     && !self.examined.contains(&key);
                 if !new && !self.ledger.has_unfinished() {
                     continue;
@@ -74,7 +83,11 @@ impl Tailer {
                         (Some(cp), None)
                     }
                     Compressed::Unknown if new => {
-                        tracing::info!(path = %found.path.display(), "compressed rotated file written since the last checkpoint that no known file leads to: rotated while logferry was not looking; shipping it from its start");
+                        if modified.is_some_and(|m| m > self.examine_after) {
+                            tracing::info!(path = %found.path.display(), "compressed rotated file written since the last checkpoint that no known file leads to: rotated while logferry was not looking; shipping it from its start");
+                        } else {
+                            tracing::info!(path = %found.path.display(), "backfill: shipping compressed rotated file from its start");
+                        }
                         (None, Some(0))
                     }
                     Compressed::Undecided => {
@@ -121,6 +134,9 @@ impl Tailer {
                         continue;
                     }
                 };
+                if backfill {
+                    self.backfill.add(found.id, found.meta.len());
+                }
                 self.add_stream(input, Role::Rotated, &found.path, found.id, watcher, known);
             }
         }
@@ -194,7 +210,12 @@ impl Tailer {
     }
 
     pub(super) fn scan_rotated(&mut self, input: usize) {
-        let listing = self.rotated[input].scan();
+        let mut listing = self.rotated[input].scan();
+        if let Some(own) = self.own_rotated[input].as_mut() {
+            let paths: HashSet<_> = listing.iter().map(|f| f.path.clone()).collect();
+            let more = own.list(&self.discoveries[input]).plain;
+            listing.extend(more.into_iter().filter(|f| !paths.contains(&f.path)));
+        }
         for found in &listing {
             self.rotated_listing.insert(found.id, found.path.clone());
         }
@@ -261,7 +282,12 @@ impl Tailer {
                 return;
             }
         }
-        if role == Role::Rotated && !self.first_scan_done && self.fresh_start && !known {
+        let backfill = self.settings.inputs[input].backfill;
+        if role == Role::Rotated && backfill && !known {
+            self.backfill.add(found.id, found.meta.len());
+        }
+        if role == Role::Rotated && !self.first_scan_done && self.fresh_start && !known && !backfill
+        {
             // Rotated files present at start are history, not to be shipped;
             // remember them so that only their growth is read later.
             if let Ok(file) = open_log(&found.path) {

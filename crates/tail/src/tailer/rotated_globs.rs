@@ -1,0 +1,96 @@
+//! An input's own rotated names (its `rotated` globs): where writers put
+//! rotated files under names `PATTERN.*` and `PATTERN-*` do not reach
+//! (log4j2's `filePattern` in another directory, multilog's `@4000...s`,
+//! a date before the extension). A name says nothing about compression
+//! there, so each file's first bytes decide whether it is read as text or
+//! through a decoder.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::compressed::Content;
+use crate::discover::{Discovery, DiscoveryError, Found};
+use crate::follow::open_log;
+use crate::identity::FileId;
+
+/// What one listing of the `rotated` globs found, by content.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    pub(crate) plain: Vec<Found>,
+    pub(crate) compressed: Vec<Found>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RotatedGlobs {
+    discovery: Discovery,
+    /// Content verdicts by identity: a file's first bytes do not change
+    /// while it keeps its inode and has at least a signature's worth, so
+    /// each file is opened once, not on every scan.
+    content: HashMap<FileId, bool>,
+}
+
+impl RotatedGlobs {
+    /// None without globs.
+    pub(crate) fn new(
+        globs: &[String],
+        exclude: &[String],
+    ) -> Result<Option<RotatedGlobs>, DiscoveryError> {
+        if globs.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(RotatedGlobs {
+            discovery: Discovery::new(globs, exclude)?,
+            content: HashMap::new(),
+        }))
+    }
+
+    /// Directories to watch for files appearing under these names.
+    pub(crate) fn watch_dirs(&self) -> Vec<(std::path::PathBuf, bool)> {
+        self.discovery.watch_dirs()
+    }
+
+    /// Every file these globs match now, split by content; files whose
+    /// content is not decided yet (empty, or a compressor's first bytes)
+    /// are left for a later listing.
+    pub(crate) fn list(&mut self, current: &Discovery) -> Listing {
+        let mut out = Listing::default();
+        let found = self.discovery.scan();
+        let ids: std::collections::HashSet<FileId> = found.iter().map(|f| f.id).collect();
+        self.content.retain(|id, _| ids.contains(id));
+        for f in found {
+            // A name the include globs match is a current file.
+            if current.matches(&f.path) {
+                continue;
+            }
+            let compressed = match self.content.get(&f.id) {
+                Some(&c) => c,
+                None => match decide(&f.path) {
+                    Some(c) => {
+                        if f.meta.len() >= crate::compressed::MAGIC_LEN as u64 {
+                            self.content.insert(f.id, c);
+                        }
+                        c
+                    }
+                    None => continue,
+                },
+            };
+            if compressed {
+                out.compressed.push(f);
+            } else {
+                out.plain.push(f);
+            }
+        }
+        out
+    }
+}
+
+/// Whether the file at `path` is compressed; None while undecided or
+/// unreadable (an open failure is reported when it is opened to be read).
+fn decide(path: &Path) -> Option<bool> {
+    let file = open_log(path).ok()?;
+    match Content::of(&file).ok()? {
+        Content::Compressed(_) => Some(true),
+        Content::Plain => Some(false),
+        Content::Undecided => None,
+    }
+}
