@@ -46,15 +46,15 @@ impl Tailer {
                 .by_id
                 .get(id)
                 .and_then(|&slot| self.streams[slot].as_deref());
-            let read = match stream {
-                Some(s) if s.is_closed_for_good() => size,
-                Some(s) => s.watcher().map_or(0, |w| w.disk_position().min(size)),
-                None => size,
+            // A decoder reads ahead of what it decoded: a file counts as
+            // done once its stream is, not when its bytes were taken in.
+            let (read, done) = match stream {
+                Some(s) if s.is_closed_for_good() => (size, true),
+                Some(s) => (s.watcher().map_or(0, |w| w.disk_position().min(size)), false),
+                None => (size, true),
             };
             p.done += read;
-            if read >= size {
-                p.files_done += 1;
-            }
+            p.files_done += usize::from(done);
         }
         Some(p)
     }

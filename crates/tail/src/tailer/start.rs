@@ -172,6 +172,12 @@ impl Tailer {
             .flatten()
             .filter(|s| s.input == input)
             .filter_map(|s| {
+                // A file opened and not read yet proves nothing with an
+                // empty head, and every compressed file would wait on it
+                // (backfill opens many at once, and the older compressed
+                // ones would be shipped after it): its head as it is now
+                // tells the files that merely start otherwise apart.
+                s.widen_head();
                 // Closed streams (drained, parked) not yet let go count
                 // with the proof kept when they closed. Settled: nothing
                 // past where reading got to, so a copy of the file holds
