@@ -138,11 +138,23 @@ fn backfill_of_compressed_and_plain_rotations_survives_kill_9_and_ships_nothing_
     }
     let total = bounds[4];
     eprintln!("backfill: files of {sizes:?} lines, {total} in all");
-    fs::write(logs.join("app.log.3"), lines(&mut rng, bounds[0], bounds[1])).unwrap();
+    fs::write(
+        logs.join("app.log.3"),
+        lines(&mut rng, bounds[0], bounds[1]),
+    )
+    .unwrap();
     run(zstd, &["-q", "--rm", "app.log.3"], &logs);
-    fs::write(logs.join("app.log.2"), lines(&mut rng, bounds[1], bounds[2])).unwrap();
+    fs::write(
+        logs.join("app.log.2"),
+        lines(&mut rng, bounds[1], bounds[2]),
+    )
+    .unwrap();
     run(gzip, &["app.log.2"], &logs);
-    fs::write(logs.join("app.log.1"), lines(&mut rng, bounds[2], bounds[3])).unwrap();
+    fs::write(
+        logs.join("app.log.1"),
+        lines(&mut rng, bounds[2], bounds[3]),
+    )
+    .unwrap();
     fs::write(logs.join("app.log"), lines(&mut rng, bounds[3], bounds[4])).unwrap();
     set_age(&logs.join("app.log.3.zst"), 30);
     set_age(&logs.join("app.log.2.gz"), 20);
@@ -221,7 +233,13 @@ fn backfill_of_compressed_and_plain_rotations_survives_kill_9_and_ships_nothing_
         &["ship", "-c", cfg.to_str().unwrap()],
         &dir.path().join("run3.log"),
     );
-    let counts = harness::settle(kcat, &brokers, &topic, total + more, Duration::from_secs(120));
+    let counts = harness::settle(
+        kcat,
+        &brokers,
+        &topic,
+        total + more,
+        Duration::from_secs(120),
+    );
     // Anything shipped again would arrive with the new lines: wait a
     // little past them.
     std::thread::sleep(Duration::from_secs(2));

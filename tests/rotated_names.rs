@@ -59,7 +59,11 @@ impl Writer {
         fs::read_dir(&self.rotated_dir)
             .map(|d| {
                 d.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().starts_with(self.rotated_prefix))
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(self.rotated_prefix)
+                    })
                     .count()
             })
             .unwrap_or(0)
@@ -84,8 +88,20 @@ fn python_writer(dir: &Path) -> Writer {
         write: Box::new(move |from, to, seconds, seed| {
             let st = Command::new("python3")
                 .arg(lines_py())
-                .args(["--tag", "py", "--from", &from.to_string(), "--to", &to.to_string()])
-                .args(["--seconds", &seconds.to_string(), "--seed", &seed.to_string()])
+                .args([
+                    "--tag",
+                    "py",
+                    "--from",
+                    &from.to_string(),
+                    "--to",
+                    &to.to_string(),
+                ])
+                .args([
+                    "--seconds",
+                    &seconds.to_string(),
+                    "--seed",
+                    &seed.to_string(),
+                ])
                 .arg("--timed-rotating")
                 .arg(&p)
                 .status()
@@ -106,8 +122,20 @@ fn multilog_writer(dir: &Path, multilog: PathBuf) -> Writer {
         write: Box::new(move |from, to, seconds, seed| {
             let mut py = Command::new("python3")
                 .arg(lines_py())
-                .args(["--tag", "ml", "--from", &from.to_string(), "--to", &to.to_string()])
-                .args(["--seconds", &seconds.to_string(), "--seed", &seed.to_string()])
+                .args([
+                    "--tag",
+                    "ml",
+                    "--from",
+                    &from.to_string(),
+                    "--to",
+                    &to.to_string(),
+                ])
+                .args([
+                    "--seconds",
+                    &seconds.to_string(),
+                    "--seed",
+                    &seed.to_string(),
+                ])
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("running tests/rotated/lines.py");
@@ -168,7 +196,12 @@ fn log4j_writer(dir: &Path, java: PathBuf, javac: &Path, jars: &str) -> Writer {
         write: Box::new(move |from, to, seconds, seed| {
             let st = Command::new(&java)
                 .args(["-cp", &classpath, &logs_arg, &config, "App"])
-                .args([from.to_string(), to.to_string(), seconds.to_string(), seed.to_string()])
+                .args([
+                    from.to_string(),
+                    to.to_string(),
+                    seconds.to_string(),
+                    seed.to_string(),
+                ])
                 .status()
                 .expect("running java");
             assert!(st.success(), "the log4j2 application failed");
@@ -188,7 +221,13 @@ fn stopped_across_rotations(writer: &Writer, with_rotated: bool, test: &str) {
     let mut rng = Lcg(seed);
     let topic = topic_name(test);
     create_topic(&brokers, &topic, 1);
-    let dir = writer.include.parent().unwrap().parent().unwrap().to_path_buf();
+    let dir = writer
+        .include
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let input_extra = if with_rotated {
         format!("rotated = [\"{}\"]", writer.rotated)
     } else {
@@ -226,8 +265,14 @@ fn stopped_across_rotations(writer: &Writer, with_rotated: bool, test: &str) {
     let before = writer.rotations();
     (writer.write)(first, total, seconds, seed.wrapping_add(1));
     let rotations = writer.rotations() - before;
-    eprintln!("{test}: {rotations} rotations by {} while logferry was stopped", writer.name);
-    assert!(rotations >= 3, "{test}: only {rotations} rotations while stopped");
+    eprintln!(
+        "{test}: {rotations} rotations by {} while logferry was stopped",
+        writer.name
+    );
+    assert!(
+        rotations >= 3,
+        "{test}: only {rotations} rotations while stopped"
+    );
 
     let mut lf = Logferry::start_with_env(
         &["ship", "-c", cfg],
@@ -238,14 +283,21 @@ fn stopped_across_rotations(writer: &Writer, with_rotated: bool, test: &str) {
         let counts = harness::settle(kcat, &brokers, &topic, total, Duration::from_secs(90));
         assert_eq!(lf.stop().code(), Some(0), "stderr:\n{}", lf.stderr());
         eprintln!("{test}: {}", counts.0);
-        assert_eq!(counts.get("missing"), 0, "{}\nstderr:\n{}", counts.0, lf.stderr());
+        assert_eq!(
+            counts.get("missing"),
+            0,
+            "{}\nstderr:\n{}",
+            counts.0,
+            lf.stderr()
+        );
         assert_eq!(counts.get("unexpected"), 0, "{}", counts.0);
         assert_eq!(counts.get("duplicated"), 0, "{}", counts.0);
     } else {
         lf.wait_for_log("`rotated` setting", Duration::from_secs(60));
         let log = lf.stderr();
         assert!(
-            log.contains("these bytes are lost") || log.contains("are lost (how many cannot be known)"),
+            log.contains("these bytes are lost")
+                || log.contains("are lost (how many cannot be known)"),
             "{test}: the known generation was not reported lost:\n{log}"
         );
         let counts = harness::settle(kcat, &brokers, &topic, total, Duration::from_secs(5));
@@ -285,12 +337,17 @@ fn multilog_stopped_across_rotations() {
 #[test]
 fn log4j2_rollover_into_another_directory_gzipped_stopped_across_rollovers() {
     let Some(tools) = find_tools(
-        &[("java", "openjdk-17-jre-headless"), ("javac", "openjdk-17-jdk-headless")],
+        &[
+            ("java", "openjdk-17-jre-headless"),
+            ("javac", "openjdk-17-jdk-headless"),
+        ],
         "tests/rotated_names.rs",
     ) else {
         return;
     };
-    let Some(jars) = log4j_classpath() else { return };
+    let Some(jars) = log4j_classpath() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let w = log4j_writer(dir.path(), tools[0].clone(), &tools[1], &jars);
     stopped_across_rotations(&w, true, "rotated-log4j2");

@@ -324,6 +324,37 @@ mod tests {
         assert_eq!(s.inputs[0].include, ["/x/a[[]1[]].log"]);
     }
 
+    #[test]
+    fn rotated_globs_are_made_absolute_and_backfill_is_a_run_flag() {
+        let s = ship(&[
+            "-l",
+            "/x/a.log",
+            "-t",
+            "t",
+            "--rotated",
+            "/x/archive/a-*",
+            "--rotated",
+            "old/a-*.gz",
+        ])
+        .into_settings()
+        .unwrap()
+        .settings;
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            s.inputs[0].rotated,
+            [
+                "/x/archive/a-*".to_string(),
+                cwd.join("old/a-*.gz").to_string_lossy().into_owned()
+            ]
+        );
+        // --backfill goes with a configuration file too (it applies to
+        // every input), unlike the quick-mode flags.
+        let a = ship(&["-c", "/etc/logferry.toml", "--backfill"]);
+        assert!(a.backfill);
+        let mut v = vec!["logferry", "ship", "-c", "/etc/l.toml", "--rotated", "/x/*"];
+        assert!(Cli::try_parse_from(v.drain(..)).is_err());
+    }
+
     /// The messages of the problems the quick-mode flags `args` give.
     fn problems(args: &[&str]) -> Vec<String> {
         match ship(args).into_settings() {

@@ -104,7 +104,11 @@ impl BackfillReport {
             }
         }
         if complete {
-            tracing::info!(files = p.files, bytes = p.total, "backfill: every rotated file found was read");
+            tracing::info!(
+                files = p.files,
+                bytes = p.total,
+                "backfill: every rotated file found was read"
+            );
         }
         self.finished = complete;
     }

@@ -50,7 +50,10 @@ impl Tailer {
             // done once its stream is, not when its bytes were taken in.
             let (read, done) = match stream {
                 Some(s) if s.is_closed_for_good() => (size, true),
-                Some(s) => (s.watcher().map_or(0, |w| w.disk_position().min(size)), false),
+                Some(s) => (
+                    s.watcher().map_or(0, |w| w.disk_position().min(size)),
+                    false,
+                ),
                 None => (size, true),
             };
             p.done += read;

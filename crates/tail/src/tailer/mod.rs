@@ -41,9 +41,9 @@ use crate::identity::{FileId, GenerationId};
 use crate::ledger::Ledger;
 use crate::multiline::MultilineJoiner;
 use crate::notice::FsNotices;
+pub use backfill::BackfillProgress;
 use budget::Descriptors;
 pub(crate) use cut::CutInFlight;
-pub use backfill::BackfillProgress;
 pub use event::{EventLog, TailEvent};
 use path_index::PathIndex;
 pub use status::{FileStatus, TailCounters};
@@ -333,9 +333,8 @@ impl Tailer {
                 })
                 .collect();
             compressed.push(Discovery::new(&compressed_include, &excluded).map_err(err)?);
-            own_rotated.push(
-                rotated_globs::RotatedGlobs::new(&input.rotated, &excluded).map_err(err)?,
-            );
+            own_rotated
+                .push(rotated_globs::RotatedGlobs::new(&input.rotated, &excluded).map_err(err)?);
             framers.push(LineFramer::new(
                 0,
                 input.max_line_bytes,

@@ -94,3 +94,46 @@ fn decide(path: &Path) -> Option<bool> {
         Content::Undecided => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn names(found: &[Found]) -> Vec<String> {
+        let mut v: Vec<String> = found
+            .iter()
+            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn content_not_name_says_compressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs_write(&d.join("app-1.log"), b"plain line\n");
+        // gzip under a name that says nothing, and text under `.gz`.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"compressed line\n").unwrap();
+        fs_write(&d.join("app-2.log"), &gz.finish().unwrap());
+        fs_write(&d.join("app-3.log.gz"), b"text after all\n");
+        // Empty: undecided, left for a later listing.
+        fs_write(&d.join("app-4.log"), b"");
+        // The current file is never a rotated one.
+        fs_write(&d.join("app-current"), b"x\n");
+        let current = Discovery::new(&[format!("{}/app-current", d.display())], &[]).unwrap();
+        let mut globs = RotatedGlobs::new(&[format!("{}/app-*", d.display())], &[])
+            .unwrap()
+            .unwrap();
+        let listing = globs.list(&current);
+        assert_eq!(names(&listing.plain), ["app-1.log", "app-3.log.gz"]);
+        assert_eq!(names(&listing.compressed), ["app-2.log"]);
+        assert!(RotatedGlobs::new(&[], &[]).unwrap().is_none());
+    }
+
+    fn fs_write(path: &Path, bytes: &[u8]) {
+        std::fs::write(path, bytes).unwrap();
+    }
+}
