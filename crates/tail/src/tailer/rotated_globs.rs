@@ -84,6 +84,24 @@ impl RotatedGlobs {
     }
 }
 
+impl super::Tailer {
+    /// A generation of an input without `rotated` globs was lost from its
+    /// current name: its writer may rotate to names logferry does not
+    /// watch, and then the generations born while logferry was stopped
+    /// went there too, unseen and unreported. Said once per input.
+    pub(super) fn warn_unwatched_rotation(&mut self, cp: &crate::checkpoint::FileCheckpoint) {
+        let path = std::path::Path::new(&cp.path);
+        for (input, settings) in self.settings.inputs.iter().enumerate() {
+            if settings.rotated.is_empty()
+                && self.discoveries[input].matches(path)
+                && self.rotation_warned.insert(input)
+            {
+                tracing::warn!(path = %cp.path, include = ?settings.include, "a file followed under this input's name vanished without being found under its rotated names (PATTERN.* and PATTERN-*): if its writer rotates to other names (another directory, another form), files rotated while logferry was stopped went there and were neither shipped nor counted; list where they go in this input's `rotated` setting (globs; compressed or not)");
+            }
+        }
+    }
+}
+
 /// Whether the file at `path` is compressed; None while undecided or
 /// unreadable (an open failure is reported when it is opened to be read).
 fn decide(path: &Path) -> Option<bool> {
