@@ -3,9 +3,11 @@
 //! oldest first, each line once, and a kill -9 halfway through a
 //! compressed file loses nothing and repeats only the crash window.
 //!
-//! The files: `app.log.3.zst` (oldest), `app.log.2.gz` (the large one the
-//! kill lands in), `app.log.1` and `app.log`, with numbered lines
-//! (`seq=N`) in that order, so order across files is checked too. The
+//! The files: `app.log.4` (oldest: compressed by `xz` under a name that
+//! does not say so, told by its content), `app.log.3.zst`, `app.log.2.gz`
+//! (the large one the kill lands in), `app.log.1` and `app.log`, with
+//! numbered lines (`seq=N`) in that order, so order across files is
+//! checked too. The
 //! kill moment is drawn from a printed seed (LOGFERRY_BACKFILL_SEED
 //! replays it). An independent counter (tests/rotated/count.py: kcat and
 //! Python, no logferry code) counts the topic.
@@ -15,7 +17,7 @@
 //! compressed copy of a generation already shipped is recognised and not
 //! shipped again.
 //!
-//! Needs kcat, gzip, zstd, python3 and the Kafka cluster
+//! Needs kcat, gzip, zstd, xz, python3 and the Kafka cluster
 //! (LOGFERRY_TEST_BROKERS); under CI a missing one fails the test.
 
 mod common;
@@ -109,13 +111,14 @@ fn backfill_of_compressed_and_plain_rotations_survives_kill_9_and_ships_nothing_
             ("kcat", "kcat"),
             ("gzip", "gzip"),
             ("zstd", "zstd"),
+            ("xz", "xz-utils"),
             ("python3", "python3"),
         ],
         "tests/backfill.rs",
     ) else {
         return;
     };
-    let (kcat, gzip, zstd) = (&tools[0], &tools[1], &tools[2]);
+    let (kcat, gzip, zstd, xz) = (&tools[0], &tools[1], &tools[2], &tools[3]);
     let seed = harness::seed("LOGFERRY_BACKFILL_SEED", "backfill");
     let mut rng = Lcg(seed);
     let topic = topic_name("backfill");
@@ -125,8 +128,9 @@ fn backfill_of_compressed_and_plain_rotations_survives_kill_9_and_ships_nothing_
     let logs = dir.path().join("logs");
     fs::create_dir_all(&logs).unwrap();
 
-    // Oldest to newest: .3.zst, .2.gz (large), .1, the live file.
+    // Oldest to newest: .4 (xz), .3.zst, .2.gz (large), .1, the live file.
     let sizes = [
+        1_000 + rng.below(1_000) as usize,
         3_000 + rng.below(2_000) as usize,
         60_000 + rng.below(20_000) as usize,
         2_000 + rng.below(2_000) as usize,
@@ -136,26 +140,21 @@ fn backfill_of_compressed_and_plain_rotations_survives_kill_9_and_ships_nothing_
     for s in sizes {
         bounds.push(bounds.last().unwrap() + s);
     }
-    let total = bounds[4];
+    let total = bounds[5];
     eprintln!("backfill: files of {sizes:?} lines, {total} in all");
-    fs::write(
-        logs.join("app.log.3"),
-        lines(&mut rng, bounds[0], bounds[1]),
-    )
-    .unwrap();
+    let write = |name: &str, rng: &mut Lcg, k: usize| {
+        fs::write(logs.join(name), lines(rng, bounds[k], bounds[k + 1])).unwrap();
+    };
+    write("app.log.4", &mut rng, 0);
+    run(xz, &["app.log.4"], &logs);
+    fs::rename(logs.join("app.log.4.xz"), logs.join("app.log.4")).unwrap();
+    write("app.log.3", &mut rng, 1);
     run(zstd, &["-q", "--rm", "app.log.3"], &logs);
-    fs::write(
-        logs.join("app.log.2"),
-        lines(&mut rng, bounds[1], bounds[2]),
-    )
-    .unwrap();
+    write("app.log.2", &mut rng, 2);
     run(gzip, &["app.log.2"], &logs);
-    fs::write(
-        logs.join("app.log.1"),
-        lines(&mut rng, bounds[2], bounds[3]),
-    )
-    .unwrap();
-    fs::write(logs.join("app.log"), lines(&mut rng, bounds[3], bounds[4])).unwrap();
+    write("app.log.1", &mut rng, 3);
+    write("app.log", &mut rng, 4);
+    set_age(&logs.join("app.log.4"), 40);
     set_age(&logs.join("app.log.3.zst"), 30);
     set_age(&logs.join("app.log.2.gz"), 20);
     set_age(&logs.join("app.log.1"), 10);
@@ -164,8 +163,8 @@ fn backfill_of_compressed_and_plain_rotations_survives_kill_9_and_ships_nothing_
     let cfg_s = cfg.to_str().unwrap();
 
     // Killed with -9 somewhere in the middle 60 % of the .gz file.
-    let gz_lines = sizes[1] as u64;
-    let kill_at = bounds[1] as u64 + gz_lines / 5 + rng.below(gz_lines * 3 / 5);
+    let gz_lines = sizes[2] as u64;
+    let kill_at = bounds[2] as u64 + gz_lines / 5 + rng.below(gz_lines * 3 / 5);
     eprintln!("backfill: kill -9 once the topic holds {kill_at} records");
     let mut lf = Logferry::start(
         &["ship", "-c", cfg_s, "--backfill"],
@@ -203,7 +202,7 @@ fn backfill_of_compressed_and_plain_rotations_survives_kill_9_and_ships_nothing_
         // what was in flight or acknowledged but not yet checkpointed.
         let (first, last) = (counts.get("dup_first"), counts.get("dup_last"));
         assert!(
-            first >= bounds[1] as i64 && last < bounds[2] as i64,
+            first >= bounds[2] as i64 && last < bounds[3] as i64,
             "duplicates outside the .gz being read at the kill: {}",
             counts.0
         );

@@ -184,7 +184,11 @@ pub struct Tailer {
     /// `PATTERN-*`, not compressed), watched only to finish files already
     /// being read and to catch files rotated before a scan saw them under
     /// their current name.
-    rotated: Vec<Discovery>,
+    rotated: Vec<rotated_globs::RotatedGlobs>,
+    /// Per input: files under those names whose content is compressed
+    /// (listed by the last scan of rotated names), for the next scan of
+    /// compressed names.
+    rotated_compressed: Vec<Vec<crate::discover::Found>>,
     /// Per input: compressed rotated names, searched for unfinished
     /// generations.
     compressed: Vec<Discovery>,
@@ -322,7 +326,11 @@ impl Tailer {
                 rotated_exclude.extend(COMPRESSED.iter().map(|c| format!("{p}*.{c}")));
             }
             rotated.push(
-                Discovery::new(&rotated_names(&input.include), &rotated_exclude).map_err(err)?,
+                rotated_globs::RotatedGlobs::siblings(
+                    &rotated_names(&input.include),
+                    &rotated_exclude,
+                )
+                .map_err(err)?,
             );
             let compressed_include: Vec<String> = rotated_names(&input.include)
                 .iter()
@@ -371,6 +379,7 @@ impl Tailer {
             settings,
             discoveries,
             rotated,
+            rotated_compressed: (0..settings_inputs).map(|_| Vec::new()).collect(),
             compressed,
             own_rotated,
             backfill: backfill::Progress::default(),

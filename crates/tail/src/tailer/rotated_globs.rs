@@ -27,10 +27,14 @@ pub(crate) struct RotatedGlobs {
     /// while it keeps its inode and has at least a signature's worth, so
     /// each file is opened once, not on every scan.
     content: HashMap<FileId, bool>,
+    /// A file whose content is not decided yet (empty: `cp` creates a
+    /// copy empty, then fills it) is listed as plain, as rotated names
+    /// always were: copytruncate's copies are recognised while written.
+    undecided_plain: bool,
 }
 
 impl RotatedGlobs {
-    /// None without globs.
+    /// An input's `rotated` globs; None without any. Undecided files wait.
     pub(crate) fn new(
         globs: &[String],
         exclude: &[String],
@@ -41,7 +45,23 @@ impl RotatedGlobs {
         Ok(Some(RotatedGlobs {
             discovery: Discovery::new(globs, exclude)?,
             content: HashMap::new(),
+            undecided_plain: false,
         }))
+    }
+
+    /// The rotated names every input has (`PATTERN.*`, `PATTERN-*`, minus
+    /// names that say compressed): a name that says nothing is judged by
+    /// content (a `compresscmd` without `compressext`), and an undecided
+    /// file is plain.
+    pub(crate) fn siblings(
+        globs: &[String],
+        exclude: &[String],
+    ) -> Result<RotatedGlobs, DiscoveryError> {
+        Ok(RotatedGlobs {
+            discovery: Discovery::new(globs, exclude)?,
+            content: HashMap::new(),
+            undecided_plain: true,
+        })
     }
 
     /// Directories to watch for files appearing under these names.
@@ -71,6 +91,7 @@ impl RotatedGlobs {
                         }
                         c
                     }
+                    None if self.undecided_plain => false,
                     None => continue,
                 },
             };

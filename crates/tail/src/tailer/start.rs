@@ -45,6 +45,8 @@ impl Tailer {
             let mut live: Option<Vec<LiveProof>> = None;
             let backfill = self.settings.inputs[input].backfill;
             let mut listing = self.compressed[input].scan();
+            // Compressed content under a name that does not say so.
+            listing.append(&mut self.rotated_compressed[input]);
             if let Some(own) = self.own_rotated[input].as_mut() {
                 let paths: HashSet<_> = listing.iter().map(|f| f.path.clone()).collect();
                 let more = own.list(&self.discoveries[input]).compressed;
@@ -229,7 +231,9 @@ impl Tailer {
     }
 
     pub(super) fn scan_rotated(&mut self, input: usize) {
-        let mut listing = self.rotated[input].scan();
+        let siblings = self.rotated[input].list(&self.discoveries[input]);
+        self.rotated_compressed[input] = siblings.compressed;
+        let mut listing = siblings.plain;
         if let Some(own) = self.own_rotated[input].as_mut() {
             let paths: HashSet<_> = listing.iter().map(|f| f.path.clone()).collect();
             let more = own.list(&self.discoveries[input]).plain;
