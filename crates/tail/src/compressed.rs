@@ -4,11 +4,13 @@
 //! rotation, or a copy compressed right after copytruncate) is still
 //! shipped, from the same offsets the plain file had.
 //!
-//! The name decides whether a rotated file is looked at as compressed
-//! ([`READABLE_SUFFIXES`]); its first bytes decide how it is decoded
-//! ([`Format`]): gzip, zstd, bzip2 or xz, whatever the suffix says (a
-//! `compresscmd` other than gzip with the default `.gz` extension is still
-//! read). A file with none of their signatures is not compressed
+//! A rotated name with one of [`READABLE_SUFFIXES`] is looked at as
+//! compressed; any other rotated name (and every file an input's `rotated`
+//! globs match) is looked at as compressed when its first bytes say so
+//! ([`Content`], see `tailer/rotated_globs.rs`). The first bytes decide how
+//! it is decoded ([`Format`]): gzip, zstd, bzip2 or xz, whatever the suffix
+//! says (a `compresscmd` other than gzip with the default `.gz` extension
+//! is still read). A file with none of their signatures is not compressed
 //! ([`NotCompressed`]). Concatenated streams (members, frames) decode
 //! whole, as the command-line tools do.
 //!

@@ -181,9 +181,10 @@ pub struct Tailer {
     settings: TailSettings,
     discoveries: Vec<Discovery>,
     /// Per input: the rotated names of its include patterns (`PATTERN.*`,
-    /// `PATTERN-*`, not compressed), watched only to finish files already
-    /// being read and to catch files rotated before a scan saw them under
-    /// their current name.
+    /// `PATTERN-*`, minus names that say compressed), watched to finish
+    /// files already being read and to catch files rotated before a scan
+    /// saw them under their current name; split by content, since a name
+    /// that says nothing may hold a compressed file.
     rotated: Vec<rotated_globs::RotatedGlobs>,
     /// Per input: files under those names whose content is compressed
     /// (listed by the last scan of rotated names), for the next scan of
