@@ -298,6 +298,18 @@ pub struct ShipArgs {
     #[arg(long)]
     pub from_beginning: bool,
 
+    /// Where the file's rotated files go besides FILE.* and FILE-*, as a
+    /// glob (another directory, another name, compressed or not: told by
+    /// content); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub rotated: Vec<String>,
+
+    /// Also ship the rotated files already there (FILE.*, FILE-* and
+    /// --rotated / `rotated`, compressed ones included) that no known
+    /// generation leads to, oldest first; with -c, for every input.
+    #[arg(long)]
+    pub backfill: bool,
+
     /// Directory for checkpoints [default: /var/lib/logferry as root, else
     /// ~/.local/state/logferry; or $LOGFERRY_STATE_DIR].
     #[arg(long, value_name = "DIR")]
@@ -371,7 +383,7 @@ pub struct ShipArgs {
 }
 
 /// The flags that describe what to ship without a configuration file.
-const QUICK_MODE_ARGS: [&str; 24] = [
+const QUICK_MODE_ARGS: [&str; 25] = [
     "file",
     "topic",
     "broker_host",
@@ -383,6 +395,7 @@ const QUICK_MODE_ARGS: [&str; 24] = [
     "properties",
     "headers",
     "from_beginning",
+    "rotated",
     "checkpoint_dir",
     "partition_by",
     "max_inflight_bytes",

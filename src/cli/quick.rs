@@ -63,6 +63,7 @@ impl ShipArgs {
         flags.set("listen", "--metrics-listen");
         flags.set("max_stall", "--max-stall");
         flags.set("max_bytes_per_sec", "--max-bytes-per-sec");
+        flags.set("rotated", "--rotated");
         let brokers = match (self.brokers, self.broker_host) {
             (Some(b), _) => {
                 flags.set("brokers", "--brokers");
@@ -128,6 +129,12 @@ impl ShipArgs {
         };
         // The path is a literal, not a glob: escape glob metacharacters.
         let include = absolute("include", &file).map(|f| globset_escape(&f));
+        // Globs, made absolute against the working directory as --file is.
+        let rotated: Vec<Spanned<String>> = self
+            .rotated
+            .iter()
+            .filter_map(|g| absolute("rotated", &PathBuf::from(g)).map(given))
+            .collect();
         let directory = self
             .checkpoint_dir
             .as_ref()
@@ -173,6 +180,8 @@ impl ShipArgs {
             max_bytes_per_sec: None,
             multiline: None,
             key_pattern: None,
+            rotated: (!rotated.is_empty()).then(|| given(StringList(rotated))),
+            backfill: None,
         };
         let raw = RawConfig {
             host: self.host.map(given),
@@ -313,6 +322,37 @@ mod tests {
             .settings;
         assert_eq!(s.brokers, Brokers::List("k:9092".into()));
         assert_eq!(s.inputs[0].include, ["/x/a[[]1[]].log"]);
+    }
+
+    #[test]
+    fn rotated_globs_are_made_absolute_and_backfill_is_a_run_flag() {
+        let s = ship(&[
+            "-l",
+            "/x/a.log",
+            "-t",
+            "t",
+            "--rotated",
+            "/x/archive/a-*",
+            "--rotated",
+            "old/a-*.gz",
+        ])
+        .into_settings()
+        .unwrap()
+        .settings;
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            s.inputs[0].rotated,
+            [
+                "/x/archive/a-*".to_string(),
+                cwd.join("old/a-*.gz").to_string_lossy().into_owned()
+            ]
+        );
+        // --backfill goes with a configuration file too (it applies to
+        // every input), unlike the quick-mode flags.
+        let a = ship(&["-c", "/etc/logferry.toml", "--backfill"]);
+        assert!(a.backfill);
+        let mut v = vec!["logferry", "ship", "-c", "/etc/l.toml", "--rotated", "/x/*"];
+        assert!(Cli::try_parse_from(v.drain(..)).is_err());
     }
 
     /// The messages of the problems the quick-mode flags `args` give.

@@ -207,6 +207,12 @@ pub fn summary(path: &Path, loaded: &LoadedConfig) -> String {
         for g in &i.exclude {
             let _ = writeln!(o, "     exclude {g}");
         }
+        for g in &i.rotated {
+            let _ = writeln!(o, "     rotated {g}");
+        }
+        if i.backfill {
+            let _ = writeln!(o, "     backfill: rotated files already there are shipped");
+        }
         let format = match &i.format {
             Format::Raw => "raw".to_string(),
             Format::Tail2Kafka { meta } => format!(

@@ -147,6 +147,8 @@ fn ship_settings(dir: &Path, host: &str, log: &Path) -> ShipSettings {
             multiline: None,
             headers: Vec::new(),
             max_bytes_per_sec: None,
+            rotated: Vec::new(),
+            backfill: false,
         }],
         brokers: Brokers::Embedded,
         kafka_props: vec![("linger.ms".into(), "5".into())],

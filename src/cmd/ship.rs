@@ -17,6 +17,7 @@ use crate::shutdown::{IgnoredSignals, Shutdown};
 pub fn run(args: ShipArgs) -> anyhow::Result<ExitCode> {
     let config_path = args.config_path(std::env::var_os(config::CONFIG_ENV));
     let args_were_quick = config_path.is_none();
+    let backfill = args.backfill;
     let loaded = match config_path {
         Some(path) => match config::load(&path) {
             Ok(loaded) => {
@@ -48,7 +49,12 @@ pub fn run(args: ShipArgs) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    let settings = loaded.settings;
+    let mut settings = loaded.settings;
+    if backfill {
+        for input in &mut settings.inputs {
+            input.backfill = true;
+        }
+    }
     // Before anything else touches the directory: a second logferry on it
     // would overwrite this one's checkpoints. Held until this function
     // returns, after the last checkpoint.

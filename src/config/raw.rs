@@ -58,6 +58,8 @@ pub(crate) const INPUT_KEYS: &[&str] = &[
     "partial_flush",
     "max_bytes_per_sec",
     "multiline",
+    "rotated",
+    "backfill",
 ];
 pub(crate) const MULTILINE_KEYS: &[&str] = &["start", "timeout", "max_bytes"];
 
@@ -124,6 +126,9 @@ pub(crate) struct RawInput {
     pub(crate) partial_flush: Option<Spanned<RawDuration>>,
     pub(crate) max_bytes_per_sec: Option<Spanned<RawSize>>,
     pub(crate) multiline: Option<Spanned<RawMultiline>>,
+    /// Where rotated files go besides `PATTERN.*` / `PATTERN-*`.
+    pub(crate) rotated: Option<Spanned<StringList>>,
+    pub(crate) backfill: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -148,6 +148,13 @@ pub struct InputSettings {
     /// costs librdkafka per-record work (see `Attribution`), so none by
     /// default.
     pub headers: Vec<(String, String)>,
+    /// Where this input's rotated files go besides `PATTERN.*` and
+    /// `PATTERN-*` (absolute globs; compression told by content).
+    pub rotated: Vec<String>,
+    /// Ship the rotated files already there (compressed ones too) that no
+    /// known generation leads to, oldest first (`ship --backfill` sets it
+    /// for every input).
+    pub backfill: bool,
 }
 
 /// Multiline joining: a line matching `start` begins a record; following

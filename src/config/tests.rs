@@ -579,3 +579,28 @@ fn bad_exactly_once_values_are_named() {
     ));
     assert!(text.contains("transactional_id"), "{text}");
 }
+
+#[test]
+fn rotated_globs_and_backfill() {
+    let l = ok("[[inputs]]\ninclude = \"/a/app.log\"\nrotated = [\"/a/archive/app-*\", \"/a/@*\"]\nbackfill = true\ntopic = \"t\"\n");
+    let i = &l.settings.inputs[0];
+    assert_eq!(i.rotated, ["/a/archive/app-*", "/a/@*"]);
+    assert!(i.backfill);
+    let i = &ok(MINIMAL).settings.inputs[0];
+    assert!(i.rotated.is_empty() && !i.backfill);
+    let (msg, p) =
+        err("[[inputs]]\ninclude = \"/a/app.log\"\nrotated = \"archive/*\"\ntopic = \"t\"\n");
+    assert_eq!(p[0].key.as_deref(), Some("rotated"));
+    assert!(
+        msg.contains(":3:11: \"rotated\" in [[inputs]] #1: \"archive/*\" is relative"),
+        "{msg}"
+    );
+    let (msg, _) =
+        err("[[inputs]]\ninclude = \"/a/app.log\"\nrotated = \"/a/[x\"\ntopic = \"t\"\n");
+    assert!(
+        msg.contains("invalid glob") && msg.contains("rotated"),
+        "{msg}"
+    );
+    let (msg, _) = err("[[inputs]]\ninclude = \"/a/app.log\"\nbackfill = \"yes\"\ntopic = \"t\"\n");
+    assert!(msg.contains("backfill"), "{msg}");
+}

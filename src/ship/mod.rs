@@ -22,6 +22,7 @@
 //! - In-flight records are bounded by `max_inflight_bytes`; at the bound,
 //!   reading pauses and memory stays flat while Kafka is slow or down.
 
+mod backfill;
 pub mod descriptors;
 mod inflight;
 mod observe;
@@ -131,6 +132,8 @@ pub struct Shipper {
     counters: LoopCounters,
     /// The open transaction, in exactly-once mode.
     txn: Option<Transaction>,
+    /// Shows how far backfill got.
+    backfill: backfill::BackfillReport,
 }
 
 /// What the shipping loop counts itself.
@@ -193,6 +196,8 @@ fn tail_settings(settings: &ShipSettings) -> TailSettings {
             strip_cr: input.strip_cr,
             partial_flush: input.partial_flush,
             multiline,
+            rotated: input.rotated.clone(),
+            backfill: input.backfill,
         });
     }
     TailSettings {
@@ -332,6 +337,7 @@ impl Shipper {
             throttle,
             counters: LoopCounters::default(),
             txn,
+            backfill: backfill::BackfillReport::new(),
         })
     }
 
@@ -459,6 +465,9 @@ impl Shipper {
                 next_write_ahead = now + WRITE_AHEAD_SPACING;
             }
             self.observe(now);
+            if self.backfill.due(now) {
+                self.backfill.update(self.tailer.backfill_progress(), now);
+            }
         }
         self.drain(shutdown)
     }

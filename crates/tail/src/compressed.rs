@@ -4,11 +4,13 @@
 //! rotation, or a copy compressed right after copytruncate) is still
 //! shipped, from the same offsets the plain file had.
 //!
-//! The name decides whether a rotated file is looked at as compressed
-//! ([`READABLE_SUFFIXES`]); its first bytes decide how it is decoded
-//! ([`Format`]): gzip, zstd, bzip2 or xz, whatever the suffix says (a
-//! `compresscmd` other than gzip with the default `.gz` extension is still
-//! read). A file with none of their signatures is not compressed
+//! A rotated name with one of [`READABLE_SUFFIXES`] is looked at as
+//! compressed; any other rotated name (and every file an input's `rotated`
+//! globs match) is looked at as compressed when its first bytes say so
+//! ([`Content`], see `tailer/rotated_globs.rs`). The first bytes decide how
+//! it is decoded ([`Format`]): gzip, zstd, bzip2 or xz, whatever the suffix
+//! says (a `compresscmd` other than gzip with the default `.gz` extension
+//! is still read). A file with none of their signatures is not compressed
 //! ([`NotCompressed`]). Concatenated streams (members, frames) decode
 //! whole, as the command-line tools do.
 //!
@@ -158,6 +160,29 @@ impl std::fmt::Display for Format {
     }
 }
 
+/// What a file holds, by its first bytes: how a rotated name that says
+/// nothing (`rotated` globs: `@4000...s`, `app-1.log`, `app.log.gz` alike)
+/// is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    Compressed(Format),
+    Plain,
+    /// Empty, or shorter than a signature it starts like: a compressor may
+    /// still be writing it; asked again when it grows.
+    Undecided,
+}
+
+impl Content {
+    /// The content of `file`, by its first bytes (its position unmoved).
+    pub fn of(file: &File) -> io::Result<Content> {
+        Ok(match sniff(&head(file)?) {
+            Sniff::Is(f) => Content::Compressed(f),
+            Sniff::TooShort => Content::Undecided,
+            Sniff::NotCompressed => Content::Plain,
+        })
+    }
+}
+
 /// Up to [`MAGIC_LEN`] first bytes of `file`, read without moving its
 /// position.
 fn head(file: &File) -> io::Result<Vec<u8>> {
@@ -291,6 +316,14 @@ impl Decompressed {
 
     pub fn format(&self) -> Format {
         self.format
+    }
+
+    /// How far into the compressed file the decoder has read (to within
+    /// its input buffer): progress in bytes on disk. The decoder reads a
+    /// duplicate of `file`'s descriptor, which shares its offset.
+    pub fn disk_position(&self) -> u64 {
+        use std::io::Seek;
+        (&self.file).stream_position().unwrap_or(0)
     }
 
     fn restart(&mut self) -> io::Result<()> {

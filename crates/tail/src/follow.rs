@@ -206,6 +206,15 @@ impl FileWatcher {
         }
     }
 
+    /// How far reading got in bytes on disk (for a compressed file, in its
+    /// compressed bytes): for progress reports.
+    pub fn disk_position(&self) -> u64 {
+        match &self.body {
+            Body::Plain(_) => self.read_position(),
+            Body::Gz(g) => g.disk_position(),
+        }
+    }
+
     /// Whether this follows a compressed file (which never grows or is cut).
     pub fn is_compressed(&self) -> bool {
         matches!(self.body, Body::Gz(_))

@@ -45,7 +45,12 @@ impl Validator<'_> {
             );
         }
         let exclude = raw.exclude.as_ref().map(items).unwrap_or_default();
-        for (what, list) in [("include", &include), ("exclude", &exclude)] {
+        let rotated = raw.rotated.as_ref().map(items).unwrap_or_default();
+        for (what, list) in [
+            ("include", &include),
+            ("exclude", &exclude),
+            ("rotated", &rotated),
+        ] {
             let mut local: HashMap<&str, usize> = HashMap::new();
             for (g, span) in list.iter() {
                 if !g.starts_with('/') {
@@ -56,10 +61,10 @@ impl Validator<'_> {
                     );
                     continue;
                 }
-                let (inc, exc) = if what == "include" {
-                    (vec![g.clone()], vec![])
-                } else {
+                let (inc, exc) = if what == "exclude" {
                     (vec![], vec![g.clone()])
+                } else {
+                    (vec![g.clone()], vec![])
                 };
                 if let Err(e) = Discovery::new(&inc, &exc) {
                     let msg = self.say(what, &sect, e);
@@ -275,6 +280,8 @@ impl Validator<'_> {
             max_bytes_per_sec,
             multiline,
             headers,
+            rotated: rotated.into_iter().map(|(g, _)| g).collect(),
+            backfill: raw.backfill.unwrap_or(false),
         })
     }
 }

@@ -18,10 +18,12 @@
 //! - `round.rs`: one read round over the files that have data.
 //! - `status.rs`: read-only views of the files and counters, for metrics.
 
+mod backfill;
 mod budget;
 mod cut;
 mod event;
 mod path_index;
+mod rotated_globs;
 mod round;
 mod start;
 mod status;
@@ -39,6 +41,7 @@ use crate::identity::{FileId, GenerationId};
 use crate::ledger::Ledger;
 use crate::multiline::MultilineJoiner;
 use crate::notice::FsNotices;
+pub use backfill::BackfillProgress;
 use budget::Descriptors;
 pub(crate) use cut::CutInFlight;
 pub use event::{EventLog, TailEvent};
@@ -68,6 +71,12 @@ pub struct TailInput {
     pub partial_flush: Option<Duration>,
     /// Joins continuation lines into records (a prototype, cloned per file).
     pub multiline: Option<MultilineJoiner>,
+    /// Where this input's rotated files go besides `PATTERN.*` and
+    /// `PATTERN-*` (absolute globs; compressed or not, told by content).
+    pub rotated: Vec<String>,
+    /// Ship the rotated files found at start that no known generation
+    /// leads to (history otherwise), oldest first.
+    pub backfill: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -172,13 +181,24 @@ pub struct Tailer {
     settings: TailSettings,
     discoveries: Vec<Discovery>,
     /// Per input: the rotated names of its include patterns (`PATTERN.*`,
-    /// `PATTERN-*`, not compressed), watched only to finish files already
-    /// being read and to catch files rotated before a scan saw them under
-    /// their current name.
-    rotated: Vec<Discovery>,
+    /// `PATTERN-*`, minus names that say compressed), watched to finish
+    /// files already being read and to catch files rotated before a scan
+    /// saw them under their current name; split by content, since a name
+    /// that says nothing may hold a compressed file.
+    rotated: Vec<rotated_globs::RotatedGlobs>,
+    /// Per input: files under those names whose content is compressed
+    /// (listed by the last scan of rotated names), for the next scan of
+    /// compressed names.
+    rotated_compressed: Vec<Vec<crate::discover::Found>>,
     /// Per input: compressed rotated names, searched for unfinished
     /// generations.
     compressed: Vec<Discovery>,
+    /// Per input: its `rotated` globs, if any (plain files join the rotated
+    /// names, compressed ones the compressed names).
+    own_rotated: Vec<Option<rotated_globs::RotatedGlobs>>,
+    /// Files shipped by backfill: identity -> (bytes on disk, bytes read),
+    /// for progress.
+    backfill: backfill::Progress,
     framers: Vec<LineFramer>,
     /// Slab of streams; the slot index is the tag of their lines.
     streams: Vec<Option<Box<Stream>>>,
@@ -263,6 +283,8 @@ pub struct Tailer {
     /// The last listing gave every compressed file newer than the
     /// watermark a verdict.
     compressed_judged: bool,
+    /// Inputs already warned that their writer may rotate out of sight.
+    rotation_warned: HashSet<usize>,
 }
 
 pub(crate) fn now_unix() -> u64 {
@@ -291,6 +313,7 @@ impl Tailer {
         let mut discoveries = Vec::new();
         let mut rotated = Vec::new();
         let mut compressed = Vec::new();
+        let mut own_rotated = Vec::new();
         let mut framers = Vec::new();
         for (i, input) in settings.inputs.iter().enumerate() {
             let err = |source| TailerError::Discovery { input: i, source };
@@ -304,7 +327,11 @@ impl Tailer {
                 rotated_exclude.extend(COMPRESSED.iter().map(|c| format!("{p}*.{c}")));
             }
             rotated.push(
-                Discovery::new(&rotated_names(&input.include), &rotated_exclude).map_err(err)?,
+                rotated_globs::RotatedGlobs::siblings(
+                    &rotated_names(&input.include),
+                    &rotated_exclude,
+                )
+                .map_err(err)?,
             );
             let compressed_include: Vec<String> = rotated_names(&input.include)
                 .iter()
@@ -315,6 +342,8 @@ impl Tailer {
                 })
                 .collect();
             compressed.push(Discovery::new(&compressed_include, &excluded).map_err(err)?);
+            own_rotated
+                .push(rotated_globs::RotatedGlobs::new(&input.rotated, &excluded).map_err(err)?);
             framers.push(LineFramer::new(
                 0,
                 input.max_line_bytes,
@@ -324,6 +353,12 @@ impl Tailer {
         }
         let mut watch_dirs: Vec<(PathBuf, bool)> =
             discoveries.iter().flat_map(Discovery::watch_dirs).collect();
+        watch_dirs.extend(
+            own_rotated
+                .iter()
+                .flatten()
+                .flat_map(rotated_globs::RotatedGlobs::watch_dirs),
+        );
         watch_dirs.sort();
         watch_dirs.dedup();
         // Entries of files being read were refreshed at every checkpoint
@@ -345,7 +380,10 @@ impl Tailer {
             settings,
             discoveries,
             rotated,
+            rotated_compressed: (0..settings_inputs).map(|_| Vec::new()).collect(),
             compressed,
+            own_rotated,
+            backfill: backfill::Progress::default(),
             framers,
             streams: Vec::new(),
             free_slots: Vec::new(),
@@ -379,6 +417,7 @@ impl Tailer {
             scan_began: SystemTime::now(),
             scans: 0,
             compressed_judged: false,
+            rotation_warned: HashSet::new(),
         })
     }
 
@@ -533,6 +572,7 @@ impl Tailer {
             }
             if bytes > 0 {
                 tracing::error!(path = %cp.path, generation = %cp.generation, offset = cp.position, bytes, "file vanished with bytes never shipped (deleted, or compressed in a form logferry cannot read, before it was read to the end): these bytes are lost");
+                self.warn_unwatched_rotation(&cp);
                 self.events.push(TailEvent::Lost {
                     generation: cp.generation,
                     offset: cp.position,
@@ -544,6 +584,7 @@ impl Tailer {
                 // again: whatever was written to it after that is lost, and
                 // how much cannot be known. Said, not let go in silence.
                 tracing::error!(path = %cp.path, generation = %cp.generation, offset = cp.position, "file vanished while logferry was not reading it (deleted, or compressed in a form logferry cannot read): lines written to it after offset {} and before it vanished, if any, are lost (how many cannot be known)", cp.position);
+                self.warn_unwatched_rotation(&cp);
                 self.events.push(TailEvent::Lost {
                     generation: cp.generation,
                     offset: cp.position,

@@ -105,6 +105,12 @@ impl Tailer {
                 if let Some(s) = self.streams[slot].as_mut() {
                     s.wake = true;
                 }
+                // A rotated file waiting holds back its input's newer files
+                // too (backfill opens many at once): they are shipped in
+                // the order they were written.
+                if !present {
+                    draining[input] = true;
+                }
                 continue;
             }
             if parked {

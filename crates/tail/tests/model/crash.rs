@@ -236,6 +236,8 @@ fn settings(path: &Path, budget: usize) -> TailSettings {
             strip_cr: false,
             partial_flush: None,
             multiline: None,
+            rotated: vec![],
+            backfill: false,
         }],
         scan_interval: Duration::from_millis(1),
         rotate_grace: Duration::ZERO,
