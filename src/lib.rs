@@ -16,6 +16,8 @@
 //!   - [`ship::ledger`]: generations not being read, matched by content.
 //!   - [`ship::partition`]: `SourcePartitioner`, partitions for the key form.
 //!   - [`ship::produce`]: producer defaults and delivery reports.
+//! - [`consume`]: records taken from a consumer's queue many at a time
+//!   (`collect` and `tail`), with the unsafe code that needs.
 //! - [`collect`]: the central half: consume, write each line at its source
 //!   offset, fsync before commit, completeness, housekeeping.
 //! - [`fleet`]: looking at the fleet: `tail` (live topic) and `merge`
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod cmd;
 pub mod collect;
 pub mod config;
+pub mod consume;
 pub mod embedded;
 pub mod fleet;
 pub mod metrics;

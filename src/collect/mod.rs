@@ -69,6 +69,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Offset, Statistics, TopicPartitionList};
 
 use crate::config::collect::CollectSettings;
+use crate::consume::{Batch, ConsumerQueue, Forwarder};
 use crate::shutdown::Shutdown;
 use index::{IndexError, Store};
 use observe::{CollectExposition, Observer, PartitionLag, SessionFigures, TopicCounts};
@@ -90,6 +91,8 @@ pub enum CollectError {
     // source, `{e:#}` printed it twice).
     #[error(transparent)]
     Registry(#[from] registry::RegistryError),
+    #[error("cannot create a queue for the consumer's records")]
+    NoQueue,
 }
 
 /// Counters, logged at the end.
@@ -137,6 +140,8 @@ struct State {
     spread: SpreadWatch,
     /// Rate limit of the "output cannot be created" warning.
     unwritable_log: record::LogThrottle,
+    /// The last attributed record's generation.
+    last_key: record::LastKey,
     /// Read times of the lines written since the last sync.
     timeline: timeline::Timeline,
     /// The index shared with the other members; None when turned off.
@@ -165,6 +170,7 @@ impl State {
             waiting: 0,
             spread: SpreadWatch::default(),
             unwritable_log: record::LogThrottle::default(),
+            last_key: record::LastKey::default(),
             timeline: timeline::Timeline::default(),
         }
     }
@@ -221,6 +227,32 @@ struct CollectContext {
     /// Consumer lag of the assigned partitions, from the latest statistics
     /// (only with metrics on: statistics are off otherwise).
     lag: Mutex<Vec<PartitionLag>>,
+    /// Sends assigned partitions' records to the loop's batch queue,
+    /// while it lives (see [`Forwarding`]).
+    forwarder: Mutex<Option<Forwarder>>,
+}
+
+/// While held, partitions assigned to the consumer send their records to
+/// the loop's batch queue; dropped before that queue is.
+struct Forwarding<'a> {
+    ctx: &'a CollectContext,
+}
+
+impl<'a> Forwarding<'a> {
+    fn start(ctx: &'a CollectContext, queue: &ConsumerQueue<'_>) -> Self {
+        *ctx.forwarder.lock().unwrap_or_else(|p| p.into_inner()) = Some(queue.forwarder());
+        Forwarding { ctx }
+    }
+}
+
+impl Drop for Forwarding<'_> {
+    fn drop(&mut self) {
+        self.ctx
+            .forwarder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+    }
 }
 
 impl CollectContext {
@@ -292,6 +324,19 @@ impl ConsumerContext for CollectContext {
         let Rebalance::Revoke(tpl) = rebalance else {
             if let Rebalance::Assign(tpl) = rebalance {
                 tracing::info!(partitions = %describe(tpl), "partitions assigned");
+                // Before the assignment starts fetching: every record of
+                // these partitions goes to the loop's batch queue.
+                if let Some(f) = &*self.forwarder.lock().unwrap_or_else(|p| p.into_inner()) {
+                    for e in tpl.elements() {
+                        if !f.forward(consumer, e.topic(), e.partition()) {
+                            tracing::debug!(
+                                topic = e.topic(),
+                                partition = e.partition(),
+                                "partition not forwarded; its records come through poll"
+                            );
+                        }
+                    }
+                }
                 // Every entry acknowledged before the previous owner's
                 // last commit is known before a record is handled.
                 if let Some(Err(e)) = self.state().registry.as_mut().map(|r| r.catch_up()) {
@@ -569,6 +614,7 @@ fn create_consumer(
         state: Mutex::new(State::shared(settings, registry, me)),
         gap_timeout_secs: settings.gap_timeout.as_secs(),
         lag: Mutex::new(Vec::new()),
+        forwarder: Mutex::new(None),
     };
     let consumer: BaseConsumer<CollectContext> = cfg
         .create_with_context(ctx)
@@ -592,12 +638,14 @@ fn session(
     me: &str,
 ) -> Result<Ended, CollectError> {
     let consumer = create_consumer(settings, store, me)?;
+    let queue = ConsumerQueue::records_of(&consumer).ok_or(CollectError::NoQueue)?;
+    let forwarding = Forwarding::start(consumer.context(), &queue);
+    let mut batch = Batch::new(&consumer);
     let meta = settings.metadata.as_deref();
     let gap = settings.gap_timeout.as_secs();
     let mut next_commit = Instant::now() + settings.commit_interval;
     let mut now = now_secs();
-    // Read once per record, after the poll: one clock read a record, not
-    // two (the poll itself reads the clock too).
+    // Read once per batch, after it was taken.
     let mut clock = Instant::now();
     let mut clock_step = clock;
     let mut rebuilding = false;
@@ -609,15 +657,24 @@ fn session(
                 Err(e) => break Some(e),
             }
         }
+        // Rebalances, statistics and consumer errors are served here (the
+        // callbacks take the state's lock, so not while it is held); a
+        // record comes this way only if it was fetched before its
+        // partition was forwarded.
+        let polled = consumer.poll(Duration::ZERO);
         let wait = next_commit.saturating_duration_since(clock);
-        // While partitions are read back, polls wait little, so the steps
+        // While partitions are read back, takes wait little, so the steps
         // go on when the topic is quiet.
         let most = if rebuilding {
             rebuild::STEP_TIME
         } else {
             Duration::from_millis(100)
         };
-        let polled = consumer.poll(wait.min(most));
+        if polled.is_none() {
+            queue.take_waiting(&mut batch, wait.min(most));
+        } else {
+            queue.take_ready(&mut batch);
+        }
         let mut st = consumer.context().state();
         if let Some(e) = st.failure.take() {
             break Some(e);
@@ -630,6 +687,16 @@ fn session(
             }
             Some(Err(e)) => tracing::warn!("consumer: {e}"),
             None => {}
+        }
+        let handled = batch.iter().try_for_each(|r| match r.error() {
+            Some(e) => {
+                tracing::warn!("consumer: {e}");
+                Ok(())
+            }
+            None => record::handle(&mut st, store, &r, meta, now),
+        });
+        if let Err(e) = handled {
+            break Some(e);
         }
         clock = Instant::now();
         if clock_step <= clock {
@@ -674,6 +741,11 @@ fn session(
             ..st.counters
         }
     };
+    // The queue goes before the consumer it belongs to, and the
+    // rebalance callback forgets it first.
+    drop(batch);
+    drop(forwarding);
+    drop(queue);
     drop(consumer);
     Ok(match failure {
         None => {

@@ -6,19 +6,23 @@
 //! the counters that say which. No record stops the collector: only an
 //! error of OUT itself is returned.
 //!
-//! Generic over [`Message`] so that unit tests drive it with owned
-//! messages; the collect loop hands it librdkafka's borrowed ones.
+//! Generic over [`Consumed`] so that unit tests drive it with owned
+//! messages; the collect loop hands it records taken in batches (and the
+//! odd one `poll` returns).
+//!
+//! Nothing is allocated per record: the attribution is read borrowed from
+//! the key, and the generation key is built once per run of lines of one
+//! generation ([`State::gen_key`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::message::Message;
-
 use super::index::{GenKey, IndexError, Lineage, Store};
 use super::writer::{At, Origin, Placed};
 use super::State;
-use crate::wire::{Format, RecordSource, Source};
+use crate::consume::Consumed;
+use crate::wire::{Format, RecordSourceRef, SourceRef};
 
 /// At most one log line per this long for records whose output cannot be
 /// created (a hostile producer can send thousands a second).
@@ -47,10 +51,36 @@ impl LogThrottle {
     }
 }
 
+/// The generation key of the last attributed record, kept while records
+/// of the same generation follow: one allocation a run of lines, not one
+/// a line.
+#[derive(Debug, Default)]
+pub(super) struct LastKey(Option<GenKey>);
+
+impl LastKey {
+    fn get(&mut self, host: &str, lineage: Lineage) -> &GenKey {
+        let same = self
+            .0
+            .as_ref()
+            .is_some_and(|k| k.lineage == lineage && k.host == host);
+        if !same {
+            self.0 = Some(GenKey {
+                host: host.to_string(),
+                lineage,
+            });
+        }
+        self.0.as_ref().expect("set above")
+    }
+}
+
 /// The line inside a record value: tail2kafka's `META::line` when the
 /// collector was given META, the JSON envelope when the value is one that
 /// names this very source and offset, else the value itself (raw).
-pub(super) fn line_of<'a>(value: &'a [u8], src: &Source, meta: Option<&[u8]>) -> Cow<'a, [u8]> {
+pub(super) fn line_of<'a>(
+    value: &'a [u8],
+    src: &SourceRef<'_>,
+    meta: Option<&[u8]>,
+) -> Cow<'a, [u8]> {
     if let Some(meta) = meta {
         let f = Format::Tail2Kafka {
             meta: meta.to_vec(),
@@ -69,7 +99,7 @@ pub(super) fn line_of<'a>(value: &'a [u8], src: &Source, meta: Option<&[u8]>) ->
 
 /// A JSON envelope carries host and offset: a raw line that merely looks
 /// like one does not match its own attribution.
-fn is_envelope_of(value: &[u8], src: &Source) -> bool {
+fn is_envelope_of(value: &[u8], src: &SourceRef<'_>) -> bool {
     #[derive(serde::Deserialize)]
     struct Head<'a> {
         host: Cow<'a, str>,
@@ -81,15 +111,14 @@ fn is_envelope_of(value: &[u8], src: &Source) -> bool {
 
 /// The record's producer timestamp (CreateTime, set by the agent), Unix
 /// ms; the collector's clock when the record has none.
-fn record_ms<M: Message>(m: &M, now: u64) -> u64 {
-    m.timestamp()
-        .to_millis()
+fn record_ms<M: Consumed>(m: &M, now: u64) -> u64 {
+    m.timestamp_ms()
         .and_then(|t| u64::try_from(t).ok())
         .unwrap_or(now.saturating_mul(1000))
 }
 
 /// Write one record where it belongs and remember its offset.
-pub(super) fn handle<M: Message>(
+pub(super) fn handle<M: Consumed>(
     st: &mut State,
     store: &Store,
     m: &M,
@@ -100,17 +129,15 @@ pub(super) fn handle<M: Message>(
     st.waiting += 1;
     note_offset(st, m);
     let value = m.payload().unwrap_or_default();
-    let attributed = match RecordSource::of_message(m) {
-        RecordSource::Attributed(src) => {
+    let attributed = match RecordSourceRef::of_record(m.key(), || m.lf_header()) {
+        RecordSourceRef::Attributed(src) => {
             let line = line_of(value, &src, meta);
-            let key = GenKey {
-                host: src.host,
-                lineage: src
-                    .generation
-                    .map_or(Lineage::Inode(src.id), Lineage::Generation),
-            };
+            let lineage = src
+                .generation
+                .map_or(Lineage::Inode(src.id), Lineage::Generation);
+            let key = st.last_key.get(src.host, lineage);
             let at = At {
-                source_path: &src.path,
+                source_path: src.path,
                 offset: src.offset,
                 truncated: src.truncated,
             };
@@ -119,19 +146,20 @@ pub(super) fn handle<M: Message>(
                 partition: m.partition(),
                 time_ms: record_ms(m, now),
             };
-            let placed = st.writer.write_line(store, &key, at, from, &line, now)?;
+            let placed = st.writer.write_line(store, key, at, from, &line, now)?;
             // Only lines written to their generation's file have a place
             // in its timeline (one kept in _unattributed has none).
             if matches!(
                 placed,
                 Placed::Written | Placed::Opened | Placed::WrittenNewPartition
             ) {
-                st.timeline.note(&key, src.offset, from.time_ms);
+                st.timeline.note(key, src.offset, from.time_ms);
             }
             match placed {
                 Placed::Written => true,
                 Placed::Opened => {
-                    let pkey = super::takeover::partition_key_of(m, &src.partition_key);
+                    let key = key.clone();
+                    let pkey = super::takeover::partition_key_of(m, src.partition_key);
                     let met = (m.topic(), m.partition(), m.offset());
                     super::takeover::meet(st, store, &key, met, pkey)?;
                     true
@@ -139,8 +167,8 @@ pub(super) fn handle<M: Message>(
                 Placed::WrittenNewPartition => {
                     // Rare: only when a generation moves to a partition it
                     // has not come from before.
-                    if let Some(p) = st.writer.partitions(&key) {
-                        st.spread.check(&key, p);
+                    if let Some(p) = st.writer.partitions(key) {
+                        st.spread.check(key, p);
                     }
                     true
                 }
@@ -149,7 +177,7 @@ pub(super) fn handle<M: Message>(
                         tracing::warn!(
                             host = %key.host,
                             generation = %key.lineage,
-                            source = %String::from_utf8_lossy(&src.path),
+                            source = %String::from_utf8_lossy(src.path),
                             offset = src.offset,
                             max_hole = st.writer.max_hole(),
                             "line at offset {} lies more than max_hole ({} bytes) past the end of its output (byte {end}); record kept in _unattributed, not written (said once; counted in logferry_collect_beyond_max_hole_total; raise max_hole if the source really skips that far)",
@@ -173,7 +201,7 @@ pub(super) fn handle<M: Message>(
                         tracing::warn!(
                             host = %key.host,
                             generation = %key.lineage,
-                            source = %String::from_utf8_lossy(&src.path),
+                            source = %String::from_utf8_lossy(src.path),
                             topic = m.topic(),
                             partition = m.partition(),
                             offset = m.offset(),
@@ -193,13 +221,13 @@ pub(super) fn handle<M: Message>(
                 }
             }
         }
-        RecordSource::Unattributed => {
+        RecordSourceRef::Unattributed => {
             st.counters.unattributed += 1;
             st.writer
                 .write_unattributed(store, m.topic(), m.partition(), m.offset(), value)?;
             false
         }
-        RecordSource::Corrupt(e) => {
+        RecordSourceRef::Corrupt(e) => {
             if st.counters.corrupt == 0 {
                 tracing::warn!(
                     topic = m.topic(),
@@ -232,7 +260,7 @@ pub(super) fn handle<M: Message>(
 /// Remember the record's offset as pending (committed after the next
 /// sync); the first of a partition since the last sync also tells custody
 /// where this assignment started.
-fn note_offset<M: Message>(st: &mut State, m: &M) {
+fn note_offset<M: Consumed>(st: &mut State, m: &M) {
     let next = m.offset() + 1;
     let first = match st.pending.get_mut(m.topic()) {
         Some(parts) => parts.insert(m.partition(), next).is_none(),

@@ -13,7 +13,7 @@ use super::record::line_of;
 use super::registry::Placement;
 use super::writer::{At, Gap, Origin, Writer};
 use super::State;
-use crate::wire::{is_generation_partition_key, RecordSource};
+use crate::wire::{is_generation_partition_key, RecordSourceRef};
 
 /// Where a record met: topic, partition, offset.
 pub(super) type Met<'a> = (&'a str, i32, i64);
@@ -120,14 +120,16 @@ fn write_back(
     meta: Option<&[u8]>,
     now: u64,
 ) -> Result<bool, IndexError> {
-    let RecordSource::Attributed(src) = RecordSource::of_message(m) else {
+    let RecordSourceRef::Attributed(src) =
+        RecordSourceRef::of_record(m.key(), || crate::consume::Consumed::lf_header(m))
+    else {
         return Ok(false);
     };
     let Some(generation) = src.generation else {
         return Ok(false);
     };
     let key = GenKey {
-        host: src.host.clone(),
+        host: src.host.to_string(),
         lineage: Lineage::Generation(generation),
     };
     if !wanted.contains(&key) {
@@ -136,7 +138,7 @@ fn write_back(
     let value = m.payload().unwrap_or_default();
     let line = line_of(value, &src, meta);
     let at = At {
-        source_path: &src.path,
+        source_path: src.path,
         offset: src.offset,
         truncated: src.truncated,
     };
@@ -232,7 +234,10 @@ pub(super) fn cap(st: &State, topic: &str, partition: i32, offset: i64) -> i64 {
 
 /// The record's partitioning key: in the key form, the one it carries;
 /// otherwise (header form) the record key itself.
-pub(super) fn partition_key_of<'a, M: Message>(m: &'a M, carried: &'a [u8]) -> &'a [u8] {
+pub(super) fn partition_key_of<'a, M: crate::consume::Consumed>(
+    m: &'a M,
+    carried: &'a [u8],
+) -> &'a [u8] {
     if carried.is_empty() {
         m.key().unwrap_or_default()
     } else {

@@ -72,7 +72,12 @@ pub fn path_of(root: &Path, id: &str) -> PathBuf {
 /// The collector's side: entries noted per record, appended at each sync.
 #[derive(Debug, Default)]
 pub struct Timeline {
-    pending: HashMap<String, Vec<(u64, i64)>>,
+    pending: HashMap<GenKey, Vec<(u64, i64)>>,
+    /// The generation whose lines are being noted now and their entries:
+    /// lines of one generation come in runs (a partition carries one
+    /// file's lines in order), so `pending` is looked up once a run, not
+    /// once a line.
+    current: Option<(GenKey, Vec<(u64, i64)>)>,
     /// Files checked for a torn last run by this process.
     checked: HashSet<String>,
 }
@@ -82,13 +87,27 @@ impl Timeline {
     /// read at `time_ms`.
     pub fn note(&mut self, key: &GenKey, offset: u64, time_ms: u64) {
         let ms = i64::try_from(time_ms).unwrap_or(i64::MAX);
-        // Looked up by id string: built once per record, like the index
-        // key it mirrors.
-        self.pending.entry(key.id()).or_default().push((offset, ms));
+        match &mut self.current {
+            Some((k, entries)) if k == key => entries.push((offset, ms)),
+            _ => {
+                self.end_run();
+                let mut entries = self.pending.remove(key).unwrap_or_default();
+                entries.push((offset, ms));
+                self.current = Some((key.clone(), entries));
+            }
+        }
+    }
+
+    /// Put the current run's entries with the rest.
+    fn end_run(&mut self) {
+        if let Some((k, entries)) = self.current.take() {
+            self.pending.insert(k, entries);
+        }
     }
 
     /// Forget entries not appended yet (their records are consumed again).
     pub fn clear(&mut self) {
+        self.current = None;
         self.pending.clear();
     }
 
@@ -96,6 +115,7 @@ impl Timeline {
     /// fsync each file. Collectors sharing OUT serialise on a lock of
     /// their own (not the index lock: appending needs no index).
     pub fn flush(&mut self, root: &Path) -> Result<(), IndexError> {
+        self.end_run();
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -114,7 +134,8 @@ impl Timeline {
         }
         let mut created = false;
         let mut run = Vec::new();
-        for (id, mut entries) in self.pending.drain() {
+        for (key, mut entries) in self.pending.drain() {
+            let id = key.id();
             let path = path_of(root, &id);
             let existed = path.exists();
             let mut f = OpenOptions::new()

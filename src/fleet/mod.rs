@@ -6,8 +6,6 @@
 //!
 //! # Layout
 //!
-//! - [`batch`]: records taken from librdkafka's consumer queue many at a
-//!   time (the fleet's only unsafe code).
 //! - [`record`]: the one place a consumed record's attribution and line
 //!   are read (through `wire/`).
 //! - [`filter`]: host and path globs, `--grep`.
@@ -18,7 +16,6 @@
 //!   its read time from the collector's timeline.
 //! - [`merge`]: the k-way merge of those streams.
 
-pub mod batch;
 pub mod filter;
 pub mod lines;
 pub mod merge;

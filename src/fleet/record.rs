@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::batch::Record;
+use crate::consume::Record;
 use crate::wire::{Format, RecordSourceRef, SourceDecodeError, SourceRef};
 
 /// The `lf` header's name as librdkafka wants it.

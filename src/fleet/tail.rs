@@ -19,10 +19,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use super::batch::{Batch, ConsumerQueue, Record};
 use super::filter::Filter;
 use super::print::{is_closed_pipe, Entry, Printer};
 use super::record::{attribution, line_of};
+use crate::consume::{Batch, ConsumerQueue, Record};
 use crate::shutdown::Shutdown;
 use crate::wire::Format;
 

@@ -39,6 +39,12 @@ pub(super) fn report_cmd(a: ReportArgs) -> Result<()> {
             "Many files, a few lines each per second",
             &[0, 1, 2, 3],
         ),
+        // Rows written by bench/collect: the collector beside `kcat -C`.
+        (
+            "collect",
+            "Collector: a topic into files, beside kcat -C",
+            &[0, 1, 2],
+        ),
     ];
     let mut charts = Vec::new();
     for (fam, title, mi) in families {

@@ -1,10 +1,11 @@
 //! Records taken from a consumer's queue many at a time: librdkafka's
-//! `rd_kafka_consume_batch_queue`, which rdkafka does not wrap.
+//! `rd_kafka_consume_batch_queue`, which rdkafka does not wrap. Used by
+//! `logferry tail` and `logferry collect`.
 //!
 //! `BaseConsumer::poll` hands out one record per call, and each call takes
 //! the queue's lock, reads the clock four times and allocates an event
 //! wrapper; at a few hundred thousand records a second that was most of
-//! `logferry tail`'s own CPU. One batch call serves up to
+//! `logferry tail`'s own CPU, and a large part of the collector's. One batch call serves up to
 //! [`Batch::CAPACITY`] records for the price of one, and control records
 //! (transaction markers) are skipped inside librdkafka, as with `poll`.
 //!
@@ -13,6 +14,19 @@
 //! code ([`Record::error`]); log lines (errors only: the consumer's log
 //! level) go to librdkafka's own printer on stderr rather than rdkafka's
 //! `log` calls.
+//!
+//! A group consumer (the collector) cannot take records from the
+//! consumer queue this way: rebalances arrive there as events, and the
+//! batch call, finding no rebalance callback (rdkafka uses events), would
+//! let the assignment go without the application hearing of it. So its
+//! records go to a queue of their own ([`ConsumerQueue::records_of`]):
+//! each assigned partition's queue is forwarded there
+//! ([`Forwarder::forward`], from the rebalance callback), while
+//! `BaseConsumer::poll` keeps serving the rebalances, statistics and
+//! errors on the consumer queue.
+//!
+//! [`Consumed`] is what a record handler needs of a record, whether it
+//! came in a batch or from `poll` (rdkafka's messages).
 //!
 //! The unsafe code is all here: [`ConsumerQueue`] owns the queue handle,
 //! [`Batch`] owns the consumed messages, and both borrow the consumer, so
@@ -24,19 +38,23 @@ use std::ptr::NonNull;
 use std::time::Duration;
 
 use rdkafka::bindings as rd;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
 
-/// The consumer's queue, where the fetched records of every assigned
-/// partition land (partition queues forward to it).
+/// A queue records are taken from: the consumer's own, where the fetched
+/// records of every assigned partition land by default, or one of the
+/// application's ([`ConsumerQueue::records_of`]).
 pub struct ConsumerQueue<'c> {
     queue: NonNull<rd::rd_kafka_queue_t>,
-    _consumer: PhantomData<&'c BaseConsumer>,
+    _consumer: PhantomData<&'c ()>,
 }
 
 impl<'c> ConsumerQueue<'c> {
-    pub fn of(consumer: &'c BaseConsumer) -> Option<ConsumerQueue<'c>> {
+    /// The consumer queue (for a consumer given its partitions with
+    /// `assign`: nothing but records and errors arrive there).
+    pub fn of<C: ConsumerContext>(consumer: &'c BaseConsumer<C>) -> Option<ConsumerQueue<'c>> {
         // SAFETY: the client pointer is live for 'c; the returned handle
         // holds a reference of its own, released in Drop.
         let queue = unsafe { rd::rd_kafka_queue_get_consumer(consumer.client().native_ptr()) };
@@ -44,6 +62,27 @@ impl<'c> ConsumerQueue<'c> {
             queue,
             _consumer: PhantomData,
         })
+    }
+
+    /// A new, empty queue of `consumer`'s, for the records of the
+    /// partitions a [`Forwarder`] of it forwards (a group consumer's).
+    pub fn records_of<C: ConsumerContext>(
+        consumer: &'c BaseConsumer<C>,
+    ) -> Option<ConsumerQueue<'c>> {
+        // SAFETY: as in `of`; the queue is the application's, destroyed
+        // in Drop, before the client (which 'c outlives).
+        let queue = unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) };
+        NonNull::new(queue).map(|queue| ConsumerQueue {
+            queue,
+            _consumer: PhantomData,
+        })
+    }
+
+    /// What forwards partitions to this queue, for the rebalance
+    /// callback. It must be let go (see [`Forwarder`]) before this queue
+    /// is dropped.
+    pub fn forwarder(&self) -> Forwarder {
+        Forwarder { queue: self.queue }
     }
 
     /// Replace `batch`'s records with what the queue holds now, up to
@@ -95,11 +134,63 @@ impl Drop for ConsumerQueue<'_> {
     }
 }
 
-/// Consumed records, owned until the next [`ConsumerQueue::fill`] or drop.
+/// Sends the records of assigned partitions to a queue of the
+/// application's. Held by the consumer's context (for the rebalance
+/// callback) only while that queue lives: whoever holds the
+/// [`ConsumerQueue`] puts this in before consuming and takes it out
+/// before dropping the queue, and the consumer (whose rebalance callback
+/// uses it) outlives both.
+pub struct Forwarder {
+    queue: NonNull<rd::rd_kafka_queue_t>,
+}
+
+// SAFETY: a queue handle may be used from any thread (librdkafka locks
+// the queue); the rebalance callback runs on the thread that polls.
+unsafe impl Send for Forwarder {}
+
+impl Forwarder {
+    /// From now on, the records of `topic`/`partition` go to this
+    /// forwarder's queue, those already fetched and waiting included.
+    /// librdkafka keeps an application's forwarding when it starts
+    /// fetching the partition, and drops it when it stops: call this on
+    /// every assignment. False when the partition is unknown to the
+    /// client (its records then stay on the consumer queue).
+    pub fn forward<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        topic: &str,
+        partition: i32,
+    ) -> bool {
+        let Ok(name) = std::ffi::CString::new(topic) else {
+            return false;
+        };
+        // SAFETY: a live client and a NUL-terminated topic name; the
+        // partition's handle is ours and released below.
+        let part = unsafe {
+            rd::rd_kafka_queue_get_partition(
+                consumer.client().native_ptr(),
+                name.as_ptr(),
+                partition,
+            )
+        };
+        if part.is_null() {
+            return false;
+        }
+        // SAFETY: both handles are live (this forwarder's queue lives
+        // while it is held, see the type's note).
+        unsafe {
+            rd::rd_kafka_queue_forward(part, self.queue.as_ptr());
+            rd::rd_kafka_queue_destroy(part);
+        }
+        true
+    }
+}
+
+/// Consumed records, owned until the next take or drop.
 pub struct Batch<'c> {
     /// Each a message librdkafka handed over, never null.
     msgs: Vec<*mut rd::rd_kafka_message_t>,
-    _consumer: PhantomData<&'c BaseConsumer>,
+    _consumer: PhantomData<&'c ()>,
 }
 
 impl<'c> Batch<'c> {
@@ -107,7 +198,7 @@ impl<'c> Batch<'c> {
     /// is printed (and Ctrl-C seen) within milliseconds.
     pub const CAPACITY: usize = 2048;
 
-    pub fn new(_consumer: &'c BaseConsumer) -> Batch<'c> {
+    pub fn new<C: ConsumerContext>(_consumer: &'c BaseConsumer<C>) -> Batch<'c> {
         Batch {
             msgs: Vec::with_capacity(Self::CAPACITY),
             _consumer: PhantomData,
@@ -216,6 +307,73 @@ impl<'b> Record<'b> {
         }
         // SAFETY: the value lives in the message's headers.
         Some(unsafe { bytes(value.cast_mut(), size) }.unwrap_or_default())
+    }
+}
+
+/// What a record handler reads of a consumed record, whether it came in a
+/// [`Batch`] or as one of rdkafka's messages.
+pub trait Consumed {
+    fn key(&self) -> Option<&[u8]>;
+    fn payload(&self) -> Option<&[u8]>;
+    fn topic(&self) -> &str;
+    fn partition(&self) -> i32;
+    fn offset(&self) -> i64;
+    /// The record timestamp (Unix ms), when it has one.
+    fn timestamp_ms(&self) -> Option<i64>;
+    /// The value of the `lf` header (the header-form attribution), asked
+    /// only when the key does not settle it (headers are parsed on
+    /// request).
+    fn lf_header(&self) -> Option<&[u8]>;
+}
+
+impl<M: Message> Consumed for M {
+    fn key(&self) -> Option<&[u8]> {
+        Message::key(self)
+    }
+    fn payload(&self) -> Option<&[u8]> {
+        Message::payload(self)
+    }
+    fn topic(&self) -> &str {
+        Message::topic(self)
+    }
+    fn partition(&self) -> i32 {
+        Message::partition(self)
+    }
+    fn offset(&self) -> i64 {
+        Message::offset(self)
+    }
+    fn timestamp_ms(&self) -> Option<i64> {
+        self.timestamp().to_millis()
+    }
+    fn lf_header(&self) -> Option<&[u8]> {
+        self.headers()?
+            .iter()
+            .find(|h| h.key == crate::wire::SOURCE_HEADER)
+            .map(|h| h.value.unwrap_or_default())
+    }
+}
+
+impl Consumed for Record<'_> {
+    fn key(&self) -> Option<&[u8]> {
+        Record::key(self)
+    }
+    fn payload(&self) -> Option<&[u8]> {
+        Record::payload(self)
+    }
+    fn topic(&self) -> &str {
+        Record::topic(self)
+    }
+    fn partition(&self) -> i32 {
+        Record::partition(self)
+    }
+    fn offset(&self) -> i64 {
+        Record::offset(self)
+    }
+    fn timestamp_ms(&self) -> Option<i64> {
+        Record::timestamp_ms(self)
+    }
+    fn lf_header(&self) -> Option<&[u8]> {
+        self.header(c"lf")
     }
 }
 
