@@ -22,6 +22,8 @@ mod budget;
 mod cut;
 mod event;
 mod path_index;
+mod reconfigure;
+pub use reconfigure::ReconfigureError;
 mod round;
 mod start;
 mod status;
@@ -279,6 +281,48 @@ fn rotated_names(patterns: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// What the Tailer builds for one input: its three listings and framer.
+pub(crate) struct InputParts {
+    current: Discovery,
+    rotated: Discovery,
+    compressed: Discovery,
+    framer: LineFramer,
+}
+
+impl InputParts {
+    /// `i`: the input's index, named in errors.
+    pub(crate) fn build(i: usize, input: &TailInput) -> Result<Self, TailerError> {
+        let err = |source| TailerError::Discovery { input: i, source };
+        let current = Discovery::new(&input.include, &input.exclude).map_err(err)?;
+        // Exclude means exclude: an excluded file's rotated names are
+        // excluded too.
+        let mut excluded = input.exclude.clone();
+        excluded.extend(rotated_names(&input.exclude));
+        let mut rotated_exclude = excluded.clone();
+        for p in &input.include {
+            rotated_exclude.extend(COMPRESSED.iter().map(|c| format!("{p}*.{c}")));
+        }
+        let rotated =
+            Discovery::new(&rotated_names(&input.include), &rotated_exclude).map_err(err)?;
+        let compressed_include: Vec<String> = rotated_names(&input.include)
+            .iter()
+            .flat_map(|p| {
+                crate::compressed::READABLE_SUFFIXES
+                    .iter()
+                    .map(move |c| format!("{p}.{c}"))
+            })
+            .collect();
+        let compressed = Discovery::new(&compressed_include, &excluded).map_err(err)?;
+        let framer = LineFramer::new(0, input.max_line_bytes, input.long_lines, input.strip_cr);
+        Ok(InputParts {
+            current,
+            rotated,
+            compressed,
+            framer,
+        })
+    }
+}
+
 impl Tailer {
     /// Follow `settings.inputs`, resuming the generations in `saved`.
     /// `fresh_start`: no checkpoint existed, so the configured start
@@ -293,34 +337,11 @@ impl Tailer {
         let mut compressed = Vec::new();
         let mut framers = Vec::new();
         for (i, input) in settings.inputs.iter().enumerate() {
-            let err = |source| TailerError::Discovery { input: i, source };
-            discoveries.push(Discovery::new(&input.include, &input.exclude).map_err(err)?);
-            // Exclude means exclude: an excluded file's rotated names are
-            // excluded too.
-            let mut excluded = input.exclude.clone();
-            excluded.extend(rotated_names(&input.exclude));
-            let mut rotated_exclude = excluded.clone();
-            for p in &input.include {
-                rotated_exclude.extend(COMPRESSED.iter().map(|c| format!("{p}*.{c}")));
-            }
-            rotated.push(
-                Discovery::new(&rotated_names(&input.include), &rotated_exclude).map_err(err)?,
-            );
-            let compressed_include: Vec<String> = rotated_names(&input.include)
-                .iter()
-                .flat_map(|p| {
-                    crate::compressed::READABLE_SUFFIXES
-                        .iter()
-                        .map(move |c| format!("{p}.{c}"))
-                })
-                .collect();
-            compressed.push(Discovery::new(&compressed_include, &excluded).map_err(err)?);
-            framers.push(LineFramer::new(
-                0,
-                input.max_line_bytes,
-                input.long_lines,
-                input.strip_cr,
-            ));
+            let parts = InputParts::build(i, input)?;
+            discoveries.push(parts.current);
+            rotated.push(parts.rotated);
+            compressed.push(parts.compressed);
+            framers.push(parts.framer);
         }
         let mut watch_dirs: Vec<(PathBuf, bool)> =
             discoveries.iter().flat_map(Discovery::watch_dirs).collect();
