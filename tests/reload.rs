@@ -101,6 +101,13 @@ fn numbers(brokers: &str, topic: &str, n: usize, timeout: Duration) -> Vec<usize
     got
 }
 
+/// Errors in a log other than the refused reload's.
+fn other_errors(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("ERROR") && !l.contains("reload refused"))
+        .collect()
+}
+
 /// What `logferry check -c FILE` prints for `path`, line by line (without
 /// the `logferry: ` prefix).
 fn check_errors(path: &Path) -> Vec<String> {
@@ -164,13 +171,15 @@ fn sighup_adds_and_removes_inputs_while_lines_are_written() {
     std::thread::sleep(Duration::from_millis(rng.below(1500)));
     let shipped_before = topic_count(&brokers, &t_removed) as usize;
 
-    // Reload: the second input goes, a third comes.
+    // Reload: the second input goes, a third comes, and a producer
+    // property changes (a new producer).
     let v2 = ship_config(
         dir.path(),
         &brokers,
         &[(&kept, &t_kept), (&added, &t_added)],
         "",
-    );
+    )
+    .replace("\"linger.ms\" = 5", "\"linger.ms\" = 7");
     install(&config, &v2);
     let w_added = Writer::start(&added, rng.below(u64::MAX));
     lf.signal(libc::SIGHUP);
@@ -208,6 +217,8 @@ fn sighup_adds_and_removes_inputs_while_lines_are_written() {
         );
     }
     assert_eq!(err.matches("configuration reloaded").count(), 1, "{err}");
+    assert!(err.contains("new_producer=true"), "{err}");
+    assert_eq!(other_errors(&err), Vec::<&str>::new(), "{err}");
 
     // The kept input: every line exactly once, across both reloads.
     assert_eq!(got_kept, (0..n_kept).collect::<Vec<_>>(), "kept input");
@@ -275,4 +286,142 @@ fn sighup_without_a_file_changes_nothing() {
     let got = numbers(&brokers, &topic, 200, Duration::from_secs(60));
     assert_eq!(lf.stop().code(), Some(0), "{}", lf.stderr());
     assert_eq!(got, (0..200).collect::<Vec<_>>());
+}
+
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            all_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// How many files under `dir` hold exactly the bytes of `src`.
+fn identical_outputs(dir: &Path, src: &Path) -> usize {
+    let want = std::fs::read(src).unwrap();
+    let mut outputs = Vec::new();
+    all_files(dir, &mut outputs);
+    outputs
+        .iter()
+        .filter(|p| std::fs::read(p).is_ok_and(|c| c == want))
+        .count()
+}
+
+fn wait_identical(dir: &Path, src: &Path, lf: &Logferry, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while identical_outputs(dir, src) != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{} has no identical output under {}; collector log:\n{}",
+            src.display(),
+            dir.display(),
+            lf.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn collect_config(brokers: &str, topics: &[&str], out: &Path, group: &str, index: &str) -> String {
+    let brokers: Vec<String> = brokers.split(',').map(|b| format!("\"{b}\"")).collect();
+    let topics: Vec<String> = topics.iter().map(|t| format!("\"{t}\"")).collect();
+    format!(
+        "[kafka]\nbrokers = [{}]\n\n[collect]\ntopics = [{}]\nout = \"{}\"\ngroup = \"{group}\"\nindex_topic = \"{index}\"\ncommit_interval = \"300ms\"\n",
+        brokers.join(", "),
+        topics.join(", "),
+        out.display()
+    )
+}
+
+#[test]
+fn collector_reload_adds_a_topic_and_refuses_an_invalid_file() {
+    let Some(brokers) = brokers() else { return };
+    let mut rng = Lcg::from_time();
+    let (t1, t2) = (topic_name("reload-c1"), topic_name("reload-c2"));
+    for t in [&t1, &t2] {
+        create_topic(&brokers, t, 2);
+    }
+    let group = topic_name("reload-cg");
+    let index = group_index_topic(&brokers, &group);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let out = dir.path().join("out");
+    // The agent ships both files from the start.
+    let agent_config = dir.path().join("agent.toml");
+    install(
+        &agent_config,
+        &ship_config(dir.path(), &brokers, &[(&a, &t1), (&b, &t2)], ""),
+    );
+    let w_a = Writer::start(&a, rng.below(u64::MAX));
+    let w_b = Writer::start(&b, rng.below(u64::MAX));
+    let mut agent = Logferry::start(
+        &["ship", "-c", agent_config.to_str().unwrap()],
+        &dir.path().join("agent.err"),
+    );
+    // The collector takes the first topic only.
+    let config = dir.path().join("collect.toml");
+    install(
+        &config,
+        &collect_config(&brokers, &[&t1], &out, &group, &index),
+    );
+    let mut lf = Logferry::start(
+        &["collect", "-c", config.to_str().unwrap()],
+        &dir.path().join("collect.err"),
+    );
+    lf.wait_for_log("collecting", Duration::from_secs(20));
+    let host_dir = out.join("reload-test");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_dir(&host_dir).is_ok_and(|mut d| d.next().is_some()) {
+        assert!(Instant::now() < deadline, "{}", lf.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500 + rng.below(1500)));
+    assert_eq!(
+        identical_outputs(&host_dir, &b),
+        0,
+        "b.log collected before its topic was"
+    );
+
+    // Reload: the second topic is added, the commit interval changes.
+    install(
+        &config,
+        &collect_config(&brokers, &[&t1, &t2], &out, &group, &index)
+            .replace("\"300ms\"", "\"200ms\""),
+    );
+    lf.signal(libc::SIGHUP);
+    lf.wait_for_log("configuration reloaded", Duration::from_secs(30));
+
+    // An invalid file: refused with check's messages, collection goes on.
+    std::thread::sleep(Duration::from_millis(rng.below(1500)));
+    let bad = collect_config(&brokers, &[&t1, &t2], &out, &group, &index)
+        .replace("\"300ms\"", "\"0s\"")
+        .replace("[collect]\n", "[collect]\nmax_hole = 0\n");
+    install(&config, &bad);
+    let want = check_errors(&config);
+    assert!(want.len() >= 2, "check gave {want:?}");
+    lf.signal(libc::SIGHUP);
+    lf.wait_for_log("reload refused", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500 + rng.below(1500)));
+
+    let (n_a, n_b) = (w_a.finish(), w_b.finish());
+    eprintln!("written: a.log {n_a} lines, b.log {n_b} lines");
+    // Every line of both files is collected, byte for byte, once.
+    wait_identical(&host_dir, &a, &lf, Duration::from_secs(90));
+    wait_identical(&host_dir, &b, &lf, Duration::from_secs(90));
+    assert_eq!(agent.stop().code(), Some(0), "{}", agent.stderr());
+    let st = lf.stop();
+    let err = lf.stderr();
+    assert_eq!(st.code(), Some(0), "{err}");
+    for line in &want {
+        assert!(
+            err.contains(&format!(
+                "reload refused, the running configuration is kept: {line}"
+            )),
+            "check said {line:?}; not in the collector's log:\n{err}"
+        );
+    }
+    assert_eq!(err.matches("configuration reloaded").count(), 1, "{err}");
+    assert_eq!(other_errors(&err), Vec::<&str>::new(), "{err}");
 }

@@ -65,7 +65,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let collector = {
         let settings = collect_settings(&bootstrap, &out);
         let stop = collect_stop.clone();
-        std::thread::spawn(move || crate::collect::run(&settings, &stop, None))
+        std::thread::spawn(move || crate::collect::run(&settings, &stop, None, None))
     };
     for w in writers {
         w.join()
