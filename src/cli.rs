@@ -13,6 +13,7 @@ use logferry_tail::LongLinePolicy;
 use crate::config::{self, Attribution, PartitionBy, ShipSettings};
 use crate::wire::Format;
 
+mod collect;
 mod fleet;
 mod generate;
 mod quick;
@@ -566,74 +567,6 @@ pub struct CollectStatusArgs {
     pub gap_timeout: Option<Duration>,
 }
 
-impl CollectArgs {
-    /// The settings the flags describe; the message names the flag at fault.
-    pub fn into_settings(self) -> Result<config::collect::CollectSettings, String> {
-        use config::collect::*;
-        if self.topics.is_empty() || self.topics.iter().any(String::is_empty) {
-            return Err("collect needs --topic TOPIC (repeatable) or -c FILE".into());
-        }
-        let out = self
-            .out
-            .filter(|o| !o.as_os_str().is_empty())
-            .ok_or("collect needs --out DIR (the output directory)")?;
-        for (flag, d) in [
-            ("--gap-timeout", self.gap_timeout),
-            ("--commit-interval", self.commit_interval),
-            ("--max-stall", self.max_stall),
-        ] {
-            if d.is_some_and(|d| d.is_zero()) {
-                return Err(format!("{flag} must be more than 0"));
-            }
-        }
-        if self.max_hole == Some(0) {
-            return Err("--max-hole must be more than 0".into());
-        }
-        if let Some((key, msg)) = check_consumer_props(&self.properties).into_iter().next() {
-            return Err(format!("-X {key}: {msg}"));
-        }
-        let metrics = match &self.metrics_listen {
-            Some(a) => Some(CollectMetrics {
-                listen: parse_listen(a).map_err(|e| format!("--metrics-listen: {e}"))?,
-                max_stall: self.max_stall.unwrap_or(DEFAULT_MAX_STALL),
-            }),
-            None => None,
-        };
-        let mut kafka_props = Vec::new();
-        for (k, v) in self.properties {
-            let v = config::resolve_value(&v).map_err(|e| format!("-X {k}: {e}"))?;
-            kafka_props.push((k, v));
-        }
-        if self.read_uncommitted {
-            kafka_props.push((READ_UNCOMMITTED.0.into(), READ_UNCOMMITTED.1.into()));
-        }
-        Ok(CollectSettings {
-            brokers: self
-                .brokers
-                .unwrap_or_else(|| config::DEFAULT_BROKERS.into()),
-            kafka_props,
-            topics: self.topics,
-            group: self.group.unwrap_or_else(|| DEFAULT_GROUP.into()),
-            out,
-            gap_timeout: self.gap_timeout.unwrap_or(DEFAULT_GAP_TIMEOUT),
-            commit_interval: self.commit_interval.unwrap_or(DEFAULT_COMMIT_INTERVAL),
-            metadata: self.metadata.map(String::into_bytes),
-            max_hole: self.max_hole.unwrap_or(DEFAULT_MAX_HOLE),
-            archive: ArchiveSettings::default(),
-            metrics,
-            index_topic: match (self.no_index_topic, self.index_topic) {
-                (true, _) => None,
-                (false, Some(t)) if t.is_empty() => {
-                    return Err(
-                        "--index-topic: must name a topic (or give --no-index-topic)".into(),
-                    )
-                }
-                (false, t) => Some(t.unwrap_or_else(|| DEFAULT_INDEX_TOPIC.into())),
-            },
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -704,7 +637,7 @@ mod tests {
         let mut v = vec!["logferry", "collect", "-t", "t", "-o", "/out"];
         v.extend_from_slice(args);
         match Cli::try_parse_from(v).map_err(|e| e.to_string())?.command {
-            Command::Collect(a) => a.into_settings(),
+            Command::Collect(a) => a.into_settings().map_err(|e| e.to_string()),
             _ => unreachable!(),
         }
     }
@@ -717,7 +650,7 @@ mod tests {
         );
         assert_eq!(collect(&["--max-hole", "2GiB"]).unwrap().max_hole, 2 << 30);
         let e = collect(&["--max-hole", "0"]).unwrap_err();
-        assert!(e.contains("--max-hole must be more than 0"), "{e}");
+        assert!(e.contains("--max-hole: must be more than 0"), "{e}");
         let e = collect(&["--max-hole", "lots"]).unwrap_err();
         assert!(e.contains("--max-hole"), "{e}");
         assert!(Cli::try_parse_from([

@@ -34,8 +34,8 @@ pub fn run(args: CollectArgs) -> anyhow::Result<ExitCode> {
         },
         None => match args.into_settings() {
             Ok(s) => s,
-            Err(msg) => {
-                eprintln!("logferry: {msg}");
+            Err(e) => {
+                report_config_error(&e);
                 return Ok(ExitCode::from(2));
             }
         },
