@@ -10,16 +10,17 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use logferry_tail::LongLinePolicy;
 
-use crate::config::{self, Attribution, PartitionBy, ShipSettings};
-use crate::wire::Format;
+use crate::config::{self, Attribution, PartitionBy};
 
 mod collect;
 mod fleet;
+mod verify;
 mod generate;
 mod quick;
 pub use fleet::{MergeArgs, TailArgs};
 pub use generate::{GenerateArgs, Generated};
 pub use quick::ArgError;
+pub use verify::VerifyArgError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -139,9 +140,9 @@ pub struct VerifyArgs {
     #[arg(short = 'm', long, value_name = "META")]
     pub metadata: Option<String>,
 
-    /// --max-line-bytes the records were shipped with.
-    #[arg(long, value_name = "BYTES", default_value_t = ShipSettings::DEFAULT_MAX_LINE_BYTES)]
-    pub max_line_bytes: usize,
+    /// --max-line-bytes the records were shipped with [default: ship's].
+    #[arg(long, value_name = "BYTES", value_parser = config::parse_size)]
+    pub max_line_bytes: Option<u64>,
 
     /// librdkafka property `key=value` for the consumer (TLS, SASL).
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
@@ -179,52 +180,6 @@ pub enum VerifyInput {
         checkpoint_dir: Option<PathBuf>,
         read_uncommitted: bool,
     },
-}
-
-/// `logferry verify` was given neither a configuration file nor a topic.
-#[derive(Debug, thiserror::Error)]
-#[error("verify needs a configuration file (-c FILE) or a topic and files (-t TOPIC FILE...); see `logferry verify --help`")]
-pub struct NoVerifyInput;
-
-impl VerifyArgs {
-    pub fn into_input(self) -> Result<VerifyInput, NoVerifyInput> {
-        let timeout = Duration::from_secs(self.timeout);
-        if let Some(path) = self.config {
-            return Ok(VerifyInput::Config {
-                path,
-                timeout,
-                checkpoint_dir: self.checkpoint_dir,
-                read_uncommitted: self.read_uncommitted,
-            });
-        }
-        let Some(topic) = self.topic.filter(|_| !self.files.is_empty()) else {
-            return Err(NoVerifyInput);
-        };
-        Ok(VerifyInput::Flags(crate::verify::VerifySettings {
-            brokers: self.brokers,
-            topic,
-            files: self.files,
-            host: self.host.unwrap_or_else(config::host_name),
-            format: match self.metadata {
-                Some(m) => Format::Tail2Kafka {
-                    meta: m.into_bytes(),
-                },
-                None => Format::Raw,
-            },
-            max_line_bytes: self.max_line_bytes.max(1),
-            long_lines: LongLinePolicy::Truncate,
-            strip_cr: false,
-            timeout,
-            kafka_props: {
-                let mut props = self.properties;
-                if self.read_uncommitted {
-                    props.push((READ_UNCOMMITTED.0.into(), READ_UNCOMMITTED.1.into()));
-                }
-                props
-            },
-            checkpoint_dir: self.checkpoint_dir,
-        }))
-    }
 }
 
 #[derive(Debug, Args)]
