@@ -14,12 +14,12 @@ use crate::config::{self, Attribution, PartitionBy};
 
 mod collect;
 mod fleet;
-mod verify;
 mod generate;
 mod quick;
+mod verify;
 pub use fleet::{MergeArgs, TailArgs};
 pub use generate::{GenerateArgs, Generated};
-pub use quick::ArgError;
+pub use quick::{globset_escape, ArgError};
 pub use verify::VerifyArgError;
 
 #[derive(Debug, Parser)]

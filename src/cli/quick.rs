@@ -208,7 +208,7 @@ impl ShipArgs {
     }
 }
 
-pub(super) fn globset_escape(path: &str) -> String {
+pub fn globset_escape(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for c in path.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '{' | '}') {

@@ -156,7 +156,12 @@ mod tests {
         ])
         .unwrap_err();
         let text = e.to_string();
-        for flag in ["--topic: ", "--max-line-bytes: ", "--brokers: ", "-X no.such.property: "] {
+        for flag in [
+            "--topic: ",
+            "--max-line-bytes: ",
+            "--brokers: ",
+            "-X no.such.property: ",
+        ] {
             assert!(text.contains(flag), "{flag} missing from:\n{text}");
         }
         let VerifyArgError::Invalid(e) = e else {
