@@ -241,3 +241,49 @@ impl Shipper {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra_top: &str, inputs: &[(&str, &str)]) -> ShipSettings {
+        let mut text = format!(
+            "{extra_top}\n[kafka]\nbrokers = \"k1:9092\"\n[checkpoint]\ndirectory = \"/var/lib/lf\"\n"
+        );
+        for (include, topic) in inputs {
+            text.push_str(&format!(
+                "[[inputs]]\ninclude = \"{include}\"\ntopic = \"{topic}\"\n"
+            ));
+        }
+        config::parse(&text, std::path::Path::new("/etc/lf.toml"))
+            .unwrap()
+            .settings
+    }
+
+    #[test]
+    fn inputs_are_matched_whole_and_once() {
+        let old = settings("", &[("/a", "t"), ("/b", "t"), ("/d", "t")]);
+        let new = settings("", &[("/c", "t"), ("/d", "t"), ("/b", "u"), ("/a", "t")]);
+        // /b changed its topic: a new input; the others moved.
+        assert_eq!(match_inputs(&old, &new), [None, Some(2), None, Some(0)]);
+    }
+
+    #[test]
+    fn what_cannot_change_live_is_named() {
+        let old = settings("", &[("/a", "t")]);
+        assert!(not_reloadable(&old, &settings("", &[("/b", "u")])).is_empty());
+        assert!(not_reloadable(
+            &old,
+            &settings("max_bytes_per_sec = \"1MiB\"", &[("/a", "t")])
+        )
+        .is_empty());
+        let why = not_reloadable(&old, &settings("max_open_files = 7", &[("/a", "t")]));
+        assert_eq!(why.len(), 1);
+        assert!(why[0].starts_with("max_open_files"), "{why:?}");
+        let mut moved = old.clone();
+        moved.checkpoint_dir = "/elsewhere".into();
+        moved.brokers = Brokers::Embedded;
+        let why = not_reloadable(&old, &moved);
+        assert_eq!(why.len(), 2, "{why:?}");
+    }
+}
