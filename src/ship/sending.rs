@@ -124,7 +124,7 @@ impl Sending {
         self.inflight = InFlight::new(kept.len());
         self.counts = kept
             .iter()
-            .map(|k| k.map_or_else(InputCounts::default, |old| self.counts[old].clone()))
+            .map(|k| k.map_or_else(InputCounts::default, |old| self.counts[old]))
             .collect();
     }
 

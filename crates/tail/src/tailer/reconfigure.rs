@@ -102,7 +102,7 @@ impl Tailer {
             self.rotated.push(parts.rotated);
             self.compressed.push(parts.compressed);
             self.framers.push(parts.framer);
-            counters.push(k.map_or_else(TailCounters::default, |old| self.counters[old].clone()));
+            counters.push(k.map_or_else(TailCounters::default, |old| self.counters[old]));
         }
         debug_assert!(added.peek().is_none());
         for s in self.streams.iter_mut().flatten() {
