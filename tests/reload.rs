@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::scrape;
 use common::*;
 
 /// A ship configuration with one input per (file, topic).
@@ -101,6 +102,25 @@ fn numbers(brokers: &str, topic: &str, n: usize, timeout: Duration) -> Vec<usize
     got
 }
 
+/// The value of the reload series `name{labels}` in a scrape of `addr`.
+fn reload_series(body: &str, name: &str, labels: &str) -> Option<f64> {
+    scrape::series(body, name)
+        .into_iter()
+        .find(|(l, _)| l.trim() == labels)
+        .map(|(_, v)| v)
+}
+
+/// Wait until the reload metrics say `applied` and `refused` reloads,
+/// and the last one's success.
+fn wait_reload_metrics(addr: &str, applied: f64, refused: f64, success: f64) {
+    scrape::until(addr, "the reload metrics", Duration::from_secs(10), |b| {
+        reload_series(b, "logferry_config_reloads_total", "{result=\"applied\"}") == Some(applied)
+            && reload_series(b, "logferry_config_reloads_total", "{result=\"refused\"}")
+                == Some(refused)
+            && reload_series(b, "logferry_config_last_reload_success", "") == Some(success)
+    });
+}
+
 /// Errors in a log other than the refused reload's.
 fn other_errors(log: &str) -> Vec<&str> {
     log.lines()
@@ -151,11 +171,12 @@ fn sighup_adds_and_removes_inputs_while_lines_are_written() {
         dir.path().join("added.log"),
     );
     let config: PathBuf = dir.path().join("logferry.toml");
+    let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"\n";
     let v1 = ship_config(
         dir.path(),
         &brokers,
         &[(&kept, &t_kept), (&removed, &t_removed)],
-        "",
+        metrics,
     );
     install(&config, &v1);
     let w_kept = Writer::start(&kept, rng.below(u64::MAX));
@@ -164,6 +185,8 @@ fn sighup_adds_and_removes_inputs_while_lines_are_written() {
         &["ship", "-c", config.to_str().unwrap()],
         &dir.path().join("err"),
     );
+    let addr = scrape::metrics_addr(&lf);
+    wait_reload_metrics(&addr, 0.0, 0.0, 1.0);
     // The removed input is being shipped before the reload.
     let mut r = Reader::new(&brokers, &t_removed);
     r.read_until(200, Duration::from_secs(60));
@@ -177,7 +200,7 @@ fn sighup_adds_and_removes_inputs_while_lines_are_written() {
         dir.path(),
         &brokers,
         &[(&kept, &t_kept), (&added, &t_added)],
-        "",
+        metrics,
     )
     .replace("\"linger.ms\" = 5", "\"linger.ms\" = 7");
     install(&config, &v2);
@@ -186,6 +209,7 @@ fn sighup_adds_and_removes_inputs_while_lines_are_written() {
     lf.wait_for_log("configuration reloaded", Duration::from_secs(30));
     // Every line of it shipped was read, so written, before this.
     let removed_written_at_reload = w_removed.written();
+    wait_reload_metrics(&addr, 1.0, 0.0, 1.0);
 
     // An invalid file: refused with check's messages; the old (v2)
     // configuration keeps shipping.
@@ -197,6 +221,7 @@ fn sighup_adds_and_removes_inputs_while_lines_are_written() {
     assert!(want.len() >= 2, "check gave {want:?}");
     lf.signal(libc::SIGHUP);
     lf.wait_for_log("reload refused", Duration::from_secs(30));
+    wait_reload_metrics(&addr, 1.0, 1.0, 0.0);
     std::thread::sleep(Duration::from_millis(500 + rng.below(1000)));
 
     let n_kept = w_kept.finish();
@@ -328,7 +353,7 @@ fn collect_config(brokers: &str, topics: &[&str], out: &Path, group: &str, index
     let brokers: Vec<String> = brokers.split(',').map(|b| format!("\"{b}\"")).collect();
     let topics: Vec<String> = topics.iter().map(|t| format!("\"{t}\"")).collect();
     format!(
-        "[kafka]\nbrokers = [{}]\n\n[collect]\ntopics = [{}]\nout = \"{}\"\ngroup = \"{group}\"\nindex_topic = \"{index}\"\ncommit_interval = \"300ms\"\n",
+        "[kafka]\nbrokers = [{}]\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n[collect]\ntopics = [{}]\nout = \"{}\"\ngroup = \"{group}\"\nindex_topic = \"{index}\"\ncommit_interval = \"300ms\"\n",
         brokers.join(", "),
         topics.join(", "),
         out.display()
@@ -371,6 +396,7 @@ fn collector_reload_adds_a_topic_and_refuses_an_invalid_file() {
         &dir.path().join("collect.err"),
     );
     lf.wait_for_log("collecting", Duration::from_secs(20));
+    let addr = scrape::metrics_addr(&lf);
     let host_dir = out.join("reload-test");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !std::fs::read_dir(&host_dir).is_ok_and(|mut d| d.next().is_some()) {
@@ -392,6 +418,7 @@ fn collector_reload_adds_a_topic_and_refuses_an_invalid_file() {
     );
     lf.signal(libc::SIGHUP);
     lf.wait_for_log("configuration reloaded", Duration::from_secs(30));
+    wait_reload_metrics(&addr, 1.0, 0.0, 1.0);
 
     // An invalid file: refused with check's messages, collection goes on.
     std::thread::sleep(Duration::from_millis(rng.below(1500)));
@@ -403,6 +430,7 @@ fn collector_reload_adds_a_topic_and_refuses_an_invalid_file() {
     assert!(want.len() >= 2, "check gave {want:?}");
     lf.signal(libc::SIGHUP);
     lf.wait_for_log("reload refused", Duration::from_secs(30));
+    wait_reload_metrics(&addr, 1.0, 1.0, 0.0);
     std::thread::sleep(Duration::from_millis(500 + rng.below(1500)));
 
     let (n_a, n_b) = (w_a.finish(), w_b.finish());
