@@ -453,3 +453,135 @@ fn collector_reload_adds_a_topic_and_refuses_an_invalid_file() {
     assert_eq!(err.matches("configuration reloaded").count(), 1, "{err}");
     assert_eq!(other_errors(&err), Vec::<&str>::new(), "{err}");
 }
+
+/// Line numbers a read_committed consumer sees in `topic` (sorted), read
+/// until `n` or the deadline, and a little longer (duplicates would show).
+fn committed_numbers(brokers: &str, topic: &str, n: usize, timeout: Duration) -> Vec<usize> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("reload-committed-{topic}"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + timeout;
+    let mut extra_until = None;
+    loop {
+        let now = Instant::now();
+        if got.len() >= n && extra_until.is_none() {
+            extra_until = Some(now + Duration::from_millis(1000));
+        }
+        if now >= deadline || extra_until.is_some_and(|t| now >= t) {
+            break;
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            got.push(line_no(m.payload().unwrap_or_default()));
+        }
+    }
+    got.sort_unstable();
+    got
+}
+
+#[test]
+fn exactly_once_reload_changes_inputs_and_refuses_a_new_producer() {
+    let Some(brokers) = brokers() else { return };
+    let mut rng = Lcg::from_time();
+    let (t_kept, t_removed, t_added, positions) = (
+        topic_name("reload-eo-kept"),
+        topic_name("reload-eo-removed"),
+        topic_name("reload-eo-added"),
+        topic_name("reload-eo-positions"),
+    );
+    for t in [&t_kept, &t_removed, &t_added] {
+        create_topic(&brokers, t, 1);
+    }
+    create_topic_with(&brokers, &positions, 1, &[("cleanup.policy", "compact")]);
+    let dir = tempfile::tempdir().unwrap();
+    let (kept, removed, added) = (
+        dir.path().join("kept.log"),
+        dir.path().join("removed.log"),
+        dir.path().join("added.log"),
+    );
+    let eo = |text: String| {
+        text.replace(
+            "\n[kafka.properties]",
+            &format!("exactly_once = true\npositions_topic = \"{positions}\"\ntransaction_interval = \"300ms\"\n\n[kafka.properties]"),
+        )
+    };
+    let config = dir.path().join("logferry.toml");
+    install(
+        &config,
+        &eo(ship_config(
+            dir.path(),
+            &brokers,
+            &[(&kept, &t_kept), (&removed, &t_removed)],
+            "",
+        )),
+    );
+    let w_kept = Writer::start(&kept, rng.below(u64::MAX));
+    let w_removed = Writer::start(&removed, rng.below(u64::MAX));
+    let mut lf = Logferry::start(
+        &["ship", "-c", config.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    let first = committed_numbers(&brokers, &t_removed, 100, Duration::from_secs(60));
+    assert!(first.len() >= 100, "stderr:\n{}", lf.stderr());
+    std::thread::sleep(Duration::from_millis(rng.below(1500)));
+
+    let v2 = eo(ship_config(
+        dir.path(),
+        &brokers,
+        &[(&kept, &t_kept), (&added, &t_added)],
+        "",
+    ));
+    install(&config, &v2);
+    let w_added = Writer::start(&added, rng.below(u64::MAX));
+    lf.signal(libc::SIGHUP);
+    lf.wait_for_log("configuration reloaded", Duration::from_secs(30));
+    let removed_written_at_reload = w_removed.written();
+
+    // A new producer would fence this one's transactional id: refused.
+    install(
+        &config,
+        &v2.replace("\"linger.ms\" = 5", "\"linger.ms\" = 7"),
+    );
+    lf.signal(libc::SIGHUP);
+    lf.wait_for_log("in exactly-once mode the brokers", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500 + rng.below(1000)));
+
+    let n_kept = w_kept.finish();
+    let n_removed = w_removed.finish();
+    let n_added = w_added.finish();
+    let got_kept = committed_numbers(&brokers, &t_kept, n_kept, Duration::from_secs(60));
+    let got_added = committed_numbers(&brokers, &t_added, n_added, Duration::from_secs(60));
+    let st = lf.stop();
+    let err = lf.stderr();
+    assert_eq!(st.code(), Some(0), "{err}");
+    assert_eq!(other_errors(&err), Vec::<&str>::new(), "{err}");
+    assert_eq!(got_kept, (0..n_kept).collect::<Vec<_>>(), "kept input");
+    assert_eq!(got_added, (0..n_added).collect::<Vec<_>>(), "added input");
+    let got_removed = committed_numbers(&brokers, &t_removed, n_removed, Duration::from_secs(5));
+    let shipped = got_removed.len();
+    assert_eq!(
+        got_removed,
+        (0..shipped).collect::<Vec<_>>(),
+        "removed input"
+    );
+    assert!(
+        shipped >= first.len() && shipped <= removed_written_at_reload && shipped < n_removed,
+        "removed input: {shipped} lines committed, {} before the SIGHUP, {removed_written_at_reload} written by the reload, {n_removed} in all",
+        first.len()
+    );
+}
