@@ -165,6 +165,10 @@ impl Shipper {
         if self.reload.pending.replace(new).is_some() {
             tracing::info!("a newer reload replaces the one not applied yet");
         }
+        tracing::info!(
+            unacked = self.tailer.unacked(),
+            "configuration valid; reading pauses until the lines in flight are acknowledged, then it is applied"
+        );
     }
 
     /// Apply the pending reload if nothing is in flight any more (in
