@@ -93,3 +93,32 @@ impl CollectReload {
         Some(new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::collect::parse_collect;
+
+    fn settings(collect: &str) -> CollectSettings {
+        parse_collect(
+            &format!("[collect]\ntopics = [\"a\"]\n{collect}"),
+            std::path::Path::new("/c.toml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn out_group_and_metrics_cannot_change_live() {
+        let old = settings("out = \"/o\"\n");
+        let live = settings("out = \"/o\"\ncommit_interval = \"5s\"\nmax_hole = \"1GiB\"\n");
+        assert!(not_reloadable(&old, &live).is_empty());
+        let why = not_reloadable(&old, &settings("out = \"/p\"\ngroup = \"g2\"\n"));
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert!(why[0].starts_with("\"out\"") && why[1].starts_with("\"group\""));
+        let why = not_reloadable(
+            &old,
+            &settings("out = \"/o\"\n[metrics]\nlisten = \"127.0.0.1:1\"\n"),
+        );
+        assert_eq!(why.len(), 1, "{why:?}");
+    }
+}
