@@ -163,3 +163,49 @@ fn a_bad_mapping_changes_nothing() {
     assert!(t.reconfigure(two, &[Some(0), Some(3)]).is_err());
     assert_eq!(t.inputs(), 1);
 }
+
+#[test]
+fn a_removed_inputs_files_are_not_reported_lost_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    append(&a, "a1\n");
+    append(&b, "b1\n");
+    let mut t = Tailer::new(settings(vec![input(&a), input(&b)]), vec![], true).unwrap();
+    let mut sink = Sink::default();
+    pump(&mut t, &mut sink, true);
+    t.reconfigure(settings(vec![input(&a)]), &[Some(0)])
+        .unwrap();
+    append(&b, "b2\n");
+    let saved = t.checkpoint_entries();
+    assert!(
+        saved.iter().any(|e| Path::new(&e.path) == b),
+        "b's position kept"
+    );
+    drop(t);
+
+    // Restarted with the new file: b.log is followed by no input. It is
+    // neither read nor looked for (and so never declared lost).
+    let mut restarted = settings(vec![input(&a)]);
+    restarted.unfinished_ttl = Duration::ZERO;
+    let mut t = Tailer::new(restarted, saved, false).unwrap();
+    let mut lost = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    sink.lines.clear();
+    for _ in 0..5 {
+        lost.extend(t.scan(&|_| false).lost);
+        t.read_round(&mut buf, &mut sink);
+        if t.wants_save() {
+            t.checkpoint_entries();
+            t.saved();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(lost.is_empty(), "declared lost: {lost:?}");
+    assert!(sink.lines.is_empty(), "{:?}", sink.lines);
+    let entry = t
+        .checkpoint_entries()
+        .into_iter()
+        .find(|e| Path::new(&e.path) == b)
+        .expect("b's position still kept");
+    assert!(!entry.unfinished && entry.position == 3, "{entry:?}");
+}

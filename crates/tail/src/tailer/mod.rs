@@ -511,9 +511,13 @@ impl Tailer {
         }
         if !self.first_scan_done {
             // Checkpointed files the first scan did not find were renamed
-            // out of sight, compressed or deleted while logferry was down.
-            self.ledger
-                .unfinish_unseen(&std::mem::take(&mut self.seen_at_start));
+            // out of sight, compressed or deleted while logferry was down;
+            // except those under a name no input follows any more (their
+            // input was removed): they are not looked for, and their
+            // positions rest (an input added back resumes there).
+            let mut seen = std::mem::take(&mut self.seen_at_start);
+            seen.extend(self.unfollowed_resting());
+            self.ledger.unfinish_unseen(&seen);
         }
         self.first_scan_done = true;
         // Listing the compressed names costs a directory read per scan;

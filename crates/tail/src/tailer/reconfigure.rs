@@ -122,6 +122,27 @@ impl Tailer {
         Ok(released)
     }
 
+    /// Resting generations whose file is still where it was last seen, a
+    /// name no input follows (under its current, rotated or compressed
+    /// names): nothing vanished, the file is merely not followed any more.
+    /// (One moved away while logferry was down is still looked for.)
+    pub(super) fn unfollowed_resting(&self) -> Vec<crate::identity::FileId> {
+        self.ledger
+            .entries()
+            .into_iter()
+            .filter(|cp| !cp.unfinished)
+            .filter(|cp| {
+                let path = std::path::Path::new(&cp.path);
+                let followed = |d: &[crate::discover::Discovery]| d.iter().any(|d| d.matches(path));
+                !(followed(&self.discoveries)
+                    || followed(&self.rotated)
+                    || followed(&self.compressed))
+                    && cp.id.is_at(path)
+            })
+            .map(|cp| cp.id)
+            .collect()
+    }
+
     /// Close the streams of inputs that do not stay; their positions rest
     /// in the ledger (and so in the checkpoint).
     fn release_removed(&mut self, stays: &dyn Fn(usize) -> bool) -> Vec<usize> {
