@@ -10,15 +10,17 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use logferry_tail::LongLinePolicy;
 
-use crate::config::{self, Attribution, PartitionBy, ShipSettings};
-use crate::wire::Format;
+use crate::config::{self, Attribution, PartitionBy};
 
+mod collect;
 mod fleet;
 mod generate;
 mod quick;
+mod verify;
 pub use fleet::{MergeArgs, TailArgs};
 pub use generate::{GenerateArgs, Generated};
-pub use quick::ArgError;
+pub use quick::{globset_escape, ArgError};
+pub use verify::VerifyArgError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -138,9 +140,9 @@ pub struct VerifyArgs {
     #[arg(short = 'm', long, value_name = "META")]
     pub metadata: Option<String>,
 
-    /// --max-line-bytes the records were shipped with.
-    #[arg(long, value_name = "BYTES", default_value_t = ShipSettings::DEFAULT_MAX_LINE_BYTES)]
-    pub max_line_bytes: usize,
+    /// --max-line-bytes the records were shipped with [default: ship's].
+    #[arg(long, value_name = "BYTES", value_parser = config::parse_size)]
+    pub max_line_bytes: Option<u64>,
 
     /// librdkafka property `key=value` for the consumer (TLS, SASL).
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
@@ -178,52 +180,6 @@ pub enum VerifyInput {
         checkpoint_dir: Option<PathBuf>,
         read_uncommitted: bool,
     },
-}
-
-/// `logferry verify` was given neither a configuration file nor a topic.
-#[derive(Debug, thiserror::Error)]
-#[error("verify needs a configuration file (-c FILE) or a topic and files (-t TOPIC FILE...); see `logferry verify --help`")]
-pub struct NoVerifyInput;
-
-impl VerifyArgs {
-    pub fn into_input(self) -> Result<VerifyInput, NoVerifyInput> {
-        let timeout = Duration::from_secs(self.timeout);
-        if let Some(path) = self.config {
-            return Ok(VerifyInput::Config {
-                path,
-                timeout,
-                checkpoint_dir: self.checkpoint_dir,
-                read_uncommitted: self.read_uncommitted,
-            });
-        }
-        let Some(topic) = self.topic.filter(|_| !self.files.is_empty()) else {
-            return Err(NoVerifyInput);
-        };
-        Ok(VerifyInput::Flags(crate::verify::VerifySettings {
-            brokers: self.brokers,
-            topic,
-            files: self.files,
-            host: self.host.unwrap_or_else(config::host_name),
-            format: match self.metadata {
-                Some(m) => Format::Tail2Kafka {
-                    meta: m.into_bytes(),
-                },
-                None => Format::Raw,
-            },
-            max_line_bytes: self.max_line_bytes.max(1),
-            long_lines: LongLinePolicy::Truncate,
-            strip_cr: false,
-            timeout,
-            kafka_props: {
-                let mut props = self.properties;
-                if self.read_uncommitted {
-                    props.push((READ_UNCOMMITTED.0.into(), READ_UNCOMMITTED.1.into()));
-                }
-                props
-            },
-            checkpoint_dir: self.checkpoint_dir,
-        }))
-    }
 }
 
 #[derive(Debug, Args)]
@@ -579,74 +535,6 @@ pub struct CollectStatusArgs {
     pub gap_timeout: Option<Duration>,
 }
 
-impl CollectArgs {
-    /// The settings the flags describe; the message names the flag at fault.
-    pub fn into_settings(self) -> Result<config::collect::CollectSettings, String> {
-        use config::collect::*;
-        if self.topics.is_empty() || self.topics.iter().any(String::is_empty) {
-            return Err("collect needs --topic TOPIC (repeatable) or -c FILE".into());
-        }
-        let out = self
-            .out
-            .filter(|o| !o.as_os_str().is_empty())
-            .ok_or("collect needs --out DIR (the output directory)")?;
-        for (flag, d) in [
-            ("--gap-timeout", self.gap_timeout),
-            ("--commit-interval", self.commit_interval),
-            ("--max-stall", self.max_stall),
-        ] {
-            if d.is_some_and(|d| d.is_zero()) {
-                return Err(format!("{flag} must be more than 0"));
-            }
-        }
-        if self.max_hole == Some(0) {
-            return Err("--max-hole must be more than 0".into());
-        }
-        if let Some((key, msg)) = check_consumer_props(&self.properties).into_iter().next() {
-            return Err(format!("-X {key}: {msg}"));
-        }
-        let metrics = match &self.metrics_listen {
-            Some(a) => Some(CollectMetrics {
-                listen: parse_listen(a).map_err(|e| format!("--metrics-listen: {e}"))?,
-                max_stall: self.max_stall.unwrap_or(DEFAULT_MAX_STALL),
-            }),
-            None => None,
-        };
-        let mut kafka_props = Vec::new();
-        for (k, v) in self.properties {
-            let v = config::resolve_value(&v).map_err(|e| format!("-X {k}: {e}"))?;
-            kafka_props.push((k, v));
-        }
-        if self.read_uncommitted {
-            kafka_props.push((READ_UNCOMMITTED.0.into(), READ_UNCOMMITTED.1.into()));
-        }
-        Ok(CollectSettings {
-            brokers: self
-                .brokers
-                .unwrap_or_else(|| config::DEFAULT_BROKERS.into()),
-            kafka_props,
-            topics: self.topics,
-            group: self.group.unwrap_or_else(|| DEFAULT_GROUP.into()),
-            out,
-            gap_timeout: self.gap_timeout.unwrap_or(DEFAULT_GAP_TIMEOUT),
-            commit_interval: self.commit_interval.unwrap_or(DEFAULT_COMMIT_INTERVAL),
-            metadata: self.metadata.map(String::into_bytes),
-            max_hole: self.max_hole.unwrap_or(DEFAULT_MAX_HOLE),
-            archive: ArchiveSettings::default(),
-            metrics,
-            index_topic: match (self.no_index_topic, self.index_topic) {
-                (true, _) => None,
-                (false, Some(t)) if t.is_empty() => {
-                    return Err(
-                        "--index-topic: must name a topic (or give --no-index-topic)".into(),
-                    )
-                }
-                (false, t) => Some(t.unwrap_or_else(|| DEFAULT_INDEX_TOPIC.into())),
-            },
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -717,7 +605,7 @@ mod tests {
         let mut v = vec!["logferry", "collect", "-t", "t", "-o", "/out"];
         v.extend_from_slice(args);
         match Cli::try_parse_from(v).map_err(|e| e.to_string())?.command {
-            Command::Collect(a) => a.into_settings(),
+            Command::Collect(a) => a.into_settings().map_err(|e| e.to_string()),
             _ => unreachable!(),
         }
     }
@@ -730,7 +618,7 @@ mod tests {
         );
         assert_eq!(collect(&["--max-hole", "2GiB"]).unwrap().max_hole, 2 << 30);
         let e = collect(&["--max-hole", "0"]).unwrap_err();
-        assert!(e.contains("--max-hole must be more than 0"), "{e}");
+        assert!(e.contains("--max-hole: must be more than 0"), "{e}");
         let e = collect(&["--max-hole", "lots"]).unwrap_err();
         assert!(e.contains("--max-hole"), "{e}");
         assert!(Cli::try_parse_from([

@@ -217,7 +217,7 @@ impl ShipArgs {
     }
 }
 
-fn globset_escape(path: &str) -> String {
+pub fn globset_escape(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for c in path.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '{' | '}') {

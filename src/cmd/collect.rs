@@ -12,12 +12,13 @@ use crate::collect;
 use crate::collect::observe::CollectExposition;
 use crate::config::collect::load_collect;
 use crate::metrics::MetricsServer;
-use crate::shutdown::{IgnoredSignals, Shutdown};
+use crate::shutdown::{IgnoredSignals, ReloadRequest, Shutdown};
 
 pub fn run(args: CollectArgs) -> anyhow::Result<ExitCode> {
     if let Some(CollectAction::Status(s)) = args.action {
         return status(s);
     }
+    let config_path = args.config.clone();
     let flag = if args.config.is_some() {
         "[metrics] listen"
     } else {
@@ -33,8 +34,8 @@ pub fn run(args: CollectArgs) -> anyhow::Result<ExitCode> {
         },
         None => match args.into_settings() {
             Ok(s) => s,
-            Err(msg) => {
-                eprintln!("logferry: {msg}");
+            Err(e) => {
+                report_config_error(&e);
                 return Ok(ExitCode::from(2));
             }
         },
@@ -44,6 +45,10 @@ pub fn run(args: CollectArgs) -> anyhow::Result<ExitCode> {
         .install_signal_handlers()
         .context("installing signal handlers")?;
     let _ignored_signals = IgnoredSignals::install().context("installing signal handlers")?;
+    let reload = collect::reload::CollectReload {
+        request: ReloadRequest::install().context("installing signal handlers")?,
+        path: config_path,
+    };
     tracing::info!(
         topics = ?settings.topics,
         group = %settings.group,
@@ -65,7 +70,7 @@ pub fn run(args: CollectArgs) -> anyhow::Result<ExitCode> {
         }
         None => (None, None),
     };
-    collect::run(&settings, &shutdown, exposition)?;
+    collect::run(&settings, &shutdown, exposition, Some(&reload))?;
     Ok(ExitCode::SUCCESS)
 }
 

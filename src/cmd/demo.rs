@@ -13,19 +13,17 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use logferry_tail::LongLinePolicy;
 
 use crate::cli::DemoArgs;
 use crate::collect::index::{Archived, Store};
-use crate::config::collect::{ArchiveSettings, CollectSettings, Compression};
-use crate::config::{Brokers, InputSettings, PartitionBy, ShipSettings, StartAt};
+use crate::config::collect::CollectSettings;
+use crate::config::ShipSettings;
 use crate::embedded::{EmbeddedBroker, LABEL};
 use crate::fleet::filter::Filter;
 use crate::fleet::merge::{self, MergeSettings};
 use crate::fleet::print::{OutputFormat, Printer};
 use crate::ship::Shipper;
 use crate::shutdown::Shutdown;
-use crate::wire::Format;
 
 const TOPIC: &str = "demo";
 const HOSTS: [&str; 2] = ["web1", "web2"];
@@ -49,7 +47,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let log = dir.join(host).join("access.log");
         std::fs::create_dir_all(log.parent().expect("has a parent"))?;
         std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let shipper = Shipper::new(ship_settings(&dir, host, &log), &bootstrap)?;
+        let shipper = Shipper::new(ship_settings(&dir, host, &log)?, &bootstrap)?;
         let stop = ship_stop.clone();
         shippers.push(std::thread::spawn(move || shipper.run(&stop)));
         // Different paces, so the two hosts' lines interleave in time.
@@ -63,9 +61,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let out = dir.join("out");
     let collect_stop = Shutdown::new();
     let collector = {
-        let settings = collect_settings(&bootstrap, &out);
+        let settings = collect_settings(&bootstrap, &out)?;
         let stop = collect_stop.clone();
-        std::thread::spawn(move || crate::collect::run(&settings, &stop, None))
+        std::thread::spawn(move || crate::collect::run(&settings, &stop, None, None))
     };
     for w in writers {
         w.join()
@@ -131,64 +129,77 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-fn ship_settings(dir: &Path, host: &str, log: &Path) -> ShipSettings {
-    ShipSettings {
-        inputs: vec![InputSettings {
-            include: vec![log.to_string_lossy().into_owned()],
-            exclude: vec![],
-            topic: TOPIC.into(),
-            start_at: StartAt::Beginning,
-            format: Format::Raw,
-            partition_by: PartitionBy::Generation,
-            max_line_bytes: ShipSettings::DEFAULT_MAX_LINE_BYTES,
-            long_lines: LongLinePolicy::Truncate,
-            strip_cr: false,
-            partial_flush: None,
-            multiline: None,
-            headers: Vec::new(),
-            max_bytes_per_sec: None,
-            rotated: Vec::new(),
-            backfill: false,
-        }],
-        brokers: Brokers::Embedded,
-        kafka_props: vec![("linger.ms".into(), "5".into())],
-        checkpoint_dir: dir.join(host).join("state"),
-        checkpoint_interval: Duration::from_millis(500),
-        max_inflight_bytes: ShipSettings::DEFAULT_MAX_INFLIGHT_BYTES,
-        host: host.into(),
-        attribution: crate::config::Attribution::Key,
-        scan_interval: Duration::from_millis(100),
-        rotate_grace: Duration::from_millis(500),
-        shutdown_timeout: Duration::from_secs(5),
-        max_open_files: ShipSettings::DEFAULT_MAX_OPEN_FILES,
-        metrics: None,
-        max_bytes_per_sec: None,
-        exactly_once: None,
+/// A TOML basic string holding `s`.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
     }
+    out.push('"');
+    out
 }
 
-fn collect_settings(bootstrap: &str, out: &Path) -> CollectSettings {
-    CollectSettings {
-        brokers: bootstrap.into(),
-        kafka_props: Vec::new(),
-        topics: vec![TOPIC.into()],
-        group: "logferry-demo".into(),
-        out: out.to_path_buf(),
-        gap_timeout: crate::config::collect::DEFAULT_GAP_TIMEOUT,
-        commit_interval: Duration::from_millis(200),
-        metadata: None,
-        max_hole: crate::config::collect::DEFAULT_MAX_HOLE,
-        // The rotated generation is compressed once idle for a second, so
-        // the merge reads a compressed generation too.
-        archive: ArchiveSettings {
-            compress_after: Duration::from_secs(1),
-            compress: Compression::Zstd,
-            ..ArchiveSettings::default()
-        },
-        metrics: None,
-        // One collector on one output directory: no shared index needed.
-        index_topic: None,
-    }
+/// A host's agent, configured as a file would configure it (and checked by
+/// the same validator: the demo shows what a file means).
+fn ship_settings(dir: &Path, host: &str, log: &Path) -> anyhow::Result<ShipSettings> {
+    let text = format!(
+        r#"host = {host}
+scan_interval = "100ms"
+rotate_grace = "500ms"
+
+[kafka]
+brokers = "embedded"
+shutdown_timeout = "5s"
+
+[kafka.properties]
+"linger.ms" = 5
+
+[checkpoint]
+directory = {state}
+interval = "500ms"
+
+[[inputs]]
+include = [{log}]
+topic = "{TOPIC}"
+start_at = "beginning"
+"#,
+        host = toml_string(host),
+        state = toml_string(&dir.join(host).join("state").to_string_lossy()),
+        log = toml_string(&crate::cli::globset_escape(&log.to_string_lossy())),
+    );
+    let path = dir.join(host).join("logferry.toml");
+    let loaded = crate::config::parse(&text, &path).context("the demo's agent configuration")?;
+    Ok(loaded.settings)
+}
+
+/// The collector, configured as its file would configure it.
+fn collect_settings(bootstrap: &str, out: &Path) -> anyhow::Result<CollectSettings> {
+    // The rotated generation is compressed once idle for a second, so the
+    // merge reads a compressed generation too. One collector on one output
+    // directory: no shared index needed.
+    let text = format!(
+        r#"[kafka]
+brokers = [{brokers}]
+
+[collect]
+topics = ["{TOPIC}"]
+group = "logferry-demo"
+out = {out}
+commit_interval = "200ms"
+compress_after = "1s"
+compress = "zstd"
+index_topic = false
+"#,
+        brokers = toml_string(bootstrap),
+        out = toml_string(&out.to_string_lossy()),
+    );
+    crate::config::collect::parse_collect(&text, &out.join("collect.toml"))
+        .context("the demo's collector configuration")
 }
 
 /// A host's access log, rotated (rename to `.1`, create) half way.

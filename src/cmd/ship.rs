@@ -12,17 +12,17 @@ use crate::config::{self, Brokers};
 use crate::embedded::{EmbeddedBroker, Printer, LABEL};
 use crate::metrics::{MetricsServer, ShipExposition};
 use crate::ship::Shipper;
-use crate::shutdown::{IgnoredSignals, Shutdown};
+use crate::shutdown::{IgnoredSignals, ReloadRequest, Shutdown};
 
 pub fn run(args: ShipArgs) -> anyhow::Result<ExitCode> {
     let config_path = args.config_path(std::env::var_os(config::CONFIG_ENV));
     let args_were_quick = config_path.is_none();
     let backfill = args.backfill;
-    let loaded = match config_path {
-        Some(path) => match config::load(&path) {
+    let loaded = match &config_path {
+        Some(path) => match config::load(path) {
             Ok(loaded) => {
                 for w in &loaded.warnings {
-                    tracing::warn!("{}: {}", w.location(Some(&path)), w.message);
+                    tracing::warn!("{}: {}", w.location(Some(path)), w.message);
                 }
                 loaded
             }
@@ -70,6 +70,7 @@ pub fn run(args: ShipArgs) -> anyhow::Result<ExitCode> {
         .install_signal_handlers()
         .context("installing signal handlers")?;
     let _ignored_signals = IgnoredSignals::install().context("installing signal handlers")?;
+    let reload = ReloadRequest::install().context("installing signal handlers")?;
     let topics: Vec<String> = settings.inputs.iter().map(|i| i.topic.clone()).collect();
     let (embedded, printer, bootstrap) = match &settings.brokers {
         Brokers::List(b) => (None, None, b.clone()),
@@ -102,7 +103,7 @@ pub fn run(args: ShipArgs) -> anyhow::Result<ExitCode> {
         "logferry ship starting"
     );
     let metrics = settings.metrics.clone();
-    let mut shipper = Shipper::new(settings, &bootstrap)?;
+    let mut shipper = Shipper::new(settings, &bootstrap)?.with_reload(reload, config_path);
     // Kept until the shipper returned: /health answers through the drain.
     let _metrics_server = match metrics {
         Some(m) => {

@@ -20,6 +20,10 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             checkpoint_dir,
             read_uncommitted,
         }) => return run_config(&path, timeout, checkpoint_dir, read_uncommitted),
+        Err(crate::cli::VerifyArgError::Invalid(e)) => {
+            report_config_error(&e);
+            return Ok(ExitCode::from(2));
+        }
         Err(e) => {
             eprintln!("logferry: {e}");
             return Ok(ExitCode::from(2));

@@ -41,6 +41,8 @@
 //!   Kafka (a generation's partition, first offset and holder);
 //!   [`rebuild`]: reading a partition back for generations this OUT did
 //!   not start; `takeover`: the loop's side of all three.
+//! - [`reload`]: the configuration file re-read on SIGHUP (a new session
+//!   with the new settings).
 
 pub mod archive;
 pub mod completeness;
@@ -52,6 +54,7 @@ pub mod observe;
 pub mod rebuild;
 mod record;
 pub mod registry;
+pub mod reload;
 pub mod spread;
 pub mod status;
 mod takeover;
@@ -503,6 +506,8 @@ fn checkpoint(
 /// How a consumer session ended.
 enum Ended {
     Stopped(Counters),
+    /// A reload: offsets committed, a session with these settings next.
+    Reloaded(Box<CollectSettings>),
     /// Writing under OUT failed; nothing past the last sync was committed.
     StorageFailed(IndexError),
 }
@@ -513,7 +518,9 @@ pub fn run(
     settings: &CollectSettings,
     shutdown: &Shutdown,
     exposition: Option<Arc<CollectExposition>>,
+    reload: Option<&reload::CollectReload>,
 ) -> Result<Counters, CollectError> {
+    let mut settings = std::borrow::Cow::Borrowed(settings);
     let store = Arc::new(Store::open(&settings.out)?);
     // Held until the collector returns: `status` tells from it whether
     // the custody marks are kept current.
@@ -525,7 +532,7 @@ pub fn run(
     }
     let me = store.out_id()?;
     let mut housekeeping = archive::Archive::new(settings.archive.clone());
-    let mut observer = match exposition {
+    let mut observer = match exposition.clone() {
         Some(x) => {
             let index = store.locked()?;
             let holes =
@@ -536,15 +543,28 @@ pub fn run(
         None => None,
     };
     loop {
+        let reload = reload.map(|r| (r, exposition.as_ref()));
         match session(
-            settings,
+            &settings,
             &store,
             shutdown,
             &mut housekeeping,
             observer.as_mut(),
             &me,
+            reload,
         )? {
             Ended::Stopped(c) => return Ok(c),
+            Ended::Reloaded(new) => {
+                if new.archive != settings.archive {
+                    housekeeping = archive::Archive::new(new.archive.clone());
+                }
+                tracing::info!(
+                    topics = ?new.topics,
+                    brokers = %new.brokers,
+                    "configuration reloaded: collecting with the new settings"
+                );
+                settings = std::borrow::Cow::Owned(*new);
+            }
             Ended::StorageFailed(e) => {
                 tracing::error!(
                     "cannot write under {}: {e}; consuming stopped and nothing committed past the last fsync; retrying until it is writable",
@@ -636,6 +656,7 @@ fn session(
     housekeeping: &mut archive::Archive,
     mut observer: Option<&mut Observer>,
     me: &str,
+    reload: Option<(&reload::CollectReload, Option<&Arc<CollectExposition>>)>,
 ) -> Result<Ended, CollectError> {
     let consumer = create_consumer(settings, store, me)?;
     let queue = ConsumerQueue::records_of(&consumer).ok_or(CollectError::NoQueue)?;
@@ -649,8 +670,13 @@ fn session(
     let mut clock = Instant::now();
     let mut clock_step = clock;
     let mut rebuilding = false;
+    let mut reloaded = None;
     let failure = loop {
-        if shutdown.is_requested() {
+        if let Some((r, x)) = reload {
+            // The end of this session, as for a shutdown, then a new one.
+            reloaded = r.poll(settings, x);
+        }
+        if shutdown.is_requested() || reloaded.is_some() {
             let mut st = consumer.context().state();
             match checkpoint(&mut st, store, &consumer, gap) {
                 Ok(()) => break None,
@@ -748,6 +774,7 @@ fn session(
     drop(queue);
     drop(consumer);
     Ok(match failure {
+        None if reloaded.is_some() => Ended::Reloaded(Box::new(reloaded.expect("checked"))),
         None => {
             tracing::info!(
                 records = counters.records,

@@ -165,6 +165,8 @@ pub struct CollectExposition {
     snapshot: Mutex<Option<CollectSnapshot>>,
     max_stall: Duration,
     started: Instant,
+    /// Reloads applied and refused (updated by the loop directly).
+    pub reloads: crate::metrics::ReloadStatus,
 }
 
 impl CollectExposition {
@@ -173,6 +175,7 @@ impl CollectExposition {
             snapshot: Mutex::new(None),
             max_stall,
             started: Instant::now(),
+            reloads: crate::metrics::ReloadStatus::default(),
         }
     }
 
@@ -324,6 +327,7 @@ fn one<T>(v: T) -> [(Labels, T); 1] {
 
 impl Exposition for CollectExposition {
     fn register(&self, r: &mut Registry) {
+        self.reloads.register(r);
         let Some(s) = self.latest() else { return };
         counters(
             r,

@@ -6,16 +6,17 @@
 //! `--metrics-listen`) turns on `/metrics` and `/health`, as for ship.
 
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::error::{place, ConfigError, Issue, Problem};
+use super::error::{place, ConfigError, Problem};
 use super::load::describe_toml_error;
-use super::raw::{flatten, items, RawDuration, RawKafka, RawSize, StringList};
+use super::quick::FlagNames;
+use super::raw::{RawDuration, RawKafka, RawSize, StringList};
+use super::validate::Origin;
 
 pub const DEFAULT_GROUP: &str = "logferry-collect";
 pub const DEFAULT_GAP_TIMEOUT: Duration = Duration::from_secs(300);
@@ -191,42 +192,45 @@ const COLLECT_KEYS: &[&str] = &[
     "index_topic",
 ];
 
-#[derive(Debug, Deserialize)]
+/// The collector's file as written (the quick flags are turned into the
+/// same form, see `crate::cli`): checked by
+/// [`validate::collect`](super::validate::collect).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawCollectFile {
-    kafka: Option<RawKafka>,
-    collect: Option<Spanned<RawCollect>>,
-    metrics: Option<Spanned<RawCollectMetrics>>,
+pub(crate) struct RawCollectFile {
+    pub(crate) kafka: Option<RawKafka>,
+    pub(crate) collect: Option<Spanned<RawCollect>>,
+    pub(crate) metrics: Option<Spanned<RawCollectMetrics>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawCollectMetrics {
-    listen: Option<Spanned<String>>,
-    max_stall: Option<Spanned<RawDuration>>,
+pub(crate) struct RawCollectMetrics {
+    pub(crate) listen: Option<Spanned<String>>,
+    pub(crate) max_stall: Option<Spanned<RawDuration>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawCollect {
-    topics: Option<Spanned<StringList>>,
-    group: Option<Spanned<String>>,
-    out: Option<Spanned<String>>,
-    gap_timeout: Option<Spanned<RawDuration>>,
-    commit_interval: Option<Spanned<RawDuration>>,
-    metadata: Option<Spanned<String>>,
-    max_hole: Option<Spanned<RawSize>>,
-    compress_after: Option<Spanned<RawDuration>>,
-    compress: Option<Compression>,
-    retention_days: Option<Spanned<f64>>,
-    retention_bytes: Option<Spanned<RawSize>>,
-    index_topic: Option<Spanned<RawIndexTopic>>,
+pub(crate) struct RawCollect {
+    pub(crate) topics: Option<Spanned<StringList>>,
+    pub(crate) group: Option<Spanned<String>>,
+    pub(crate) out: Option<Spanned<String>>,
+    pub(crate) gap_timeout: Option<Spanned<RawDuration>>,
+    pub(crate) commit_interval: Option<Spanned<RawDuration>>,
+    pub(crate) metadata: Option<Spanned<String>>,
+    pub(crate) max_hole: Option<Spanned<RawSize>>,
+    pub(crate) compress_after: Option<Spanned<RawDuration>>,
+    pub(crate) compress: Option<Compression>,
+    pub(crate) retention_days: Option<Spanned<f64>>,
+    pub(crate) retention_bytes: Option<Spanned<RawSize>>,
+    pub(crate) index_topic: Option<Spanned<RawIndexTopic>>,
 }
 
 /// `index_topic`: a topic name, or `false` to turn the shared index off.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum RawIndexTopic {
+pub(crate) enum RawIndexTopic {
     Name(String),
     Off(bool),
 }
@@ -240,6 +244,25 @@ pub fn load_collect(path: &Path) -> Result<CollectSettings, ConfigError> {
     parse_collect(&src, path)
 }
 
+/// Validate the raw configuration built from the quick flags; `flags`
+/// names the flag behind each key. Every problem, each at its flag.
+pub(crate) fn validate_flags(
+    raw: RawCollectFile,
+    flags: &FlagNames,
+) -> Result<CollectSettings, ConfigError> {
+    let mut issues = Vec::new();
+    let settings = super::validate::collect::validate(raw, Origin::Flags, &mut issues);
+    if !issues.is_empty() {
+        return Err(ConfigError::Flags {
+            problems: issues
+                .into_iter()
+                .map(|i| flags.problem(&i.key.unwrap_or_default(), i.message))
+                .collect(),
+        });
+    }
+    Ok(settings)
+}
+
 /// Validate `src`, the text of the file at `path` (named in errors).
 pub fn parse_collect(src: &str, path: &Path) -> Result<CollectSettings, ConfigError> {
     let invalid = |problems: Vec<Problem>| ConfigError::Invalid {
@@ -249,345 +272,13 @@ pub fn parse_collect(src: &str, path: &Path) -> Result<CollectSettings, ConfigEr
     let raw: RawCollectFile =
         toml::from_str(src).map_err(|e| invalid(vec![place(src, describe_toml_error(src, &e))]))?;
     let mut issues = Vec::new();
-    let settings = build(raw, &mut issues);
+    let settings = super::validate::collect::validate(raw, Origin::File, &mut issues);
     if !issues.is_empty() {
         let mut problems: Vec<Problem> = issues.into_iter().map(|i| place(src, i)).collect();
         problems.sort_by_key(|p| (p.line.unwrap_or(0), p.column.unwrap_or(0)));
         return Err(invalid(problems));
     }
     Ok(settings)
-}
-
-fn issue(issues: &mut Vec<Issue>, span: Option<Range<usize>>, key: &str, message: String) {
-    issues.push(Issue {
-        span,
-        key: Some(key.to_string()),
-        message,
-    });
-}
-
-fn positive(
-    issues: &mut Vec<Issue>,
-    v: Option<Spanned<RawDuration>>,
-    key: &str,
-    default: Duration,
-) -> Duration {
-    match v {
-        None => default,
-        Some(d) if d.get_ref().0.is_zero() => {
-            issue(
-                issues,
-                Some(d.span()),
-                key,
-                format!("\"{key}\" in [collect] must be more than 0"),
-            );
-            default
-        }
-        Some(d) => d.get_ref().0,
-    }
-}
-
-/// `[metrics]`: an address (required once the section is there) and a
-/// stall bound.
-fn metrics_section(
-    m: Option<Spanned<RawCollectMetrics>>,
-    issues: &mut Vec<Issue>,
-) -> Option<CollectMetrics> {
-    let m = m?;
-    let span = m.span();
-    let m = m.into_inner();
-    let max_stall = match m.max_stall {
-        None => DEFAULT_MAX_STALL,
-        Some(d) if d.get_ref().0.is_zero() => {
-            issue(
-                issues,
-                Some(d.span()),
-                "max_stall",
-                "\"max_stall\" in [metrics] must be more than 0".into(),
-            );
-            DEFAULT_MAX_STALL
-        }
-        Some(d) => d.get_ref().0,
-    };
-    let Some(listen) = m.listen else {
-        issue(
-            issues,
-            Some(span),
-            "listen",
-            "\"listen\" in [metrics] must be given: the address to serve /metrics and /health on, e.g. \"127.0.0.1:9898\"".into(),
-        );
-        return None;
-    };
-    match parse_listen(listen.get_ref()) {
-        Ok(addr) => Some(CollectMetrics {
-            listen: addr,
-            max_stall,
-        }),
-        Err(why) => {
-            issue(
-                issues,
-                Some(listen.span()),
-                "listen",
-                format!("\"listen\" in [metrics]: {why}"),
-            );
-            None
-        }
-    }
-}
-
-fn build(raw: RawCollectFile, issues: &mut Vec<Issue>) -> CollectSettings {
-    let (brokers, kafka_props) = kafka_section(raw.kafka, issues);
-    let metrics = metrics_section(raw.metrics, issues);
-    let Some(c) = raw.collect else {
-        issue(
-            issues,
-            None,
-            "collect",
-            "a [collect] section is required (topics, out)".into(),
-        );
-        return empty_settings(brokers, kafka_props);
-    };
-    let span = c.span();
-    let c = c.into_inner();
-    let topics: Vec<String> = match &c.topics {
-        Some(t) => items(t).into_iter().map(|(s, _)| s).collect(),
-        None => Vec::new(),
-    };
-    if topics.is_empty() || topics.iter().any(String::is_empty) {
-        let sp = c.topics.as_ref().map(|t| t.span()).unwrap_or(span.clone());
-        issue(
-            issues,
-            Some(sp),
-            "topics",
-            "\"topics\" in [collect] must name at least one topic, none empty".into(),
-        );
-    }
-    let out = match c.out {
-        Some(o) if !o.get_ref().is_empty() => PathBuf::from(o.into_inner()),
-        _ => {
-            issue(
-                issues,
-                Some(span.clone()),
-                "out",
-                "\"out\" in [collect] (the output directory) is required".into(),
-            );
-            PathBuf::new()
-        }
-    };
-    let group = match c.group {
-        Some(g) if g.get_ref().is_empty() => {
-            issue(
-                issues,
-                Some(g.span()),
-                "group",
-                "\"group\" in [collect] cannot be empty".into(),
-            );
-            String::new()
-        }
-        Some(g) => g.into_inner(),
-        None => DEFAULT_GROUP.into(),
-    };
-    let retention = c.retention_days.and_then(|d| {
-        let days = *d.get_ref();
-        if !days.is_finite() || days <= 0.0 {
-            issue(
-                issues,
-                Some(d.span()),
-                "retention_days",
-                format!(
-                    "\"retention_days\" in [collect] must be a positive number of days, got {days}"
-                ),
-            );
-            None
-        } else {
-            Duration::try_from_secs_f64(days * 86400.0).ok()
-        }
-    });
-    let max_hole = match c.max_hole {
-        Some(b) if b.get_ref().0 == 0 => {
-            issue(
-                issues,
-                Some(b.span()),
-                "max_hole",
-                "\"max_hole\" in [collect] must be more than 0".into(),
-            );
-            DEFAULT_MAX_HOLE
-        }
-        Some(b) => b.get_ref().0,
-        None => DEFAULT_MAX_HOLE,
-    };
-    let retention_bytes = c.retention_bytes.and_then(|b| {
-        if b.get_ref().0 == 0 {
-            issue(
-                issues,
-                Some(b.span()),
-                "retention_bytes",
-                "\"retention_bytes\" in [collect] must be more than 0".into(),
-            );
-            None
-        } else {
-            Some(b.get_ref().0)
-        }
-    });
-    let index_topic = match c.index_topic {
-        None => Some(DEFAULT_INDEX_TOPIC.to_string()),
-        Some(t) => match t.get_ref() {
-            RawIndexTopic::Off(false) => None,
-            RawIndexTopic::Name(n) if !n.is_empty() => Some(n.clone()),
-            _ => {
-                issue(
-                    issues,
-                    Some(t.span()),
-                    "index_topic",
-                    "\"index_topic\" in [collect] must be a topic name or false (no shared index)"
-                        .into(),
-                );
-                None
-            }
-        },
-    };
-    CollectSettings {
-        index_topic,
-        brokers,
-        kafka_props,
-        topics,
-        group,
-        out,
-        gap_timeout: positive(issues, c.gap_timeout, "gap_timeout", DEFAULT_GAP_TIMEOUT),
-        commit_interval: positive(
-            issues,
-            c.commit_interval,
-            "commit_interval",
-            DEFAULT_COMMIT_INTERVAL,
-        ),
-        metadata: c.metadata.map(|m| m.into_inner().into_bytes()),
-        max_hole,
-        archive: ArchiveSettings {
-            compress_after: positive(
-                issues,
-                c.compress_after,
-                "compress_after",
-                DEFAULT_COMPRESS_AFTER,
-            ),
-            compress: c.compress.unwrap_or(Compression::Zstd),
-            retention,
-            retention_bytes,
-        },
-        metrics,
-    }
-}
-
-fn empty_settings(brokers: String, kafka_props: Vec<(String, String)>) -> CollectSettings {
-    CollectSettings {
-        brokers,
-        kafka_props,
-        topics: Vec::new(),
-        group: DEFAULT_GROUP.into(),
-        out: PathBuf::new(),
-        gap_timeout: DEFAULT_GAP_TIMEOUT,
-        commit_interval: DEFAULT_COMMIT_INTERVAL,
-        metadata: None,
-        max_hole: DEFAULT_MAX_HOLE,
-        archive: ArchiveSettings::default(),
-        metrics: None,
-        index_topic: Some(DEFAULT_INDEX_TOPIC.into()),
-    }
-}
-
-/// `[kafka]`: brokers and consumer properties (secrets resolved); the
-/// producer-only keys are refused, since they would do nothing here.
-fn kafka_section(k: Option<RawKafka>, issues: &mut Vec<Issue>) -> (String, Vec<(String, String)>) {
-    let Some(k) = k else {
-        return (super::DEFAULT_BROKERS.into(), Vec::new());
-    };
-    if let Some(v) = &k.max_inflight_bytes {
-        issue(
-            issues,
-            Some(v.span()),
-            "max_inflight_bytes",
-            "\"max_inflight_bytes\" in [kafka] is a ship setting; the collector does not use it"
-                .into(),
-        );
-    }
-    if let Some(v) = &k.shutdown_timeout {
-        issue(
-            issues,
-            Some(v.span()),
-            "shutdown_timeout",
-            "\"shutdown_timeout\" in [kafka] is a ship setting; the collector does not use it"
-                .into(),
-        );
-    }
-    let eo_keys = [
-        ("exactly_once", k.exactly_once.as_ref().map(Spanned::span)),
-        (
-            "positions_topic",
-            k.positions_topic.as_ref().map(Spanned::span),
-        ),
-        (
-            "transaction_interval",
-            k.transaction_interval.as_ref().map(Spanned::span),
-        ),
-        (
-            "transactional_id",
-            k.transactional_id.as_ref().map(Spanned::span),
-        ),
-    ];
-    for (key, span) in eo_keys {
-        if let Some(span) = span {
-            issue(
-                issues,
-                Some(span),
-                key,
-                format!("\"{key}\" in [kafka] is a ship setting; the collector does not use it"),
-            );
-        }
-    }
-    let brokers = match &k.brokers {
-        Some(b) => {
-            let list: Vec<String> = items(b).into_iter().map(|(s, _)| s).collect();
-            if list.is_empty() || list.iter().any(|s| s.trim().is_empty()) {
-                issue(
-                    issues,
-                    Some(b.span()),
-                    "brokers",
-                    "\"brokers\" in [kafka] must list at least one host:port".into(),
-                );
-            }
-            list.join(",")
-        }
-        None => super::DEFAULT_BROKERS.into(),
-    };
-    let mut flat = Vec::new();
-    if let Some(p) = &k.properties {
-        flatten("", p.get_ref(), &mut flat, &mut |key, span, why| {
-            issue(
-                issues,
-                Some(span),
-                &key,
-                format!("bad value for \"{key}\" in [kafka.properties]: {why}"),
-            );
-        });
-    }
-    let mut props = Vec::new();
-    for (key, value, span) in flat {
-        match super::resolve_value(&value) {
-            Ok(v) => {
-                let bad = check_consumer_props(&[(key.clone(), v.clone())]);
-                for (_, msg) in bad {
-                    issue(issues, Some(span.clone()), &key, msg);
-                }
-                props.push((key, v));
-            }
-            Err(why) => issue(
-                issues,
-                Some(span),
-                &key,
-                format!("\"{key}\" in [kafka.properties]: {why}"),
-            ),
-        }
-    }
-    (brokers, props)
 }
 
 #[cfg(test)]
@@ -706,6 +397,46 @@ max_hole = "1GiB"
             e.to_string()
                 .contains("\"max_hole\" in [collect] must be more than 0"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn every_problem_of_a_file_is_reported_at_its_line_and_column() {
+        let e = parse(
+            "[kafka]\nbrokers = []\nmax_inflight_bytes = \"1MiB\"\n[kafka.properties]\n\"enable.auto.commit\" = true\n[collect]\ntopics = []\ngroup = \"\"\ngap_timeout = \"0s\"\nmax_hole = 0\nretention_days = -1\n[metrics]\nlisten = \"nowhere\"\n",
+        )
+        .unwrap_err();
+        let got: Vec<(usize, usize, &str)> = e
+            .problems()
+            .iter()
+            .map(|p| {
+                (
+                    p.line.unwrap(),
+                    p.column.unwrap(),
+                    p.key.as_deref().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (2, 11, "brokers"),
+                (3, 22, "max_inflight_bytes"),
+                (5, 1, "enable.auto.commit"),
+                (6, 1, "out"),
+                (7, 10, "topics"),
+                (8, 9, "group"),
+                (9, 15, "gap_timeout"),
+                (10, 12, "max_hole"),
+                (11, 18, "retention_days"),
+                (13, 10, "listen"),
+            ],
+            "{e}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("/etc/collect.toml:8:9: \"group\" in [collect] cannot be empty"),
+            "{text}"
         );
     }
 

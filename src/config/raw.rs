@@ -63,7 +63,7 @@ pub(crate) const INPUT_KEYS: &[&str] = &[
 ];
 pub(crate) const MULTILINE_KEYS: &[&str] = &["start", "timeout", "max_bytes"];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConfig {
     pub(crate) host: Option<Spanned<String>>,
@@ -107,7 +107,7 @@ pub(crate) struct RawMetrics {
     pub(crate) top_files: Option<Spanned<i64>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawInput {
     pub(crate) include: Option<Spanned<StringList>>,

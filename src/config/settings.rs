@@ -121,7 +121,9 @@ impl std::fmt::Debug for Pattern {
     }
 }
 
-#[derive(Debug, Clone)]
+/// Compared whole on reload: an input that changed in any way is removed
+/// and added again.
+#[derive(Debug, Clone, PartialEq)]
 pub struct InputSettings {
     /// Absolute paths or globs.
     pub include: Vec<String>,
@@ -159,7 +161,7 @@ pub struct InputSettings {
 
 /// Multiline joining: a line matching `start` begins a record; following
 /// lines that do not match are appended to it (joined with `\n`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MultilineSettings {
     /// Regex matched against each line's bytes (compiled at load).
     pub start: Pattern,

@@ -14,6 +14,7 @@ use super::raw::*;
 use super::*;
 
 /// One `[[inputs]]` table.
+pub(crate) mod collect;
 mod input;
 
 // ---------------------------------------------------------------------------

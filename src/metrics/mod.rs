@@ -11,17 +11,20 @@
 //! - `ship.rs`: [`ShipSnapshot`] and [`ShipExposition`], what `ship` exports.
 //! - `health.rs`: [`HealthTracker`], the stall rule behind `/health`.
 //! - `top.rs`: [`top_n`], the bounded per-file view.
+//! - `reload.rs`: [`ReloadStatus`], configuration reloads applied and refused.
 //!
 //! Another subcommand (the collector) exports the same way: implement
 //! [`Exposition`] over its own snapshot and start a [`MetricsServer`] with it.
 
 mod health;
+mod reload;
 mod server;
 mod ship;
 mod top;
 
 pub use health::HealthTracker;
 pub use prometheus_client::registry::Registry;
+pub use reload::ReloadStatus;
 pub use server::{MetricsError, MetricsServer};
 pub use ship::{BrokerSnapshot, FileLag, InputSnapshot, ShipExposition, ShipSnapshot};
 pub use top::top_n;

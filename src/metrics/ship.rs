@@ -72,6 +72,8 @@ pub struct ShipExposition {
     snapshot: Mutex<Option<ShipSnapshot>>,
     max_stall: Duration,
     started: Instant,
+    /// Reloads applied and refused (updated by the loop directly).
+    pub reloads: super::ReloadStatus,
 }
 
 impl ShipExposition {
@@ -80,6 +82,7 @@ impl ShipExposition {
             snapshot: Mutex::new(None),
             max_stall,
             started: Instant::now(),
+            reloads: super::ReloadStatus::default(),
         }
     }
 
@@ -116,6 +119,7 @@ fn by_kind(rows: &[(&'static str, u64)]) -> Vec<(Labels, u64)> {
 
 impl Exposition for ShipExposition {
     fn register(&self, r: &mut Registry) {
+        self.reloads.register(r);
         let Some(s) = self.latest() else { return };
         counters(
             r,

@@ -30,6 +30,7 @@ pub mod outbox;
 pub mod partition;
 pub mod positions;
 pub mod produce;
+mod reload;
 mod sending;
 pub mod throttle;
 pub mod transaction;
@@ -134,6 +135,9 @@ pub struct Shipper {
     txn: Option<Transaction>,
     /// Shows how far backfill got.
     backfill: backfill::BackfillReport,
+    /// SIGHUP: where the configuration is re-read from, and a reload
+    /// waiting for in-flight lines to settle.
+    reload: reload::Reload,
 }
 
 /// What the shipping loop counts itself.
@@ -172,6 +176,33 @@ fn split_piece_limit(settings: &ShipSettings, input: &crate::config::InputSettin
         crate::wire::Format::Json { .. } => room / 2,
     };
     room.max(1)
+}
+
+/// The settings as the shipper runs them (at start and on reload): the
+/// producer's statistics on when metrics are, and the transactional
+/// properties in exactly-once mode, before the user's own (which win).
+fn effective(mut settings: ShipSettings) -> ShipSettings {
+    if settings.metrics.is_some()
+        && !settings
+            .kafka_props
+            .iter()
+            .any(|(k, _)| k == "statistics.interval.ms")
+    {
+        // Broker state and latency come from librdkafka's statistics;
+        // once a second is plenty for a scrape and costs one small JSON
+        // parse. A user's own setting (later in the list) wins.
+        settings.kafka_props.insert(
+            0,
+            ("statistics.interval.ms".into(), STATS_INTERVAL_MS.into()),
+        );
+    }
+    if let Some(eo) = &settings.exactly_once {
+        let id = transaction::transactional_id(&settings, eo);
+        let mut props = transaction::producer_props(&id);
+        props.append(&mut settings.kafka_props);
+        settings.kafka_props = props;
+    }
+    settings
 }
 
 /// The file side's settings, from the validated ones.
@@ -267,31 +298,12 @@ fn open_tailer(
 impl Shipper {
     /// Load checkpoints and create the producer. Nothing is read until
     /// [`run`](Self::run).
-    pub fn new(mut settings: ShipSettings, bootstrap: &str) -> Result<Self, ShipError> {
-        if settings.metrics.is_some()
-            && !settings
-                .kafka_props
-                .iter()
-                .any(|(k, _)| k == "statistics.interval.ms")
-        {
-            // Broker state and latency come from librdkafka's statistics;
-            // once a second is plenty for a scrape and costs one small
-            // JSON parse. A user's own setting (later in the list) wins.
-            settings.kafka_props.insert(
-                0,
-                ("statistics.interval.ms".into(), STATS_INTERVAL_MS.into()),
-            );
-        }
+    pub fn new(settings: ShipSettings, bootstrap: &str) -> Result<Self, ShipError> {
+        let settings = effective(settings);
         let eo = settings.exactly_once.clone();
         let id = eo
             .as_ref()
             .map(|eo| transaction::transactional_id(&settings, eo));
-        if let Some(id) = &id {
-            // Before the user's properties, which may override them.
-            let mut props = transaction::producer_props(id);
-            props.append(&mut settings.kafka_props);
-            settings.kafka_props = props;
-        }
         let checkpointer = Checkpointer::new(&settings.checkpoint_dir)?;
         let mut fresh_start = !checkpointer.path().exists();
         if fresh_start && eo.is_some() {
@@ -338,12 +350,14 @@ impl Shipper {
             counters: LoopCounters::default(),
             txn,
             backfill: backfill::BackfillReport::new(),
+            reload: reload::Reload::default(),
         })
     }
 
     /// Publish figures to `exposition` while running (a few times a
     /// second), with the per-file view bounded to `top_files` files.
     pub fn with_metrics(mut self, exposition: Arc<ShipExposition>, top_files: usize) -> Self {
+        self.reload.exposition = Some(Arc::clone(&exposition));
         self.observer = Some(Observer::new(exposition, top_files));
         self
     }
@@ -396,11 +410,15 @@ impl Shipper {
         let mut next_write_ahead = started;
         while !shutdown.is_requested() {
             let now = Instant::now();
+            self.poll_reload();
             let outbox = &self.outbox;
             let outcome = self.tailer.tick(&|slot| outbox.holds(slot));
             self.after_scan(outcome);
             self.outbox.stamp_read_time();
             let read = match self.throttle.as_mut() {
+                // A reload waits for every line handed out to be
+                // acknowledged: nothing more is read meanwhile.
+                _ if self.reload.pending.is_some() => 0,
                 Some(throttle) => {
                     throttle.refill(Instant::now());
                     let mut sink = Throttled {
@@ -464,6 +482,7 @@ impl Shipper {
                 self.checkpoint();
                 next_write_ahead = now + WRITE_AHEAD_SPACING;
             }
+            self.apply_reload(shutdown)?;
             self.observe(now);
             if self.backfill.due(now) {
                 self.backfill.update(self.tailer.backfill_progress(), now);

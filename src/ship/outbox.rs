@@ -105,6 +105,49 @@ impl Outbox {
         })
     }
 
+    /// A producer for `settings` if they need one other than the running
+    /// one (brokers, properties or attribution changed); None if not.
+    pub fn producer_for(
+        &self,
+        settings: &ShipSettings,
+        bootstrap: &str,
+    ) -> Result<Option<ShipProducer>, ShipError> {
+        let same = bootstrap == self.bootstrap
+            && settings.kafka_props == self.settings.kafka_props
+            && settings.attribution == self.settings.attribution;
+        if same {
+            return Ok(None);
+        }
+        client_config(bootstrap, &settings.kafka_props)
+            .create_with_context(ShipContext::new(settings.attribution == Attribution::Key))
+            .map(Some)
+            .map_err(ShipError::Producer)
+    }
+
+    /// Take `settings` (a reload), with nothing in flight: `kept[i]` is the
+    /// old index of the new input `i`; `producer` replaces the running one
+    /// (from [`producer_for`](Self::producer_for)), which is flushed first.
+    pub fn reconfigure(
+        &mut self,
+        settings: ShipSettings,
+        bootstrap: &str,
+        kept: &[Option<usize>],
+        producer: Option<ShipProducer>,
+    ) {
+        if let Some(producer) = producer {
+            // Nothing is in flight; a flush still settles anything librdkafka
+            // holds (the old producer is dropped after, which would purge).
+            let _ = self.producer.flush(Duration::from_secs(5));
+            self.serve_queued_events();
+            self.producer = producer;
+            self.bootstrap = bootstrap.to_string();
+        }
+        self.sending.remap_inputs(kept);
+        // Routes hold topics and keys of the old settings.
+        self.routes.clear();
+        self.settings = settings;
+    }
+
     /// The fatal error that ended the producer (exactly-once mode only;
     /// otherwise the producer is replaced).
     pub fn fatal(&self) -> Option<&(RDKafkaErrorCode, String)> {
@@ -191,6 +234,11 @@ impl Outbox {
             .retries
             .iter()
             .any(|r| DeliveryTag::unpack(r.opaque).slot == slot)
+    }
+
+    /// Whether any record waits for a retry.
+    pub fn has_retries(&self) -> bool {
+        !self.sending.retries.is_empty()
     }
 
     /// The stream in `slot` ended: forget its route.

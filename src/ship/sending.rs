@@ -117,6 +117,17 @@ impl Sending {
         }
     }
 
+    /// The inputs were replaced (a reload, with nothing in flight):
+    /// `kept[i]` is the old index of the new input `i`, whose counts stay.
+    pub(super) fn remap_inputs(&mut self, kept: &[Option<usize>]) {
+        debug_assert_eq!(self.inflight.total(), 0);
+        self.inflight = InFlight::new(kept.len());
+        self.counts = kept
+            .iter()
+            .map(|k| k.map_or_else(InputCounts::default, |old| self.counts[old]))
+            .collect();
+    }
+
     /// Build the record of `line` (of `stream`, sequence `seq`, routed by
     /// `route`) and hand it to `producer`. A record librdkafka will not take
     /// is kept for a retry, never dropped; one over a size limit is cut to

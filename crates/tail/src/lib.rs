@@ -48,6 +48,6 @@ pub use identity::{Anchor, FileId, Fingerprint, GenerationId};
 pub use lock::{LockError, StateLock};
 pub use multiline::MultilineJoiner;
 pub use tailer::{
-    BackfillProgress, FileStatus, LineSink, ScanOutcome, StartAt, StreamInfo, TailCounters,
-    TailInput, TailSettings, Tailer, TailerError,
+    BackfillProgress, FileStatus, LineSink, ReconfigureError, ScanOutcome, StartAt, StreamInfo,
+    TailCounters, TailInput, TailSettings, Tailer, TailerError,
 };

@@ -92,6 +92,13 @@ impl FsNotices {
         self.missing = still;
     }
 
+    /// Watch `dirs` too (inputs added at run time); those already watched
+    /// are skipped.
+    pub fn watch(&mut self, dirs: Vec<(PathBuf, bool)>) {
+        self.missing.extend(dirs);
+        self.retry_missing();
+    }
+
     /// Every directory is watched: a write anywhere in them will be
     /// reported, so quiet files need not be polled.
     pub fn active(&self) -> bool {

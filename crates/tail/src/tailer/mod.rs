@@ -23,7 +23,9 @@ mod budget;
 mod cut;
 mod event;
 mod path_index;
+mod reconfigure;
 mod rotated_globs;
+pub use reconfigure::ReconfigureError;
 mod round;
 mod start;
 mod status;
@@ -301,6 +303,53 @@ fn rotated_names(patterns: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// What the Tailer builds for one input: its three listings and framer.
+pub(crate) struct InputParts {
+    current: Discovery,
+    rotated: rotated_globs::RotatedGlobs,
+    compressed: Discovery,
+    own_rotated: Option<rotated_globs::RotatedGlobs>,
+    framer: LineFramer,
+}
+
+impl InputParts {
+    /// `i`: the input's index, named in errors.
+    pub(crate) fn build(i: usize, input: &TailInput) -> Result<Self, TailerError> {
+        let err = |source| TailerError::Discovery { input: i, source };
+        let current = Discovery::new(&input.include, &input.exclude).map_err(err)?;
+        // Exclude means exclude: an excluded file's rotated names are
+        // excluded too.
+        let mut excluded = input.exclude.clone();
+        excluded.extend(rotated_names(&input.exclude));
+        let mut rotated_exclude = excluded.clone();
+        for p in &input.include {
+            rotated_exclude.extend(COMPRESSED.iter().map(|c| format!("{p}*.{c}")));
+        }
+        let rotated =
+            rotated_globs::RotatedGlobs::siblings(&rotated_names(&input.include), &rotated_exclude)
+                .map_err(err)?;
+        let compressed_include: Vec<String> = rotated_names(&input.include)
+            .iter()
+            .flat_map(|p| {
+                crate::compressed::READABLE_SUFFIXES
+                    .iter()
+                    .map(move |c| format!("{p}.{c}"))
+            })
+            .collect();
+        let compressed = Discovery::new(&compressed_include, &excluded).map_err(err)?;
+        let own_rotated =
+            rotated_globs::RotatedGlobs::new(&input.rotated, &excluded).map_err(err)?;
+        let framer = LineFramer::new(0, input.max_line_bytes, input.long_lines, input.strip_cr);
+        Ok(InputParts {
+            current,
+            rotated,
+            compressed,
+            own_rotated,
+            framer,
+        })
+    }
+}
+
 impl Tailer {
     /// Follow `settings.inputs`, resuming the generations in `saved`.
     /// `fresh_start`: no checkpoint existed, so the configured start
@@ -316,40 +365,12 @@ impl Tailer {
         let mut own_rotated = Vec::new();
         let mut framers = Vec::new();
         for (i, input) in settings.inputs.iter().enumerate() {
-            let err = |source| TailerError::Discovery { input: i, source };
-            discoveries.push(Discovery::new(&input.include, &input.exclude).map_err(err)?);
-            // Exclude means exclude: an excluded file's rotated names are
-            // excluded too.
-            let mut excluded = input.exclude.clone();
-            excluded.extend(rotated_names(&input.exclude));
-            let mut rotated_exclude = excluded.clone();
-            for p in &input.include {
-                rotated_exclude.extend(COMPRESSED.iter().map(|c| format!("{p}*.{c}")));
-            }
-            rotated.push(
-                rotated_globs::RotatedGlobs::siblings(
-                    &rotated_names(&input.include),
-                    &rotated_exclude,
-                )
-                .map_err(err)?,
-            );
-            let compressed_include: Vec<String> = rotated_names(&input.include)
-                .iter()
-                .flat_map(|p| {
-                    crate::compressed::READABLE_SUFFIXES
-                        .iter()
-                        .map(move |c| format!("{p}.{c}"))
-                })
-                .collect();
-            compressed.push(Discovery::new(&compressed_include, &excluded).map_err(err)?);
-            own_rotated
-                .push(rotated_globs::RotatedGlobs::new(&input.rotated, &excluded).map_err(err)?);
-            framers.push(LineFramer::new(
-                0,
-                input.max_line_bytes,
-                input.long_lines,
-                input.strip_cr,
-            ));
+            let parts = InputParts::build(i, input)?;
+            discoveries.push(parts.current);
+            rotated.push(parts.rotated);
+            compressed.push(parts.compressed);
+            own_rotated.push(parts.own_rotated);
+            framers.push(parts.framer);
         }
         let mut watch_dirs: Vec<(PathBuf, bool)> =
             discoveries.iter().flat_map(Discovery::watch_dirs).collect();
@@ -529,9 +550,13 @@ impl Tailer {
         }
         if !self.first_scan_done {
             // Checkpointed files the first scan did not find were renamed
-            // out of sight, compressed or deleted while logferry was down.
-            self.ledger
-                .unfinish_unseen(&std::mem::take(&mut self.seen_at_start));
+            // out of sight, compressed or deleted while logferry was down;
+            // except those under a name no input follows any more (their
+            // input was removed): they are not looked for, and their
+            // positions rest (an input added back resumes there).
+            let mut seen = std::mem::take(&mut self.seen_at_start);
+            seen.extend(self.unfollowed_resting());
+            self.ledger.unfinish_unseen(&seen);
         }
         self.first_scan_done = true;
         // Listing the compressed names costs a directory read per scan;

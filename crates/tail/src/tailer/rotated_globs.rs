@@ -64,6 +64,11 @@ impl RotatedGlobs {
         })
     }
 
+    /// Whether `path` is one of these names.
+    pub(crate) fn matches(&self, path: &Path) -> bool {
+        self.discovery.matches(path)
+    }
+
     /// Directories to watch for files appearing under these names.
     pub(crate) fn watch_dirs(&self) -> Vec<(std::path::PathBuf, bool)> {
         self.discovery.watch_dirs()
