@@ -23,6 +23,8 @@ fn input(path: &Path) -> TailInput {
         strip_cr: false,
         partial_flush: None,
         multiline: None,
+        rotated: vec![],
+        backfill: false,
     }
 }
 

@@ -89,6 +89,7 @@ impl Tailer {
                 },
             )
             .collect();
+        self.rotated_compressed.clear();
         let mut added = added.into_iter().peekable();
         let mut counters = Vec::with_capacity(kept.len());
         let mut watch_dirs = Vec::new();
@@ -107,6 +108,8 @@ impl Tailer {
             self.rotated.push(parts.rotated);
             self.compressed.push(parts.compressed);
             self.own_rotated.push(parts.own_rotated);
+            // Listed again at the next scan.
+            self.rotated_compressed.push(Vec::new());
             self.framers.push(parts.framer);
             counters.push(k.map_or_else(TailCounters::default, |old| self.counters[old]));
         }
