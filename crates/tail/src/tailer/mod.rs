@@ -22,8 +22,10 @@ mod backfill;
 mod budget;
 mod cut;
 mod event;
+mod input_parts;
 mod path_index;
 mod reconfigure;
+use input_parts::InputParts;
 mod rotated_globs;
 pub use reconfigure::ReconfigureError;
 mod round;
@@ -147,11 +149,6 @@ pub(crate) enum Role {
     /// Only under a rotated name (`PATTERN.*`, `PATTERN-*`).
     Rotated,
 }
-
-/// Suffixes of rotated files that are compressed: never read as text; the
-/// readable ones ([`crate::compressed`]) are searched for generations with
-/// unread bytes.
-const COMPRESSED: &[&str] = &["gz", "bz2", "xz", "zst", "zip", "lz4", "Z"];
 
 /// With file-system notifications on, every creation, rename, deletion and
 /// write prompts a scan or a read at once, so the periodic scan is only a
@@ -294,60 +291,6 @@ pub(crate) fn now_unix() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn rotated_names(patterns: &[String]) -> Vec<String> {
-    patterns
-        .iter()
-        .flat_map(|p| [format!("{p}.*"), format!("{p}-*")])
-        .collect()
-}
-
-/// What the Tailer builds for one input: its three listings and framer.
-pub(crate) struct InputParts {
-    current: Discovery,
-    rotated: rotated_globs::RotatedGlobs,
-    compressed: Discovery,
-    own_rotated: Option<rotated_globs::RotatedGlobs>,
-    framer: LineFramer,
-}
-
-impl InputParts {
-    /// `i`: the input's index, named in errors.
-    pub(crate) fn build(i: usize, input: &TailInput) -> Result<Self, TailerError> {
-        let err = |source| TailerError::Discovery { input: i, source };
-        let current = Discovery::new(&input.include, &input.exclude).map_err(err)?;
-        // Exclude means exclude: an excluded file's rotated names are
-        // excluded too.
-        let mut excluded = input.exclude.clone();
-        excluded.extend(rotated_names(&input.exclude));
-        let mut rotated_exclude = excluded.clone();
-        for p in &input.include {
-            rotated_exclude.extend(COMPRESSED.iter().map(|c| format!("{p}*.{c}")));
-        }
-        let rotated =
-            rotated_globs::RotatedGlobs::siblings(&rotated_names(&input.include), &rotated_exclude)
-                .map_err(err)?;
-        let compressed_include: Vec<String> = rotated_names(&input.include)
-            .iter()
-            .flat_map(|p| {
-                crate::compressed::READABLE_SUFFIXES
-                    .iter()
-                    .map(move |c| format!("{p}.{c}"))
-            })
-            .collect();
-        let compressed = Discovery::new(&compressed_include, &excluded).map_err(err)?;
-        let own_rotated =
-            rotated_globs::RotatedGlobs::new(&input.rotated, &excluded).map_err(err)?;
-        let framer = LineFramer::new(0, input.max_line_bytes, input.long_lines, input.strip_cr);
-        Ok(InputParts {
-            current,
-            rotated,
-            compressed,
-            own_rotated,
-            framer,
-        })
-    }
 }
 
 impl Tailer {
