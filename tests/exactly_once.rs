@@ -675,3 +675,81 @@ fn all_brokers_down_longer_than_the_transaction_timeout_nothing_lost_or_duplicat
     );
     wait_cluster_healthy(&brokers, &[&topic, &positions]);
 }
+
+/// A backlog (here a rate limit keeps the agent behind) is committed in
+/// transactions that stretch up to ten intervals, not one per interval:
+/// each boundary drains the pipeline, which a backlog pays for in
+/// throughput. Lines are still seen exactly once.
+#[test]
+fn a_backlog_is_committed_in_stretched_transactions_and_seen_once() {
+    let _g = CLUSTER.read().unwrap_or_else(|p| p.into_inner());
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("eo-stretch");
+    let positions = topic_name("eo-stretch-positions");
+    create_topic(&brokers, &topic, 1);
+    create_positions_topic(&brokers, &positions);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let total = 40_000; // about 4.2 MB: 4 s at the limit
+    LogWriter::create(&log).write_lines((0..total).map(line));
+    let config = eo_config(
+        dir.path(),
+        &brokers,
+        &topic,
+        log.to_str().unwrap(),
+        &positions,
+        "max_inflight_bytes = \"64KiB\"",
+    );
+    let interval = Duration::from_millis(100);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "transaction_interval = \"300ms\"",
+            "transaction_interval = \"100ms\"",
+        )
+        .replacen("[kafka]", "max_bytes_per_sec = \"1MB\"\n\n[kafka]", 1)
+        + "\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
+    std::fs::write(&config, text).unwrap();
+    let mut lf = Logferry::start(
+        &["ship", "-c", config.to_str().unwrap()],
+        &dir.path().join("err"),
+    );
+    let addr = scrape::metrics_addr(&lf);
+    let committed = || {
+        let body = scrape::get(&addr, "/metrics").1;
+        scrape::sum(&body, "logferry_transactions_committed_total")
+    };
+    // Count the commits over a window in which the agent is behind: from
+    // the first lines visible to three quarters of them.
+    let mut reader = CommittedReader::new(&brokers, &topic);
+    assert!(
+        reader.read_until(1, Duration::from_secs(60)),
+        "nothing visible"
+    );
+    let (t1, c1) = (Instant::now(), committed());
+    assert!(
+        reader.read_until(total * 3 / 4, Duration::from_secs(120)),
+        "lines stopped becoming visible; stderr:\n{}",
+        lf.stderr()
+    );
+    let (window, c2) = (t1.elapsed(), committed());
+    let seen_all = reader.read_until(total, Duration::from_secs(60));
+    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
+    assert!(seen_all, "not every line became visible");
+    let seen = reader.finish(total, Duration::from_secs(30));
+    assert_exactly_once(&seen, total, "a backlog in stretched transactions");
+    assert!(
+        window >= Duration::from_secs(1),
+        "the rate limit kept the agent behind for {window:?} only"
+    );
+    // One commit per interval would be window / (100 ms + a drain and a
+    // commit); stretched to ten intervals, a tenth of that. The bound is
+    // twice the stretched rate.
+    let bound = (window.as_secs_f64() / (5.0 * interval.as_secs_f64())).ceil() + 2.0;
+    let during = c2 - c1;
+    eprintln!("{during} transactions committed in {window:?} behind (bound {bound})");
+    assert!(
+        during <= bound,
+        "{during} transactions committed in {window:?} behind (bound {bound}): a backlog's transactions were not stretched"
+    );
+}

@@ -58,6 +58,9 @@ pub struct ShipSnapshot {
     pub retries: u64,
     pub checkpoint_writes: u64,
     pub checkpoint_failures: u64,
+    /// Exactly-once mode (both 0 otherwise).
+    pub transactions_committed: u64,
+    pub transactions_aborted: u64,
     pub brokers: Vec<BrokerSnapshot>,
     /// The files furthest behind, largest lag first.
     pub top_files: Vec<FileLag>,
@@ -210,6 +213,18 @@ impl Exposition for ShipExposition {
             "logferry_checkpoint_failures",
             "Checkpoint writes that failed (the previous checkpoint stays)",
             [(Labels::new(), s.checkpoint_failures)],
+        );
+        counters(
+            r,
+            "logferry_transactions_committed",
+            "Exactly-once mode: transactions committed (lines and positions together)",
+            [(Labels::new(), s.transactions_committed)],
+        );
+        counters(
+            r,
+            "logferry_transactions_aborted",
+            "Exactly-once mode: transactions aborted (their lines are read again)",
+            [(Labels::new(), s.transactions_aborted)],
         );
         gauges(
             r,

@@ -108,7 +108,9 @@ pub struct ShipReport {
     pub unacked_at_exit: u64,
     /// Producers replaced after a fatal error.
     pub producer_restarts: u64,
-    /// Exactly-once mode: transactions aborted (their lines read again).
+    /// Exactly-once mode: transactions committed, and aborted (their
+    /// lines read again).
+    pub transactions_committed: u64,
     pub transactions_aborted: u64,
     /// Generations that vanished with bytes never shipped, and those bytes.
     pub generations_lost: u64,
@@ -148,6 +150,7 @@ struct LoopCounters {
     unacked_at_exit: u64,
     generations_lost: u64,
     bytes_lost: u64,
+    transactions_committed: u64,
     transactions_aborted: u64,
 }
 
@@ -373,6 +376,10 @@ impl Shipper {
             CheckpointState {
                 writes: self.counters.checkpoint_writes,
                 failures: self.counters.checkpoint_failures,
+                transactions: (
+                    self.counters.transactions_committed,
+                    self.counters.transactions_aborted,
+                ),
                 failing: self
                     .checkpoint_failing
                     .as_ref()
@@ -460,9 +467,11 @@ impl Shipper {
                 // before its first line is handed out (write-ahead), and a
                 // failed record aborts its transaction at once.
                 let write_ahead = self.tailer.wants_save() && now >= next_write_ahead;
-                if now >= due || write_ahead || self.transaction_failed() {
+                if write_ahead || self.transaction_failed() {
                     self.boundary(shutdown)?;
                     next_write_ahead = Instant::now() + WRITE_AHEAD_SPACING;
+                } else if now >= due {
+                    self.interval_up(now, shutdown)?;
                 }
             } else if now >= next_checkpoint {
                 let began = Instant::now();
@@ -669,6 +678,7 @@ impl Shipper {
             unacked_at_exit: c.unacked_at_exit,
             generations_lost: c.generations_lost,
             bytes_lost: c.bytes_lost,
+            transactions_committed: c.transactions_committed,
             transactions_aborted: c.transactions_aborted,
             ..self.outbox.report().clone()
         }

@@ -30,6 +30,8 @@ pub(super) struct Observer {
 pub(super) struct CheckpointState<'a> {
     pub writes: u64,
     pub failures: u64,
+    /// Exactly-once mode: transactions committed and aborted.
+    pub transactions: (u64, u64),
     /// Since when writing fails, and the last error.
     pub failing: Option<(Instant, &'a str)>,
 }
@@ -104,6 +106,8 @@ impl Observer {
             retries: outbox.report().retries,
             checkpoint_writes: checkpoint.writes,
             checkpoint_failures: checkpoint.failures,
+            transactions_committed: checkpoint.transactions.0,
+            transactions_aborted: checkpoint.transactions.1,
             brokers: ctx.brokers().into_iter().map(broker).collect(),
             top_files,
             health,

@@ -32,6 +32,11 @@ impl FileStatus<'_> {
     pub fn lag(&self) -> u64 {
         self.size.saturating_sub(self.acked)
     }
+
+    /// Bytes in the file not read yet.
+    pub fn unread(&self) -> u64 {
+        self.size.saturating_sub(self.read)
+    }
 }
 
 /// Events of one input, counted as they happen (an integer add each).
