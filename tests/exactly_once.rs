@@ -1,9 +1,10 @@
-//! exactly_once against the real cluster: a read_committed consumer (this
-//! file's own, not logferry's `verify`) sees every line exactly once
-//! after kill -9 of logferry at random moments with rotations in between,
+//! exactly_once against the real cluster: a read_committed consumer (the
+//! tests' own, tests/common/committed.rs, not logferry's `verify`) sees
+//! every line exactly once after kill -9 of logferry at random moments with rotations in between,
 //! after a broker is killed mid-stream and restored, after all brokers are
 //! down longer than the transaction timeout (memory bounded meanwhile),
-//! and when two agents claim the same positions one is fenced.
+//! and when two agents claim the same positions one is fenced (also when
+//! it is idle).
 //!
 //! Tests that take brokers down (through `scripts/kafka`, on the cluster
 //! `scripts/test` started) hold the write side of CLUSTER; the others hold
@@ -15,45 +16,16 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use common::committed::*;
 use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 
 static CLUSTER: RwLock<()> = RwLock::new(());
-const HOST: &str = "eohost";
-
-/// The positions topic, as an operator creates it: compacted.
-fn create_positions_topic(brokers: &str, name: &str) {
-    create_topic_with(brokers, name, 1, &[("cleanup.policy", "compact")]);
-}
-
-/// A configuration with exactly_once on, the given positions topic and
-/// transaction interval (and transactional id, if any).
-fn eo_config(
-    dir: &Path,
-    brokers: &str,
-    topic: &str,
-    include: &str,
-    positions: &str,
-    extra_kafka: &str,
-) -> PathBuf {
-    let path = config_toml(dir, brokers, HOST, topic, include, "", "");
-    let text = std::fs::read_to_string(&path).unwrap().replace(
-        "[kafka.properties]",
-        &format!(
-            "exactly_once = true\npositions_topic = \"{positions}\"\ntransaction_interval = \"300ms\"\n{extra_kafka}\n[kafka.properties]"
-        ),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 /// Appends numbered lines in batches; the test thread rotates the file
 /// between batches (under the same lock, so no line is written between a
@@ -93,156 +65,6 @@ impl Feeder {
         self.handle.join().unwrap();
         self.written.load(Ordering::Relaxed)
     }
-}
-
-/// What a read_committed consumer saw of a topic.
-struct Seen {
-    /// Per line number, how many records carried it.
-    lines: HashMap<usize, usize>,
-    /// (generation, offset) of every attributed record.
-    sources: Vec<(u64, u64)>,
-    records: usize,
-}
-
-impl Seen {
-    fn missing(&self, total: usize) -> usize {
-        (0..total).filter(|n| !self.lines.contains_key(n)).count()
-    }
-
-    fn duplicated(&self) -> usize {
-        self.lines.values().map(|c| c - 1).sum()
-    }
-}
-
-/// A read_committed consumer of a whole topic, from its beginning.
-struct CommittedReader {
-    consumer: BaseConsumer,
-    seen: Seen,
-}
-
-impl CommittedReader {
-    fn new(brokers: &str, topic: &str) -> CommittedReader {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", format!("eo-reader-{topic}"))
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .create()
-            .unwrap();
-        let md = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for p in md.topics()[0].partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-                .unwrap();
-        }
-        consumer.assign(&tpl).unwrap();
-        CommittedReader {
-            consumer,
-            seen: Seen {
-                lines: HashMap::new(),
-                sources: Vec::new(),
-                records: 0,
-            },
-        }
-    }
-
-    /// One poll; whether a record came.
-    fn poll_once(&mut self, timeout: Duration) -> bool {
-        match self.consumer.poll(timeout) {
-            Some(Ok(m)) => {
-                let seen = &mut self.seen;
-                seen.records += 1;
-                let payload = m.payload().unwrap_or_default();
-                *seen.lines.entry(line_no(payload)).or_default() += 1;
-                let rec = Record {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    payload: payload.to_vec(),
-                    headers: m
-                        .headers()
-                        .map(|hs| {
-                            hs.iter()
-                                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                };
-                let src = rec.source().expect("every record is attributed");
-                seen.sources
-                    .push((src.generation.expect("generation").0, src.offset));
-                true
-            }
-            Some(Err(e)) => {
-                eprintln!("reader: {e}");
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// Read until `n` distinct lines were seen or the deadline; whether
-    /// they were.
-    fn read_until(&mut self, n: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while self.seen.lines.len() < n && Instant::now() < deadline {
-            self.poll_once(Duration::from_millis(200));
-        }
-        self.seen.lines.len() >= n
-    }
-
-    /// Read until `total` distinct lines were seen and then nothing more
-    /// came for a while (a duplicate would arrive after the last line), or
-    /// the deadline.
-    fn finish(mut self, total: usize, timeout: Duration) -> Seen {
-        let deadline = Instant::now() + timeout;
-        let mut quiet_since = Instant::now();
-        while Instant::now() < deadline {
-            if self.seen.lines.len() >= total && quiet_since.elapsed() > Duration::from_secs(3) {
-                break;
-            }
-            if self.poll_once(Duration::from_millis(200)) {
-                quiet_since = Instant::now();
-            }
-        }
-        self.seen
-    }
-}
-
-/// Read `topic` with isolation.level=read_committed until `total` distinct
-/// lines were seen and then nothing more came for a while, or the deadline.
-fn read_committed(brokers: &str, topic: &str, total: usize, timeout: Duration) -> Seen {
-    CommittedReader::new(brokers, topic).finish(total, timeout)
-}
-
-/// Every line once, and one record per (generation, offset).
-fn assert_exactly_once(seen: &Seen, total: usize, what: &str) {
-    let missing = seen.missing(total);
-    if missing > 0 {
-        let mut ranges: Vec<(usize, usize)> = Vec::new();
-        for n in (0..total).filter(|n| !seen.lines.contains_key(n)) {
-            match ranges.last_mut() {
-                Some(r) if r.1 + 1 == n => r.1 = n,
-                _ => ranges.push((n, n)),
-            }
-        }
-        eprintln!("{what}: missing line ranges {ranges:?}");
-    }
-    let duplicated = seen.duplicated();
-    eprintln!(
-        "{what}: {total} lines written, {} records read_committed, {missing} missing, {duplicated} duplicated",
-        seen.records
-    );
-    assert_eq!(missing, 0, "{what}: lines missing");
-    assert_eq!(duplicated, 0, "{what}: lines duplicated");
-    let distinct: HashSet<_> = seen.sources.iter().collect();
-    assert_eq!(
-        distinct.len(),
-        seen.sources.len(),
-        "{what}: two records with the same (generation, offset)"
-    );
 }
 
 fn seed() -> u64 {
@@ -360,6 +182,59 @@ fn a_second_agent_on_the_same_positions_fences_the_first() {
     let seen = read_committed(&brokers, &topic, total, Duration::from_secs(60));
     assert!(b.stop().success(), "stderr:\n{}", b.stderr());
     assert_exactly_once(&seen, total, "two agents, one fenced");
+}
+
+/// An idle agent learns it was fenced without a line to send: it commits
+/// its unchanged positions every 30 intervals (9 s here), and that request
+/// is refused once another agent claimed its transactional id.
+#[test]
+fn an_idle_agent_replaced_by_another_is_fenced_within_thirty_intervals() {
+    let _g = CLUSTER.read().unwrap_or_else(|p| p.into_inner());
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("eo-idle-fence");
+    let positions = topic_name("eo-idle-fence-positions");
+    create_topic(&brokers, &topic, 1);
+    create_positions_topic(&brokers, &positions);
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("app.log");
+    LogWriter::create(&log).write_lines((0..10).map(line));
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let id = format!("transactional_id = \"{}\"", topic_name("eo-idle-fence-id"));
+    let include = log.to_str().unwrap();
+    let a_cfg = eo_config(a_dir.path(), &brokers, &topic, include, &positions, &id);
+    let b_cfg = eo_config(b_dir.path(), &brokers, &topic, include, &positions, &id);
+    let mut a = Logferry::start(
+        &["ship", "-c", a_cfg.to_str().unwrap()],
+        &a_dir.path().join("err"),
+    );
+    let mut reader = CommittedReader::new(&brokers, &topic);
+    assert!(
+        reader.read_until(10, Duration::from_secs(60)),
+        "A shipped nothing"
+    );
+    // Both idle from here on: nothing more is written.
+    let mut b = Logferry::start(
+        &["ship", "-c", b_cfg.to_str().unwrap()],
+        &b_dir.path().join("err"),
+    );
+    b.wait_for_log("positions read back", Duration::from_secs(30));
+    let status = a.wait_timeout(Duration::from_secs(30)).unwrap_or_else(|| {
+        panic!(
+            "the idle agent was not fenced within 30 s; stderr:\n{}",
+            a.stderr()
+        )
+    });
+    a.child = None;
+    assert!(!status.success(), "a fenced agent exits non-zero");
+    assert!(
+        a.stderr()
+            .contains("fenced: another logferry with the same transactional.id"),
+        "the fenced agent says why; stderr:\n{}",
+        a.stderr()
+    );
+    assert!(b.stop().success(), "stderr:\n{}", b.stderr());
+    let seen = reader.finish(10, Duration::from_secs(10));
+    assert_exactly_once(&seen, 10, "an idle agent fenced");
 }
 
 #[test]
@@ -674,82 +549,4 @@ fn all_brokers_down_longer_than_the_transaction_timeout_nothing_lost_or_duplicat
         "RSS peaked at {peak_kib} KiB"
     );
     wait_cluster_healthy(&brokers, &[&topic, &positions]);
-}
-
-/// A backlog (here a rate limit keeps the agent behind) is committed in
-/// transactions that stretch up to ten intervals, not one per interval:
-/// each boundary drains the pipeline, which a backlog pays for in
-/// throughput. Lines are still seen exactly once.
-#[test]
-fn a_backlog_is_committed_in_stretched_transactions_and_seen_once() {
-    let _g = CLUSTER.read().unwrap_or_else(|p| p.into_inner());
-    let Some(brokers) = brokers() else { return };
-    let topic = topic_name("eo-stretch");
-    let positions = topic_name("eo-stretch-positions");
-    create_topic(&brokers, &topic, 1);
-    create_positions_topic(&brokers, &positions);
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("app.log");
-    let total = 40_000; // about 4.2 MB: 4 s at the limit
-    LogWriter::create(&log).write_lines((0..total).map(line));
-    let config = eo_config(
-        dir.path(),
-        &brokers,
-        &topic,
-        log.to_str().unwrap(),
-        &positions,
-        "max_inflight_bytes = \"64KiB\"",
-    );
-    let interval = Duration::from_millis(100);
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(
-            "transaction_interval = \"300ms\"",
-            "transaction_interval = \"100ms\"",
-        )
-        .replacen("[kafka]", "max_bytes_per_sec = \"1MB\"\n\n[kafka]", 1)
-        + "\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
-    std::fs::write(&config, text).unwrap();
-    let mut lf = Logferry::start(
-        &["ship", "-c", config.to_str().unwrap()],
-        &dir.path().join("err"),
-    );
-    let addr = scrape::metrics_addr(&lf);
-    let committed = || {
-        let body = scrape::get(&addr, "/metrics").1;
-        scrape::sum(&body, "logferry_transactions_committed_total")
-    };
-    // Count the commits over a window in which the agent is behind: from
-    // the first lines visible to three quarters of them.
-    let mut reader = CommittedReader::new(&brokers, &topic);
-    assert!(
-        reader.read_until(1, Duration::from_secs(60)),
-        "nothing visible"
-    );
-    let (t1, c1) = (Instant::now(), committed());
-    assert!(
-        reader.read_until(total * 3 / 4, Duration::from_secs(120)),
-        "lines stopped becoming visible; stderr:\n{}",
-        lf.stderr()
-    );
-    let (window, c2) = (t1.elapsed(), committed());
-    let seen_all = reader.read_until(total, Duration::from_secs(60));
-    assert!(lf.stop().success(), "stderr:\n{}", lf.stderr());
-    assert!(seen_all, "not every line became visible");
-    let seen = reader.finish(total, Duration::from_secs(30));
-    assert_exactly_once(&seen, total, "a backlog in stretched transactions");
-    assert!(
-        window >= Duration::from_secs(1),
-        "the rate limit kept the agent behind for {window:?} only"
-    );
-    // One commit per interval would be window / (100 ms + a drain and a
-    // commit); stretched to ten intervals, a tenth of that. The bound is
-    // twice the stretched rate.
-    let bound = (window.as_secs_f64() / (5.0 * interval.as_secs_f64())).ceil() + 2.0;
-    let during = c2 - c1;
-    eprintln!("{during} transactions committed in {window:?} behind (bound {bound})");
-    assert!(
-        during <= bound,
-        "{during} transactions committed in {window:?} behind (bound {bound}): a backlog's transactions were not stretched"
-    );
 }

@@ -23,7 +23,7 @@ use super::produce::{
 };
 pub use super::sending::InputCounts;
 use super::sending::{Retry, Route, Sending, RETRY_BACKOFF_MAX, SERVICE_NAP};
-use super::{ShipError, ShipReport};
+use super::{positions, ShipError, ShipReport};
 use crate::config::{Attribution, PartitionBy, ShipSettings};
 use crate::wire::{self as encode, source_tail, SOURCE_HEADER};
 
@@ -160,18 +160,44 @@ impl Outbox {
         topic: &str,
         partition: i32,
         key: &str,
-        value: &[u8],
+        value: &positions::Parts,
         watermark: u64,
     ) -> Result<(), KafkaError> {
-        let mark = watermark.to_string();
-        let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
-            key: super::positions::WATERMARK_HEADER,
+        let parts = value.parts();
+        // Parts 1.. first, the one under the agent's key last: a reader
+        // that finds the first finds the others before it.
+        for (n, part) in parts.iter().enumerate().skip(1) {
+            let part_key = positions::part_key(key, n);
+            let rec = BaseRecord::with_opaque_to(topic, POSITIONS_OPAQUE)
+                .partition(partition)
+                .key(&part_key)
+                .payload(*part);
+            self.producer.send(rec).map_err(|(e, _)| e)?;
+        }
+        let (mark, count, crc) = (
+            watermark.to_string(),
+            parts.len().to_string(),
+            value.crc().to_string(),
+        );
+        let mut headers = OwnedHeaders::new_with_capacity(3).insert(Header {
+            key: positions::WATERMARK_HEADER,
             value: Some(mark.as_bytes()),
         });
+        if parts.len() > 1 {
+            headers = headers
+                .insert(Header {
+                    key: positions::PARTS_HEADER,
+                    value: Some(count.as_bytes()),
+                })
+                .insert(Header {
+                    key: positions::CRC_HEADER,
+                    value: Some(crc.as_bytes()),
+                });
+        }
         let rec = BaseRecord::with_opaque_to(topic, POSITIONS_OPAQUE)
             .partition(partition)
             .key(key)
-            .payload(value)
+            .payload(parts[0])
             .headers(headers);
         self.producer.send(rec).map_err(|(e, _)| e)
     }

@@ -50,6 +50,12 @@ const BACKLOG_STRETCH: u32 = 10;
 /// timeout, which aborts a transaction that outlives it.
 const STRETCH_TIMEOUT_SHARE: u32 = 4;
 
+/// An idle agent commits its unchanged positions once in this many
+/// intervals (30 s by default): a producer learns it was fenced only from
+/// a request, so without it an agent replaced by another with the same
+/// transactional id would stay up, idle, until its next line.
+const IDLE_COMMIT_INTERVALS: u32 = 30;
+
 /// What a committed transaction held, to skip committing unchanged ones.
 type Summary = Vec<(GenerationId, u64, u64, u64)>;
 
@@ -77,6 +83,8 @@ pub(super) struct Transaction {
     failures_at_begin: u64,
     sent_at_begin: u64,
     committed: Summary,
+    /// When the last commit was (or the start).
+    last_commit: Instant,
     /// Positions were read back from the topic at start.
     restored: bool,
 }
@@ -214,6 +222,7 @@ impl Transaction {
             failures_at_begin: report.delivery_failures,
             sent_at_begin: report.lines_sent,
             committed: last,
+            last_commit: now,
             restored,
         })
     }
@@ -304,7 +313,11 @@ impl Shipper {
         let entries = self.tailer.checkpoint_entries();
         let sum = summary(&entries);
         let txn = self.txn();
-        if sum == txn.committed && self.outbox.report().lines_sent == self.txn().sent_at_begin {
+        let idle_proof_due = txn.last_commit.elapsed() >= txn.interval * IDLE_COMMIT_INTERVALS;
+        if sum == txn.committed
+            && self.outbox.report().lines_sent == self.txn().sent_at_begin
+            && !idle_proof_due
+        {
             // Nothing to commit: the transaction stays open (and empty).
             self.tailer.saved();
             let t = self.txn();
@@ -312,7 +325,7 @@ impl Shipper {
             t.due = t.began + t.interval;
             return Ok(());
         }
-        let value = positions::encode(&entries);
+        let value = positions::Parts::new(positions::encode(&entries));
         let mark = self.tailer.examined_until();
         let (topic, partition, id) = {
             let t = self.txn();
@@ -345,7 +358,9 @@ impl Shipper {
         self.service(Duration::ZERO)?;
         self.save_local(&entries, mark);
         self.counters.transactions_committed += 1;
-        self.txn().committed = sum;
+        let t = self.txn();
+        t.committed = sum;
+        t.last_commit = Instant::now();
         self.begin()
     }
 
@@ -449,6 +464,7 @@ mod tests {
             failures_at_begin: 0,
             sent_at_begin: 0,
             committed: Summary::new(),
+            last_commit: began,
             restored: false,
         }
     }

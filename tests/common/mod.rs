@@ -3,6 +3,7 @@
 //! consumer that reads records back, and a `logferry` child process.
 #![allow(dead_code)]
 
+pub mod committed;
 pub mod scrape;
 pub mod tools;
 
