@@ -15,7 +15,6 @@
 //! generation ([`State::gen_key`]).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::index::{GenKey, IndexError, Lineage, Store};
@@ -265,10 +264,9 @@ fn note_offset<M: Consumed>(st: &mut State, m: &M) {
     let first = match st.pending.get_mut(m.topic()) {
         Some(parts) => parts.insert(m.partition(), next).is_none(),
         None => {
-            st.pending.insert(
-                m.topic().to_string(),
-                HashMap::from([(m.partition(), next)]),
-            );
+            let mut parts = foldhash::HashMap::default();
+            parts.insert(m.partition(), next);
+            st.pending.insert(m.topic().to_string(), parts);
             true
         }
     };
@@ -284,6 +282,7 @@ mod hostile;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
     use crate::collect::index::live_path;
     use crate::collect::spread::Hold;
     use crate::wire::{encode_source_key, source_tail};

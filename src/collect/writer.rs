@@ -149,14 +149,19 @@ pub struct Gap {
 pub struct Writer {
     /// Largest hole a line may open past the end of its output.
     max_hole: u64,
-    outputs: HashMap<GenKey, OutFile>,
+    /// Looked up twice a line: keyed with foldhash, since SipHash of the
+    /// key was a sixth of the collector's own instructions. Its seed is
+    /// random per process, as std's; foldhash resists hash flooding less
+    /// than SipHash, but a producer making many generations costs the
+    /// collector an output file (and an index entry) each anyway.
+    outputs: foldhash::HashMap<GenKey, OutFile>,
     /// Generations not in the index whose lines came too far out to
     /// register them, until the next sync: a stream of such lines then
     /// costs a set lookup each, not a read of the index.
-    unknown_far: HashSet<GenKey>,
+    unknown_far: foldhash::HashSet<GenKey>,
     /// Generations whose output could not be created, with why, until
     /// the next sync: their next lines cost a lookup, not a try each.
-    unwritable: HashMap<GenKey, String>,
+    unwritable: foldhash::HashMap<GenKey, String>,
     appenders: HashMap<(String, i32), Appender>,
     /// Gaps already logged (output, hole start), so each is said once.
     reported: HashSet<(String, u64)>,
@@ -183,9 +188,9 @@ impl Writer {
     pub fn new(max_hole: u64) -> Self {
         Writer {
             max_hole,
-            outputs: HashMap::new(),
-            unknown_far: HashSet::new(),
-            unwritable: HashMap::new(),
+            outputs: Default::default(),
+            unknown_far: Default::default(),
+            unwritable: Default::default(),
             appenders: HashMap::new(),
             reported: HashSet::new(),
             skipped_unattributed: 0,
