@@ -719,13 +719,15 @@ fn session(
             Some(Err(e)) => tracing::warn!("consumer: {e}"),
             None => {}
         }
+        let mut run = record::PartitionRun::default();
         let handled = batch.iter().try_for_each(|r| match r.error() {
             Some(e) => {
                 tracing::warn!("consumer: {e}");
                 Ok(())
             }
-            None => record::handle(&mut st, store, &r, meta, now),
+            None => run.handle(&mut st, store, &r, meta, now),
         });
+        run.end(&mut st);
         if let Err(e) = handled {
             break Some(e);
         }
