@@ -224,34 +224,17 @@ impl Writer {
         let len = line.len() as u64 + u64::from(!truncated);
         // Where the line ends, when a file can hold it there.
         let line_end = offset.checked_add(len).filter(|&e| e <= MAX_FILE_END);
-        let opened = !self.outputs.contains_key(key);
-        if opened {
-            // A new generation's output ends at 0. A line too far for it
-            // does not register it: a corrupt record would otherwise take
-            // the live name from the real file.
-            let may_register = line_end.is_some() && offset <= self.max_hole;
-            if !may_register && self.unknown_far.contains(key) {
-                return Ok(Placed::TooFar { end: 0 });
-            }
-            if let Some(why) = self.unwritable.get(key) {
-                return Ok(Placed::Unwritable { why: why.clone() });
-            }
-            match open_output(store, key, source_path, from, now, may_register)? {
-                Opened::Out(out) => {
-                    self.outputs.insert(key.clone(), out);
+        // One lookup a line: the output is opened only when missing.
+        let (out, opened) = match self.outputs.get_mut(key) {
+            Some(out) => (out, false),
+            None => {
+                if let Err(placed) = self.open(store, key, source_path, from, now, line_end, offset)? {
+                    return Ok(placed);
                 }
-                Opened::TooFar => {
-                    self.unknown_far.insert(key.clone());
-                    return Ok(Placed::TooFar { end: 0 });
-                }
-                Opened::Unwritable(e) => {
-                    let why = e.to_string();
-                    self.unwritable.insert(key.clone(), why.clone());
-                    return Ok(Placed::Unwritable { why });
-                }
+                let out = self.outputs.get_mut(key).expect("opened above");
+                (out, true)
             }
-        }
-        let out = self.outputs.get_mut(key).expect("inserted above");
+        };
         if let Some(held) = &out.archived {
             let end = offset.saturating_add(len);
             if !held.covers(offset, end) {
@@ -305,6 +288,46 @@ impl Writer {
         } else {
             Placed::Written
         })
+    }
+
+    /// Open `key`'s output for a line at `offset` ending at `line_end`
+    /// (None: past what a file can hold), or say where the line goes
+    /// instead. A new generation's output ends at 0. A line too far for
+    /// it does not register it: a corrupt record would otherwise take the
+    /// live name from the real file.
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        &mut self,
+        store: &Store,
+        key: &GenKey,
+        source_path: &[u8],
+        from: Origin<'_>,
+        now: u64,
+        line_end: Option<u64>,
+        offset: u64,
+    ) -> Result<Result<(), Placed>, IndexError> {
+        let may_register = line_end.is_some() && offset <= self.max_hole;
+        if !may_register && self.unknown_far.contains(key) {
+            return Ok(Err(Placed::TooFar { end: 0 }));
+        }
+        if let Some(why) = self.unwritable.get(key) {
+            return Ok(Err(Placed::Unwritable { why: why.clone() }));
+        }
+        match open_output(store, key, source_path, from, now, may_register)? {
+            Opened::Out(out) => {
+                self.outputs.insert(key.clone(), out);
+                Ok(Ok(()))
+            }
+            Opened::TooFar => {
+                self.unknown_far.insert(key.clone());
+                Ok(Err(Placed::TooFar { end: 0 }))
+            }
+            Opened::Unwritable(e) => {
+                let why = e.to_string();
+                self.unwritable.insert(key.clone(), why.clone());
+                Ok(Err(Placed::Unwritable { why }))
+            }
+        }
     }
 
     /// The partitions `key`'s lines came from in this session (while its
