@@ -262,8 +262,8 @@ pub struct Record<'b> {
 /// The name of `m`'s topic ("" when it has none or it is not UTF-8).
 ///
 /// # Safety
-/// `m` is a live message for `'b`.
-unsafe fn topic_name<'b>(m: &'b rd::rd_kafka_message_t) -> &'b str {
+/// `m` is a live message for as long as the returned name is used.
+unsafe fn topic_name(m: &rd::rd_kafka_message_t) -> &str {
     if m.rkt.is_null() {
         return "";
     }

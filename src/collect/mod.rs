@@ -209,11 +209,7 @@ impl State {
 
     fn figures(&self, lag: Vec<PartitionLag>) -> SessionFigures {
         SessionFigures {
-            topics: self
-                .topics
-                .iter()
-                .map(|(t, c)| (t.clone(), *c))
-                .collect(),
+            topics: self.topics.iter().map(|(t, c)| (t.clone(), *c)).collect(),
             bytes_written: self.writer.bytes_written,
             fsync: self.writer.fsync.clone(),
             commits: self.counters.commits,

@@ -343,12 +343,12 @@ mod hostile;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
     use crate::collect::index::live_path;
     use crate::collect::spread::Hold;
     use crate::wire::{encode_source_key, source_tail};
     use logferry_tail::{FileId, GenerationId};
     use rdkafka::message::{OwnedMessage, Timestamp};
+    use std::collections::HashMap;
 
     const T: &str = "t";
 

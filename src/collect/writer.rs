@@ -217,9 +217,7 @@ impl Writer {
         now: u64,
     ) -> Result<Placed, IndexError> {
         let At {
-            source_path,
-            offset,
-            truncated,
+            offset, truncated, ..
         } = at;
         let len = line.len() as u64 + u64::from(!truncated);
         // Where the line ends, when a file can hold it there.
@@ -228,7 +226,7 @@ impl Writer {
         let (out, opened) = match self.outputs.get_mut(key) {
             Some(out) => (out, false),
             None => {
-                if let Err(placed) = self.open(store, key, source_path, from, now, line_end, offset)? {
+                if let Err(placed) = self.open(store, key, at, from, now, line_end)? {
                     return Ok(placed);
                 }
                 let out = self.outputs.get_mut(key).expect("opened above");
@@ -290,30 +288,28 @@ impl Writer {
         })
     }
 
-    /// Open `key`'s output for a line at `offset` ending at `line_end`
-    /// (None: past what a file can hold), or say where the line goes
-    /// instead. A new generation's output ends at 0. A line too far for
-    /// it does not register it: a corrupt record would otherwise take the
-    /// live name from the real file.
-    #[allow(clippy::too_many_arguments)]
+    /// Open `key`'s output for a line `at` its offset, ending at
+    /// `line_end` (None: past what a file can hold), or say where the line
+    /// goes instead. A new generation's output ends at 0. A line too far
+    /// for it does not register it: a corrupt record would otherwise take
+    /// the live name from the real file.
     fn open(
         &mut self,
         store: &Store,
         key: &GenKey,
-        source_path: &[u8],
+        at: At<'_>,
         from: Origin<'_>,
         now: u64,
         line_end: Option<u64>,
-        offset: u64,
     ) -> Result<Result<(), Placed>, IndexError> {
-        let may_register = line_end.is_some() && offset <= self.max_hole;
+        let may_register = line_end.is_some() && at.offset <= self.max_hole;
         if !may_register && self.unknown_far.contains(key) {
             return Ok(Err(Placed::TooFar { end: 0 }));
         }
         if let Some(why) = self.unwritable.get(key) {
             return Ok(Err(Placed::Unwritable { why: why.clone() }));
         }
-        match open_output(store, key, source_path, from, now, may_register)? {
+        match open_output(store, key, at.source_path, from, now, may_register)? {
             Opened::Out(out) => {
                 self.outputs.insert(key.clone(), out);
                 Ok(Ok(()))
