@@ -213,10 +213,28 @@ impl<'c> Batch<'c> {
         self.msgs.is_empty()
     }
 
+    /// The records in order. A topic's name is read (a C string, checked
+    /// as UTF-8) once for a run of records of that topic, not once a
+    /// record: a batch holds long runs of one topic.
     pub fn iter(&self) -> impl Iterator<Item = Record<'_>> {
-        // SAFETY: every pointer is a live message owned by this batch
-        // until clear(), which needs &mut self.
-        self.msgs.iter().map(|&m| Record { m: unsafe { &*m } })
+        let mut last: Option<(*mut rd::rd_kafka_topic_t, &str)> = None;
+        self.msgs.iter().map(move |&m| {
+            // SAFETY: every pointer is a live message owned by this batch
+            // until clear(), which needs &mut self.
+            let m = unsafe { &*m };
+            let topic = match last {
+                Some((rkt, name)) if rkt == m.rkt => name,
+                _ => {
+                    // SAFETY: the message lives as long as the batch
+                    // borrow, and its topic (which it holds a reference
+                    // on) as long as the message.
+                    let name = unsafe { topic_name(m) };
+                    last = Some((m.rkt, name));
+                    name
+                }
+            };
+            Record { m, topic }
+        })
     }
 
     fn clear(&mut self) {
@@ -237,6 +255,23 @@ impl Drop for Batch<'_> {
 /// One consumed record, borrowed from its [`Batch`].
 pub struct Record<'b> {
     m: &'b rd::rd_kafka_message_t,
+    /// Its topic's name ("" when it has none or the name is not UTF-8).
+    topic: &'b str,
+}
+
+/// The name of `m`'s topic ("" when it has none or it is not UTF-8).
+///
+/// # Safety
+/// `m` is a live message for as long as the returned name is used.
+unsafe fn topic_name(m: &rd::rd_kafka_message_t) -> &str {
+    if m.rkt.is_null() {
+        return "";
+    }
+    // SAFETY: the message holds a reference on its topic, whose name is a
+    // NUL-terminated string living as long as the topic.
+    unsafe { CStr::from_ptr(rd::rd_kafka_topic_name(m.rkt)) }
+        .to_str()
+        .unwrap_or("")
 }
 
 impl<'b> Record<'b> {
@@ -260,14 +295,7 @@ impl<'b> Record<'b> {
     }
 
     pub fn topic(&self) -> &'b str {
-        if self.m.rkt.is_null() {
-            return "";
-        }
-        // SAFETY: the message holds a reference on its topic, whose name
-        // is a NUL-terminated string living as long as the topic.
-        unsafe { CStr::from_ptr(rd::rd_kafka_topic_name(self.m.rkt)) }
-            .to_str()
-            .unwrap_or("")
+        self.topic
     }
 
     pub fn partition(&self) -> i32 {

@@ -124,8 +124,9 @@ pub struct Counters {
 struct State {
     writer: Writer,
     /// Next offset per topic and partition, of records written but not
-    /// yet synced.
-    pending: HashMap<String, HashMap<i32, i64>>,
+    /// yet synced. Looked up once a record: foldhash, not SipHash (see
+    /// [`Writer`]'s outputs).
+    pending: foldhash::HashMap<String, foldhash::HashMap<i32, i64>>,
     /// Synced but not yet committed (a commit failed).
     synced: HashMap<(String, i32), i64>,
     /// After a storage failure: let partitions go without committing.
@@ -133,8 +134,8 @@ struct State {
     /// A storage failure to report (set by the rebalance callback).
     failure: Option<IndexError>,
     counters: Counters,
-    /// Per topic, for metrics.
-    topics: HashMap<String, TopicCounts>,
+    /// Per topic, for metrics (looked up once a record, as `pending`).
+    topics: foldhash::HashMap<String, TopicCounts>,
     /// Records consumed and not committed yet (the health rule's
     /// "records wait").
     waiting: u64,
@@ -164,12 +165,12 @@ impl State {
             tracker: custody::Tracker::default(),
             rebuilds: rebuild::Rebuilds::default(),
             writer: Writer::new(max_hole),
-            pending: HashMap::new(),
+            pending: Default::default(),
             synced: HashMap::new(),
             abandon: false,
             failure: None,
             counters: Counters::default(),
-            topics: HashMap::new(),
+            topics: Default::default(),
             waiting: 0,
             spread: SpreadWatch::default(),
             unwritable_log: record::LogThrottle::default(),
@@ -208,7 +209,7 @@ impl State {
 
     fn figures(&self, lag: Vec<PartitionLag>) -> SessionFigures {
         SessionFigures {
-            topics: self.topics.clone(),
+            topics: self.topics.iter().map(|(t, c)| (t.clone(), *c)).collect(),
             bytes_written: self.writer.bytes_written,
             fsync: self.writer.fsync.clone(),
             commits: self.counters.commits,
@@ -714,13 +715,15 @@ fn session(
             Some(Err(e)) => tracing::warn!("consumer: {e}"),
             None => {}
         }
+        let mut run = record::PartitionRun::default();
         let handled = batch.iter().try_for_each(|r| match r.error() {
             Some(e) => {
                 tracing::warn!("consumer: {e}");
                 Ok(())
             }
-            None => record::handle(&mut st, store, &r, meta, now),
+            None => run.handle(&mut st, store, &r, meta, now),
         });
+        run.end(&mut st);
         if let Err(e) = handled {
             break Some(e);
         }

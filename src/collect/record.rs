@@ -15,7 +15,6 @@
 //! generation ([`State::gen_key`]).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::index::{GenKey, IndexError, Lineage, Store};
@@ -125,9 +124,80 @@ pub(super) fn handle<M: Consumed>(
     meta: Option<&[u8]>,
     now: u64,
 ) -> Result<(), IndexError> {
+    let mut run = PartitionRun::default();
+    let handled = run.handle(st, store, m, meta, now);
+    run.end(st);
+    handled
+}
+
+/// Consecutive records of one topic and partition, as a batch hands them
+/// out (a fetch is a partition's records in offset order): their pending
+/// offset and their topic's counts are noted once a run, at its end
+/// ([`PartitionRun::end`]), not looked up once a record. Nothing reads
+/// either while a batch is being handled (the state is locked for it).
+#[derive(Debug, Default)]
+pub(super) struct PartitionRun {
+    /// The run's topic and partition; None before the first record.
+    at: Option<(String, i32)>,
+    /// Offset after the run's last record.
+    next: i64,
+    attributed: u64,
+    unattributed: u64,
+}
+
+impl PartitionRun {
+    /// Write one record where it belongs; its offset is remembered at the
+    /// end of the run.
+    pub(super) fn handle<M: Consumed>(
+        &mut self,
+        st: &mut State,
+        store: &Store,
+        m: &M,
+        meta: Option<&[u8]>,
+        now: u64,
+    ) -> Result<(), IndexError> {
+        let same = self
+            .at
+            .as_ref()
+            .is_some_and(|(t, p)| *p == m.partition() && t == m.topic());
+        if !same {
+            self.end(st);
+            note_offset(st, m);
+            self.at = Some((m.topic().to_string(), m.partition()));
+        }
+        self.next = m.offset() + 1;
+        let attributed = place(st, store, m, meta, now)?;
+        self.attributed += u64::from(attributed);
+        self.unattributed += u64::from(!attributed);
+        Ok(())
+    }
+
+    /// Note the run's next offset as pending and count its records under
+    /// their topic.
+    pub(super) fn end(&mut self, st: &mut State) {
+        let Some((topic, partition)) = self.at.take() else {
+            return;
+        };
+        if let Some(parts) = st.pending.get_mut(&topic) {
+            parts.insert(partition, self.next);
+        }
+        let counts = st.topics.entry(topic).or_default();
+        counts.attributed += std::mem::take(&mut self.attributed);
+        counts.unattributed += std::mem::take(&mut self.unattributed);
+    }
+}
+
+/// Write one record where it belongs: true when it went to its
+/// generation's output (attributed), false when to `_unattributed`.
+fn place<M: Consumed>(
+    st: &mut State,
+    store: &Store,
+    m: &M,
+    meta: Option<&[u8]>,
+    now: u64,
+) -> Result<bool, IndexError> {
     st.counters.records += 1;
     st.waiting += 1;
-    note_offset(st, m);
     let value = m.payload().unwrap_or_default();
     let attributed = match RecordSourceRef::of_record(m.key(), || m.lf_header()) {
         RecordSourceRef::Attributed(src) => {
@@ -244,17 +314,7 @@ pub(super) fn handle<M: Consumed>(
         }
     };
     st.counters.attributed += u64::from(attributed);
-    // Looked up by &str: no allocation per record once the topic is known.
-    let counts = match st.topics.get_mut(m.topic()) {
-        Some(c) => c,
-        None => st.topics.entry(m.topic().to_string()).or_default(),
-    };
-    if attributed {
-        counts.attributed += 1;
-    } else {
-        counts.unattributed += 1;
-    }
-    Ok(())
+    Ok(attributed)
 }
 
 /// Remember the record's offset as pending (committed after the next
@@ -265,10 +325,9 @@ fn note_offset<M: Consumed>(st: &mut State, m: &M) {
     let first = match st.pending.get_mut(m.topic()) {
         Some(parts) => parts.insert(m.partition(), next).is_none(),
         None => {
-            st.pending.insert(
-                m.topic().to_string(),
-                HashMap::from([(m.partition(), next)]),
-            );
+            let mut parts = foldhash::HashMap::default();
+            parts.insert(m.partition(), next);
+            st.pending.insert(m.topic().to_string(), parts);
             true
         }
     };
@@ -289,6 +348,7 @@ mod tests {
     use crate::wire::{encode_source_key, source_tail};
     use logferry_tail::{FileId, GenerationId};
     use rdkafka::message::{OwnedMessage, Timestamp};
+    use std::collections::HashMap;
 
     const T: &str = "t";
 

@@ -24,7 +24,7 @@
 //! before it, and the next writer cuts it off before appending (its lines
 //! were not committed, so they come again).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
@@ -72,7 +72,7 @@ pub fn path_of(root: &Path, id: &str) -> PathBuf {
 /// The collector's side: entries noted per record, appended at each sync.
 #[derive(Debug, Default)]
 pub struct Timeline {
-    pending: HashMap<GenKey, Vec<(u64, i64)>>,
+    pending: foldhash::HashMap<GenKey, Vec<(u64, i64)>>,
     /// The generation whose lines are being noted now and their entries:
     /// lines of one generation come in runs (a partition carries one
     /// file's lines in order), so `pending` is looked up once a run, not

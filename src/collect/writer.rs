@@ -149,14 +149,19 @@ pub struct Gap {
 pub struct Writer {
     /// Largest hole a line may open past the end of its output.
     max_hole: u64,
-    outputs: HashMap<GenKey, OutFile>,
+    /// Looked up twice a line: keyed with foldhash, since SipHash of the
+    /// key was a sixth of the collector's own instructions. Its seed is
+    /// random per process, as std's; foldhash resists hash flooding less
+    /// than SipHash, but a producer making many generations costs the
+    /// collector an output file (and an index entry) each anyway.
+    outputs: foldhash::HashMap<GenKey, OutFile>,
     /// Generations not in the index whose lines came too far out to
     /// register them, until the next sync: a stream of such lines then
     /// costs a set lookup each, not a read of the index.
-    unknown_far: HashSet<GenKey>,
+    unknown_far: foldhash::HashSet<GenKey>,
     /// Generations whose output could not be created, with why, until
     /// the next sync: their next lines cost a lookup, not a try each.
-    unwritable: HashMap<GenKey, String>,
+    unwritable: foldhash::HashMap<GenKey, String>,
     appenders: HashMap<(String, i32), Appender>,
     /// Gaps already logged (output, hole start), so each is said once.
     reported: HashSet<(String, u64)>,
@@ -183,9 +188,9 @@ impl Writer {
     pub fn new(max_hole: u64) -> Self {
         Writer {
             max_hole,
-            outputs: HashMap::new(),
-            unknown_far: HashSet::new(),
-            unwritable: HashMap::new(),
+            outputs: Default::default(),
+            unknown_far: Default::default(),
+            unwritable: Default::default(),
             appenders: HashMap::new(),
             reported: HashSet::new(),
             skipped_unattributed: 0,
@@ -212,41 +217,22 @@ impl Writer {
         now: u64,
     ) -> Result<Placed, IndexError> {
         let At {
-            source_path,
-            offset,
-            truncated,
+            offset, truncated, ..
         } = at;
         let len = line.len() as u64 + u64::from(!truncated);
         // Where the line ends, when a file can hold it there.
         let line_end = offset.checked_add(len).filter(|&e| e <= MAX_FILE_END);
-        let opened = !self.outputs.contains_key(key);
-        if opened {
-            // A new generation's output ends at 0. A line too far for it
-            // does not register it: a corrupt record would otherwise take
-            // the live name from the real file.
-            let may_register = line_end.is_some() && offset <= self.max_hole;
-            if !may_register && self.unknown_far.contains(key) {
-                return Ok(Placed::TooFar { end: 0 });
-            }
-            if let Some(why) = self.unwritable.get(key) {
-                return Ok(Placed::Unwritable { why: why.clone() });
-            }
-            match open_output(store, key, source_path, from, now, may_register)? {
-                Opened::Out(out) => {
-                    self.outputs.insert(key.clone(), out);
+        // One lookup a line: the output is opened only when missing.
+        let (out, opened) = match self.outputs.get_mut(key) {
+            Some(out) => (out, false),
+            None => {
+                if let Err(placed) = self.open(store, key, at, from, now, line_end)? {
+                    return Ok(placed);
                 }
-                Opened::TooFar => {
-                    self.unknown_far.insert(key.clone());
-                    return Ok(Placed::TooFar { end: 0 });
-                }
-                Opened::Unwritable(e) => {
-                    let why = e.to_string();
-                    self.unwritable.insert(key.clone(), why.clone());
-                    return Ok(Placed::Unwritable { why });
-                }
+                let out = self.outputs.get_mut(key).expect("opened above");
+                (out, true)
             }
-        }
-        let out = self.outputs.get_mut(key).expect("inserted above");
+        };
         if let Some(held) = &out.archived {
             let end = offset.saturating_add(len);
             if !held.covers(offset, end) {
@@ -300,6 +286,44 @@ impl Writer {
         } else {
             Placed::Written
         })
+    }
+
+    /// Open `key`'s output for a line `at` its offset, ending at
+    /// `line_end` (None: past what a file can hold), or say where the line
+    /// goes instead. A new generation's output ends at 0. A line too far
+    /// for it does not register it: a corrupt record would otherwise take
+    /// the live name from the real file.
+    fn open(
+        &mut self,
+        store: &Store,
+        key: &GenKey,
+        at: At<'_>,
+        from: Origin<'_>,
+        now: u64,
+        line_end: Option<u64>,
+    ) -> Result<Result<(), Placed>, IndexError> {
+        let may_register = line_end.is_some() && at.offset <= self.max_hole;
+        if !may_register && self.unknown_far.contains(key) {
+            return Ok(Err(Placed::TooFar { end: 0 }));
+        }
+        if let Some(why) = self.unwritable.get(key) {
+            return Ok(Err(Placed::Unwritable { why: why.clone() }));
+        }
+        match open_output(store, key, at.source_path, from, now, may_register)? {
+            Opened::Out(out) => {
+                self.outputs.insert(key.clone(), out);
+                Ok(Ok(()))
+            }
+            Opened::TooFar => {
+                self.unknown_far.insert(key.clone());
+                Ok(Err(Placed::TooFar { end: 0 }))
+            }
+            Opened::Unwritable(e) => {
+                let why = e.to_string();
+                self.unwritable.insert(key.clone(), why.clone());
+                Ok(Err(Placed::Unwritable { why }))
+            }
+        }
     }
 
     /// The partitions `key`'s lines came from in this session (while its
