@@ -21,6 +21,7 @@ use super::index::{GenKey, IndexError, Lineage, Store};
 use super::writer::{At, Origin, Placed};
 use super::State;
 use crate::consume::Consumed;
+use crate::wire::attribution::KeyMemo;
 use crate::wire::{Format, RecordSourceRef, SourceRef};
 
 /// At most one log line per this long for records whose output cannot be
@@ -52,23 +53,48 @@ impl LogThrottle {
 
 /// The generation key of the last attributed record, kept while records
 /// of the same generation follow: one allocation a run of lines, not one
-/// a line.
+/// a line. With it, the last key-form record key, so the next record of
+/// the same file is recognised by comparing bytes (see [`KeyMemo`]).
 #[derive(Debug, Default)]
-pub(super) struct LastKey(Option<GenKey>);
+pub(super) struct LastKey {
+    key: Option<GenKey>,
+    /// Bumped each time `key` changes: equal runs mean the same key, so
+    /// the timeline compares this number, not the key, once a line.
+    run: u64,
+    memo: KeyMemo,
+}
 
 impl LastKey {
-    fn get(&mut self, host: &str, lineage: Lineage) -> &GenKey {
+    /// The record's attribution, by the rules of
+    /// [`RecordSourceRef::of_record`]: a key-form key that repeats the
+    /// last one but for the offset is not decoded again.
+    fn source<'m, M: Consumed>(&mut self, m: &'m M) -> RecordSourceRef<'m> {
+        let key = m.key();
+        if let Some(k) = key {
+            if let Some(src) = self.memo.repeat(k) {
+                return RecordSourceRef::Attributed(src);
+            }
+            if let Some(src) = self.memo.keep(k) {
+                return RecordSourceRef::Attributed(src);
+            }
+        }
+        RecordSourceRef::of_record(key, || m.lf_header())
+    }
+
+    /// The generation key of `host` and `lineage`, and its run number.
+    fn get(&mut self, host: &str, lineage: Lineage) -> (&GenKey, u64) {
         let same = self
-            .0
+            .key
             .as_ref()
             .is_some_and(|k| k.lineage == lineage && k.host == host);
         if !same {
-            self.0 = Some(GenKey {
+            self.key = Some(GenKey {
                 host: host.to_string(),
                 lineage,
             });
+            self.run += 1;
         }
-        self.0.as_ref().expect("set above")
+        (self.key.as_ref().expect("set above"), self.run)
     }
 }
 
@@ -199,13 +225,13 @@ fn place<M: Consumed>(
     st.counters.records += 1;
     st.waiting += 1;
     let value = m.payload().unwrap_or_default();
-    let attributed = match RecordSourceRef::of_record(m.key(), || m.lf_header()) {
+    let attributed = match st.last_key.source(m) {
         RecordSourceRef::Attributed(src) => {
             let line = line_of(value, &src, meta);
             let lineage = src
                 .generation
                 .map_or(Lineage::Inode(src.id), Lineage::Generation);
-            let key = st.last_key.get(src.host, lineage);
+            let (key, run) = st.last_key.get(src.host, lineage);
             let at = At {
                 source_path: src.path,
                 offset: src.offset,
@@ -223,7 +249,7 @@ fn place<M: Consumed>(
                 placed,
                 Placed::Written | Placed::Opened | Placed::WrittenNewPartition
             ) {
-                st.timeline.note(key, src.offset, from.time_ms);
+                st.timeline.note(key, run, src.offset, from.time_ms);
             }
             match placed {
                 Placed::Written => true,
@@ -416,6 +442,45 @@ mod tests {
             at,
             Some(headers),
         )
+    }
+
+    /// Whichever way a source came (a repeated key, a key kept, a header),
+    /// the last key is its generation's, found as a full decode finds it,
+    /// and one run number always stands for one key.
+    #[test]
+    fn the_last_key_follows_every_record_whatever_decoded_it() {
+        let msgs = [
+            record(1, 0, "a", 0, 0, 1),
+            record(1, 2, "b", 0, 1, 1),
+            record(2, 0, "c", 0, 2, 1),
+            plain("d", 0, 3),
+            record(2, 2, "e", 0, 4, 1),
+            header_record(1, 4, "f", 5),
+            record(2, 4, "g", 0, 6, 1),
+            record(2, 6, "h", 0, 7, 1),
+            header_record(2, 8, "i", 8),
+            record(1, 6, "j", 0, 9, 1),
+            record(1, 8, "k", 0, 10, 1),
+        ];
+        let mut last = LastKey::default();
+        let mut runs: HashMap<u64, GenKey> = HashMap::new();
+        for m in &msgs {
+            let full = RecordSourceRef::of_record(m.key(), || Consumed::lf_header(m));
+            let got = last.source(m);
+            assert_eq!(got, full, "offset {}", m.offset());
+            let RecordSourceRef::Attributed(src) = got else {
+                continue;
+            };
+            let lineage = Lineage::Generation(src.generation.unwrap());
+            let (key, run) = last.get(src.host, lineage);
+            let want = GenKey {
+                host: src.host.to_string(),
+                lineage,
+            };
+            assert_eq!(key, &want, "offset {}", m.offset());
+            assert_eq!(runs.entry(run).or_insert(want.clone()), &want);
+        }
+        assert!(runs.len() >= 5, "a run number per change of key: {runs:?}");
     }
 
     /// The key is looked at before the headers (cheaper); both forms must

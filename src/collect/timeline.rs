@@ -69,6 +69,9 @@ pub fn path_of(root: &Path, id: &str) -> PathBuf {
     root.join(STATE_DIR).join(TIMELINE_DIR).join(name)
 }
 
+/// The run being noted: its number, its key and its (offset, ms) entries.
+type CurrentRun = (u64, GenKey, Vec<(u64, i64)>);
+
 /// The collector's side: entries noted per record, appended at each sync.
 #[derive(Debug, Default)]
 pub struct Timeline {
@@ -76,31 +79,33 @@ pub struct Timeline {
     /// The generation whose lines are being noted now and their entries:
     /// lines of one generation come in runs (a partition carries one
     /// file's lines in order), so `pending` is looked up once a run, not
-    /// once a line.
-    current: Option<(GenKey, Vec<(u64, i64)>)>,
+    /// once a line. Its run number (from the caller) stands for the key
+    /// in the comparison made once a line.
+    current: Option<CurrentRun>,
     /// Files checked for a torn last run by this process.
     checked: HashSet<String>,
 }
 
 impl Timeline {
     /// A line of `key` at `offset` was written; its record says it was
-    /// read at `time_ms`.
-    pub fn note(&mut self, key: &GenKey, offset: u64, time_ms: u64) {
+    /// read at `time_ms`. `run` is the key's run number: the same number
+    /// is only ever given with the same key.
+    pub fn note(&mut self, key: &GenKey, run: u64, offset: u64, time_ms: u64) {
         let ms = i64::try_from(time_ms).unwrap_or(i64::MAX);
         match &mut self.current {
-            Some((k, entries)) if k == key => entries.push((offset, ms)),
+            Some((r, _, entries)) if *r == run => entries.push((offset, ms)),
             _ => {
                 self.end_run();
                 let mut entries = self.pending.remove(key).unwrap_or_default();
                 entries.push((offset, ms));
-                self.current = Some((key.clone(), entries));
+                self.current = Some((run, key.clone(), entries));
             }
         }
     }
 
     /// Put the current run's entries with the rest.
     fn end_run(&mut self) {
-        if let Some((k, entries)) = self.current.take() {
+        if let Some((_, k, entries)) = self.current.take() {
             self.pending.insert(k, entries);
         }
     }
@@ -512,13 +517,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut t = Timeline::default();
         for (o, ms) in [(0, 100), (20, 120), (10, 110)] {
-            t.note(&key(1), o, ms);
+            t.note(&key(1), 1, o, ms);
         }
         t.flush(dir.path()).unwrap();
         // A later run reaching back (another partition's lines), with a
         // duplicate of 10.
         for (o, ms) in [(30, 130), (5, 105), (10, 110)] {
-            t.note(&key(1), o, ms);
+            t.note(&key(1), 1, o, ms);
         }
         t.flush(dir.path()).unwrap();
         let mut c = cursor(dir.path(), 1);
@@ -544,7 +549,7 @@ mod tests {
     fn a_torn_run_is_ignored_by_readers_and_cut_by_the_next_writer() {
         let dir = tempfile::tempdir().unwrap();
         let mut t = Timeline::default();
-        t.note(&key(2), 0, 1);
+        t.note(&key(2), 2, 0, 1);
         t.flush(dir.path()).unwrap();
         let p = path_of(dir.path(), &key(2).id());
         let whole = std::fs::metadata(&p).unwrap().len();
@@ -553,7 +558,7 @@ mod tests {
         f.write_all(&[9, 0, 0, 0, 1, 0, 0]).unwrap();
         assert_eq!(cursor(dir.path(), 2).runs().len(), 1);
         let mut t = Timeline::default();
-        t.note(&key(2), 7, 2);
+        t.note(&key(2), 2, 7, 2);
         t.flush(dir.path()).unwrap();
         let mut c = cursor(dir.path(), 2);
         assert_eq!(c.runs().len(), 2);
@@ -566,7 +571,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut t = Timeline::default();
         for i in 0..10_000u64 {
-            t.note(&key(3), i * 150, 1_764_064_800_000 + i / 10);
+            t.note(&key(3), 3, i * 150, 1_764_064_800_000 + i / 10);
         }
         t.flush(dir.path()).unwrap();
         let len = std::fs::metadata(path_of(dir.path(), &key(3).id()))

@@ -244,7 +244,14 @@ pub fn decode_source(bytes: &[u8]) -> Result<Source, SourceDecodeError> {
 }
 
 /// [`decode_source`] without copying: the one decoder of both forms.
-pub fn decode_source_ref(mut bytes: &[u8]) -> Result<SourceRef<'_>, SourceDecodeError> {
+pub fn decode_source_ref(bytes: &[u8]) -> Result<SourceRef<'_>, SourceDecodeError> {
+    decode_parts(bytes).map(|(src, _)| src)
+}
+
+/// The decoded source and where its offset varint lies in `whole`
+/// (start, end): what [`KeyMemo`] keeps apart.
+fn decode_parts(whole: &[u8]) -> Result<(SourceRef<'_>, (usize, usize)), SourceDecodeError> {
+    let mut bytes = whole;
     let b = &mut bytes;
     let version = *take(b, 1)
         .map_err(|_| SourceDecodeError::Empty)?
@@ -271,12 +278,14 @@ pub fn decode_source_ref(mut bytes: &[u8]) -> Result<SourceRef<'_>, SourceDecode
     };
     let dev = get_varint(b)?;
     let ino = get_varint(b)?;
+    let offset_at = whole.len() - b.len();
     let offset = get_varint(b)?;
+    let offset_end = whole.len() - b.len();
     let host_len = get_varint(b)? as usize;
     let host = std::str::from_utf8(take(b, host_len)?).map_err(|_| SourceDecodeError::Host)?;
     let path_len = get_varint(b)? as usize;
     let path = take(b, path_len)?;
-    Ok(SourceRef {
+    let src = SourceRef {
         host,
         path,
         generation,
@@ -284,7 +293,91 @@ pub fn decode_source_ref(mut bytes: &[u8]) -> Result<SourceRef<'_>, SourceDecode
         offset,
         truncated: flags & FLAG_TRUNCATED != 0,
         partition_key,
-    })
+    };
+    Ok((src, (offset_at, offset_end)))
+}
+
+/// The last key-form key that decoded, split around its offset: the
+/// records of one file arrive in runs whose keys differ only in the
+/// offset, so the next key is recognised by comparing bytes and reading
+/// one varint ([`KeyMemo::repeat`]) instead of decoding it all and
+/// checking its host's UTF-8 again. What `repeat` returns is what
+/// [`decode_source_ref`] returns for the same key.
+#[derive(Debug, Default)]
+pub struct KeyMemo {
+    /// The key's bytes before its offset varint (empty: nothing kept).
+    head: Vec<u8>,
+    /// The key's bytes after its offset varint, to its end.
+    tail: Vec<u8>,
+    generation: Option<GenerationId>,
+    dev: u64,
+    ino: u64,
+    truncated: bool,
+    /// The partitioning key's place in `head`.
+    pkey: (usize, usize),
+    /// The host's place in `tail` (UTF-8: checked when kept).
+    host: (usize, usize),
+    /// Where the path starts in `tail`.
+    path_at: usize,
+    path_len: usize,
+}
+
+impl KeyMemo {
+    /// The source of `key` when it is the kept key but for the offset.
+    pub fn repeat<'a>(&self, key: &'a [u8]) -> Option<SourceRef<'a>> {
+        if self.head.is_empty() {
+            return None;
+        }
+        let mut rest = key.strip_prefix(self.head.as_slice())?;
+        let offset = get_varint(&mut rest).ok()?;
+        if rest != self.tail.as_slice() {
+            return None;
+        }
+        let host = &rest[self.host.0..self.host.1];
+        // SAFETY: these bytes equal, byte for byte, the host bytes that
+        // `std::str::from_utf8` accepted when the memo was kept.
+        let host = unsafe { std::str::from_utf8_unchecked(host) };
+        Some(SourceRef {
+            host,
+            path: &rest[self.path_at..self.path_at + self.path_len],
+            generation: self.generation,
+            id: FileId {
+                dev: self.dev,
+                ino: self.ino,
+            },
+            offset,
+            truncated: self.truncated,
+            partition_key: &key[self.pkey.0..self.pkey.1],
+        })
+    }
+
+    /// Decode `key` when it is in the key form and keep it for
+    /// [`KeyMemo::repeat`]; None (and nothing kept) when it is not or does
+    /// not decode.
+    pub fn keep<'a>(&mut self, key: &'a [u8]) -> Option<SourceRef<'a>> {
+        self.head.clear();
+        if !matches!(key.first(), Some(&(KEY_VERSION | KEY_VERSION_V2))) {
+            return None;
+        }
+        let (src, (offset_at, offset_end)) = decode_parts(key).ok()?;
+        let place = |part: &[u8], within: usize| {
+            // Every part is a subslice of `key`.
+            part.as_ptr() as usize - key.as_ptr() as usize - within
+        };
+        let pkey_at = place(src.partition_key, 0);
+        let host_at = place(src.host.as_bytes(), offset_end);
+        self.tail.clear();
+        self.tail.extend_from_slice(&key[offset_end..]);
+        self.generation = src.generation;
+        (self.dev, self.ino) = (src.id.dev, src.id.ino);
+        self.truncated = src.truncated;
+        self.pkey = (pkey_at, pkey_at + src.partition_key.len());
+        self.host = (host_at, host_at + src.host.len());
+        self.path_at = place(src.path, offset_end);
+        self.path_len = src.path.len();
+        self.head.extend_from_slice(&key[..offset_at]);
+        Some(src)
+    }
 }
 
 #[cfg(test)]
@@ -404,6 +497,83 @@ mod tests {
         assert_eq!(decode_source(&[9]), Err(SourceDecodeError::Version(9)));
     }
 
+    fn key(pkey: &[u8], g: u64, ino: u64, offset: u64, truncated: bool, host: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let tail = source_tail(host, b"/var/log/a.log");
+        let id = FileId { dev: 8, ino };
+        encode_source_key(
+            &mut out,
+            pkey,
+            GenerationId(g),
+            id,
+            offset,
+            truncated,
+            &tail,
+        );
+        out
+    }
+
+    #[test]
+    fn the_memo_recognises_the_next_key_of_a_file_and_nothing_else() {
+        let mut memo = KeyMemo::default();
+        let first = key(b"rq", u64::MAX, 300, 5, false, "web-1");
+        assert_eq!(memo.keep(&first), Some(decode_source_ref(&first).unwrap()));
+        for offset in [6, 0, 200_000, u64::MAX] {
+            let next = key(b"rq", u64::MAX, 300, offset, false, "web-1");
+            let src = memo.repeat(&next).expect("same file, other offset");
+            assert_eq!(src, decode_source_ref(&next).unwrap());
+            assert_eq!(src.offset, offset);
+        }
+        let others = [
+            key(b"rs", u64::MAX, 300, 6, false, "web-1"),
+            key(b"rq", 1, 300, 6, false, "web-1"),
+            key(b"rq", u64::MAX, 301, 6, false, "web-1"),
+            key(b"rq", u64::MAX, 300, 6, true, "web-1"),
+            key(b"rq", u64::MAX, 300, 6, false, "web-2"),
+            key(b"", u64::MAX, 300, 6, false, "web-1"),
+        ];
+        for other in &others {
+            assert_eq!(memo.repeat(other), None);
+        }
+        // A cut or a longer key is not the same key.
+        let next = key(b"rq", u64::MAX, 300, 6, false, "web-1");
+        assert_eq!(memo.repeat(&next[..next.len() - 1]), None);
+        let mut longer = next.clone();
+        longer.push(0);
+        assert_eq!(memo.repeat(&longer), None);
+    }
+
+    #[test]
+    fn the_memo_keeps_only_key_form_keys_that_decode() {
+        let mut memo = KeyMemo::default();
+        let good = key(b"", 7, 2, 3, false, "h");
+        assert!(memo.keep(&good).is_some());
+        let mut header = Vec::new();
+        encode_source(
+            &mut header,
+            G,
+            FileId { dev: 1, ino: 2 },
+            3,
+            false,
+            &source_tail("h", b"/p"),
+        );
+        assert_eq!(memo.keep(&header), None, "the header form is not a key");
+        assert_eq!(memo.repeat(&good), None, "a miss forgets the last key");
+        // A host that is not UTF-8 never decodes, kept or not.
+        let mut bad = key(b"", 7, 2, 3, false, "h");
+        let at = bad.len() - 1 - b"/var/log/a.log".len() - 1;
+        bad[at] = 0xff;
+        assert_eq!(decode_source_ref(&bad), Err(SourceDecodeError::Host));
+        assert_eq!(memo.keep(&bad), None);
+        assert!(memo.keep(&good).is_some());
+        assert_eq!(memo.repeat(&bad), None);
+        for cut in 0..good.len() {
+            assert_eq!(memo.repeat(&good[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(memo.keep(b""), None);
+        assert_eq!(memo.keep(b"request-42"), None);
+    }
+
     proptest! {
         #[test]
         fn source_round_trips(g: u64, dev: u64, ino: u64, offset: u64, truncated: bool, host in "[a-z0-9.-]{0,40}", path in proptest::collection::vec(any::<u8>(), 0..200)) {
@@ -411,6 +581,32 @@ mod tests {
             encode_source(&mut out, GenerationId(g), FileId { dev, ino }, offset, truncated, &source_tail(&host, &path));
             let s = decode_source(&out).unwrap();
             prop_assert_eq!(s, Source { host: host.clone(), path: path.clone(), generation: Some(GenerationId(g)), id: FileId { dev, ino }, offset, truncated, partition_key: Vec::new() });
+        }
+
+        /// Whatever key follows whatever key, the memo answers what a
+        /// full decode answers, or leaves it to one.
+        #[test]
+        fn the_memo_answers_as_a_full_decode(g: u64, ino: u64, a_off: u64, b_off: u64, truncated: bool, pkey in proptest::collection::vec(any::<u8>(), 0..4), host in "[a-z]{0,6}", flip in proptest::option::of((any::<prop::sample::Index>(), any::<u8>())), cut in proptest::option::of(any::<prop::sample::Index>()), extra in proptest::collection::vec(any::<u8>(), 0..3)) {
+            let a = key(&pkey, g, ino, a_off, truncated, &host);
+            let mut b = key(&pkey, g, ino, b_off, truncated, &host);
+            if let Some((i, v)) = flip {
+                let i = i.index(b.len());
+                b[i] = v;
+            }
+            if let Some(c) = cut {
+                b.truncate(c.index(b.len() + 1));
+            }
+            b.extend_from_slice(&extra);
+            let mut memo = KeyMemo::default();
+            prop_assert_eq!(memo.keep(&a), Some(decode_source_ref(&a).unwrap()));
+            let plain = flip.is_none() && cut.is_none() && extra.is_empty();
+            match memo.repeat(&b) {
+                Some(src) => prop_assert_eq!(Ok(src), decode_source_ref(&b)),
+                None => prop_assert!(!plain, "same file, other offset, missed"),
+            }
+            let kept = memo.keep(&b);
+            let full = decode_source_ref(&b).ok().filter(|_| partition_key_of(&b).is_some());
+            prop_assert_eq!(kept, full);
         }
 
         #[test]
