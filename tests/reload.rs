@@ -454,42 +454,29 @@ fn collector_reload_adds_a_topic_and_refuses_an_invalid_file() {
     assert_eq!(other_errors(&err), Vec::<&str>::new(), "{err}");
 }
 
-/// Line numbers a read_committed consumer sees in `topic` (sorted), read
-/// until `n` or the deadline, and a little longer (duplicates would show).
+/// Line numbers a read_committed consumer (tests/common/committed.rs)
+/// sees in `topic`, sorted, each as often as it came: read until `n`
+/// records or the deadline, and a little longer (duplicates would show).
 fn committed_numbers(brokers: &str, topic: &str, n: usize, timeout: Duration) -> Vec<usize> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("reload-committed-{topic}"))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    let md = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in md.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut got = Vec::new();
+    let mut reader = common::committed::CommittedReader::new(brokers, topic);
     let deadline = Instant::now() + timeout;
     let mut extra_until = None;
     loop {
         let now = Instant::now();
-        if got.len() >= n && extra_until.is_none() {
+        if reader.seen.records >= n && extra_until.is_none() {
             extra_until = Some(now + Duration::from_millis(1000));
         }
         if now >= deadline || extra_until.is_some_and(|t| now >= t) {
             break;
         }
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            got.push(line_no(m.payload().unwrap_or_default()));
-        }
+        reader.poll_once(Duration::from_millis(100));
     }
+    let mut got: Vec<usize> = reader
+        .seen
+        .lines
+        .iter()
+        .flat_map(|(&line, &count)| std::iter::repeat_n(line, count))
+        .collect();
     got.sort_unstable();
     got
 }
