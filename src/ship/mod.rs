@@ -33,6 +33,7 @@ pub mod produce;
 mod reload;
 mod sending;
 pub mod throttle;
+mod topic_handles;
 pub mod transaction;
 
 use std::sync::Arc;

@@ -57,11 +57,13 @@ pub struct Outbox {
     settings: ShipSettings,
     /// The bootstrap list in use (for messages and producer replacement).
     bootstrap: String,
+    /// What sending a record changes (borrowed apart from the producer).
+    /// Declared before the producer, so that its topic handles are
+    /// dropped while their client still lives.
+    sending: Sending,
     producer: ShipProducer,
     /// Per stream slot, its route.
     routes: Vec<Option<Route>>,
-    /// What sending a record changes (borrowed apart from the above).
-    sending: Sending,
     deliveries: Vec<Delivery>,
     /// (topic, error) pairs already logged, so an outage logs once, not per
     /// record.
@@ -139,6 +141,7 @@ impl Outbox {
             // holds (the old producer is dropped after, which would purge).
             let _ = self.producer.flush(Duration::from_secs(5));
             self.serve_queued_events();
+            self.sending.topics.release();
             self.producer = producer;
             self.bootstrap = bootstrap.to_string();
         }
@@ -466,6 +469,7 @@ impl Outbox {
         };
         // Dropping the old producer purges what it still held; its delivery
         // reports die with its context, so no stale ack reaches a tracker.
+        self.sending.topics.release();
         drop(std::mem::replace(&mut self.producer, producer));
         self.sending.report.producer_restarts += 1;
         self.sending.retries.clear();

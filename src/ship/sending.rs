@@ -14,6 +14,7 @@ use rdkafka::producer::BaseRecord;
 use super::inflight::InFlight;
 use super::outbox::DeliveryTag;
 use super::produce::{record_cost, ErrorCounts, ErrorKind, ShipProducer};
+use super::topic_handles::TopicHandles;
 use super::ShipReport;
 use crate::config::{Attribution, PartitionBy, ShipSettings};
 use crate::wire::{self as encode, encode_source, encode_source_key, SOURCE_HEADER};
@@ -100,6 +101,8 @@ pub(super) struct Sending {
     pub(super) counts: Vec<InputCounts>,
     /// Failed deliveries and refused records, per kind.
     pub(super) delivery_errors: ErrorCounts,
+    /// The producer's topic handles (released before it is replaced).
+    pub(super) topics: TopicHandles,
 }
 
 impl Sending {
@@ -114,6 +117,7 @@ impl Sending {
             report: ShipReport::default(),
             counts: vec![InputCounts::default(); inputs],
             delivery_errors: ErrorCounts::default(),
+            topics: TopicHandles::default(),
         }
     }
 
@@ -239,7 +243,7 @@ impl Sending {
                 self.report.lines_sent += 1;
                 counted = true;
             }
-            match producer.send(rec) {
+            match self.topics.send(producer, rec) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     // librdkafka's own queue is full: let it drain
