@@ -241,6 +241,7 @@ fn place<M: Consumed>(
                 topic: m.topic(),
                 partition: m.partition(),
                 time_ms: record_ms(m, now),
+                run: Some(run),
             };
             let placed = st.writer.write_line(store, key, at, from, &line, now)?;
             // Only lines written to their generation's file have a place
@@ -672,5 +673,86 @@ mod tests {
             .path()
             .join(format!("h/var/log/x.log.400-{}", GenerationId(1)));
         assert_eq!(std::fs::read(old).unwrap(), b"old\n");
+    }
+
+    /// Generation `g`'s output, as the index names it.
+    fn output_of(dir: &std::path::Path, g: u64) -> Vec<u8> {
+        let idx = Store::read(dir).unwrap();
+        std::fs::read(dir.join(&idx.generations[&gen_id(g)].output)).unwrap()
+    }
+
+    /// The writer finds a run's output by its run number: two generations
+    /// interleaved run by run, one of them renamed (the newer takes the
+    /// live name) between its runs, each line still lands in its own file.
+    #[test]
+    fn generations_interleaved_run_by_run_land_in_their_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut st = State::new(1 << 30);
+        feed(
+            &mut st,
+            &store,
+            &[
+                record(1, 0, "a", 0, 0, 400_000),
+                record(1, 2, "b", 0, 1, 400_000),
+                // Newer: takes the live name, 1's output is renamed.
+                record(2, 0, "X", 1, 0, 500_000),
+                record(1, 4, "c", 0, 2, 400_000),
+                record(2, 2, "Y", 1, 1, 500_000),
+                record(1, 6, "d", 0, 3, 400_000),
+                record(1, 8, "e", 0, 4, 400_000),
+                record(2, 4, "Z", 1, 2, 500_000),
+            ],
+        );
+        assert_eq!(output_of(dir.path(), 1), b"a\nb\nc\nd\ne\n");
+        assert_eq!(output_of(dir.path(), 2), b"X\nY\nZ\n");
+        let live = std::fs::read(dir.path().join("h/var/log/x.log")).unwrap();
+        assert_eq!(live, b"X\nY\nZ\n");
+    }
+
+    /// A handover closes outputs in the middle of a run: the run's next
+    /// line must not go where its output used to be kept (now another
+    /// generation's), and a closed generation's next line reopens it.
+    #[test]
+    fn a_run_continuing_after_outputs_were_closed_lands_in_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut st = State::new(1 << 30);
+        feed(
+            &mut st,
+            &store,
+            &[
+                record(1, 0, "g1a", 0, 0, 100_000),
+                record(2, 0, "g2a", 1, 0, 200_000),
+                record(3, 0, "g3a", 1, 1, 300_000),
+                record(2, 4, "g2b", 1, 2, 200_000),
+            ],
+        );
+        // Partition 0 is handed over: 1's output closes, 2 and 3 stay.
+        st.writer.forget_partition(T, 0);
+        let key = |g| GenKey {
+            host: "h".into(),
+            lineage: Lineage::Generation(GenerationId(g)),
+        };
+        assert!(st.writer.partitions(&key(1)).is_none(), "1 closed");
+        assert!(st.writer.partitions(&key(2)).is_some(), "2 still open");
+        feed(
+            &mut st,
+            &store,
+            &[
+                // Same run as 2's last line.
+                record(2, 8, "g2c", 1, 3, 200_000),
+                record(3, 4, "g3b", 1, 4, 300_000),
+                record(1, 4, "g1b", 0, 1, 100_000),
+                record(1, 8, "g1c", 0, 2, 100_000),
+            ],
+        );
+        assert_eq!(output_of(dir.path(), 1), b"g1a\ng1b\ng1c\n");
+        assert_eq!(output_of(dir.path(), 2), b"g2a\ng2b\ng2c\n");
+        assert_eq!(output_of(dir.path(), 3), b"g3a\ng3b\n");
+        // Closing everything (a reset) between two lines of one run too.
+        st.writer.reset();
+        feed(&mut st, &store, &[record(1, 12, "g1d", 0, 3, 100_000)]);
+        assert_eq!(output_of(dir.path(), 1), b"g1a\ng1b\ng1c\ng1d\n");
     }
 }

@@ -150,6 +150,8 @@ fn write_back(
             .to_millis()
             .and_then(|t| u64::try_from(t).ok())
             .unwrap_or(now.saturating_mul(1000)),
+        // Replayed lines are looked up by key: their keys are not numbered.
+        run: None,
     };
     // A line its first reading kept out of its output (too far, or an
     // output that cannot be created) is in `_unattributed` already.

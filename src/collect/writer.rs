@@ -44,6 +44,9 @@ use super::index::{
 use super::observe::{FsyncStats, HoleSummary};
 use super::spread::Partitions;
 use crate::config::collect::DEFAULT_MAX_HOLE;
+use outputs::Outputs;
+
+mod outputs;
 
 /// A run is written out once it reaches this size.
 const MAX_RUN: usize = 1 << 20;
@@ -100,14 +103,20 @@ pub struct At<'a> {
 }
 
 /// Where the record came from: its topic and partition (which partitions
-/// a generation arrives on: see [`super::spread`]) and its producer
+/// a generation arrives on: see [`super::spread`]), its producer
 /// timestamp in Unix ms (which orders the generations of one path: see
-/// [`super::index::Locked::register`]).
+/// [`super::index::Locked::register`]), and the run of records of its
+/// generation it is in.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub time_ms: u64,
+    /// The caller's number for the run of lines of one generation this
+    /// line is in (one number is only ever given with one generation
+    /// key): the output is looked up by key once a run, not once a line.
+    /// None: a line outside any run, looked up by key.
+    pub run: Option<u64>,
 }
 
 /// What became of a line.
@@ -149,12 +158,13 @@ pub struct Gap {
 pub struct Writer {
     /// Largest hole a line may open past the end of its output.
     max_hole: u64,
-    /// Looked up twice a line: keyed with foldhash, since SipHash of the
-    /// key was a sixth of the collector's own instructions. Its seed is
+    /// Looked up by key once a run of lines (keyed with foldhash, since
+    /// SipHash of the key was a sixth of the collector's own
+    /// instructions), by run number for the rest of the run. Its seed is
     /// random per process, as std's; foldhash resists hash flooding less
     /// than SipHash, but a producer making many generations costs the
     /// collector an output file (and an index entry) each anyway.
-    outputs: foldhash::HashMap<GenKey, OutFile>,
+    outputs: Outputs<OutFile>,
     /// Generations not in the index whose lines came too far out to
     /// register them, until the next sync: a stream of such lines then
     /// costs a set lookup each, not a read of the index.
@@ -222,14 +232,14 @@ impl Writer {
         let len = line.len() as u64 + u64::from(!truncated);
         // Where the line ends, when a file can hold it there.
         let line_end = offset.checked_add(len).filter(|&e| e <= MAX_FILE_END);
-        // One lookup a line: the output is opened only when missing.
-        let (out, opened) = match self.outputs.get_mut(key) {
+        // One lookup a run: the output is opened only when missing.
+        let (out, opened) = match self.outputs.get_mut(key, from.run) {
             Some(out) => (out, false),
             None => {
                 if let Err(placed) = self.open(store, key, at, from, now, line_end)? {
                     return Ok(placed);
                 }
-                let out = self.outputs.get_mut(key).expect("opened above");
+                let out = self.outputs.get_mut(key, from.run).expect("opened above");
                 (out, true)
             }
         };
