@@ -190,15 +190,11 @@ fn compress_file(src: &Path, dst: &Path, how: Compression) -> std::io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::index::{GenKey, Lineage};
-    use logferry_tail::GenerationId;
+    use crate::collect::index::GenKey;
     use std::io::Read;
 
     fn key(g: u64) -> GenKey {
-        GenKey {
-            host: "h".into(),
-            lineage: Lineage::Generation(GenerationId(g)),
-        }
+        GenKey::test_generation(g)
     }
 
     #[test]

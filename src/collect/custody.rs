@@ -498,10 +498,7 @@ mod tests {
     }
 
     fn key(g: u64) -> GenKey {
-        GenKey {
-            host: "h".into(),
-            lineage: Lineage::Generation(logferry_tail::GenerationId(g)),
-        }
+        GenKey::test_generation(g)
     }
 
     fn entry(k: &GenKey) -> super::super::index::GenEntry {

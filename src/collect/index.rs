@@ -131,6 +131,17 @@ pub struct GenKey {
     pub lineage: Lineage,
 }
 
+#[cfg(test)]
+impl GenKey {
+    /// Generation `g` of host `h`: the key unit tests build outputs of.
+    pub fn test_generation(g: u64) -> GenKey {
+        GenKey {
+            host: "h".into(),
+            lineage: Lineage::Generation(logferry_tail::GenerationId(g)),
+        }
+    }
+}
+
 impl GenKey {
     /// The key in the index file.
     pub fn id(&self) -> String {

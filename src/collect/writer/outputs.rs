@@ -112,14 +112,9 @@ impl<T> Outputs<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::index::Lineage;
-    use logferry_tail::GenerationId;
 
     fn key(g: u64) -> GenKey {
-        GenKey {
-            host: "h".into(),
-            lineage: Lineage::Generation(GenerationId(g)),
-        }
+        GenKey::test_generation(g)
     }
 
     #[test]
