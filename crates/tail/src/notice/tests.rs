@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-/// Drain until `done` holds for what was gathered, or fail after a
-/// deadline (events arrive asynchronously only in that the kernel queues
-/// them at the syscall; this is a margin, not a sleep).
+/// Drain until `done` holds for what was gathered, or fail at a deadline
+/// (the kernel queues an event within the system call that causes it, so
+/// the deadline is a margin for a loaded machine, not a sleep).
 fn drain_until(n: &mut FsNotices, done: impl Fn(&Notices) -> bool) -> Notices {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut all = Notices::default();
