@@ -434,6 +434,13 @@ impl Tailer {
         let now = Instant::now();
         let notices = self.notices.drain();
         self.rescan |= notices.rescan;
+        if notices.lost {
+            // Writes went unreported: any file may have data to read.
+            for s in self.streams.iter_mut().flatten() {
+                s.wake = true;
+            }
+            self.ready_stale = true;
+        }
         for path in notices.modified {
             let slot = self.by_path.get(path);
             match slot.and_then(|slot| self.streams[slot].as_mut().map(|s| (slot, s))) {
