@@ -7,8 +7,8 @@
 //! [`DeliveryTag`].
 
 use std::collections::HashMap;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use logferry_tail::acks::SEQ_BITS;
@@ -25,7 +25,7 @@ pub use super::sending::InputCounts;
 use super::sending::{Retry, Route, Sending, RETRY_BACKOFF_MAX, SERVICE_NAP};
 use super::{positions, ShipError, ShipReport};
 use crate::config::{Attribution, PartitionBy, ShipSettings};
-use crate::wire::{self as encode, source_tail, SOURCE_HEADER};
+use crate::wire::{self as encode, SOURCE_HEADER};
 
 /// Events served per `service` at most, so that a flood of reports cannot
 /// starve reading.
@@ -64,6 +64,9 @@ pub struct Outbox {
     producer: ShipProducer,
     /// Per stream slot, its route.
     routes: Vec<Option<Route>>,
+    /// Per input, the topic of the route made last: a new route that
+    /// renders the same name shares it (one copy, not one per file).
+    last_topics: Vec<Option<Arc<str>>>,
     deliveries: Vec<Delivery>,
     /// (topic, error) pairs already logged, so an outage logs once, not per
     /// record.
@@ -94,6 +97,7 @@ impl Outbox {
             bootstrap: bootstrap.to_string(),
             producer,
             routes: Vec::new(),
+            last_topics: Vec::new(),
             sending: Sending::new(n_inputs),
             deliveries: Vec::new(),
             reported_failures: HashMap::new(),
@@ -148,6 +152,7 @@ impl Outbox {
         self.sending.remap_inputs(kept);
         // Routes hold topics and keys of the old settings.
         self.routes.clear();
+        self.last_topics.clear();
         self.settings = settings;
     }
 
@@ -311,17 +316,28 @@ impl Outbox {
             return;
         }
         let path = Path::new(s.opened_path);
+        if self.last_topics.len() <= s.input {
+            self.last_topics.resize_with(s.input + 1, || None);
+        }
+        let rendered = input.topic_for(host, path);
+        let topic = match &self.last_topics[s.input] {
+            Some(last) if **last == *rendered => Arc::clone(last),
+            _ => {
+                let topic: Arc<str> = rendered.into();
+                self.last_topics[s.input] = Some(Arc::clone(&topic));
+                topic
+            }
+        };
         self.routes[s.slot] = Some(Route {
             serial: s.serial,
             input: s.input,
-            topic: input.topic_for(host, path),
+            topic,
             key: match input.partition_by {
                 PartitionBy::Generation => encode::generation_partition_key(host, s.generation),
                 PartitionBy::Host => host.clone().into_bytes(),
                 _ => format!("{host}:{}", s.id).into_bytes(),
             },
             key_generation: s.generation,
-            source_tail: source_tail(host, path.as_os_str().as_bytes()),
         });
     }
 

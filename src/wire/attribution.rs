@@ -105,11 +105,17 @@ fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], SourceDecodeErro
 /// the file is opened, appended to every record's header.
 pub fn source_tail(host: &str, path: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(host.len() + path.len() + 4);
-    put_varint(&mut out, host.len() as u64);
-    out.extend_from_slice(host.as_bytes());
-    put_varint(&mut out, path.len() as u64);
-    out.extend_from_slice(path);
+    put_source_tail(&mut out, host, path);
     out
+}
+
+/// [`source_tail`] into `out` (cleared first), reusing its room.
+pub fn put_source_tail(out: &mut Vec<u8>, host: &str, path: &[u8]) {
+    out.clear();
+    put_varint(out, host.len() as u64);
+    out.extend_from_slice(host.as_bytes());
+    put_varint(out, path.len() as u64);
+    out.extend_from_slice(path);
 }
 
 fn flags(truncated: bool) -> u8 {

@@ -109,8 +109,20 @@ impl AckTracker {
             if self.epoch.is_some_and(|e| self.base >= e) {
                 self.epoch = None;
             }
+            if self.window.is_empty() {
+                self.release();
+            }
         }
         moved
+    }
+
+    /// Every line sent was acknowledged: give the queues' room back. With
+    /// 200,000 files followed, a 16-slot window and a 4-mark queue kept by
+    /// each idle file were a third of a kilobyte per file; a busy file pays
+    /// one allocation per read instead.
+    fn release(&mut self) {
+        self.window = VecDeque::new();
+        self.marks = VecDeque::new();
     }
 
     /// The file restarted at 0 (truncation). Lines still in flight belong to
@@ -187,6 +199,31 @@ mod tests {
         t.ack(old);
         assert_eq!(t.position(), 9, "and after the old line is acked");
         assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_fully_acknowledged_tracker_holds_no_room_and_goes_on_numbering() {
+        let mut t = AckTracker::new(0);
+        let now = Instant::now();
+        t.mark_read(now);
+        let seqs: Vec<u64> = (1..=10).map(|i| t.sent(i * 10)).collect();
+        assert!(t.window.capacity() >= 10);
+        for &s in &seqs[..9] {
+            t.ack(s);
+        }
+        assert!(t.window.capacity() > 0, "a line in flight keeps the window");
+        assert_eq!(t.oldest_unacked(), Some(now));
+        t.ack(seqs[9]);
+        assert_eq!(t.window.capacity(), 0, "nothing in flight: no room kept");
+        assert_eq!(t.marks.capacity(), 0);
+        assert_eq!((t.position(), t.oldest_unacked()), (100, None));
+        let later = Instant::now();
+        t.mark_read(later);
+        let next = t.sent(110);
+        assert_eq!(next, 10, "numbering goes on");
+        assert_eq!(t.oldest_unacked(), Some(later));
+        assert!(t.ack(next));
+        assert_eq!(t.position(), 110);
     }
 
     #[test]

@@ -169,7 +169,7 @@ impl Tailer {
             if self.descriptors.full() {
                 break;
             }
-            let path = PathBuf::from(&self.streams[slot].as_ref().expect("listed above").path);
+            let path = PathBuf::from(&*self.streams[slot].as_ref().expect("listed above").path);
             self.unpark(slot, &path);
         }
     }

@@ -165,6 +165,17 @@ const HOT: Duration = Duration::from_secs(2);
 /// file creations costs a few scans, not one each.
 const RESCAN_SPACING: Duration = Duration::from_millis(20);
 
+/// A scan lists every directory and stats every file: with 200,000 files
+/// one took most of a second, and run every 2 s (and at each burst of
+/// events) scans left too little time to read. A periodic scan starts at
+/// least this many times what the last one took after it began, and one
+/// asked for by an event at least `RESCAN_COST_FACTOR` times, so scanning
+/// takes at most an eighth (a quarter, while files keep being created) of
+/// the time whatever the number of files. Below a few thousand files a scan
+/// takes milliseconds and nothing changes.
+const SCAN_COST_FACTOR: u32 = 8;
+const RESCAN_COST_FACTOR: u32 = 4;
+
 /// With notifications on and nothing created or renamed, compressed
 /// rotated names are still listed every this many scans (a safety net).
 const COMPRESSED_SCAN_EVERY: u64 = 8;
@@ -249,6 +260,8 @@ pub struct Tailer {
     open_errors: HashSet<(PathBuf, std::io::ErrorKind)>,
     next_scan: Instant,
     last_scan: Instant,
+    /// How long the last scan took (see [`SCAN_COST_FACTOR`]).
+    scan_cost: Duration,
     /// An event asked for a scan that has not run yet. Kept across rounds:
     /// a rotation's events come in a burst (rename, create, write), and a
     /// request arriving within the spacing of the scan before it must not
@@ -371,6 +384,7 @@ impl Tailer {
             open_errors: HashSet::new(),
             next_scan: now,
             last_scan: now,
+            scan_cost: Duration::ZERO,
             rescan: false,
             counters: vec![TailCounters::default(); settings_inputs],
             next_seen: now,
@@ -452,7 +466,9 @@ impl Tailer {
             }
         }
         if now >= self.next_scan
-            || (self.rescan && now.duration_since(self.last_scan) >= RESCAN_SPACING)
+            || (self.rescan
+                && now.duration_since(self.last_scan)
+                    >= RESCAN_SPACING.max(self.scan_cost * RESCAN_COST_FACTOR))
         {
             return self.scan(busy);
         }
@@ -526,6 +542,8 @@ impl Tailer {
         // keeps the per-round work independent of how many files there are.
         let retired = self.retire_finished(busy);
         self.rebalance_open_files();
+        self.scan_cost = now.elapsed();
+        self.next_scan = now + self.scan_period().max(self.scan_cost * SCAN_COST_FACTOR);
         ScanOutcome {
             lost: self.expire_lost(),
             retired,
@@ -586,7 +604,7 @@ impl Tailer {
             {
                 return None;
             }
-            let file = crate::follow::open_log(std::path::Path::new(&s.path)).ok()?;
+            let file = crate::follow::open_log(std::path::Path::new(&*s.path)).ok()?;
             let meta = file.metadata().ok()?;
             let head = crate::identify::Head::read(&file).ok()?;
             (FileId::of(&meta) == s.id
@@ -740,7 +758,7 @@ impl Tailer {
             }
             let mut s = self.streams[slot].take().expect("checked above");
             self.by_id.remove(&s.id);
-            self.by_path.remove_if(std::path::Path::new(&s.path), slot);
+            self.by_path.remove_if(std::path::Path::new(&*s.path), slot);
             self.free_slots.push(slot);
             retired.push(slot);
             s.refresh_anchor();
@@ -751,7 +769,7 @@ impl Tailer {
             // it was read to the end, or gone while closed (it may have
             // grown, or been cut and copied, since it was last seen): find
             // it by content.
-            let gone = || !s.id.is_at(std::path::Path::new(&s.path));
+            let gone = || !s.id.is_at(std::path::Path::new(&*s.path));
             self.events.push(TailEvent::Retired {
                 generation: s.generation,
             });

@@ -167,7 +167,7 @@ impl Tailer {
             s.note_seen();
             s.park(&mut self.descriptors, &mut self.events);
             self.by_id.remove(&s.id);
-            self.by_path.remove_if(std::path::Path::new(&s.path), slot);
+            self.by_path.remove_if(std::path::Path::new(&*s.path), slot);
             self.free_slots.push(slot);
             released.push(slot);
             tracing::info!(path = %s.path, generation = %s.generation, offset = s.tracker.position(), "input removed: file no longer followed (its position is kept)");

@@ -114,7 +114,7 @@ impl Tailer {
                 continue;
             }
             if parked {
-                let path = PathBuf::from(&self.streams[slot].as_ref().expect("checked").path);
+                let path = PathBuf::from(&*self.streams[slot].as_ref().expect("checked").path);
                 if !self.unpark(slot, &path) {
                     // Renamed or gone: the next scan finds out. One no longer
                     // under a current name and gone from its last name
@@ -272,7 +272,7 @@ impl Tailer {
                         anchor: cut_anchor.unwrap_or(stream.anchor),
                         position: at,
                         size: stream.size_seen.max(at),
-                        path: stream.path.clone(),
+                        path: stream.path.to_string(),
                         updated: now_unix(),
                         born: stream.born,
                         unfinished: false,

@@ -284,9 +284,9 @@ impl Tailer {
             // Known to exist: if the file vanishes unread, this much is lost.
             s.size_seen = s.size_seen.max(found.meta.len());
             let path = found.path.to_string_lossy();
-            if s.path != path && (role == Role::Current || !s.present) {
+            if *s.path != *path && (role == Role::Current || !s.present) {
                 tracing::info!(from = %s.path, to = %path, "file renamed; following it by identity");
-                s.path = path.into_owned();
+                s.path = path.into();
                 if let Some(w) = s.watcher_mut() {
                     w.set_path(&found.path);
                 }
@@ -454,7 +454,7 @@ impl Tailer {
             // only files under current names are copied by copytruncate
             // (an empty file would otherwise "repeat" every rotated file
             // still draining, and wait for nothing).
-            let is_current = current.matches(Path::new(&s.path));
+            let is_current = current.matches(Path::new(&*s.path));
             let copied = role == Role::Rotated
                 && match &mut s.life {
                     Life::Open(w) => {
@@ -465,7 +465,7 @@ impl Tailer {
                         proof,
                         *at,
                         s.id,
-                        Path::new(&s.path),
+                        Path::new(&*s.path),
                         file,
                         size,
                     ),
@@ -478,7 +478,7 @@ impl Tailer {
                 // late, or never (no inotify), so read it now.
                 s.wake = true;
                 self.ready.push(slot);
-                return Some(s.path.clone());
+                return Some(s.path.to_string());
             }
         }
         None
@@ -598,7 +598,7 @@ impl Tailer {
         tracing::info!(path = %path.display(), id = %id, generation = %generation, offset = position, "following");
         let serial = self.next_serial;
         self.next_serial += 1;
-        let path_s = path.to_string_lossy().into_owned();
+        let path_s: std::sync::Arc<str> = path.to_string_lossy().into();
         let mut stream = Stream {
             input,
             serial,
@@ -616,7 +616,7 @@ impl Tailer {
             anchor,
             size_seen,
             stat_size,
-            opened_path: path_s.clone(),
+            opened_path: std::sync::Arc::clone(&path_s),
             path: path_s,
             present: role == Role::Current,
             modified,
@@ -627,7 +627,7 @@ impl Tailer {
             last_data: Instant::now(),
             durable_head: known.as_ref().map_or(0, |cp| cp.fingerprint.len),
             saving_head: 0,
-            life: Life::Open(watcher),
+            life: Life::Open(Box::new(watcher)),
         };
         // A generation resumed with a head shorter than the window (the
         // file held a few bytes when it was saved) proves little: content
