@@ -730,10 +730,7 @@ mod tests {
         );
         // Partition 0 is handed over: 1's output closes, 2 and 3 stay.
         st.writer.forget_partition(T, 0);
-        let key = |g| GenKey {
-            host: "h".into(),
-            lineage: Lineage::Generation(GenerationId(g)),
-        };
+        let key = GenKey::test_generation;
         assert!(st.writer.partitions(&key(1)).is_none(), "1 closed");
         assert!(st.writer.partitions(&key(2)).is_some(), "2 still open");
         feed(
