@@ -210,7 +210,8 @@ enum Lineage {
     Inode(FileId),
 }
 
-/// One record as seen by the audit.
+/// One record (or one line of a pack) as seen by the audit.
+#[derive(Clone, Copy)]
 struct Seen {
     partition: i32,
     kafka_offset: i64,
@@ -247,6 +248,21 @@ pub fn verify(settings: &VerifySettings) -> Result<VerifyReport, VerifyError> {
 struct LineIndex {
     records: HashMap<(Lineage, u64), Vec<Seen>>,
     by_content: HashMap<(u64, u64), Vec<Lineage>>,
+}
+
+impl LineIndex {
+    /// The line of `lineage` at `offset` was seen (its first copy also
+    /// says by content which lineage it is).
+    fn note(&mut self, lineage: Lineage, offset: u64, seen: Seen) {
+        let copies = self.records.entry((lineage, offset)).or_default();
+        if copies.is_empty() {
+            self.by_content
+                .entry((offset, seen.hash))
+                .or_default()
+                .push(lineage);
+        }
+        copies.push(seen);
+    }
 }
 
 fn read_topic(s: &VerifySettings, report: &mut VerifyReport) -> Result<LineIndex, VerifyError> {
@@ -314,29 +330,33 @@ fn read_topic(s: &VerifySettings, report: &mut VerifyReport) -> Result<LineIndex
             continue;
         }
         let payload = m.payload().unwrap_or_default();
+        let lineage = match src.generation {
+            Some(g) => Lineage::Generation(g),
+            None => Lineage::Inode(src.id),
+        };
+        let at = Seen {
+            partition,
+            kafka_offset: offset,
+            hash: 0,
+        };
+        if src.packed {
+            // Several whole lines (`pack_bytes`, raw format): each is
+            // audited at its own offset.
+            let mut line_at = src.offset;
+            for line in payload.split(|&b| b == b'\n') {
+                let hash = Fingerprint::of_bytes(line).hash;
+                index.note(lineage, line_at, Seen { hash, ..at });
+                line_at += line.len() as u64 + 1;
+            }
+            continue;
+        }
         // Compare the line inside the record, whatever its format; a value
         // that is not of the format cannot match (hash of nothing sensible).
         let hash = match s.format.line_of(payload) {
             Some(line) => Fingerprint::of_bytes(&line).hash,
             None => !Fingerprint::of_bytes(payload).hash,
         };
-        let lineage = match src.generation {
-            Some(g) => Lineage::Generation(g),
-            None => Lineage::Inode(src.id),
-        };
-        let seen = index.records.entry((lineage, src.offset)).or_default();
-        if seen.is_empty() {
-            index
-                .by_content
-                .entry((src.offset, hash))
-                .or_default()
-                .push(lineage);
-        }
-        seen.push(Seen {
-            partition,
-            kafka_offset: offset,
-            hash,
-        });
+        index.note(lineage, src.offset, Seen { hash, ..at });
     }
     Ok(index)
 }

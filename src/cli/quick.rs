@@ -57,6 +57,7 @@ impl ShipArgs {
         flags.set("metadata", "--metadata");
         flags.set("headers", "--header");
         flags.set("max_line_bytes", "--max-line-bytes");
+        flags.set("pack_bytes", "--pack-bytes");
         flags.set("max_inflight_bytes", "--max-inflight-bytes");
         flags.set("shutdown_timeout", "--shutdown-timeout");
         flags.set("directory", "--checkpoint-dir");
@@ -176,6 +177,7 @@ impl ShipArgs {
                 LongLinePolicy::Split => RawLongLines::Split,
             }),
             strip_cr: None,
+            pack_bytes: self.pack_bytes.map(|n| given(RawSize(n))),
             partial_flush: None,
             max_bytes_per_sec: None,
             multiline: None,

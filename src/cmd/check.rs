@@ -249,6 +249,13 @@ pub fn summary(path: &Path, loaded: &LoadedConfig) -> String {
             i.strip_cr,
             i.partial_flush.map_or("off".to_string(), fmt_duration),
         );
+        if i.pack_bytes > 0 {
+            let _ = writeln!(
+                o,
+                "     lines read together packed into records of up to {}",
+                fmt_size(i.pack_bytes as u64)
+            );
+        }
         if let Some(r) = i.max_bytes_per_sec {
             let _ = writeln!(o, "     read at most {} per second", fmt_size(r));
         }

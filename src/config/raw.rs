@@ -55,6 +55,7 @@ pub(crate) const INPUT_KEYS: &[&str] = &[
     "max_line_bytes",
     "long_lines",
     "strip_cr",
+    "pack_bytes",
     "partial_flush",
     "max_bytes_per_sec",
     "multiline",
@@ -123,6 +124,8 @@ pub(crate) struct RawInput {
     pub(crate) max_line_bytes: Option<Spanned<RawSize>>,
     pub(crate) long_lines: Option<RawLongLines>,
     pub(crate) strip_cr: Option<bool>,
+    /// Whole lines read together as one record of up to this many bytes.
+    pub(crate) pack_bytes: Option<Spanned<RawSize>>,
     pub(crate) partial_flush: Option<Spanned<RawDuration>>,
     pub(crate) max_bytes_per_sec: Option<Spanned<RawSize>>,
     pub(crate) multiline: Option<Spanned<RawMultiline>>,

@@ -138,6 +138,10 @@ pub struct InputSettings {
     pub max_line_bytes: usize,
     pub long_lines: LongLinePolicy,
     pub strip_cr: bool,
+    /// Whole lines read together go out as one record of up to this many
+    /// bytes, joined by their newlines (0: a record a line). Only for the
+    /// raw format, without multiline, CR stripping or a key pattern.
+    pub pack_bytes: usize,
     /// Emit an unterminated last line after the file was idle this long;
     /// None waits for the newline forever.
     pub partial_flush: Option<Duration>,

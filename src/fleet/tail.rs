@@ -174,14 +174,11 @@ fn show<W: Write>(
             ("-", unattributed.as_bytes())
         }
     };
-    let line = line_of(
+    let value = line_of(
         r.payload().unwrap_or_default(),
         src.as_ref(),
         s.metadata.as_ref(),
     );
-    if !s.filter.wants_line(&line) {
-        return Ok(false);
-    }
     // Text shows none of these; JSON pays for them.
     let details = out.wants_details();
     let generation = src
@@ -189,15 +186,32 @@ fn show<W: Write>(
         .and_then(|s| s.generation)
         .filter(|_| details)
         .map(|g| g.to_string());
-    out.print(&Entry {
-        host,
-        path,
-        generation: generation.as_deref(),
-        offset: src.as_ref().map(|s| s.offset),
-        timestamp_ms: r.timestamp_ms().filter(|_| details),
-        line: &line,
-    })?;
-    Ok(true)
+    // A pack (`pack_bytes`) is shown line by line, each at its own offset
+    // and through the filter on its own.
+    let packed = src.as_ref().is_some_and(|s| s.packed);
+    let mut offset = src.as_ref().map(|s| s.offset);
+    let mut printed = false;
+    let lines: Box<dyn Iterator<Item = &[u8]>> = match packed {
+        true => Box::new(value.split(|&b| b == b'\n')),
+        false => Box::new(std::iter::once(&value[..])),
+    };
+    for line in lines {
+        let at = offset;
+        offset = offset.map(|o| o + line.len() as u64 + 1);
+        if !s.filter.wants_line(line) {
+            continue;
+        }
+        out.print(&Entry {
+            host,
+            path,
+            generation: generation.as_deref(),
+            offset: at,
+            timestamp_ms: r.timestamp_ms().filter(|_| details),
+            line,
+        })?;
+        printed = true;
+    }
+    Ok(printed)
 }
 
 /// A consumer holding every partition of the topics, positioned at

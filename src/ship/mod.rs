@@ -286,6 +286,7 @@ fn tail_settings(settings: &ShipSettings) -> TailSettings {
             },
             long_lines: input.long_lines,
             strip_cr: input.strip_cr,
+            pack_bytes: input.pack_bytes,
             partial_flush: input.partial_flush,
             multiline,
             rotated: input.rotated.clone(),

@@ -224,8 +224,7 @@ impl Outbox {
         self.producer.context().take_deliveries(&mut dropped);
         dropped.clear();
         self.deliveries = dropped;
-        self.sending.retries.clear();
-        self.sending.inflight.clear();
+        self.sending.forget_in_flight();
         self.routes.clear();
     }
 
@@ -409,7 +408,9 @@ impl Outbox {
                         counts.lines_acked += 1;
                         counts.bytes_acked += bytes;
                     }
-                    acked(tag.slot, tag.seq);
+                    if self.sending.acked_whole(opaque) {
+                        acked(tag.slot, tag.seq);
+                    }
                 }
                 Delivery::Failed {
                     opaque,
@@ -439,6 +440,24 @@ impl Outbox {
                         let largest = largest_failed.get(&topic).copied().unwrap_or(payload.len());
                         *cap = (*cap).min(largest * 3 / 4).max(1);
                         let cap = *cap;
+                        let input = self.input_of(DeliveryTag::unpack(opaque).slot);
+                        let packs = input.is_some_and(|i| self.settings.inputs[i].pack_bytes > 0);
+                        if packs && payload.len() > cap && memchr::memchr(b'\n', &payload).is_some()
+                        {
+                            self.log_failure(&topic, &error);
+                            if !self.exactly_once {
+                                self.sending.retry_in_parts(
+                                    self.settings.attribution,
+                                    opaque,
+                                    topic,
+                                    key,
+                                    &payload,
+                                    headers,
+                                    cap,
+                                );
+                            }
+                            continue;
+                        }
                         if payload.len() > cap {
                             let input = self.input_of(DeliveryTag::unpack(opaque).slot);
                             self.sending.inflight.settle(input, payload.len() - cap);
@@ -488,8 +507,7 @@ impl Outbox {
         self.sending.topics.release();
         drop(std::mem::replace(&mut self.producer, producer));
         self.sending.report.producer_restarts += 1;
-        self.sending.retries.clear();
-        self.sending.inflight.clear();
+        self.sending.forget_in_flight();
     }
 
     /// Fault injection for the fatal-error test: once this many lines were

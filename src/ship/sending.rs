@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use logferry_tail::{GenerationId, Line, StreamInfo};
+use logferry_tail::{GenerationId, Line, LineFramer, LongLinePolicy, StreamInfo};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
@@ -19,7 +19,7 @@ use super::topic_handles::TopicHandles;
 use super::ShipReport;
 use crate::config::{Attribution, PartitionBy, ShipSettings};
 use crate::wire::{
-    self as encode, encode_source, encode_source_key, put_source_tail, SOURCE_HEADER,
+    self as encode, encode_source, encode_source_key, mark_packed, put_source_tail, SOURCE_HEADER,
 };
 
 /// Granularity of waiting for librdkafka's queue to drain.
@@ -109,6 +109,10 @@ pub(super) struct Sending {
     pub(super) delivery_errors: ErrorCounts,
     /// The producer's topic handles (released before it is replaced).
     pub(super) topics: TopicHandles,
+    /// Packs that went out as several records (a topic's size limit was
+    /// below them), by delivery tag: how many of their records are still
+    /// unacknowledged. A tag not here stands for one record.
+    pub(super) split_packs: HashMap<usize, usize>,
 }
 
 impl Sending {
@@ -125,7 +129,37 @@ impl Sending {
             counts: vec![InputCounts::default(); inputs],
             delivery_errors: ErrorCounts::default(),
             topics: TopicHandles::default(),
+            split_packs: HashMap::new(),
         }
+    }
+
+    /// Nothing sent is in flight any more (the producer was replaced, or
+    /// its transaction aborted): no retries, no counts, no split packs.
+    pub(super) fn forget_in_flight(&mut self) {
+        self.retries.clear();
+        self.inflight.clear();
+        self.split_packs.clear();
+    }
+
+    /// One record of the tag `opaque` was acknowledged: whether its line
+    /// is now acknowledged whole (the last record of a split pack, or a
+    /// record that was never split).
+    pub(super) fn acked_whole(&mut self, opaque: usize) -> bool {
+        let Some(left) = self.split_packs.get_mut(&opaque) else {
+            return true;
+        };
+        *left -= 1;
+        if *left > 0 {
+            return false;
+        }
+        self.split_packs.remove(&opaque);
+        true
+    }
+
+    /// A record of the tag `opaque` now goes as `parts` records.
+    pub(super) fn note_split(&mut self, opaque: usize, parts: usize) {
+        let left = self.split_packs.entry(opaque).or_insert(1);
+        *left += parts.saturating_sub(1);
     }
 
     /// The inputs were replaced (a reload, with nothing in flight):
@@ -195,6 +229,14 @@ impl Sending {
             offset: line.start,
             read_at_ms: self.read_at_ms,
         };
+        // Several whole lines (`pack_bytes`): flagged so that readers
+        // showing lines one by one split it, and never cut (see below).
+        let packed = input.pack_bytes > 0 && memchr::memchr(b'\n', line.bytes).is_some();
+        if packed && line.bytes.len() > known_cap {
+            self.counts[stream.input].lines_read -= 1;
+            self.send_in_parts(producer, settings, route, stream, seq, line, known_cap);
+            return;
+        }
         let full = input
             .format
             .payload(line.bytes, &source, &mut self.payload_scratch);
@@ -228,6 +270,9 @@ impl Sending {
                     tail,
                 ),
                 Attribution::Off => {}
+            }
+            if packed && attribution != Attribution::Off {
+                mark_packed(&mut self.source_scratch);
             }
             let encoded = self.source_scratch.as_slice();
             let source_header = attribution == Attribution::Header;
@@ -275,6 +320,17 @@ impl Sending {
                     let len = back.payload.map_or(0, <[u8]>::len);
                     let keep = len * 3 / 4;
                     size_cap = size_cap.min(keep);
+                    if packed {
+                        // A pack is never cut: its lines go in records
+                        // under the cap, sent as one line's.
+                        let cost = record_cost(back.key.map_or(0, <[u8]>::len), len);
+                        self.inflight.settle(Some(stream.input), cost);
+                        self.report.lines_sent -= 1;
+                        self.counts[stream.input].lines_read -= 1;
+                        self.size_caps.insert(route.topic.to_string(), size_cap);
+                        self.send_in_parts(producer, settings, route, stream, seq, line, size_cap);
+                        return;
+                    }
                     self.inflight.settle(Some(stream.input), len - keep);
                     tracing::warn!(
                         topic,
@@ -311,6 +367,122 @@ impl Sending {
         }
         if size_cap != known_cap {
             self.size_caps.insert(route.topic.to_string(), size_cap);
+        }
+    }
+}
+
+impl Sending {
+    /// Send the pack `line` as records of at most `cap` bytes, each whole
+    /// lines (a line over `cap` alone is cut, as any line over a topic's
+    /// limit is), all under its tag: its line is acknowledged once every
+    /// one of them is.
+    #[allow(clippy::too_many_arguments)]
+    fn send_in_parts(
+        &mut self,
+        producer: &ShipProducer,
+        settings: &ShipSettings,
+        route: &Route,
+        stream: &StreamInfo<'_>,
+        seq: u64,
+        line: Line<'_>,
+        cap: usize,
+    ) {
+        let mut parts: Vec<(Vec<u8>, u64, bool)> = Vec::new();
+        let mut framer =
+            LineFramer::new(line.start, cap, LongLinePolicy::Truncate, false).packing(cap);
+        let mut keep = |l: Line<'_>| parts.push((l.bytes.to_vec(), l.start, l.truncated));
+        framer.push(line.bytes, &mut keep);
+        framer.flush_partial(&mut keep);
+        let opaque = DeliveryTag {
+            slot: stream.slot,
+            seq,
+        }
+        .pack();
+        self.note_split(opaque, parts.len());
+        tracing::warn!(
+            topic = &*route.topic,
+            bytes = line.bytes.len(),
+            cap,
+            "a pack of lines is over the topic's size limit; sending its lines in {} records (lower pack_bytes)",
+            parts.len()
+        );
+        for (bytes, start, truncated) in &parts {
+            let part = Line {
+                bytes,
+                start: *start,
+                end: *start + bytes.len() as u64,
+                truncated: *truncated || line.truncated,
+            };
+            self.send(producer, settings, route, stream, seq, part);
+        }
+    }
+}
+
+impl Sending {
+    /// A pack the broker refused as too large goes back in the retry queue
+    /// as records of whole lines under `cap`, each attributed to its own
+    /// first line, all under the pack's tag (never cut: that would drop
+    /// lines).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn retry_in_parts(
+        &mut self,
+        attribution: Attribution,
+        opaque: usize,
+        topic: String,
+        key: Option<Vec<u8>>,
+        payload: &[u8],
+        headers: Vec<(String, Vec<u8>)>,
+        cap: usize,
+    ) {
+        let source_of = |bytes: &[u8]| crate::wire::decode_source(bytes).ok();
+        let source = match attribution {
+            Attribution::Key => key.as_deref().and_then(source_of),
+            Attribution::Header => headers
+                .iter()
+                .find(|(k, _)| k == SOURCE_HEADER)
+                .and_then(|(_, v)| source_of(v)),
+            Attribution::Off => None,
+        };
+        let mut parts: Vec<(Vec<u8>, u64, bool)> = Vec::new();
+        let mut framer = LineFramer::new(0, cap, LongLinePolicy::Truncate, false).packing(cap);
+        let mut keep = |l: Line<'_>| parts.push((l.bytes.to_vec(), l.start, l.truncated));
+        framer.push(payload, &mut keep);
+        framer.flush_partial(&mut keep);
+        self.note_split(opaque, parts.len());
+        tracing::warn!(%topic, bytes = payload.len(), cap, "a pack of lines is over the broker's size limit; sending its lines again in {} records (lower pack_bytes)", parts.len());
+        for (bytes, at, truncated) in parts {
+            let mut key = key.clone();
+            let mut headers = headers.clone();
+            if let Some(src) = &source {
+                let tail = crate::wire::source_tail(&src.host, &src.path);
+                let generation = src.generation.unwrap_or(GenerationId(0));
+                let offset = src.offset + at;
+                let encoded = &mut self.source_scratch;
+                match attribution {
+                    Attribution::Key => encode_source_key(
+                        encoded,
+                        &src.partition_key,
+                        generation,
+                        src.id,
+                        offset,
+                        truncated,
+                        &tail,
+                    ),
+                    _ => encode_source(encoded, generation, src.id, offset, truncated, &tail),
+                }
+                if memchr::memchr(b'\n', &bytes).is_some() {
+                    mark_packed(encoded);
+                }
+                match attribution {
+                    Attribution::Key => key = Some(encoded.clone()),
+                    _ => headers
+                        .iter_mut()
+                        .filter(|(k, _)| k == SOURCE_HEADER)
+                        .for_each(|(_, v)| v.clone_from(encoded)),
+                }
+            }
+            self.retries
+                .push_back(Retry::new(opaque, topic.clone(), key, bytes, headers));
         }
     }
 }

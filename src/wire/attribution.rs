@@ -12,6 +12,10 @@
 //! (versions 2 (key) and 1 (header), written before generations, lack the
 //!  generation and still decode)
 //! flags bit 0: the line was truncated or split (longer than max_line_bytes)
+//! flags bit 1: the value is several whole lines joined by their newlines
+//!              (`pack_bytes`); the offset is the first one's. Readers
+//!              that write values at their offsets need not look at it;
+//!              readers that show lines one by one split at it
 //! pkey: the partitioning key (`partition_by`); empty means none, and the
 //!       record goes to a sticky partition
 //! ```
@@ -29,6 +33,7 @@ const KEY_VERSION: u8 = 3;
 const SOURCE_VERSION_V1: u8 = 1;
 const KEY_VERSION_V2: u8 = 2;
 const FLAG_TRUNCATED: u8 = 1;
+const FLAG_PACKED: u8 = 2;
 
 /// Where a record came from, as carried in the key form or the `lf` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +46,8 @@ pub struct Source {
     /// File offset of the line's first byte.
     pub offset: u64,
     pub truncated: bool,
+    /// The value is several whole lines joined by their newlines.
+    pub packed: bool,
     /// The partitioning key carried in the key form (empty: none, and
     /// always empty in the header form).
     pub partition_key: Vec<u8>,
@@ -210,9 +217,19 @@ pub fn is_generation_partition_key(pkey: &[u8], host: &str, generation: Generati
 /// Set the truncated flag in an encoded source (either form); other bytes
 /// are left alone.
 pub fn mark_truncated(encoded: &mut [u8]) {
+    set_flag(encoded, FLAG_TRUNCATED);
+}
+
+/// Set the packed flag in an encoded source (either form): the record's
+/// value is several whole lines.
+pub fn mark_packed(encoded: &mut [u8]) {
+    set_flag(encoded, FLAG_PACKED);
+}
+
+fn set_flag(encoded: &mut [u8], flag: u8) {
     if let [SOURCE_VERSION | KEY_VERSION | SOURCE_VERSION_V1 | KEY_VERSION_V2, flags, ..] = encoded
     {
-        *flags |= FLAG_TRUNCATED;
+        *flags |= flag;
     }
 }
 
@@ -227,6 +244,8 @@ pub struct SourceRef<'a> {
     pub id: FileId,
     pub offset: u64,
     pub truncated: bool,
+    /// The value is several whole lines joined by their newlines.
+    pub packed: bool,
     pub partition_key: &'a [u8],
 }
 
@@ -239,6 +258,7 @@ impl SourceRef<'_> {
             id: self.id,
             offset: self.offset,
             truncated: self.truncated,
+            packed: self.packed,
             partition_key: self.partition_key.to_vec(),
         }
     }
@@ -298,6 +318,7 @@ fn decode_parts(whole: &[u8]) -> Result<(SourceRef<'_>, (usize, usize)), SourceD
         id: FileId { dev, ino },
         offset,
         truncated: flags & FLAG_TRUNCATED != 0,
+        packed: flags & FLAG_PACKED != 0,
         partition_key,
     };
     Ok((src, (offset_at, offset_end)))
@@ -319,6 +340,7 @@ pub struct KeyMemo {
     dev: u64,
     ino: u64,
     truncated: bool,
+    packed: bool,
     /// The partitioning key's place in `head`.
     pkey: (usize, usize),
     /// The host's place in `tail` (UTF-8: checked when kept).
@@ -353,6 +375,7 @@ impl KeyMemo {
             },
             offset,
             truncated: self.truncated,
+            packed: self.packed,
             partition_key: &key[self.pkey.0..self.pkey.1],
         })
     }
@@ -377,6 +400,7 @@ impl KeyMemo {
         self.generation = src.generation;
         (self.dev, self.ino) = (src.id.dev, src.id.ino);
         self.truncated = src.truncated;
+        self.packed = src.packed;
         self.pkey = (pkey_at, pkey_at + src.partition_key.len());
         self.host = (host_at, host_at + src.host.len());
         self.path_at = place(src.path, offset_end);
@@ -466,6 +490,23 @@ mod tests {
         let mut plain = b"\x05xyz".to_vec();
         mark_truncated(&mut plain);
         assert_eq!(plain, b"\x05xyz");
+    }
+
+    #[test]
+    fn the_packed_flag_is_set_apart_from_truncation_in_both_forms() {
+        let tail = source_tail("h", b"/p");
+        let id = FileId { dev: 1, ino: 2 };
+        let mut key = Vec::new();
+        encode_source_key(&mut key, b"k", GenerationId(3), id, 40, false, &tail);
+        mark_packed(&mut key);
+        let s = decode_source(&key).unwrap();
+        assert!(s.packed && !s.truncated);
+        assert_eq!((s.offset, s.partition_key.as_slice()), (40, &b"k"[..]));
+        let mut header = Vec::new();
+        encode_source(&mut header, GenerationId(3), id, 40, true, &tail);
+        mark_packed(&mut header);
+        let s = decode_source(&header).unwrap();
+        assert!(s.packed && s.truncated);
     }
 
     #[test]
@@ -586,7 +627,7 @@ mod tests {
             let mut out = Vec::new();
             encode_source(&mut out, GenerationId(g), FileId { dev, ino }, offset, truncated, &source_tail(&host, &path));
             let s = decode_source(&out).unwrap();
-            prop_assert_eq!(s, Source { host: host.clone(), path: path.clone(), generation: Some(GenerationId(g)), id: FileId { dev, ino }, offset, truncated, partition_key: Vec::new() });
+            prop_assert_eq!(s, Source { host: host.clone(), path: path.clone(), generation: Some(GenerationId(g)), id: FileId { dev, ino }, offset, truncated, packed: false, partition_key: Vec::new() });
         }
 
         /// Whatever key follows whatever key, the memo answers what a
@@ -621,7 +662,7 @@ mod tests {
             encode_source_key(&mut out, &pkey, GenerationId(g), FileId { dev, ino }, offset, truncated, &source_tail(&host, &path));
             prop_assert_eq!(partition_key_of(&out), Some(pkey.as_slice()));
             let s = decode_source(&out).unwrap();
-            prop_assert_eq!(s, Source { host, path, generation: Some(GenerationId(g)), id: FileId { dev, ino }, offset, truncated, partition_key: pkey });
+            prop_assert_eq!(s, Source { host, path, generation: Some(GenerationId(g)), id: FileId { dev, ino }, offset, truncated, packed: false, partition_key: pkey });
         }
     }
 }

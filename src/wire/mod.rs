@@ -24,8 +24,9 @@ pub mod record;
 
 pub use attribution::{
     check_static_header, decode_source, decode_source_ref, encode_source, encode_source_key,
-    generation_partition_key, is_generation_partition_key, mark_truncated, partition_key_of,
-    put_source_tail, source_tail, Source, SourceDecodeError, SourceRef, SOURCE_HEADER,
+    generation_partition_key, is_generation_partition_key, mark_packed, mark_truncated,
+    partition_key_of, put_source_tail, source_tail, Source, SourceDecodeError, SourceRef,
+    SOURCE_HEADER,
 };
 pub use format::{Format, LineSource};
 pub use record::{RecordSource, RecordSourceRef};

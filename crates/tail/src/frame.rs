@@ -5,8 +5,16 @@
 //!
 //! Only an unterminated tail is copied, into a buffer capped at
 //! `max_line_bytes`, so a 100 MB line costs at most that cap in memory.
+//!
+//! Packing (`pack_bytes`): consecutive whole lines of one chunk go out as
+//! one [`Line`] of at most that many bytes, the lines still joined by their
+//! newlines (the last one's left off, as for any line). The client
+//! library's cost is per record, not per byte, so a pack of a few hundred
+//! lines ships them for about the price of one; the bytes from `start` to
+//! `end` are still exactly the file's, which is what a checkpoint and the
+//! collector need.
 
-use memchr::memchr;
+use memchr::{memchr, memrchr};
 
 /// What happens to a line longer than `max_line_bytes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -115,6 +123,10 @@ pub struct LineFramer {
     /// Split policy: pieces of the current line were already emitted, so
     /// its remaining piece is flagged truncated too.
     split_open: bool,
+    /// Whole lines of a chunk are emitted together up to this many bytes
+    /// (0: one line each). Never above `max_line_bytes`, so a line inside
+    /// a pack is one the long-line policy would have left whole.
+    pack_bytes: usize,
 }
 
 impl LineFramer {
@@ -129,12 +141,25 @@ impl LineFramer {
             consumed: start,
             overflowed: false,
             split_open: false,
+            pack_bytes: 0,
         }
+    }
+
+    /// This framer, emitting whole lines together up to `pack_bytes`
+    /// (0: one line each). Packing is off where stripping CRs, which a
+    /// pack could not do inside itself.
+    pub fn packing(mut self, pack_bytes: usize) -> LineFramer {
+        self.pack_bytes = match self.strip_cr {
+            true => 0,
+            false => pack_bytes.min(self.max_line_bytes),
+        };
+        self
     }
 
     /// A framer with the same settings, empty, starting at `offset`.
     pub fn restarted_at(&self, offset: u64) -> LineFramer {
         LineFramer::new(offset, self.max_line_bytes, self.policy, self.strip_cr)
+            .packing(self.pack_bytes)
     }
 
     /// File offset just past the last byte pushed.
@@ -165,6 +190,12 @@ impl LineFramer {
         let base = self.consumed;
         let mut i = 0;
         while i < chunk.len() {
+            if self.pack_bytes > 0 && self.partial.is_empty() && !self.overflowed {
+                if let Some(next) = self.emit_pack(chunk, i, base, &mut emit) {
+                    i = next;
+                    continue;
+                }
+            }
             let Some(rel) = memchr(b'\n', &chunk[i..]) else {
                 self.append_partial(&chunk[i..], base + i as u64, &mut emit);
                 break;
@@ -199,6 +230,30 @@ impl LineFramer {
             Some(b'\r') if self.strip_cr => &line[..line.len() - 1],
             _ => line,
         }
+    }
+
+    /// Emit the whole lines of `chunk[i..]` that fit in `pack_bytes` (with
+    /// their newlines) as one line; the index after the last newline taken,
+    /// or None when not even one line fits (then it is framed alone).
+    fn emit_pack<F: FnMut(Line<'_>)>(
+        &mut self,
+        chunk: &[u8],
+        i: usize,
+        base: u64,
+        emit: &mut F,
+    ) -> Option<usize> {
+        let window = &chunk[i..chunk.len().min(i + self.pack_bytes)];
+        let nl = i + memrchr(b'\n', window)?;
+        let start = base + i as u64;
+        let end = base + nl as u64 + 1;
+        emit(Line {
+            bytes: &chunk[i..nl],
+            start,
+            end,
+            truncated: false,
+        });
+        self.partial_start = end;
+        Some(nl + 1)
     }
 
     fn emit_whole<F: FnMut(Line<'_>)>(&mut self, line: &[u8], start: u64, end: u64, emit: &mut F) {
@@ -324,6 +379,38 @@ mod tests {
         // Completed later: emitted once, whole.
         let got = frame(&mut f, &[b"h\n"]);
         assert_eq!(got, vec![(b"fgh".to_vec(), 107, 111, false)]);
+    }
+
+    #[test]
+    fn whole_lines_of_a_chunk_are_packed_up_to_the_limit() {
+        let mut f = LineFramer::new(10, 1000, LongLinePolicy::Truncate, false).packing(8);
+        let got = frame(&mut f, &[b"ab\ncd\nef\ngh", b"i\n"]);
+        assert_eq!(
+            got,
+            vec![
+                // "ab\ncd\nef\n" is 9 bytes: over 8, so the pack stops at cd.
+                (b"ab\ncd".to_vec(), 10, 16, false),
+                (b"ef".to_vec(), 16, 19, false),
+                // A line begun in one chunk and ended in the next goes alone.
+                (b"ghi".to_vec(), 19, 23, false),
+            ]
+        );
+        // Restarted (after a cut), the framer still packs.
+        let mut f = f.restarted_at(0);
+        assert_eq!(
+            frame(&mut f, &[b"x\ny\n"]),
+            vec![(b"x\ny".to_vec(), 0, 4, false)]
+        );
+    }
+
+    #[test]
+    fn no_packs_where_carriage_returns_are_stripped() {
+        let mut f = LineFramer::new(0, 1000, LongLinePolicy::Truncate, true).packing(64);
+        let got = frame(&mut f, &[b"a\r\nb\r\n"]);
+        assert_eq!(
+            got,
+            vec![(b"a".to_vec(), 0, 3, false), (b"b".to_vec(), 3, 6, false)]
+        );
     }
 
     #[test]
@@ -548,6 +635,52 @@ mod tests {
             let mut f = LineFramer::new(0, 1 << 20, LongLinePolicy::Truncate, false);
             prop_assert_eq!(frame(&mut f, &chunks), expected);
             prop_assert_eq!(f.pending() as u64, data.len() as u64 - start);
+        }
+
+        /// Packing changes how lines are grouped, never the lines: each
+        /// pack, split at its newlines, is the run of lines the framer
+        /// emits without packing (offsets included), whatever the chunks,
+        /// the long-line limit and policy; and no pack is over its size.
+        #[test]
+        fn packs_are_runs_of_the_unpacked_lines(
+            data in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\n'), any::<u8>()], 0..400),
+            cuts in proptest::collection::vec(0usize..400, 0..10),
+            max in 1usize..30,
+            pack in 1usize..60,
+            split: bool,
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks: Vec<&[u8]> = Vec::new();
+            let mut prev = 0;
+            for c in cuts.into_iter().chain([data.len()]) {
+                chunks.push(&data[prev..c]);
+                prev = c;
+            }
+            let policy = if split { LongLinePolicy::Split } else { LongLinePolicy::Truncate };
+            let mut plain = LineFramer::new(0, max, policy, false);
+            let mut expected = frame(&mut plain, &chunks);
+            plain.flush_partial(|l| expected.push((l.bytes.to_vec(), l.start, l.end, l.truncated)));
+            let mut packer = LineFramer::new(0, max, policy, false).packing(pack);
+            let mut packs = frame(&mut packer, &chunks);
+            packer.flush_partial(|l| packs.push((l.bytes.to_vec(), l.start, l.end, l.truncated)));
+            let mut unpacked = Vec::new();
+            for (bytes, start, end, truncated) in packs {
+                if truncated {
+                    unpacked.push((bytes, start, end, truncated));
+                    continue;
+                }
+                let parts: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+                prop_assert!(parts.len() == 1 || bytes.len() < pack.min(max), "a pack of {} bytes", bytes.len());
+                let mut at = start;
+                for (k, part) in parts.iter().enumerate() {
+                    let last = k + 1 == parts.len();
+                    let part_end = if last { end } else { at + part.len() as u64 + 1 };
+                    unpacked.push((part.to_vec(), at, part_end, false));
+                    at = part_end;
+                }
+            }
+            prop_assert_eq!(unpacked, expected);
         }
     }
 }

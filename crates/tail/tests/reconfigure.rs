@@ -21,6 +21,7 @@ fn input(path: &Path) -> TailInput {
         max_line_bytes: 1 << 20,
         long_lines: LongLinePolicy::Truncate,
         strip_cr: false,
+        pack_bytes: 0,
         partial_flush: None,
         multiline: None,
         rotated: vec![],

@@ -257,6 +257,8 @@ impl Validator<'_> {
             Some(RawPartitionBy::Generation) | None => PartitionBy::Generation,
         };
 
+        let pack_bytes = self.pack_bytes(&raw, &sect, max_line_bytes, &format, &partition_by);
+
         if self.issues.len() > before {
             return None;
         }
@@ -276,6 +278,7 @@ impl Validator<'_> {
                 Some(RawLongLines::Truncate) | None => LongLinePolicy::Truncate,
             },
             strip_cr: raw.strip_cr.unwrap_or(false),
+            pack_bytes,
             partial_flush,
             max_bytes_per_sec,
             multiline,
@@ -284,4 +287,61 @@ impl Validator<'_> {
             backfill: raw.backfill.unwrap_or(false),
         })
     }
+
+    /// `pack_bytes`: 0 (or absent) for a record a line; else at most
+    /// `max_line_bytes` and Kafka's default record limit, and only where a
+    /// record's value is the file's bytes and nothing reads line by line
+    /// on the way (each refusal names what stands in the way).
+    fn pack_bytes(
+        &mut self,
+        raw: &RawInput,
+        sect: &str,
+        max_line_bytes: usize,
+        format: &Format,
+        partition_by: &PartitionBy,
+    ) -> usize {
+        let Some(given) = &raw.pack_bytes else {
+            return 0;
+        };
+        let n = given.get_ref().0;
+        if n == 0 {
+            return 0;
+        }
+        let span = Some(given.span());
+        let refuse = |v: &mut Self, why: String| {
+            let msg = v.say("pack_bytes", sect, why);
+            v.err(span.clone(), "pack_bytes", msg);
+            0
+        };
+        if n > MAX_PACK_BYTES {
+            return refuse(self, format!("is {n}, above {MAX_PACK_BYTES} (the producer's default message.max.bytes): a pack that large would be refused"));
+        }
+        if n > max_line_bytes as u64 {
+            return refuse(self, format!("is {n}, above max_line_bytes ({max_line_bytes}): a pack holds lines that max_line_bytes lets through whole"));
+        }
+        if !matches!(format, Format::Raw) {
+            return refuse(self, "needs format = \"raw\": a pack's value is the file's bytes, with no per-line envelope".into());
+        }
+        if raw.multiline.is_some() {
+            return refuse(self, "cannot be used with [inputs.multiline]: a multiline record is already several lines".into());
+        }
+        if raw.strip_cr == Some(true) {
+            return refuse(
+                self,
+                "cannot be used with strip_cr = true: a pack keeps the file's bytes, CRs included"
+                    .into(),
+            );
+        }
+        if matches!(partition_by, PartitionBy::Pattern(_)) {
+            return refuse(
+                self,
+                "cannot be used with partition_by = \"pattern\": the key is taken from each line"
+                    .into(),
+            );
+        }
+        n as usize
+    }
 }
+
+/// The largest `pack_bytes`: the producer's default `message.max.bytes`.
+const MAX_PACK_BYTES: u64 = 1_000_000;

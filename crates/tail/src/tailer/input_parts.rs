@@ -53,7 +53,14 @@ impl InputParts {
             .collect();
         let compressed = Discovery::new(&compressed_include, &excluded).map_err(err)?;
         let own_rotated = RotatedGlobs::new(&input.rotated, &excluded).map_err(err)?;
-        let framer = LineFramer::new(0, input.max_line_bytes, input.long_lines, input.strip_cr);
+        // A multiline joiner takes lines one at a time: packs are for the
+        // inputs without one.
+        let pack = match input.multiline {
+            Some(_) => 0,
+            None => input.pack_bytes,
+        };
+        let framer = LineFramer::new(0, input.max_line_bytes, input.long_lines, input.strip_cr)
+            .packing(pack);
         Ok(InputParts {
             current,
             rotated,

@@ -71,6 +71,9 @@ pub struct TailInput {
     pub max_line_bytes: usize,
     pub long_lines: LongLinePolicy,
     pub strip_cr: bool,
+    /// Whole lines read together go out as one record of up to this many
+    /// bytes (0: a record a line). Not with `multiline` (ignored there).
+    pub pack_bytes: usize,
     /// Ship an unterminated last line after the file was idle this long.
     pub partial_flush: Option<Duration>,
     /// Joins continuation lines into records (a prototype, cloned per file).

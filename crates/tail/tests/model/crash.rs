@@ -234,6 +234,7 @@ fn settings(path: &Path, budget: usize) -> TailSettings {
             max_line_bytes: 1 << 20,
             long_lines: LongLinePolicy::Truncate,
             strip_cr: false,
+            pack_bytes: 0,
             partial_flush: None,
             multiline: None,
             rotated: vec![],
