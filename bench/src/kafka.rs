@@ -172,6 +172,9 @@ pub const LAT_BUCKETS: usize = 600_001;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReadBack {
     pub records: u64,
+    /// Lines in the records (more than records where a record holds
+    /// several, split at newlines).
+    pub lines: u64,
     /// Sum of record value lengths plus one per record (the newline the
     /// shipper strips), comparable to the bytes written.
     pub bytes: u64,
@@ -266,21 +269,26 @@ pub fn read_back(
             rb.first_append_ms = rb.first_append_ms.min(ms);
             rb.last_append_ms = rb.last_append_ms.max(ms);
         }
-        let Some(m) = parse_marker(value) else {
-            rb.unparsed += 1;
-            continue;
-        };
-        match seen
-            .get_mut(m.file as usize)
-            .and_then(|v| v.get_mut(m.seq as usize))
-        {
-            Some(n) => *n = n.saturating_add(1),
-            None => rb.unexpected += 1,
-        }
-        if let Some(ms) = append_ms {
-            // Write time in µs vs append time in ms: floor both to ms.
-            let lat = (ms - (m.ts_us / 1000) as i64).max(0) as usize;
-            hist[lat.min(LAT_BUCKETS - 1)] += 1;
+        // A record may hold several lines (logferry's pack_bytes): each
+        // is counted on its own, split here at newlines, trusting no flag.
+        for line in value.split(|&b| b == b'\n') {
+            rb.lines += 1;
+            let Some(m) = parse_marker(line) else {
+                rb.unparsed += 1;
+                continue;
+            };
+            match seen
+                .get_mut(m.file as usize)
+                .and_then(|v| v.get_mut(m.seq as usize))
+            {
+                Some(n) => *n = n.saturating_add(1),
+                None => rb.unexpected += 1,
+            }
+            if let Some(ms) = append_ms {
+                // Write time in µs vs append time in ms: floor both to ms.
+                let lat = (ms - (m.ts_us / 1000) as i64).max(0) as usize;
+                hist[lat.min(LAT_BUCKETS - 1)] += 1;
+            }
         }
     }
     for v in &seen {

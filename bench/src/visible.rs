@@ -70,10 +70,15 @@ impl VisibleWatch {
                 // Errors (a broker reconnecting) are librdkafka's to retry.
                 let Ok(m) = m else { continue };
                 let now = now_us();
-                n.fetch_add(1, Ordering::Relaxed);
-                if let Some(mk) = m.payload().and_then(parse_marker) {
-                    let lat = (now.saturating_sub(mk.ts_us) / 1000) as usize;
-                    hist[lat.min(LAT_BUCKETS - 1)] += 1;
+                // A record may hold several lines (logferry's pack_bytes):
+                // each is counted, split here at newlines, trusting no flag.
+                let value = m.payload().unwrap_or_default();
+                for line in value.split(|&b| b == b'\n') {
+                    n.fetch_add(1, Ordering::Relaxed);
+                    if let Some(mk) = parse_marker(line) {
+                        let lat = (now.saturating_sub(mk.ts_us) / 1000) as usize;
+                        hist[lat.min(LAT_BUCKETS - 1)] += 1;
+                    }
                 }
             }
             Ok(hist)

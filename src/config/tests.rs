@@ -604,3 +604,42 @@ fn rotated_globs_and_backfill() {
     let (msg, _) = err("[[inputs]]\ninclude = \"/a/app.log\"\nbackfill = \"yes\"\ntopic = \"t\"\n");
     assert!(msg.contains("backfill"), "{msg}");
 }
+
+#[test]
+fn pack_bytes_takes_a_size_and_refuses_what_a_pack_cannot_be() {
+    let input = |extra: &str| format!("[[inputs]]\ninclude = \"/a\"\ntopic = \"t\"\n{extra}\n");
+    let s = ok(&input("pack_bytes = \"64KiB\"")).settings;
+    assert_eq!(s.inputs[0].pack_bytes, 65536);
+    assert_eq!(
+        ok(&input("pack_bytes = 0")).settings.inputs[0].pack_bytes,
+        0
+    );
+    assert_eq!(ok(MINIMAL).settings.inputs[0].pack_bytes, 0);
+    for (extra, why) in [
+        ("pack_bytes = 2000000", "above 1000000"),
+        (
+            "max_line_bytes = 1000\npack_bytes = 4096",
+            "above max_line_bytes (1000)",
+        ),
+        (
+            "pack_bytes = 4096\nformat = \"json\"",
+            "needs format = \"raw\"",
+        ),
+        ("pack_bytes = 4096\nstrip_cr = true", "strip_cr"),
+        (
+            "pack_bytes = 4096\npartition_by = \"pattern\"\nkey_pattern = \"(x)\"",
+            "partition_by = \"pattern\"",
+        ),
+        (
+            "pack_bytes = 4096\n[inputs.multiline]\nstart = \"^x\"",
+            "[inputs.multiline]",
+        ),
+    ] {
+        let src = input(extra);
+        let (msg, p) = err(&src);
+        assert_eq!(p[0].key.as_deref(), Some("pack_bytes"), "{msg}");
+        assert!(msg.contains("pack_bytes") && msg.contains(why), "{msg}");
+        let line = src.lines().position(|l| l.starts_with("pack_bytes"));
+        assert_eq!(p[0].line, line.map(|i| i + 1), "{msg}");
+    }
+}

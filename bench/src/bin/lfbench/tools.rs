@@ -40,7 +40,8 @@ pub(super) fn start_tool(
         | Tool::LogferryHeader
         | Tool::LogferryOff
         | Tool::LogferryEo
-        | Tool::LogferrySticky => {
+        | Tool::LogferrySticky
+        | Tool::LogferryPacked => {
             let partition_by = match tool {
                 Tool::LogferrySticky => "none",
                 _ => "generation",
@@ -68,6 +69,9 @@ pub(super) fn start_tool(
                     }
                     c.args(["--attribution", attribution]);
                     c.args(["--partition-by", partition_by]);
+                    if tool == Tool::LogferryPacked {
+                        c.args(["--pack-bytes", "65536"]);
+                    }
                     c.args(&a.logferry_args);
                 }
                 _ => {
@@ -103,9 +107,13 @@ pub(super) fn start_tool(
                         .map(|b| format!("{b:?}"))
                         .collect::<Vec<_>>()
                         .join(", ");
+                    let pack = match tool {
+                        Tool::LogferryPacked => "pack_bytes = 65536\n",
+                        _ => "",
+                    };
                     let text = format!(
                         "attribution = {attribution:?}\n\n[kafka]\nbrokers = [{brokers}]\n{eo}\n[checkpoint]\ndirectory = {:?}\n\n\
-                         [[inputs]]\ninclude = {include:?}\ntopic = {topic:?}\nstart_at = {:?}\npartition_by = {partition_by:?}\n",
+                         [[inputs]]\ninclude = {include:?}\ntopic = {topic:?}\nstart_at = {:?}\npartition_by = {partition_by:?}\n{pack}",
                         path_str(&dir.join("checkpoints")),
                         if from_beginning { "beginning" } else { "end" },
                     );
