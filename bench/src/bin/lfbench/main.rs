@@ -163,6 +163,9 @@ enum Tool {
     /// logferry ship --pack-bytes 65536: whole lines read together as one
     /// record of up to 64 KiB.
     LogferryPacked,
+    /// logferry ship --pack-bytes 65536 --partition-by none: packs spread
+    /// over every partition (a generation no longer in one partition).
+    LogferryPackedSticky,
     /// kcat -P -l FILE (backlog only).
     Kcat,
     /// tail -n0 -F FILE | kcat -P (live files only).
@@ -180,6 +183,7 @@ impl Tool {
             Tool::LogferryEo => "logferry exactly_once",
             Tool::LogferrySticky => "logferry --partition-by none",
             Tool::LogferryPacked => "logferry --pack-bytes 64KiB",
+            Tool::LogferryPackedSticky => "logferry --pack-bytes 64KiB --partition-by none",
             Tool::Kcat => "kcat -P -l",
             Tool::TailKcat => "tail -F | kcat -P",
             Tool::Rsyslog => "rsyslog imfile+omkafka",
@@ -193,6 +197,7 @@ impl Tool {
             Tool::LogferryEo => "lfeo",
             Tool::LogferrySticky => "lfsticky",
             Tool::LogferryPacked => "lfpack",
+            Tool::LogferryPackedSticky => "lfpacksticky",
             Tool::Kcat => "kcat",
             Tool::TailKcat => "tailkcat",
             Tool::Rsyslog => "rsyslog",
@@ -380,6 +385,7 @@ fn run(a: RunArgs) -> Result<i32> {
             ScenarioKind::Backlog => vec![
                 Tool::Logferry,
                 Tool::LogferryPacked,
+                Tool::LogferryPackedSticky,
                 Tool::LogferrySticky,
                 Tool::LogferryHeader,
                 Tool::LogferryOff,
@@ -659,7 +665,7 @@ fn measure(
         // Records are counted from the watermarks, and a pack is one
         // record for many lines: a packing tool is done once they stop
         // moving (the read-back then counts its lines).
-        let packs = tool == Tool::LogferryPacked;
+        let packs = matches!(tool, Tool::LogferryPacked | Tool::LogferryPackedSticky);
         if (landed >= stats.lines as i64 && last_change.elapsed() >= Duration::from_secs(1))
             || (packs && landed > 0 && last_change.elapsed() >= Duration::from_secs(3))
             || all_exited

@@ -41,9 +41,10 @@ pub(super) fn start_tool(
         | Tool::LogferryOff
         | Tool::LogferryEo
         | Tool::LogferrySticky
-        | Tool::LogferryPacked => {
+        | Tool::LogferryPacked
+        | Tool::LogferryPackedSticky => {
             let partition_by = match tool {
-                Tool::LogferrySticky => "none",
+                Tool::LogferrySticky | Tool::LogferryPackedSticky => "none",
                 _ => "generation",
             };
             let attribution = match tool {
@@ -69,7 +70,7 @@ pub(super) fn start_tool(
                     }
                     c.args(["--attribution", attribution]);
                     c.args(["--partition-by", partition_by]);
-                    if tool == Tool::LogferryPacked {
+                    if matches!(tool, Tool::LogferryPacked | Tool::LogferryPackedSticky) {
                         c.args(["--pack-bytes", "65536"]);
                     }
                     c.args(&a.logferry_args);
@@ -108,7 +109,7 @@ pub(super) fn start_tool(
                         .collect::<Vec<_>>()
                         .join(", ");
                     let pack = match tool {
-                        Tool::LogferryPacked => "pack_bytes = 65536\n",
+                        Tool::LogferryPacked | Tool::LogferryPackedSticky => "pack_bytes = 65536\n",
                         _ => "",
                     };
                     let text = format!(
