@@ -387,12 +387,7 @@ impl Sending {
         line: Line<'_>,
         cap: usize,
     ) {
-        let mut parts: Vec<(Vec<u8>, u64, bool)> = Vec::new();
-        let mut framer =
-            LineFramer::new(line.start, cap, LongLinePolicy::Truncate, false).packing(cap);
-        let mut keep = |l: Line<'_>| parts.push((l.bytes.to_vec(), l.start, l.truncated));
-        framer.push(line.bytes, &mut keep);
-        framer.flush_partial(&mut keep);
+        let parts = parts_under(line.bytes, line.start, cap);
         let opaque = DeliveryTag {
             slot: stream.slot,
             seq,
@@ -443,11 +438,7 @@ impl Sending {
                 .and_then(|(_, v)| source_of(v)),
             Attribution::Off => None,
         };
-        let mut parts: Vec<(Vec<u8>, u64, bool)> = Vec::new();
-        let mut framer = LineFramer::new(0, cap, LongLinePolicy::Truncate, false).packing(cap);
-        let mut keep = |l: Line<'_>| parts.push((l.bytes.to_vec(), l.start, l.truncated));
-        framer.push(payload, &mut keep);
-        framer.flush_partial(&mut keep);
+        let parts = parts_under(payload, 0, cap);
         self.note_split(opaque, parts.len());
         tracing::warn!(%topic, bytes = payload.len(), cap, "a pack of lines is over the broker's size limit; sending its lines again in {} records (lower pack_bytes)", parts.len());
         for (bytes, at, truncated) in parts {
@@ -487,6 +478,19 @@ impl Sending {
     }
 }
 
+/// The pack `bytes` (whose first byte is at offset `start`) cut into
+/// packs of whole lines of at most `cap` bytes: (bytes, offset, truncated)
+/// each; a line over `cap` alone is cut to it, as any line over a record
+/// limit is.
+fn parts_under(bytes: &[u8], start: u64, cap: usize) -> Vec<(Vec<u8>, u64, bool)> {
+    let mut parts = Vec::new();
+    let mut framer = LineFramer::new(start, cap, LongLinePolicy::Truncate, false).packing(cap);
+    let mut keep = |l: Line<'_>| parts.push((l.bytes.to_vec(), l.start, l.truncated));
+    framer.push(bytes, &mut keep);
+    framer.flush_partial(&mut keep);
+    parts
+}
+
 /// How one record's key is found.
 enum RecordKey<'a> {
     None,
@@ -506,5 +510,50 @@ impl RecordKey<'_> {
                     .map(|m| &line[m.range()])
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pack_is_cut_into_whole_lines_under_the_cap() {
+        let parts = parts_under(b"aa\nbbbb\ncc\ndddddddd\ne", 100, 5);
+        let got: Vec<(&[u8], u64, bool)> = parts
+            .iter()
+            .map(|(b, at, t)| (b.as_slice(), *at, *t))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (&b"aa"[..], 100, false),
+                (&b"bbbb"[..], 103, false),
+                (&b"cc"[..], 108, false),
+                // Over the cap alone: cut, and said so.
+                (&b"ddddd"[..], 111, true),
+                (&b"e"[..], 120, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_split_pack_is_acknowledged_by_its_last_record() {
+        let mut s = Sending::new(1);
+        assert!(s.acked_whole(9), "a tag never split is one record");
+        s.note_split(7, 3);
+        assert!(!s.acked_whole(7));
+        assert!(!s.acked_whole(7));
+        // The one left is split again in two: two left.
+        s.note_split(7, 2);
+        assert!(!s.acked_whole(7));
+        assert!(s.acked_whole(7));
+        assert!(s.acked_whole(7), "forgotten once whole");
+        s.note_split(5, 2);
+        s.forget_in_flight();
+        assert!(
+            s.acked_whole(5),
+            "nothing kept after a producer is replaced"
+        );
     }
 }
