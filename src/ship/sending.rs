@@ -415,9 +415,7 @@ impl Sending {
             self.send(producer, settings, route, stream, seq, part);
         }
     }
-}
 
-impl Sending {
     /// A pack the broker refused as too large goes back in the retry queue
     /// as records of whole lines under `cap`, each attributed to its own
     /// first line, all under the pack's tag (never cut: that would drop
