@@ -501,9 +501,15 @@ impl Shipper {
             self.outbox.inject_fatal_error();
             self.service(Duration::ZERO)?;
             self.outbox.send_due_retries(false);
+            let stream_held = self.outbox.take_stream_held();
             if self.outbox.inflight() >= self.settings.max_inflight_bytes {
                 // Backpressure: wait for acks instead of reading more.
                 self.service(Duration::from_millis(50))?;
+            } else if read == 0 && stream_held {
+                // A file at its own bound (`inflight::stream_bounds`) goes
+                // on when its partition's request is acknowledged: wait
+                // for that, not for a file-system event.
+                self.service(IDLE_WAIT)?;
             } else if read == 0 {
                 match self.throttle.as_ref().and_then(Throttle::held_for) {
                     // Held back by the rate limit: sleep until a bucket

@@ -6,6 +6,7 @@
 //! producer after a fatal error, and reports acknowledgements by
 //! [`DeliveryTag`].
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 
+use super::inflight::stream_bounds;
 use super::produce::{
     client_config, record_cost, Delivery, ErrorCounts, ErrorKind, Failure, ShipContext,
     ShipProducer,
@@ -81,6 +83,12 @@ pub struct Outbox {
     exactly_once: bool,
     /// The fatal error that ended the producer, in exactly-once mode.
     fatal: Option<(RDKafkaErrorCode, String)>,
+    /// Per input, what one of its streams may have in flight
+    /// (`inflight::stream_bound`).
+    stream_bounds: Vec<Option<usize>>,
+    /// A stream was held back by its own bound since this was last taken:
+    /// acknowledgements, not file-system events, will let it go on.
+    stream_held: Cell<bool>,
 }
 
 /// The opaque of the positions record: no stream's tag (a slot that large
@@ -94,6 +102,8 @@ impl Outbox {
             .map_err(ShipError::Producer)?;
         let n_inputs = settings.inputs.len();
         Ok(Outbox {
+            stream_bounds: stream_bounds(&settings),
+            stream_held: Cell::new(false),
             bootstrap: bootstrap.to_string(),
             producer,
             routes: Vec::new(),
@@ -153,6 +163,7 @@ impl Outbox {
         // Routes hold topics and keys of the old settings.
         self.routes.clear();
         self.last_topics.clear();
+        self.stream_bounds = stream_bounds(&settings);
         self.settings = settings;
     }
 
@@ -242,6 +253,12 @@ impl Outbox {
     }
 
     /// Bytes of `input`'s records not acknowledged yet.
+    /// Whether a stream was held back by its own in-flight bound since the
+    /// last call: the caller waits for acknowledgements then.
+    pub fn take_stream_held(&self) -> bool {
+        self.stream_held.replace(false)
+    }
+
     pub fn input_inflight(&self, input: usize) -> usize {
         self.sending.inflight.of(input)
     }
@@ -402,7 +419,7 @@ impl Outbox {
                     sending.report.bytes_acked += bytes;
                     let tag = DeliveryTag::unpack(opaque);
                     let input = self.input_of(tag.slot);
-                    self.sending.inflight.settle(input, cost);
+                    self.sending.inflight.settle(input, tag.slot, cost);
                     if let Some(input) = input {
                         let counts = &mut self.sending.counts[input];
                         counts.lines_acked += 1;
@@ -459,8 +476,11 @@ impl Outbox {
                             continue;
                         }
                         if payload.len() > cap {
-                            let input = self.input_of(DeliveryTag::unpack(opaque).slot);
-                            self.sending.inflight.settle(input, payload.len() - cap);
+                            let slot = DeliveryTag::unpack(opaque).slot;
+                            let input = self.input_of(slot);
+                            self.sending
+                                .inflight
+                                .settle(input, slot, payload.len() - cap);
                             payload.truncate(cap);
                             mark_truncated(self.settings.attribution, key.as_mut(), &mut headers);
                             tracing::warn!(topic = %topic, bytes = cap, "record over the broker's size limit; shipping it truncated");
@@ -604,9 +624,19 @@ impl Outbox {
 }
 
 impl LineSink for Outbox {
-    fn room(&self, input: usize) -> usize {
+    fn room(&self, input: usize, slot: usize) -> usize {
         let share = self.settings.max_inflight_bytes / self.settings.inputs.len().max(1);
-        share.saturating_sub(self.sending.inflight.of(input))
+        let room = share.saturating_sub(self.sending.inflight.of(input));
+        match self.stream_bounds.get(input).copied().flatten() {
+            Some(bound) => {
+                let own = bound.saturating_sub(self.sending.inflight.of_slot(slot));
+                if own == 0 && room > 0 {
+                    self.stream_held.set(true);
+                }
+                room.min(own)
+            }
+            None => room,
+        }
     }
 
     fn line(&mut self, stream: &StreamInfo<'_>, seq: u64, line: Line<'_>) {

@@ -303,7 +303,7 @@ impl Sending {
             }
             if !counted {
                 let cost = record_cost(rec.key.map_or(0, <[u8]>::len), payload.len());
-                self.inflight.add(stream.input, cost);
+                self.inflight.add(stream.input, stream.slot, cost);
                 self.report.lines_sent += 1;
                 counted = true;
             }
@@ -328,14 +328,15 @@ impl Sending {
                         // A pack is never cut: its lines go in records
                         // under the cap, sent as one line's.
                         let cost = record_cost(back.key.map_or(0, <[u8]>::len), len);
-                        self.inflight.settle(Some(stream.input), cost);
+                        self.inflight.settle(Some(stream.input), stream.slot, cost);
                         self.report.lines_sent -= 1;
                         self.counts[stream.input].lines_read -= 1;
                         self.size_caps.insert(route.topic.to_string(), size_cap);
                         self.send_in_parts(producer, settings, route, stream, seq, line, size_cap);
                         return;
                     }
-                    self.inflight.settle(Some(stream.input), len - keep);
+                    self.inflight
+                        .settle(Some(stream.input), stream.slot, len - keep);
                     tracing::warn!(
                         topic,
                         bytes = keep,

@@ -238,8 +238,8 @@ pub struct Throttled<'a, S: LineSink> {
 }
 
 impl<S: LineSink> LineSink for Throttled<'_, S> {
-    fn room(&self, input: usize) -> usize {
-        let room = self.sink.room(input);
+    fn room(&self, input: usize, slot: usize) -> usize {
+        let room = self.sink.room(input, slot);
         if room == 0 {
             // Paused by the in-flight bound, not by the limit.
             return 0;
@@ -354,7 +354,7 @@ mod tests {
     }
 
     impl LineSink for Counting {
-        fn room(&self, _input: usize) -> usize {
+        fn room(&self, _input: usize, _slot: usize) -> usize {
             self.room
         }
         fn line(&mut self, _stream: &StreamInfo<'_>, _seq: u64, _line: Line<'_>) {
@@ -384,7 +384,7 @@ mod tests {
             throttle: &mut throttle,
         };
         // The burst (100 ms at 1 MB/s) is the room.
-        assert_eq!(sink.room(0), 100_000);
+        assert_eq!(sink.room(0, 0), 100_000);
         // A line truncated to 10 bytes of a 90,000-byte line costs 90,000.
         let line = Line {
             bytes: b"0123456789",
@@ -393,7 +393,7 @@ mod tests {
             truncated: true,
         };
         sink.line(&info, 0, line);
-        assert_eq!(sink.room(0), 0, "10,000 tokens left, below a read");
+        assert_eq!(sink.room(0, 0), 0, "10,000 tokens left, below a read");
         assert_eq!(inner.lines, 1, "the line went on");
         // The Outbox's own pause stays a pause.
         inner.room = 0;
@@ -402,7 +402,7 @@ mod tests {
             sink: &mut inner,
             throttle: &mut throttle,
         };
-        assert_eq!(sink.room(0), 0);
+        assert_eq!(sink.room(0, 0), 0);
         assert_eq!(throttle.held_for(), None, "not held by the limit");
     }
 

@@ -146,7 +146,7 @@ struct Collector {
 }
 
 impl LineSink for Collector {
-    fn room(&self, _input: usize) -> usize {
+    fn room(&self, _input: usize, _slot: usize) -> usize {
         usize::MAX / 2
     }
 

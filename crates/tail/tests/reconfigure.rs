@@ -47,7 +47,7 @@ struct Sink {
 }
 
 impl LineSink for Sink {
-    fn room(&self, _input: usize) -> usize {
+    fn room(&self, _input: usize, _slot: usize) -> usize {
         usize::MAX / 2
     }
 

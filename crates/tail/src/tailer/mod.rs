@@ -127,9 +127,9 @@ pub struct StreamInfo<'a> {
 
 /// Where lines go.
 pub trait LineSink {
-    /// How many more bytes `input` may read now (its share of a bound on
-    /// unacknowledged data); 0 pauses its files.
-    fn room(&self, input: usize) -> usize;
+    /// How many more bytes the stream in `slot`, of `input`, may read now
+    /// (what a bound on unacknowledged data leaves it); 0 pauses it.
+    fn room(&self, input: usize, slot: usize) -> usize;
     /// One complete line (or multiline record) with its sequence number in
     /// its stream; its acknowledgement comes back as `Tailer::ack(slot, seq)`.
     fn line(&mut self, stream: &StreamInfo<'_>, seq: u64, line: Line<'_>);

@@ -88,7 +88,7 @@ impl Tailer {
             };
             let (input, present, id) = (stream.input, stream.present, stream.id);
             let parked = stream.parked_at().is_some();
-            if draining[input] || stream.is_closed_for_good() || sink.room(input) == 0 {
+            if draining[input] || stream.is_closed_for_good() || sink.room(input, slot) == 0 {
                 continue;
             }
             self.cut_seen = false;
@@ -132,7 +132,7 @@ impl Tailer {
             // Read no more than fits in this input's share (at least 64 KiB,
             // so lines of any size make progress): the bound is overshot by
             // at most one small read.
-            let room = sink.room(input).max(64 << 10).min(buf.len());
+            let room = sink.room(input, slot).max(64 << 10).min(buf.len());
             let n = self.read_stream(slot, &mut buf[..room], sink);
             if self.cut_seen {
                 // Cut in place (copytruncate): the lines not yet read are in

@@ -269,7 +269,7 @@ struct Sink {
 }
 
 impl LineSink for Sink {
-    fn room(&self, _input: usize) -> usize {
+    fn room(&self, _input: usize, _slot: usize) -> usize {
         usize::MAX / 2
     }
 
