@@ -3,6 +3,7 @@
 //! in total, per input and per stream, kept in one place so they cannot
 //! drift.
 
+use super::produce::record_cost;
 use crate::config::{PartitionBy, ShipSettings, DEFAULT_PRODUCER_PROPS};
 
 /// librdkafka's batches a stream may have in flight when all its records
@@ -59,12 +60,17 @@ pub struct InFlight {
     /// topic missing, say) may hold at most its share of the bound, so the
     /// other inputs keep flowing.
     per_input: Vec<usize>,
-    /// The same, per stream slot (grown on demand): a file whose lines go
-    /// to one partition is held to what librdkafka can use there (see
-    /// `Outbox::stream_bound`). A slot's count may briefly include a
-    /// finished stream's records when its slot is reused; it only ever
-    /// errs towards reading less.
+    /// Per stream slot (grown on demand), the bytes in flight as
+    /// librdkafka counts them against `batch.size` (key and value, without
+    /// the cost's bookkeeping allowance), for `stream_bounds`. A slot's
+    /// count may include a finished stream's records after its slot is
+    /// reused; that only ever errs towards reading less, briefly.
     per_slot: Vec<usize>,
+}
+
+/// The part of a record's cost that is not its key and value.
+fn allowance() -> usize {
+    record_cost(0, 0)
 }
 
 impl InFlight {
@@ -83,19 +89,28 @@ impl InFlight {
         if self.per_slot.len() <= slot {
             self.per_slot.resize(slot + 1, 0);
         }
-        self.per_slot[slot] += cost;
+        self.per_slot[slot] += cost.saturating_sub(allowance());
     }
 
-    /// `cost` of a record is no longer in flight. `input` is `None` when the
-    /// record's stream ended before its report came (its route forgotten):
-    /// only the total and the slot are known to hold it then.
+    /// A record costing `cost` is no longer in flight. `input` is `None`
+    /// when the record's stream ended before its report came (its route
+    /// forgotten): only the total and the slot are known to hold it then.
     pub fn settle(&mut self, input: Option<usize>, slot: usize, cost: usize) {
+        self.take(input, slot, cost, cost.saturating_sub(allowance()));
+    }
+
+    /// A record in flight was cut `bytes` shorter.
+    pub fn shrink(&mut self, input: Option<usize>, slot: usize, bytes: usize) {
+        self.take(input, slot, bytes, bytes);
+    }
+
+    fn take(&mut self, input: Option<usize>, slot: usize, cost: usize, bytes: usize) {
         self.total = self.total.saturating_sub(cost);
         if let Some(share) = input.and_then(|i| self.per_input.get_mut(i)) {
             *share = share.saturating_sub(cost);
         }
         if let Some(share) = self.per_slot.get_mut(slot) {
-            *share = share.saturating_sub(cost);
+            *share = share.saturating_sub(bytes);
         }
     }
 
@@ -114,7 +129,8 @@ impl InFlight {
         self.per_input.get(input).copied().unwrap_or(0)
     }
 
-    pub fn of_slot(&self, slot: usize) -> usize {
+    /// Key and value bytes in flight of the stream in `slot`.
+    pub fn bytes_of_slot(&self, slot: usize) -> usize {
         self.per_slot.get(slot).copied().unwrap_or(0)
     }
 }
@@ -125,25 +141,34 @@ mod tests {
 
     #[test]
     fn add_and_settle_keep_total_and_shares_together() {
+        let a = allowance();
         let mut f = InFlight::new(2);
-        f.add(0, 0, 100);
-        f.add(1, 3, 50);
-        assert_eq!((f.total(), f.of(0), f.of(1)), (150, 100, 50));
-        assert_eq!((f.of_slot(0), f.of_slot(3), f.of_slot(9)), (100, 50, 0));
-        f.settle(Some(0), 0, 40);
+        f.add(0, 0, a + 100);
+        f.add(1, 3, a + 50);
         assert_eq!(
-            (f.total(), f.of(0), f.of(1), f.of_slot(0)),
-            (110, 60, 50, 60)
+            (f.total(), f.of(0), f.of(1)),
+            (2 * a + 150, a + 100, a + 50)
         );
-        f.settle(None, 3, 10);
         assert_eq!(
-            (f.total(), f.of(0), f.of(1), f.of_slot(3)),
-            (100, 60, 50, 40)
+            (f.bytes_of_slot(0), f.bytes_of_slot(3), f.bytes_of_slot(9)),
+            (100, 50, 0)
         );
-        f.settle(Some(1), 3, 500);
-        assert_eq!((f.total(), f.of(1), f.of_slot(3)), (0, 0, 0));
-        f.add(1, 2, 7);
+        f.shrink(Some(0), 0, 40);
+        assert_eq!(
+            (f.total(), f.of(0), f.bytes_of_slot(0)),
+            (2 * a + 110, a + 60, 60)
+        );
+        f.settle(Some(0), 0, a + 60);
+        assert_eq!((f.total(), f.of(0), f.bytes_of_slot(0)), (a + 50, 0, 0));
+        f.settle(None, 3, a + 10);
+        assert_eq!((f.total(), f.of(1), f.bytes_of_slot(3)), (40, a + 50, 40));
+        f.settle(Some(1), 3, 5 * a);
+        assert_eq!((f.total(), f.of(1), f.bytes_of_slot(3)), (0, 0, 0));
+        f.add(1, 2, a + 7);
         f.clear();
-        assert_eq!((f.total(), f.of(0), f.of(1), f.of_slot(2)), (0, 0, 0, 0));
+        assert_eq!(
+            (f.total(), f.of(0), f.of(1), f.bytes_of_slot(2)),
+            (0, 0, 0, 0)
+        );
     }
 }

@@ -480,7 +480,7 @@ impl Outbox {
                             let input = self.input_of(slot);
                             self.sending
                                 .inflight
-                                .settle(input, slot, payload.len() - cap);
+                                .shrink(input, slot, payload.len() - cap);
                             payload.truncate(cap);
                             mark_truncated(self.settings.attribution, key.as_mut(), &mut headers);
                             tracing::warn!(topic = %topic, bytes = cap, "record over the broker's size limit; shipping it truncated");
@@ -629,7 +629,7 @@ impl LineSink for Outbox {
         let room = share.saturating_sub(self.sending.inflight.of(input));
         match self.stream_bounds.get(input).copied().flatten() {
             Some(bound) => {
-                let own = bound.saturating_sub(self.sending.inflight.of_slot(slot));
+                let own = bound.saturating_sub(self.sending.inflight.bytes_of_slot(slot));
                 if own == 0 && room > 0 {
                     self.stream_held.set(true);
                 }

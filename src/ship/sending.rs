@@ -336,7 +336,7 @@ impl Sending {
                         return;
                     }
                     self.inflight
-                        .settle(Some(stream.input), stream.slot, len - keep);
+                        .shrink(Some(stream.input), stream.slot, len - keep);
                     tracing::warn!(
                         topic,
                         bytes = keep,
