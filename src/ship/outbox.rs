@@ -673,3 +673,84 @@ fn mark_truncated(
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logferry_tail::{FileId, GenerationId};
+    use rdkafka::mocking::MockCluster;
+
+    fn settings(bootstrap: &str, partition_by: &str) -> ShipSettings {
+        let text = format!(
+            "[kafka]\nbrokers = \"{bootstrap}\"\n[checkpoint]\ndirectory = \"/var/lib/lf\"\n\
+             [[inputs]]\ninclude = \"/a\"\ntopic = \"t\"\npartition_by = \"{partition_by}\"\n"
+        );
+        crate::config::parse(&text, Path::new("/etc/lf.toml"))
+            .expect("valid")
+            .settings
+    }
+
+    fn stream(slot: usize) -> StreamInfo<'static> {
+        StreamInfo {
+            slot,
+            serial: slot as u64,
+            input: 0,
+            generation: GenerationId::new(),
+            id: FileId {
+                dev: 1,
+                ino: slot as u64,
+            },
+            opened_path: "/a",
+            path: "/a",
+        }
+    }
+
+    /// Hands out lines of 100,000 bytes from the stream in `slot` until it
+    /// has no room left (or `limit` lines); how many went.
+    fn fill(outbox: &mut Outbox, slot: usize, limit: u64) -> u64 {
+        let bytes = vec![b'x'; 100_000];
+        let mut seq = 0;
+        while seq < limit && outbox.room(0, slot) > 0 {
+            let start = seq * 100_001;
+            let line = Line {
+                bytes: &bytes,
+                start,
+                end: start + 100_001,
+                truncated: false,
+            };
+            outbox.line(&stream(slot), seq, line);
+            seq += 1;
+        }
+        seq
+    }
+
+    #[test]
+    fn a_file_bound_to_one_partition_holds_two_batches_in_flight() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("t", 1, 1).expect("topic");
+        let bootstrap = cluster.bootstrap_servers();
+        let mut outbox =
+            Outbox::new(settings(&bootstrap, "generation"), &bootstrap).expect("outbox");
+        // Twice batch.size (1,000,000) of keys and values: 19 lines of
+        // 100,000 bytes and their keys stay under it, the 20th passes it.
+        assert_eq!(fill(&mut outbox, 0, 1000), 20);
+        assert!(outbox.take_stream_held(), "held by its own bound");
+        assert!(!outbox.take_stream_held(), "said once");
+        assert!(outbox.inflight() < ShipSettings::DEFAULT_MAX_INFLIGHT_BYTES / 3);
+        // Another file of the same input is not held by this one's bound.
+        assert!(outbox.room(0, 1) > 0);
+        assert_eq!(fill(&mut outbox, 1, 5), 5);
+    }
+
+    #[test]
+    fn a_file_spread_over_partitions_has_only_its_input_share() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("t", 3, 1).expect("topic");
+        let bootstrap = cluster.bootstrap_servers();
+        let mut outbox = Outbox::new(settings(&bootstrap, "none"), &bootstrap).expect("outbox");
+        let sent = fill(&mut outbox, 0, 1000);
+        assert!(sent > 80, "{sent} lines: more than 8 MiB");
+        assert!(!outbox.take_stream_held());
+        assert!(outbox.inflight() >= ShipSettings::DEFAULT_MAX_INFLIGHT_BYTES);
+    }
+}
