@@ -22,7 +22,10 @@ const BATCHES_PER_STREAM: usize = 2;
 /// once the oldest of them is older than `linger.ms` its broker thread
 /// polls without sleeping until the response comes. On 3 brokers that spin
 /// was most of the agent's CPU in a backlog (docs/BENCHMARKS.md, "One
-/// request at a time per partition").
+/// request at a time per partition"). The one batch kept queued still makes
+/// it spin once a round trip takes longer than `linger.ms`; with none
+/// queued, each request would wait for the agent to refill after the
+/// answer.
 pub fn stream_bounds(settings: &ShipSettings) -> Vec<Option<usize>> {
     // librdkafka fills a batch up to batch.size, never past message.max.bytes.
     let batch =

@@ -84,7 +84,7 @@ pub struct Outbox {
     /// The fatal error that ended the producer, in exactly-once mode.
     fatal: Option<(RDKafkaErrorCode, String)>,
     /// Per input, what one of its streams may have in flight
-    /// (`inflight::stream_bound`).
+    /// (`inflight::stream_bounds`).
     stream_bounds: Vec<Option<usize>>,
     /// A stream was held back by its own bound since this was last taken:
     /// acknowledgements, not file-system events, will let it go on.
@@ -252,13 +252,13 @@ impl Outbox {
         self.sending.inflight.total()
     }
 
-    /// Bytes of `input`'s records not acknowledged yet.
     /// Whether a stream was held back by its own in-flight bound since the
     /// last call: the caller waits for acknowledgements then.
     pub fn take_stream_held(&self) -> bool {
         self.stream_held.replace(false)
     }
 
+    /// Bytes of `input`'s records not acknowledged yet.
     pub fn input_inflight(&self, input: usize) -> usize {
         self.sending.inflight.of(input)
     }

@@ -129,7 +129,7 @@ impl Tailer {
                     continue;
                 }
             }
-            // Read no more than fits in this input's share (at least 64 KiB,
+            // Read no more than the sink leaves this stream (at least 64 KiB,
             // so lines of any size make progress): the bound is overshot by
             // at most one small read.
             let room = sink.room(input, slot).max(64 << 10).min(buf.len());
