@@ -72,6 +72,9 @@ struct Watched {
     /// (device, inode) when the watch was added: tells whether `dir` still
     /// names the watched directory after a rename.
     id: (u64, u64),
+    /// On a network file system: inotify there reports only what this
+    /// host does, not another host's writes.
+    remote: bool,
 }
 
 pub struct FsNotices {
@@ -83,6 +86,8 @@ pub struct FsNotices {
     by_wd: HashMap<i32, Watched>,
     /// Directories that could not be watched (yet); retried on each scan.
     missing: Vec<(PathBuf, bool)>,
+    /// Watched directories on a network file system.
+    remote: usize,
     warned: bool,
 }
 
@@ -102,6 +107,7 @@ impl FsNotices {
             buf: vec![0; BUFFER],
             by_wd: HashMap::new(),
             missing: dirs,
+            remote: 0,
             warned: false,
         };
         n.retry_missing();
@@ -126,10 +132,11 @@ impl FsNotices {
         self.retry_missing();
     }
 
-    /// Every directory is watched: a write anywhere in them will be
-    /// reported, so quiet files need not be polled.
+    /// Every directory is watched, on a local file system: a write
+    /// anywhere in them will be reported, so quiet files need not be
+    /// polled and the periodic scan is only a safety net.
     pub fn active(&self) -> bool {
-        self.inotify.is_some() && self.missing.is_empty()
+        self.inotify.is_some() && self.missing.is_empty() && self.remote == 0
     }
 
     /// Sleep until the next event or `timeout`, whichever comes first: the
@@ -250,6 +257,7 @@ impl FsNotices {
     /// list, to be watched again when it exists again.
     fn forget(&mut self, id: i32) {
         if let Some(w) = self.by_wd.remove(&id) {
+            self.remote -= usize::from(w.remote);
             if w.root {
                 self.missing.push((w.dir, w.recursive));
             }
@@ -316,17 +324,61 @@ impl FsNotices {
                 Ok(deeper)
             }
             Entry::Vacant(e) => {
+                let remote = on_remote_file_system(dir);
+                if remote {
+                    tracing::info!(dir = %dir.display(), "on a network file system: other hosts' writes are not notified, so its files are polled");
+                }
+                self.remote += usize::from(remote);
                 e.insert(Watched {
                     dir: dir.to_path_buf(),
                     wd,
                     recursive,
                     root,
                     id,
+                    remote,
                 });
                 Ok(true)
             }
         }
     }
+}
+
+/// Whether `dir` is on a file system whose files other hosts may write
+/// (NFS, SMB, Ceph, AFS, 9p, GFS2, OCFS2, Lustre, GPFS, Coda): inotify sees
+/// none of their writes. Unknown: local. FUSE is left out: rootless
+/// containers keep their logs on fuse-overlayfs, written on this host.
+fn on_remote_file_system(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated path and a zeroed statfs the call fills.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    is_remote_magic(st.f_type as u64)
+}
+
+/// File-system magic numbers (statfs(2), linux/magic.h) of the kinds
+/// [`on_remote_file_system`] names.
+fn is_remote_magic(magic: u64) -> bool {
+    const REMOTE: [u64; 13] = [
+        0x6969,      // NFS
+        0x517b,      // SMB
+        0xff53_4d42, // CIFS
+        0xfe53_4d42, // SMB2
+        0x00c3_6400, // Ceph
+        0x5346_414f, // AFS
+        0x6b41_4653, // kAFS
+        0x0102_1997, // 9p
+        0x0116_1970, // GFS2
+        0x7461_636f, // OCFS2
+        0x0bd0_0bd0, // Lustre
+        0x4750_4653, // GPFS
+        0x7375_7245, // Coda
+    ];
+    REMOTE.contains(&(magic & 0xffff_ffff))
 }
 
 /// The (device, inode) `dir` names now.

@@ -173,3 +173,32 @@ fn an_overflowed_queue_says_writes_were_lost() {
         got.lost
     );
 }
+
+/// Network file systems are known by their magic numbers (another host's
+/// writes there raise no event); local ones, and FUSE, are not among them.
+#[test]
+fn network_file_systems_are_not_trusted_to_notify() {
+    for nfs_like in [0x6969u64, 0xff53_4d42, 0x00c3_6400, 0x0102_1997] {
+        assert!(is_remote_magic(nfs_like), "{nfs_like:#x}");
+    }
+    // ext4, tmpfs, overlayfs, btrfs, xfs, FUSE.
+    for local in [
+        0xef53u64,
+        0x0102_1994,
+        0x794c_7630,
+        0x9123_683e,
+        0x5846_5342,
+        0x6573_5546,
+    ] {
+        assert!(!is_remote_magic(local), "{local:#x}");
+    }
+    // statfs(2) gives f_type sign-extended on some targets.
+    assert!(is_remote_magic(0xffff_ffff_ff53_4d42));
+    let dir = tempfile::tempdir().unwrap();
+    assert!(!on_remote_file_system(dir.path()));
+    let n = FsNotices::new(vec![(dir.path().to_path_buf(), false)]);
+    assert!(
+        n.active(),
+        "a local directory, watched: notifications are trusted"
+    );
+}

@@ -155,10 +155,12 @@ pub(crate) enum Role {
 
 /// With file-system notifications on, every creation, rename, deletion and
 /// write prompts a scan or a read at once, so the periodic scan is only a
-/// safety net and runs this many times less often. A scan lists every
-/// directory and stats every file: with 10,000 files, scanning each 250 ms
-/// took a quarter of the CPU.
-const NOTIFIED_SCAN_FACTOR: u32 = 8;
+/// safety net and runs this many times less often (10 s by default, as
+/// Filebeat's `scan_frequency`). A scan lists every directory and stats
+/// every file: with 10,000 files, scanning each 250 ms took a quarter of
+/// the CPU, and every 2 s still a sixth (docs/BENCHMARKS.md). Directories
+/// on network file systems do not count as notified (`FsNotices::active`).
+const NOTIFIED_SCAN_FACTOR: u32 = 40;
 
 /// A file that produced data this recently is polled on every round when
 /// notifications are off.
