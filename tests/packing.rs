@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::scrape::*;
 use common::*;
 
 const HOST: &str = "packhost";
@@ -248,5 +249,89 @@ fn a_pack_over_the_record_limit_goes_out_as_whole_lines() {
         m
     });
     assert!(counts.values().all(|&n| n == 1), "a record sent twice");
+    lf.stop();
+}
+
+/// A file whose lines all go to one partition (the default
+/// `partition_by = "generation"`) holds at most two of librdkafka's
+/// batches in flight, not the input's whole `max_inflight_bytes`: more
+/// would only wait behind the one request librdkafka's idempotent
+/// producer sends to a partition at a time, and make its thread spin
+/// (docs/BENCHMARKS.md, "One request at a time per partition"). Sampled
+/// from `/metrics` during a packed backlog on the real cluster.
+#[test]
+fn a_backlog_of_one_file_holds_two_batches_in_flight() {
+    let Some(brokers) = brokers() else { return };
+    let topic = topic_name("packs-inflight");
+    create_topic(&brokers, &topic, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut w = LogWriter::create(&log);
+    const N: usize = 600_000;
+    for chunk in 0..20 {
+        w.write_lines((chunk * N / 20..(chunk + 1) * N / 20).map(line));
+    }
+    const BATCH: usize = 256 << 10;
+    let mut lf = ship(
+        &brokers,
+        &topic,
+        dir.path(),
+        &[
+            "--pack-bytes",
+            "65536",
+            "-X",
+            &format!("batch.size={BATCH}"),
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let addr = metrics_addr(&lf);
+    let series = "logferry_inflight_bytes{input=\"0\"}";
+    let acked = "logferry_lines_acked_total{input=\"0\"}";
+    let mut most = 0.0f64;
+    let mut samples = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, body) = get(&addr, "/metrics");
+        let value = |name: &str| {
+            body.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        if let Some(v) = value(series) {
+            most = most.max(v);
+            samples += usize::from(v > 0.0);
+        }
+        let lines = value("logferry_lines_read_total{input=\"0\"}").unwrap_or(0.0);
+        if lines > 0.0
+            && value(acked) == Some(lines)
+            && value("logferry_lag_bytes{input=\"0\"}") == Some(0.0)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "backlog not shipped in 120 s; last scrape:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Two batches of key and value bytes, plus the bookkeeping counted per
+    // record and one read past the bound (at least 64 KiB is read).
+    let bound = (2 * BATCH + (64 << 10) + 64 * 200) as f64;
+    assert!(
+        samples >= 2,
+        "the backlog was in flight in {samples} scrapes only"
+    );
+    assert!(
+        most <= bound,
+        "{most} bytes in flight at most, over the file's bound {bound} (max_inflight_bytes is 8 MiB)"
+    );
+    assert!(
+        most > BATCH as f64 / 2.0,
+        "{most}: the file never had a batch in flight"
+    );
+    // Every line read was acknowledged and none is left unread (waited
+    // for above); that each arrives once at its offset, in packs, is the
+    // first test's.
     lf.stop();
 }
