@@ -486,6 +486,23 @@ impl Tailer {
         self.notices.wait(timeout);
     }
 
+    /// Nothing waits on time here: every followed directory reports its
+    /// writes, no file was woken, and no scan or checkpoint write is asked
+    /// for. The caller may then sleep longer between rounds, up to
+    /// [`Tailer::until_scan`]; an event still wakes it at once.
+    pub fn quiet(&self) -> bool {
+        self.notices.active()
+            && !self.save_wanted
+            && !self.rescan
+            && !self.ready_stale
+            && self.ready.is_empty()
+    }
+
+    /// Time left until the next periodic scan.
+    pub fn until_scan(&self) -> Duration {
+        self.next_scan.saturating_duration_since(Instant::now())
+    }
+
     /// Find files; open new generations, mark which known ones still have a
     /// matching name, retire finished ones.
     pub fn scan(&mut self, busy: &dyn Fn(usize) -> bool) -> ScanOutcome {
