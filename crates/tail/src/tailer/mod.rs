@@ -23,6 +23,7 @@ mod budget;
 mod cut;
 mod event;
 mod input_parts;
+mod notified;
 mod path_index;
 mod reconfigure;
 use input_parts::InputParts;
@@ -444,63 +445,6 @@ impl Tailer {
         } else {
             self.settings.scan_interval
         }
-    }
-
-    /// Take file-system events (a write wakes its file; anything else asks
-    /// for a scan) and scan if one is due. `busy(slot)`: the caller still
-    /// holds lines of that stream (retries), so it may not be retired.
-    pub fn tick(&mut self, busy: &dyn Fn(usize) -> bool) -> ScanOutcome {
-        let now = Instant::now();
-        let notices = self.notices.drain();
-        self.rescan |= notices.rescan;
-        if notices.lost {
-            // Writes went unreported: any file may have data to read.
-            for s in self.streams.iter_mut().flatten() {
-                s.wake = true;
-            }
-            self.ready_stale = true;
-        }
-        for path in notices.modified {
-            let slot = self.by_path.get(path);
-            match slot.and_then(|slot| self.streams[slot].as_mut().map(|s| (slot, s))) {
-                Some((slot, s)) => {
-                    s.wake = true;
-                    self.ready.push(slot);
-                }
-                None => self.rescan = true,
-            }
-        }
-        if now >= self.next_scan
-            || (self.rescan
-                && now.duration_since(self.last_scan)
-                    >= RESCAN_SPACING.max(self.scan_cost * RESCAN_COST_FACTOR))
-        {
-            return self.scan(busy);
-        }
-        ScanOutcome::default()
-    }
-
-    /// Sleep until a file-system event or `timeout`: the idle wait, so a
-    /// write is read at once rather than at the end of a fixed sleep.
-    pub fn wait(&mut self, timeout: Duration) {
-        self.notices.wait(timeout);
-    }
-
-    /// Nothing waits on time here: every followed directory reports its
-    /// writes, no file was woken, and no scan or checkpoint write is asked
-    /// for. The caller may then sleep longer between rounds, up to
-    /// [`Tailer::until_scan`]; an event still wakes it at once.
-    pub fn quiet(&self) -> bool {
-        self.notices.active()
-            && !self.save_wanted
-            && !self.rescan
-            && !self.ready_stale
-            && self.ready.is_empty()
-    }
-
-    /// Time left until the next periodic scan.
-    pub fn until_scan(&self) -> Duration {
-        self.next_scan.saturating_duration_since(Instant::now())
     }
 
     /// Find files; open new generations, mark which known ones still have a
