@@ -472,6 +472,16 @@ impl Tailer {
                     Life::Drained { .. } | Life::Failed => false,
                 };
             if copied {
+                // A parked original gone from its name (deleted: one
+                // renamed was followed to its new name) cannot be reopened
+                // to see it cut, and a woken stream is never let go: the
+                // copy would wait for it forever (crash model seed
+                // 472355782). Not woken, it is let go at the end of this
+                // scan and looked for by content, and the copy, judged
+                // again at the next scan, continues it.
+                if matches!(s.life, Life::Parked { .. }) && !s.id.is_at(Path::new(&*s.path)) {
+                    return Some(s.path.to_string());
+                }
                 // Whether the original was cut is learnt by reading it: a
                 // cut and a rewrite to the very length read change no size
                 // that a scan would see, and its notification may come

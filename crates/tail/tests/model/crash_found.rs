@@ -556,3 +556,30 @@ fn lost_line_past_a_shared_header_found_in_a_lookalike() {
     )
     .unwrap();
 }
+
+// 22. (Random seed 472355782.) A budget of one file: a restart finds the
+//     current file (its one line written after the last checkpoint, which
+//     saw it empty); copytruncate copies and cuts it between that scan and
+//     the checkpoint after it, and the cut file is deleted and created
+//     again before the first read. The line, in the copy, is neither
+//     handed out nor reported lost.
+#[test]
+fn restart_racing_a_copytruncate_then_a_delete_under_a_budget_of_one() {
+    run(
+        &[
+            Disk(Rotate),
+            Checkpoint,
+            Checkpoint,
+            Disk(Write(1)),
+            Disk(Rotate),
+            Pause,
+            Checkpoint,
+            Disk(Write(1)),
+            Restart(vec![(1, DeleteRecreate), (3, CopyTruncate)]),
+        ],
+        false,
+        true,
+        false,
+    )
+    .unwrap();
+}
