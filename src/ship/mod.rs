@@ -690,9 +690,11 @@ impl Shipper {
             self.tailer.saved();
             return;
         }
+        let examined = Some(self.tailer.examined_until());
+        let tailer = &mut self.tailer;
         let result = self
             .checkpointer
-            .save_with_watermark(&entries, Some(self.tailer.examined_until()));
+            .save_with_watermark_and(&entries, examined, &mut || tailer.keep_up());
         // Written or not, generations waiting for it may go on: a state
         // directory that cannot be written (disk full) must not stop
         // shipping; the failure is an ERROR, a metric and /health.

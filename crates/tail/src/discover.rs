@@ -200,6 +200,13 @@ impl Discovery {
 
     /// Every regular file that currently matches.
     pub fn scan(&mut self) -> Vec<Found> {
+        self.scan_with(&mut || {})
+    }
+
+    /// [`scan`](Self::scan), calling `listed` after each directory is
+    /// listed: a scan of many files takes long enough for the caller's
+    /// file-system event queue to overflow unless it is read meanwhile.
+    pub fn scan_with(&mut self, listed: &mut dyn FnMut()) -> Vec<Found> {
         let mut walk = Walk::default();
         for i in 0..self.roots.len() {
             let dir = self.roots[i].dir.clone();
@@ -222,7 +229,7 @@ impl Discovery {
                     .collect();
                 walk.ancestors.reverse();
             }
-            self.walk(&dir, depth, 0, &mut walk);
+            self.walk(&dir, depth, 0, &mut walk, listed);
         }
         if walk.capped && !self.capped_reported {
             let roots: Vec<String> = self
@@ -242,7 +249,14 @@ impl Discovery {
 
     /// List `path` (or consider it as a file when `depth` is `Some(0)`),
     /// `level` directories below its pattern's root.
-    fn walk(&mut self, path: &Path, depth: Option<usize>, level: usize, walk: &mut Walk) {
+    fn walk(
+        &mut self,
+        path: &Path,
+        depth: Option<usize>,
+        level: usize,
+        walk: &mut Walk,
+        listed: &mut dyn FnMut(),
+    ) {
         if depth == Some(0) {
             self.consider(path, walk);
             return;
@@ -302,13 +316,13 @@ impl Discovery {
             match depth {
                 Some(d) if d > 1 => {
                     if is_dir() {
-                        self.walk(&child, Some(d - 1), level + 1, walk)
+                        self.walk(&child, Some(d - 1), level + 1, walk, listed)
                     }
                 }
                 Some(_) => self.consider(&child, walk),
                 None => {
                     if is_dir() {
-                        self.walk(&child, None, level + 1, walk)
+                        self.walk(&child, None, level + 1, walk, listed)
                     } else {
                         self.consider(&child, walk)
                     }
@@ -316,6 +330,7 @@ impl Discovery {
             }
         }
         walk.ancestors.pop();
+        listed();
     }
 
     fn consider(&mut self, path: &Path, walk: &mut Walk) {

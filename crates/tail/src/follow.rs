@@ -147,6 +147,34 @@ impl FileWatcher {
         Ok(watcher)
     }
 
+    /// Follow a parked file reopened at `position`, from what
+    /// [`Glance::read`](crate::identify::Glance::read) read of it for the
+    /// identity check: nothing is read again. `id` was checked by the
+    /// caller.
+    pub fn reopened(
+        path: &Path,
+        file: File,
+        id: FileId,
+        position: u64,
+        glance: &crate::identify::Glance,
+        framer_proto: &LineFramer,
+    ) -> Self {
+        let mut tail = Vec::with_capacity(ANCHOR_WINDOW as usize);
+        tail.extend_from_slice(glance.before());
+        FileWatcher {
+            tail,
+            tail_end: position,
+            ..Self::unread(
+                id,
+                path,
+                Body::Plain(file),
+                position,
+                glance.fingerprint(position),
+                framer_proto,
+            )
+        }
+    }
+
     /// Follow the decompressed content of the compressed file at `path`
     /// from `position`. `id` is the compressed file's identity.
     pub fn compressed(
@@ -189,6 +217,22 @@ impl FileWatcher {
                 _ => (Vec::with_capacity(ANCHOR_WINDOW as usize), u64::MAX),
             };
         FileWatcher {
+            tail,
+            tail_end,
+            ..Self::unread(id, path, body, position, fingerprint, framer_proto)
+        }
+    }
+
+    /// A watcher at `position` that knows nothing of the bytes before it.
+    fn unread(
+        id: FileId,
+        path: &Path,
+        body: Body,
+        position: u64,
+        fingerprint: Fingerprint,
+        framer_proto: &LineFramer,
+    ) -> Self {
+        FileWatcher {
             id,
             path: path.to_path_buf(),
             body,
@@ -197,8 +241,8 @@ impl FileWatcher {
             known_head: Fingerprint::default(),
             at_eof: false,
             last_data: Instant::now(),
-            tail,
-            tail_end,
+            tail: Vec::new(),
+            tail_end: u64::MAX,
             cut_anchor: None,
             cut_bytes: Vec::new(),
             trail: std::collections::VecDeque::new(),

@@ -24,7 +24,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
@@ -45,6 +45,9 @@ const MASK: WatchMask = WatchMask::MODIFY
 /// Room for a few hundred events per `read`; the kernel keeps the rest
 /// for the next one.
 const BUFFER: usize = 64 * 1024;
+
+/// A queue overflow is logged at most this often.
+const OVERFLOW_SAID_EVERY: Duration = Duration::from_secs(60);
 
 /// What the events since the last drain ask of the shipping loop.
 #[derive(Debug, Default)]
@@ -89,6 +92,12 @@ pub struct FsNotices {
     /// Watched directories on a network file system.
     remote: usize,
     warned: bool,
+    /// Queue overflows since the last one was logged, and when that was:
+    /// said at most once a minute.
+    overflows: u64,
+    overflow_said: Option<Instant>,
+    /// Read by [`keep_up`](Self::keep_up), not drained yet.
+    kept: Notices,
 }
 
 impl FsNotices {
@@ -109,6 +118,9 @@ impl FsNotices {
             missing: dirs,
             remote: 0,
             warned: false,
+            overflows: 0,
+            overflow_said: None,
+            kept: Notices::default(),
         };
         n.retry_missing();
         n
@@ -161,9 +173,18 @@ impl FsNotices {
         unsafe { libc::poll(&mut pfd, 1, ms) };
     }
 
+    /// Read what the kernel queued so far and keep it for the next
+    /// [`drain`](Self::drain): called while the caller is busy for long (a
+    /// scan of 200,000 files takes about a second, while writes to them
+    /// fill the kernel's queue of 16,384 events by default), so that the
+    /// queue does not overflow and lose which files were written.
+    pub fn keep_up(&mut self) {
+        self.kept = self.drain();
+    }
+
     /// Everything that happened since the last call.
     pub fn drain(&mut self) -> Notices {
-        let mut out = Notices::default();
+        let mut out = std::mem::take(&mut self.kept);
         // Directories that appeared under recursive watches, and watches
         // that ended or whose directory was renamed: handled after the
         // reads, which borrow the buffer.
@@ -175,6 +196,7 @@ impl FsNotices {
             buf,
             by_wd,
             warned,
+            overflows,
             ..
         } = self;
         let Some(inotify) = inotify.as_mut() else {
@@ -198,6 +220,7 @@ impl FsNotices {
                 if ev.mask.contains(EventMask::Q_OVERFLOW) {
                     out.rescan = true;
                     out.lost = true;
+                    *overflows += 1;
                     continue;
                 }
                 let id = ev.wd.get_watch_descriptor_id();
@@ -226,6 +249,18 @@ impl FsNotices {
                     }
                 }
             }
+        }
+        if self.overflows > 0
+            && self
+                .overflow_said
+                .is_none_or(|t| t.elapsed() >= OVERFLOW_SAID_EVERY)
+        {
+            tracing::warn!(
+                overflows = self.overflows,
+                "the kernel's file-system event queue overflowed (fs.inotify.max_queued_events): writes went unreported, so every file is looked at again"
+            );
+            self.overflows = 0;
+            self.overflow_said = Some(Instant::now());
         }
         for id in ended {
             self.forget(id);

@@ -202,3 +202,19 @@ fn network_file_systems_are_not_trusted_to_notify() {
         "a local directory, watched: notifications are trusted"
     );
 }
+
+/// What `keep_up` read (while the caller was busy) is in the next drain,
+/// with what came after it.
+#[test]
+fn events_kept_up_with_are_in_the_next_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    fs::write(&a, "").unwrap();
+    fs::write(&b, "").unwrap();
+    let mut n = FsNotices::new(vec![(dir.path().to_path_buf(), false)]);
+    append(&a, "one\n");
+    n.keep_up();
+    append(&b, "two\n");
+    let got = drain_until(&mut n, |g| g.modified.contains(&b));
+    assert!(got.modified.contains(&a), "{got:?}");
+}

@@ -11,6 +11,7 @@ use super::stream::Life;
 use super::{now_unix, Tailer};
 use crate::checkpoint::FileCheckpoint;
 use crate::follow::{open_log, FileWatcher};
+use crate::identify::{still_the_parked_file, Glance};
 use crate::identity::{Anchor, FileId, GenerationId};
 
 /// How many descriptors the streams hold, against the budget.
@@ -73,7 +74,12 @@ impl Tailer {
         let Ok(file) = open_log(path) else {
             return false;
         };
-        if file.metadata().map(|m| FileId::of(&m)).ok() != Some(s.id) {
+        // One `statx` and one look at the content serve the identity, the
+        // checks and the watcher (docs/BENCHMARKS.md, 200,000 files).
+        let Ok(meta) = file.metadata() else {
+            return false;
+        };
+        if FileId::of(&meta) != s.id {
             return false;
         }
         let Life::Parked { proof: anchor, .. } = &s.life else {
@@ -84,14 +90,28 @@ impl Tailer {
         // the content read so far continues in its copy, if there is one,
         // as when a cut is seen while reading; this file is a new
         // generation.
-        let same = crate::identify::still_the_parked_file(s.fingerprint, anchor, s.born, &file);
-        let born = file
-            .metadata()
-            .ok()
+        let glance = Glance::read(&file, meta.len(), position).ok().flatten();
+        let same = glance
             .as_ref()
-            .and_then(crate::checkpoint::born_of);
-        let start = if same { position } else { 0 };
-        let Ok(w) = FileWatcher::new(path, file, start, &self.framers[s.input]) else {
+            .is_some_and(|g| still_the_parked_file(s.fingerprint, anchor, s.born, &file, &meta, g));
+        let born = crate::checkpoint::born_of(&meta);
+        let w = match glance {
+            Some(g) if same && position > 0 => Ok(FileWatcher::reopened(
+                path,
+                file,
+                s.id,
+                position,
+                &g,
+                &self.framers[s.input],
+            )),
+            _ => FileWatcher::new(
+                path,
+                file,
+                if same { position } else { 0 },
+                &self.framers[s.input],
+            ),
+        };
+        let Ok(w) = w else {
             return false;
         };
         let hold_if_cut = super::CutInFlight::of(slot, s);

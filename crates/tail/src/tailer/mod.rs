@@ -163,6 +163,10 @@ pub(crate) enum Role {
 /// on network file systems do not count as notified (`FsNotices::active`).
 const NOTIFIED_SCAN_FACTOR: u32 = 40;
 
+/// While a scan lists directories, the file-system events queued are read
+/// this often, so the kernel's queue does not overflow during it.
+const KEEP_UP_EVERY: Duration = Duration::from_millis(5);
+
 /// A file that produced data this recently is polled on every round when
 /// notifications are off.
 const HOT: Duration = Duration::from_secs(2);
@@ -469,7 +473,15 @@ impl Tailer {
             // rotation racing the first scan is seen as new, not as history.
             self.scan_rotated(input);
             let known = self.by_id.len();
-            for found in self.discoveries[input].scan() {
+            let notices = &mut self.notices;
+            let mut kept_up = Instant::now();
+            let found = self.discoveries[input].scan_with(&mut || {
+                if kept_up.elapsed() >= KEEP_UP_EVERY {
+                    notices.keep_up();
+                    kept_up = Instant::now();
+                }
+            });
+            for found in found {
                 self.consider(input, Role::Current, found);
             }
             // A new current file means a rotation happened; if it happened

@@ -82,7 +82,15 @@ impl Tailer {
             .map(|(_, slot)| slot)
             .chain(current.iter().copied())
             .collect();
+        let mut kept_up = std::time::Instant::now();
         for slot in order {
+            // A round over thousands of woken files (each parked one
+            // reopened) takes long enough for the kernel's event queue to
+            // overflow: read it meanwhile.
+            if kept_up.elapsed() >= super::KEEP_UP_EVERY {
+                self.notices.keep_up();
+                kept_up = std::time::Instant::now();
+            }
             let Some(stream) = self.streams[slot].as_ref() else {
                 continue;
             };
@@ -157,14 +165,12 @@ impl Tailer {
                 draining[input] = true;
             }
             if parked {
-                // A short read reached the end of the file: nothing more to
-                // read until it grows again (saves reopening it to learn so).
-                if n < room {
-                    if let Some(s) = self.streams[slot].as_mut() {
-                        s.wake = false;
-                    }
-                }
-                // Close it again unless a line or record is half done.
+                // (Whether the read reached the end is the watcher's to
+                // say, above: `n < room` was always true once each read
+                // also re-reads the bytes before its position, and a file
+                // holding more than one read was left until the next
+                // scan.) Close it again unless a line or record is half
+                // done.
                 let idle = self.streams[slot].as_deref().is_some_and(Stream::at_rest);
                 if idle && self.descriptors.tight() {
                     self.park(slot);
