@@ -56,7 +56,19 @@ impl Tailer {
                 let modified = found.meta.modified().ok();
                 let key = (found.id, found.meta.len(), modified);
                 listed.insert(key);
-                if self.by_id.contains_key(&found.id) {
+                if let Some(&slot) = self.by_id.get(&found.id) {
+                    // Being read, through a descriptor that holds its
+                    // inode. A stream closed (drained, parked) does not
+                    // hold it: the inode may now be another file's (a
+                    // deleted file's inode given to a compression), judged
+                    // once that stream is let go: the mark waits for it
+                    // (crash model case 20).
+                    let holds = self.streams[slot]
+                        .as_ref()
+                        .is_some_and(|s| s.watcher().is_some());
+                    if !holds && modified.is_some_and(|m| m > self.examine_after) {
+                        complete = false;
+                    }
                     continue;
                 }
                 // Backfill: every compressed file is examined, whatever its
