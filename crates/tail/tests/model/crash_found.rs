@@ -589,3 +589,45 @@ fn restart_racing_a_copytruncate_then_a_delete_under_a_budget_of_one() {
     )
     .unwrap();
 }
+
+// 23. (Random seed 818659247.) A budget of one file, dateext names: 15
+//     lines written to a file just after a scan began, then the file
+//     rotated and gzipped before the next scan, are neither handed out
+//     nor reported. The kernel dates writes with a coarse clock (one
+//     tick), so the write was dated before the scan's start, which became
+//     the mark of examined compressed files; gzip keeps the source's
+//     time, and the .gz was taken for history. Failed in 7 runs of 8
+//     (timing); the mark is now the scan's start less 20 ms
+//     (`MTIME_GRANULARITY`, tailer/start.rs).
+#[test]
+fn truncated_written_rotated_and_compressed_then_a_restart_racing_a_compression() {
+    run(
+        &[
+            Disk(Write(11)),
+            Restart(vec![]),
+            Disk(Truncate),
+            Pause,
+            Disk(Write(15)),
+            Disk(Rotate),
+            Ack(62),
+            Disk(Compress(Gzip, 0)),
+            Scan,
+            Disk(Write(3)),
+            Ack(24),
+            Disk(Rotate),
+            Disk(Rotate),
+            Disk(Compress(Bzip2, 1)),
+            Checkpoint,
+            Scan,
+            Ack(252),
+            Scan,
+            Disk(Rotate),
+            Sleep(false),
+            Restart(vec![(2, Compress(Zstd, 1)), (3, Write(3))]),
+        ],
+        false,
+        true,
+        true,
+    )
+    .unwrap();
+}
