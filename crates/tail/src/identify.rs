@@ -215,36 +215,39 @@ pub(crate) fn knows_content(cp: &FileCheckpoint) -> bool {
     cp.fingerprint.len > 0
 }
 
-/// Whether `file`, shorter than the position `u` was read to, is a copy of
+/// Whether `src`, shorter than the position `u` was read to, is a copy of
 /// it: same head, and the latest trail anchor the copy reaches matches.
-pub(crate) fn is_short_copy(
+/// (`src`: a plain file, or a compressed one decoded.)
+pub(crate) fn is_short_copy<R: ReadAt>(
     cp: &FileCheckpoint,
     trail: &[Anchor],
     last: &[u8],
     head: &Head,
-    file: &File,
+    src: &mut R,
     size: u64,
 ) -> bool {
     // Where the copy ends among the last bytes read, those up to its end
     // must be the same.
     let start = cp.anchor.at - last.len() as u64;
-    let same_end = || {
+    let same_end = |src: &mut R| {
         if last.is_empty() || size <= start {
             return true;
         }
         let n = (size - start) as usize;
         let mut buf = vec![0u8; n];
-        crate::identity::read_full(&mut { file }, &mut buf, start)
+        crate::identity::read_full(src, &mut buf, start)
             .is_ok_and(|got| got == n && buf[..] == last[..n])
     };
+    // (The trail anchor first: it lies before the end, and a decoder
+    // reads forward.)
     size < cp.position
         && head.matches(&cp.fingerprint)
-        && same_end()
         && trail
             .iter()
             .filter(|a| a.at <= size && a.len > 0)
             .max_by_key(|a| a.at)
-            .is_some_and(|a| a.matches(&mut { file }).unwrap_or(false))
+            .is_some_and(|a| a.matches(src).unwrap_or(false))
+        && same_end(src)
 }
 
 /// Whether `file` (under a rotated name, `size` bytes) is a copy of the

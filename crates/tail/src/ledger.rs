@@ -295,7 +295,7 @@ impl Ledger {
         if let Some(i) = self
             .unfinished
             .iter()
-            .position(|u| is_short_copy(&u.cp, &u.trail, &u.last, head, file, size))
+            .position(|u| is_short_copy(&u.cp, &u.trail, &u.last, head, &mut { file }, size))
         {
             // Everything the copy holds was read already: it continues the
             // generation at its end, with nothing to read. The generation is
@@ -530,10 +530,51 @@ impl Ledger {
                     Err(e) => return fail(e, &mut self.gz_seen),
                 }
             }
-            None => Compressed::Unknown,
+            // Or a copy of an unfinished generation that ends before where
+            // it was read (see `short_copy_of_unfinished`).
+            None => match self.short_copy_of_unfinished(path, id, &head) {
+                Ok(Some(true)) => Compressed::Known,
+                Ok(Some(false)) => Compressed::Unknown,
+                Ok(None) => return Compressed::Undecided,
+                Err(e) => return fail(e, &mut self.gz_seen),
+            },
         };
         self.gz_seen.insert(id, (key, verdict.clone()));
         verdict
+    }
+
+    /// Whether compressed file `id` is a copy of an unfinished generation
+    /// that ends before where the generation was read: copytruncate copies,
+    /// then cuts, and the writer's lines in between are in the original
+    /// only. Such a copy holds nothing unread; its anchor at the read
+    /// position is past its end, so only the generation's trail and last
+    /// bytes tell it (as [`Ledger::take_continued`] does for a plain copy).
+    /// Taken for an unknown file, it would be shipped again from its start.
+    /// `None`: still being written.
+    fn short_copy_of_unfinished(
+        &self,
+        path: &Path,
+        id: FileId,
+        head: &Head,
+    ) -> std::io::Result<Option<bool>> {
+        let mut maybe = self
+            .unfinished
+            .iter()
+            .filter(|u| !u.trail.is_empty() && head.matches(&u.cp.fingerprint))
+            .peekable();
+        if maybe.peek().is_none() {
+            return Ok(Some(false));
+        }
+        let Some(size) = compressed::decoded_len(path, id)? else {
+            return Ok(None);
+        };
+        for u in maybe {
+            let mut decoded = compressed::open_as(path, id)?;
+            if is_short_copy(&u.cp, &u.trail, &u.last, head, &mut decoded, size) {
+                return Ok(Some(true));
+            }
+        }
+        Ok(Some(false))
     }
 
     /// Drop the unfinished entry of `generation` if it holds no more than

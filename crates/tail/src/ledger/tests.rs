@@ -366,6 +366,46 @@ fn short_copy_does_not_end_the_search_for_the_generation() {
     assert_eq!((got.generation, got.position), (cp.generation, cp.position));
 }
 
+/// The compressed copy of a generation, shorter than what was read (the
+/// writer appended between logrotate's copy and its cut, and `compress`
+/// ran before a scan saw the plain copy), is a copy of what was shipped:
+/// known, not a file never seen, which would be shipped again from its
+/// start (tests/realtools.rs, nginx with copytruncate and compress, once
+/// its .gz counted as new). One that shares only the header is unknown.
+#[test]
+fn compressed_short_copy_is_known_by_the_trail() {
+    use flate2::write::GzEncoder;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.log");
+    write(&path, &lines(0..6));
+    let (cp, trail, last) = cut_at_end(&path);
+    let gz = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        let mut e = GzEncoder::new(File::create(&p).unwrap(), flate2::Compression::fast());
+        e.write_all(HEADER.as_bytes()).unwrap();
+        e.write_all(body.as_bytes()).unwrap();
+        e.finish().unwrap();
+        let meta = std::fs::metadata(&p).unwrap();
+        (p, FileId::of(&meta), meta)
+    };
+    let (other, oid, ometa) = gz("a.log.2.gz", &lines(100..101));
+    let (copy, cid, cmeta) = gz("a.log.1.gz", &lines(0..5));
+    let mut ledger = Ledger::default();
+    ledger.unfinish_cut(cp.clone(), trail, last);
+    assert_eq!(
+        ledger.classify_compressed(&other, oid, &ometa, &[], true),
+        Compressed::Unknown,
+        "shares the header only"
+    );
+    assert_eq!(
+        ledger.classify_compressed(&copy, cid, &cmeta, &[], true),
+        Compressed::Known,
+        "the short copy holds nothing unread"
+    );
+    // The generation is still looked for: a longer copy may follow.
+    assert!(ledger.has_unfinished());
+}
+
 /// One generation read to different positions in different files (the
 /// original and a shorter copy of it): every line before the furthest was
 /// shipped, so that is where its rest is looked for, whichever of them was

@@ -27,6 +27,10 @@ enum Start {
     Wait { copy_of: String },
 }
 
+/// More than the kernel's file-time granularity (one clock tick: 10 ms at
+/// 100 Hz, the coarsest).
+const MTIME_GRANULARITY: std::time::Duration = std::time::Duration::from_millis(20);
+
 impl Tailer {
     /// Compressed rotated files: the rest of unfinished generations, and
     /// generations born while logferry was not looking. A compressed file
@@ -157,7 +161,16 @@ impl Tailer {
         // Only files still there are remembered.
         self.examined.retain(|k| listed.contains(k));
         if complete {
-            self.examine_after = self.examine_after.max(self.scan_began);
+            // Less the kernel's timestamp granularity: a file's times come
+            // from a coarse clock (one tick, up to 10 ms), so a write just
+            // after the scan began can be dated before it; rotated and
+            // compressed (which keeps the source's time) before the next
+            // scan, it would be taken for history (crash model case 23).
+            let mark = self
+                .scan_began
+                .checked_sub(MTIME_GRANULARITY)
+                .unwrap_or(self.scan_began);
+            self.examine_after = self.examine_after.max(mark);
         }
         self.compressed_judged = complete;
     }

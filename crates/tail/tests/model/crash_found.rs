@@ -597,15 +597,15 @@ fn restart_racing_a_copytruncate_then_a_delete_under_a_budget_of_one() {
 //     tick), so the write was dated before the scan's start, which became
 //     the mark of examined compressed files; gzip keeps the source's
 //     time, and the .gz was taken for history. Fails in about 7 runs of
-//     8. Moving the mark 20 ms earlier fixed it, but in
-//     tests/realtools.rs (nginx, copytruncate, compress) it made the .gz
-//     of a copy already shipped "new", and `classify_compressed` found no
-//     generation it continues (the copy's generation, unfinished by the
-//     copytruncate window): the whole file was shipped again (13,000 to
-//     24,000 duplicated lines in 2 runs of 3). Reverted; kept ignored
-//     until the .gz of a shipped copy is recognised.
+//     8 without the mark moved back by the clock's granularity. That move
+//     first made tests/realtools.rs (nginx, copytruncate, compress) ship
+//     the .gz of a copy again (13,000 to 24,000 duplicated lines): a copy
+//     shorter than what was read (nginx wrote between logrotate's copy
+//     and its cut), once counted as new, was recognised by nothing; the
+//     generation's trail now recognises it compressed too
+//     (`Ledger::classify_compressed`, ledger test
+//     `compressed_short_copy_is_known_by_the_trail`).
 #[test]
-#[ignore = "known failure: a write dated before the scan that saw the file, by the kernel's coarse clock (random seed 818659247)"]
 fn truncated_written_rotated_and_compressed_then_a_restart_racing_a_compression() {
     run(
         &[
