@@ -267,6 +267,10 @@ struct RunArgs {
     /// read_committed consumer following the topic during the run.
     #[arg(long)]
     visible_latency: bool,
+    /// Keep the topic after the run (its name is printed), to look at
+    /// the records' timestamps afterwards.
+    #[arg(long)]
+    keep_topic: bool,
 }
 
 #[derive(Parser)]
@@ -544,7 +548,11 @@ fn run_tool(
     );
     kafka::create_topic(&a.brokers, &topic, a.partitions, a.nodes)?;
     let result = measure(a, sc, tool, &input, &tooldir, &topic, backlog.map(|b| &b.1));
-    kafka::delete_topic(&a.brokers, &topic);
+    if a.keep_topic {
+        eprintln!("lfbench: kept topic {topic}");
+    } else {
+        kafka::delete_topic(&a.brokers, &topic);
+    }
     if tool == Tool::LogferryEo {
         kafka::delete_topic(&a.brokers, &positions_topic(&topic));
     }
