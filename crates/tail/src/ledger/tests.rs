@@ -180,24 +180,31 @@ fn bytes_seen_but_not_shipped_tell_files_with_one_header_apart() {
     assert_eq!((got.generation, got.position), (cp.generation, 0));
 }
 
+/// `name` in `dir`: the header and `body`, gzipped.
+fn gzip_with_header(
+    dir: &Path,
+    name: &str,
+    body: &str,
+) -> (std::path::PathBuf, FileId, std::fs::Metadata) {
+    use flate2::write::GzEncoder;
+    let p = dir.join(name);
+    let mut e = GzEncoder::new(File::create(&p).unwrap(), flate2::Compression::fast());
+    e.write_all(HEADER.as_bytes()).unwrap();
+    e.write_all(body.as_bytes()).unwrap();
+    e.finish().unwrap();
+    let meta = std::fs::metadata(&p).unwrap();
+    (p, FileId::of(&meta), meta)
+}
+
 /// An unfinished generation found in a gzip file; another compressed
 /// file with the same header is not taken for it.
 #[test]
 fn unfinished_generation_is_found_compressed() {
-    use flate2::write::GzEncoder;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.log");
     write(&path, "2026-12-02 00:00:01 GET /one 200\n");
     let cp = checkpoint_of(&path, std::fs::metadata(&path).unwrap().len());
-    let gz = |name: &str, body: &str| {
-        let p = dir.path().join(name);
-        let mut e = GzEncoder::new(File::create(&p).unwrap(), flate2::Compression::fast());
-        e.write_all(HEADER.as_bytes()).unwrap();
-        e.write_all(body.as_bytes()).unwrap();
-        e.finish().unwrap();
-        let meta = std::fs::metadata(&p).unwrap();
-        (p, FileId::of(&meta), meta)
-    };
+    let gz = |name: &str, body: &str| gzip_with_header(dir.path(), name, body);
     let (other, oid, ometa) = gz("a.log.2.gz", "2026-12-02 00:00:07 GET /other 200\n");
     let (mine, mid, mmeta) = gz(
         "a.log.1.gz",
@@ -374,20 +381,11 @@ fn short_copy_does_not_end_the_search_for_the_generation() {
 /// its .gz counted as new). One that shares only the header is unknown.
 #[test]
 fn compressed_short_copy_is_known_by_the_trail() {
-    use flate2::write::GzEncoder;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.log");
     write(&path, &lines(0..6));
     let (cp, trail, last) = cut_at_end(&path);
-    let gz = |name: &str, body: &str| {
-        let p = dir.path().join(name);
-        let mut e = GzEncoder::new(File::create(&p).unwrap(), flate2::Compression::fast());
-        e.write_all(HEADER.as_bytes()).unwrap();
-        e.write_all(body.as_bytes()).unwrap();
-        e.finish().unwrap();
-        let meta = std::fs::metadata(&p).unwrap();
-        (p, FileId::of(&meta), meta)
-    };
+    let gz = |name: &str, body: &str| gzip_with_header(dir.path(), name, body);
     let (other, oid, ometa) = gz("a.log.2.gz", &lines(100..101));
     let (copy, cid, cmeta) = gz("a.log.1.gz", &lines(0..5));
     let mut ledger = Ledger::default();
